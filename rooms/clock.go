@@ -1,0 +1,93 @@
+package rooms
+
+import (
+	"sort"
+	"sync"
+	"time"
+)
+
+// Clock schedules the host-grace timers. Tests pass a FakeClock so the
+// two-minute grace is exercised in microseconds.
+type Clock interface {
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a scheduled call that can be cancelled.
+type Timer interface {
+	Stop() bool
+}
+
+// RealClock uses the time package.
+type RealClock struct{}
+
+// AfterFunc implements Clock with time.AfterFunc.
+func (RealClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+// FakeClock is a manual clock for tests: timers fire only in Advance, on the
+// caller's goroutine, in deadline order.
+type FakeClock struct {
+	mu     sync.Mutex // guards now, timers
+	now    time.Duration
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c       *FakeClock
+	at      time.Duration
+	f       func()
+	stopped bool // guarded by c.mu
+}
+
+// AfterFunc implements Clock.
+func (c *FakeClock) AfterFunc(d time.Duration, f func()) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, at: c.now + d, f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := !t.stopped
+	t.stopped = true
+	return was
+}
+
+// Pending returns how many timers are armed.
+func (c *FakeClock) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if !t.stopped {
+			n++
+		}
+	}
+	return n
+}
+
+// Advance moves the clock forward by d and runs every timer now due.
+func (c *FakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now += d
+	sort.SliceStable(c.timers, func(i, j int) bool { return c.timers[i].at < c.timers[j].at })
+	var due []*fakeTimer
+	keep := c.timers[:0]
+	for _, t := range c.timers {
+		switch {
+		case t.stopped:
+		case t.at <= c.now:
+			t.stopped = true
+			due = append(due, t)
+		default:
+			keep = append(keep, t)
+		}
+	}
+	c.timers = keep
+	c.mu.Unlock()
+	for _, t := range due {
+		t.f()
+	}
+}

@@ -1,0 +1,211 @@
+// Package rooms is the in-memory room manager: codes, slots, reclaim, the
+// live-member cap, retained state, host grace and close. It has no network
+// code: a player is reached only through Member, and time only through Clock.
+//
+// Locking: Manager.mu guards the code → room map; each Room.mu guards that
+// room. The message path (Send, SetState) takes only its room's lock. Lock
+// order is Room.mu before Manager.mu (a room removes itself while locked);
+// the manager never locks a room while holding its own lock.
+package rooms
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Member is one player's connection as the room sees it. Both methods must
+// not block: Send queues a frame, Close queues the close after the frames
+// already queued.
+type Member interface {
+	Send(frame []byte)
+	Close(code int, reason string)
+}
+
+// Close codes fixed by existing clients; both are final for them.
+const (
+	CloseReplaced   = 4000
+	CloseRoomClosed = 4001
+)
+
+// MaxStateBytes bounds a retained state snapshot (compact JSON).
+const MaxStateBytes = 16384
+
+// Errors, exactly as the wire contract spells them.
+var (
+	ErrRoomNotFound     = errors.New("Room not found")
+	ErrRoomFull         = errors.New("Room is full")
+	ErrNotInRoom        = errors.New("Not in a room")
+	ErrTargetNotFound   = errors.New("Target peer not found")
+	ErrOnlyHostState    = errors.New("Only the host can set state")
+	ErrStateRequired    = errors.New("State data is required")
+	ErrStateTooLarge    = errors.New("State too large")
+	ErrOnlyHostClose    = errors.New("Only the host can close the room")
+	ErrTooManyRooms     = errors.New("Too many rooms on this server")
+	ErrRoomSlotsExhaust = errors.New("Room has no free slots left")
+)
+
+// CodeSource hands out candidate room codes.
+type CodeSource interface {
+	Next() (string, error)
+}
+
+// Config is what a Manager needs from the outside.
+type Config struct {
+	Instance  string        // machine id, sent in created
+	Region    string        // region label, sent in created
+	HostGrace time.Duration // how long a room outlives its host's socket
+	Clock     Clock         // nil means RealClock
+	Codes     CodeSource
+	MaxRooms  int // 0 means unbounded
+	MaxSlots  int // slot history per room; 0 means unbounded
+}
+
+// Manager owns every room on this machine.
+type Manager struct {
+	cfg   Config
+	mu    sync.RWMutex // guards rooms
+	rooms map[string]*Room
+}
+
+// NewManager returns an empty manager.
+func NewManager(cfg Config) *Manager {
+	if cfg.Clock == nil {
+		cfg.Clock = RealClock{}
+	}
+	return &Manager{cfg: cfg, rooms: make(map[string]*Room)}
+}
+
+// CreateRequest is a checked create message.
+type CreateRequest struct {
+	Member     Member
+	ClientID   string
+	MaxClients float64
+	Origin     string
+	URL        Template // empty when the host gave none
+}
+
+// Create makes a room with the caller in slot 0 and sends it created.
+func (m *Manager) Create(req CreateRequest) (*Room, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cfg.MaxRooms > 0 && len(m.rooms) >= m.cfg.MaxRooms {
+		return nil, ErrTooManyRooms
+	}
+	code, err := m.freshCodeLocked()
+	if err != nil {
+		return nil, err
+	}
+	var resolved string
+	if req.URL != "" {
+		if resolved, err = req.URL.Resolve(code, m.cfg.Instance); err != nil {
+			return nil, err
+		}
+	}
+	r := &Room{
+		m: m, Code: code, MaxClients: req.MaxClients, Origin: req.Origin, URL: resolved,
+		slots:    []slot{{clientID: req.ClientID, member: req.Member}},
+		byClient: map[string]int{req.ClientID: 0},
+		live:     1,
+	}
+	req.Member.Send(createdFrame(code, m.cfg.Instance, m.cfg.Region, 0, resolved))
+	m.rooms[code] = r
+	return r, nil
+}
+
+// freshCodeLocked draws codes until one is not live here. m.mu must be held.
+func (m *Manager) freshCodeLocked() (string, error) {
+	for range 64 {
+		code, err := m.cfg.Codes.Next()
+		if err != nil {
+			return "", fmt.Errorf("room code: %w", err)
+		}
+		if _, taken := m.rooms[code]; !taken {
+			return code, nil
+		}
+	}
+	return "", errors.New("room code: no free code after 64 draws")
+}
+
+// Join adds mem to the room as clientID, or gives it back the slot that
+// clientID already owns. It sends joined (and the retained state) to mem.
+func (m *Manager) Join(code, clientID string, mem Member) (*Room, int, error) {
+	r := m.get(code)
+	if r == nil {
+		return nil, 0, ErrRoomNotFound
+	}
+	idx, err := r.join(clientID, mem)
+	if err != nil {
+		return nil, 0, err
+	}
+	return r, idx, nil
+}
+
+func (m *Manager) get(code string) *Room {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.rooms[code]
+}
+
+func (m *Manager) remove(r *Room) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rooms[r.Code] == r {
+		delete(m.rooms, r.Code)
+	}
+}
+
+// Info is what GET /room/<code> and the metrics show of a room.
+type Info struct {
+	Code       string
+	Clients    int
+	MaxClients float64
+	Origin     string
+	URL        string
+}
+
+// Lookup returns the room's public facts.
+func (m *Manager) Lookup(code string) (Info, bool) {
+	r := m.get(code)
+	if r == nil {
+		return Info{}, false
+	}
+	return r.Info()
+}
+
+// Held reports whether a room with this code lives here.
+func (m *Manager) Held(code string) bool { return m.get(code) != nil }
+
+// Snapshot returns the facts of every live room.
+func (m *Manager) Snapshot() []Info {
+	m.mu.RLock()
+	list := make([]*Room, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		list = append(list, r)
+	}
+	m.mu.RUnlock()
+	out := make([]Info, 0, len(list))
+	for _, r := range list {
+		if in, ok := r.Info(); ok {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// Counts returns the number of rooms and of live members.
+func (m *Manager) Counts() (rooms, clients int) {
+	for _, in := range m.Snapshot() {
+		rooms++
+		clients += in.Clients
+	}
+	return rooms, clients
+}
+
+// Len returns the number of rooms, cheaply.
+func (m *Manager) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.rooms)
+}

@@ -1,0 +1,402 @@
+package rooms
+
+import (
+	"fmt"
+	"go/build"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeMember records what a room sent it.
+type fakeMember struct {
+	mu     sync.Mutex
+	frames []string
+	code   int
+	reason string
+}
+
+func (f *fakeMember) Send(b []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.frames = append(f.frames, string(b))
+}
+
+func (f *fakeMember) Close(code int, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.code, f.reason = code, reason
+}
+
+func (f *fakeMember) take() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.frames
+	f.frames = nil
+	return out
+}
+
+func (f *fakeMember) closed() (int, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.code, f.reason
+}
+
+// seqCodes hands out 111112, 111113, ...
+type seqCodes struct{ n uint64 }
+
+func (s *seqCodes) Next() (string, error) {
+	s.n++
+	return fmt.Sprintf("AAAA%02d", s.n%100), nil
+}
+
+func newManager(t *testing.T) (*Manager, *FakeClock) {
+	t.Helper()
+	clk := &FakeClock{}
+	return NewManager(Config{Instance: "m1", Region: "fra", HostGrace: 2 * time.Minute, Clock: clk, Codes: &seqCodes{}}), clk
+}
+
+func expectFrames(t *testing.T, who string, f *fakeMember, want ...string) {
+	t.Helper()
+	got := f.take()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("%s got frames\n  %s\nwant\n  %s", who, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+func create(t *testing.T, m *Manager, host *fakeMember, max float64) *Room {
+	t.Helper()
+	r, err := m.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: max, Origin: "https://game.example"})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	return r
+}
+
+func join(t *testing.T, m *Manager, code, id string, mem *fakeMember) int {
+	t.Helper()
+	_, idx, err := m.Join(code, id, mem)
+	if err != nil {
+		t.Fatalf("Join(%s): %v", id, err)
+	}
+	return idx
+}
+
+func TestCreateJoinBroadcast(t *testing.T) {
+	m, _ := newManager(t)
+	host, a, b := &fakeMember{}, &fakeMember{}, &fakeMember{}
+	r := create(t, m, host, 4)
+	expectFrames(t, "host", host, `{"type":"created","room":"AAAA01","instance":"m1","region":"fra","index":0}`)
+	if idx := join(t, m, r.Code, "a", a); idx != 1 {
+		t.Fatalf("a got index %d", idx)
+	}
+	expectFrames(t, "a", a, `{"type":"joined","room":"AAAA01","index":1,"peers":[0]}`)
+	expectFrames(t, "host", host, `{"type":"peer_joined","index":1}`)
+	join(t, m, r.Code, "b", b)
+	expectFrames(t, "b", b, `{"type":"joined","room":"AAAA01","index":2,"peers":[0,1]}`)
+
+	if err := r.Send(1, a, nil, MessageFrame(1, []byte(`{"x":1}`))); err != nil {
+		t.Fatal(err)
+	}
+	expectFrames(t, "a", a, `{"type":"peer_joined","index":2}`)
+	expectFrames(t, "b", b, `{"type":"message","from":1,"data":{"x":1}}`)
+	expectFrames(t, "host", host, `{"type":"peer_joined","index":2}`, `{"type":"message","from":1,"data":{"x":1}}`)
+
+	to := uint64(2)
+	if err := r.Send(0, host, &to, MessageFrame(0, nil)); err != nil {
+		t.Fatal(err)
+	}
+	expectFrames(t, "b", b, `{"type":"message","from":0}`)
+	expectFrames(t, "a", a)
+	self := uint64(1)
+	if err := r.Send(1, a, &self, MessageFrame(1, nil)); err != nil {
+		t.Fatalf("send to self: %v", err)
+	}
+	expectFrames(t, "a", a, `{"type":"message","from":1}`)
+	for _, bad := range []uint64{3, 99, 1 << 53} {
+		if err := r.Send(1, a, &bad, MessageFrame(1, nil)); err != ErrTargetNotFound {
+			t.Errorf("send to %d: %v, want %v", bad, err, ErrTargetNotFound)
+		}
+	}
+}
+
+func TestCapCountsLiveMembersAndIndicesAreNotReused(t *testing.T) {
+	m, _ := newManager(t)
+	host, a, b, c := &fakeMember{}, &fakeMember{}, &fakeMember{}, &fakeMember{}
+	r := create(t, m, host, 2)
+	join(t, m, r.Code, "a", a)
+	if _, _, err := m.Join(r.Code, "b", b); err != ErrRoomFull {
+		t.Fatalf("third join: %v, want %v", err, ErrRoomFull)
+	}
+	r.Leave(1, a)
+	if idx := join(t, m, r.Code, "b", b); idx != 2 {
+		t.Fatalf("b after a left got index %d, want 2", idx)
+	}
+	// a's slot is vacant but the room is full again: reclaim is refused.
+	if _, _, err := m.Join(r.Code, "a", c); err != ErrRoomFull {
+		t.Fatalf("reclaim into full room: %v, want %v", err, ErrRoomFull)
+	}
+	r.Leave(2, b)
+	host.take()
+	if idx := join(t, m, r.Code, "a", c); idx != 1 {
+		t.Fatalf("reclaim got index %d, want 1", idx)
+	}
+	expectFrames(t, "host", host, `{"type":"peer_joined","index":1}`)
+	expectFrames(t, "c", c, `{"type":"joined","room":"AAAA01","index":1,"peers":[0]}`)
+}
+
+func TestReplaceClosesOldSocketSilently(t *testing.T) {
+	m, _ := newManager(t)
+	host, a, a2 := &fakeMember{}, &fakeMember{}, &fakeMember{}
+	r := create(t, m, host, 2)
+	join(t, m, r.Code, "a", a)
+	host.take()
+	if idx := join(t, m, r.Code, "a", a2); idx != 1 {
+		t.Fatalf("replace got index %d", idx)
+	}
+	if code, reason := a.closed(); code != 4000 || reason != "replaced" {
+		t.Fatalf("old socket closed with %d %q, want 4000 replaced", code, reason)
+	}
+	expectFrames(t, "host", host)
+	// The old socket going away afterwards causes nothing.
+	r.Leave(1, a)
+	expectFrames(t, "host", host)
+	if err := r.Send(1, a, nil, MessageFrame(1, nil)); err != ErrNotInRoom {
+		t.Fatalf("send from replaced socket: %v", err)
+	}
+	if in, _ := r.Info(); in.Clients != 2 {
+		t.Fatalf("clients = %d, want 2", in.Clients)
+	}
+}
+
+func TestStateRetainedAndReplayedAfterJoined(t *testing.T) {
+	m, _ := newManager(t)
+	host, a, b := &fakeMember{}, &fakeMember{}, &fakeMember{}
+	r := create(t, m, host, 4)
+	host.take()
+	join(t, m, r.Code, "a", a)
+	if err := r.SetState(1, a, []byte(`1`)); err != ErrOnlyHostState {
+		t.Fatalf("non-host set_state: %v", err)
+	}
+	if err := r.SetState(0, host, nil); err != ErrStateRequired {
+		t.Fatalf("set_state without data: %v", err)
+	}
+	if err := r.SetState(0, host, make([]byte, MaxStateBytes+1)); err != ErrStateTooLarge {
+		t.Fatalf("oversized state: %v", err)
+	}
+	a.take()
+	if err := r.SetState(0, host, []byte(`{"round":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	expectFrames(t, "a", a, `{"type":"state","data":{"round":2}}`)
+	expectFrames(t, "host", host, `{"type":"peer_joined","index":1}`)
+	join(t, m, r.Code, "b", b)
+	expectFrames(t, "b", b, `{"type":"joined","room":"AAAA01","index":2,"peers":[0,1]}`, `{"type":"state","data":{"round":2}}`)
+	if err := r.SetState(0, host, []byte(`null`)); err != nil {
+		t.Fatalf("null state: %v", err)
+	}
+	expectFrames(t, "b", b, `{"type":"state","data":null}`)
+}
+
+func TestCloseRoom(t *testing.T) {
+	m, _ := newManager(t)
+	host, a := &fakeMember{}, &fakeMember{}
+	r := create(t, m, host, 4)
+	join(t, m, r.Code, "a", a)
+	if err := r.CloseRoom(1, a); err != ErrOnlyHostClose {
+		t.Fatalf("non-host close: %v", err)
+	}
+	host.take()
+	a.take()
+	if err := r.CloseRoom(0, host); err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range map[string]*fakeMember{"host": host, "a": a} {
+		if code, reason := f.closed(); code != 4001 || reason != "room closed" {
+			t.Errorf("%s closed with %d %q", name, code, reason)
+		}
+		expectFrames(t, name, f)
+	}
+	if _, ok := m.Lookup(r.Code); ok {
+		t.Fatal("closed room still found")
+	}
+	if _, _, err := m.Join(r.Code, "a", &fakeMember{}); err != ErrRoomNotFound {
+		t.Fatalf("join closed room: %v", err)
+	}
+}
+
+func TestEmptyRoomIsDeletedAtOnce(t *testing.T) {
+	m, clk := newManager(t)
+	host, a := &fakeMember{}, &fakeMember{}
+	r := create(t, m, host, 4)
+	join(t, m, r.Code, "a", a)
+	r.Leave(1, a)
+	r.Leave(0, host)
+	if m.Held(r.Code) {
+		t.Fatal("empty room still held")
+	}
+	if n := clk.Pending(); n != 0 {
+		t.Fatalf("%d timers armed after the room ended", n)
+	}
+}
+
+func TestHostGrace(t *testing.T) {
+	m, clk := newManager(t)
+	host, a := &fakeMember{}, &fakeMember{}
+	r := create(t, m, host, 4)
+	join(t, m, r.Code, "a", a)
+	a.take()
+	r.Leave(0, host)
+	expectFrames(t, "a", a, `{"type":"peer_left","index":0}`)
+	clk.Advance(2*time.Minute - time.Millisecond)
+	if !m.Held(r.Code) {
+		t.Fatal("room ended before the grace window")
+	}
+	clk.Advance(time.Millisecond)
+	if m.Held(r.Code) {
+		t.Fatal("room outlived the grace window")
+	}
+	if code, _ := a.closed(); code != 4001 {
+		t.Fatalf("member closed with %d, want 4001", code)
+	}
+}
+
+func TestHostReclaimCancelsGrace(t *testing.T) {
+	m, clk := newManager(t)
+	host, host2, a := &fakeMember{}, &fakeMember{}, &fakeMember{}
+	r := create(t, m, host, 4)
+	join(t, m, r.Code, "a", a)
+	r.Leave(0, host)
+	clk.Advance(time.Minute)
+	if idx := join(t, m, r.Code, "host", host2); idx != 0 {
+		t.Fatalf("host reclaimed index %d", idx)
+	}
+	clk.Advance(time.Hour)
+	if !m.Held(r.Code) {
+		t.Fatal("room ended although the host came back")
+	}
+	// A second departure arms a fresh, full window.
+	r.Leave(0, host2)
+	clk.Advance(2*time.Minute - time.Second)
+	if !m.Held(r.Code) {
+		t.Fatal("second grace window was shortened by the first")
+	}
+	clk.Advance(time.Second)
+	if m.Held(r.Code) {
+		t.Fatal("room outlived the second window")
+	}
+}
+
+func TestMaxRoomsAndSlots(t *testing.T) {
+	clk := &FakeClock{}
+	m := NewManager(Config{Clock: clk, Codes: &seqCodes{}, MaxRooms: 1, MaxSlots: 2})
+	r := create(t, m, &fakeMember{}, 10)
+	if _, err := m.Create(CreateRequest{Member: &fakeMember{}, ClientID: "x", MaxClients: 1}); err != ErrTooManyRooms {
+		t.Fatalf("second room: %v", err)
+	}
+	a := &fakeMember{}
+	join(t, m, r.Code, "a", a)
+	r.Leave(1, a)
+	if _, _, err := m.Join(r.Code, "b", &fakeMember{}); err != ErrRoomSlotsExhaust {
+		t.Fatalf("join past slot history: %v", err)
+	}
+	if idx := join(t, m, r.Code, "a", &fakeMember{}); idx != 1 {
+		t.Fatalf("reclaim after slot limit got %d", idx)
+	}
+}
+
+func TestCodesAreNotReusedWhileLive(t *testing.T) {
+	clk := &FakeClock{}
+	codes := &repeatCodes{list: []string{"AAAAAA", "AAAAAA", "BBBBBB"}}
+	m := NewManager(Config{Clock: clk, Codes: codes})
+	r1 := create(t, m, &fakeMember{}, 2)
+	r2 := create(t, m, &fakeMember{}, 2)
+	if r1.Code == r2.Code {
+		t.Fatalf("two live rooms share code %s", r1.Code)
+	}
+}
+
+type repeatCodes struct{ list []string }
+
+func (r *repeatCodes) Next() (string, error) {
+	c := r.list[0]
+	r.list = r.list[1:]
+	return c, nil
+}
+
+func TestURLResolvedInCreatedAndJoined(t *testing.T) {
+	m, _ := newManager(t)
+	host, a := &fakeMember{}, &fakeMember{}
+	tpl, err := ParseTemplate("https://ctl.example/{room}?i={instance}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Create(CreateRequest{Member: host, ClientID: "h", MaxClients: 2, URL: tpl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectFrames(t, "host", host, `{"type":"created","room":"AAAA01","instance":"m1","region":"fra","index":0,"url":"https://ctl.example/AAAA01?i=m1"}`)
+	join(t, m, r.Code, "a", a)
+	expectFrames(t, "a", a, `{"type":"joined","room":"AAAA01","index":1,"peers":[0],"url":"https://ctl.example/AAAA01?i=m1"}`)
+}
+
+// Many rooms busy at once, under -race: each room only takes its own lock.
+func TestConcurrentRooms(t *testing.T) {
+	m := NewManager(Config{Codes: &lockedCodes{}, HostGrace: time.Minute})
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				host, a := &fakeMember{}, &fakeMember{}
+				r, err := m.Create(CreateRequest{Member: host, ClientID: "h", MaxClients: 4})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, idx, err := m.Join(r.Code, fmt.Sprint(g, i), a)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for range 10 {
+					_ = r.Send(idx, a, nil, MessageFrame(idx, []byte("1")))
+				}
+				_ = r.SetState(0, host, []byte("2"))
+				r.Leave(idx, a)
+				r.Leave(0, host)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := m.Len(); n != 0 {
+		t.Fatalf("%d rooms left", n)
+	}
+}
+
+type lockedCodes struct {
+	mu sync.Mutex
+	n  uint64
+}
+
+func (c *lockedCodes) Next() (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	return fmt.Sprintf("%06d", c.n), nil
+}
+
+// rooms must never reach the network: a test fails the build of that rule.
+func TestNoNetworkImports(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if imp == "net" || (strings.HasPrefix(imp, "net/") && imp != "net/url") || strings.Contains(imp, "websocket") {
+			t.Errorf("rooms imports %s", imp)
+		}
+	}
+}
