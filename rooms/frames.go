@@ -11,11 +11,11 @@ import (
 func createdFrame(code, instance, region string, index int, url string) []byte {
 	b := make([]byte, 0, 96+len(url)+len(instance))
 	b = append(b, `{"type":"created","room":`...)
-	b = appendString(b, code)
+	b = AppendString(b, code)
 	b = append(b, `,"instance":`...)
-	b = appendString(b, instance)
+	b = AppendString(b, instance)
 	b = append(b, `,"region":`...)
-	b = appendString(b, region)
+	b = AppendString(b, region)
 	b = append(b, `,"index":`...)
 	b = strconv.AppendInt(b, int64(index), 10)
 	b = appendURL(b, url)
@@ -25,7 +25,7 @@ func createdFrame(code, instance, region string, index int, url string) []byte {
 func joinedFrame(code string, index int, peers []int, url string) []byte {
 	b := make([]byte, 0, 64+len(url)+4*len(peers))
 	b = append(b, `{"type":"joined","room":`...)
-	b = appendString(b, code)
+	b = AppendString(b, code)
 	b = append(b, `,"index":`...)
 	b = strconv.AppendInt(b, int64(index), 10)
 	b = append(b, `,"peers":[`...)
@@ -75,13 +75,13 @@ func appendURL(b []byte, url string) []byte {
 		return b
 	}
 	b = append(b, `,"url":`...)
-	return appendString(b, url)
+	return AppendString(b, url)
 }
 
 const hex = "0123456789abcdef"
 
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
-func appendString(b []byte, s string) []byte {
+// AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
+func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); {
 		c := s[i]

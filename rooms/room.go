@@ -91,12 +91,15 @@ func (r *Room) peersLocked(self int) []int {
 }
 
 // broadcastLocked queues frame for every live member but the one at skip.
-func (r *Room) broadcastLocked(skip int, frame []byte) {
+func (r *Room) broadcastLocked(skip int, frame []byte) int {
+	n := 0
 	for i := range r.slots {
 		if i != skip && r.slots[i].member != nil {
 			r.slots[i].member.Send(frame)
+			n++
 		}
 	}
+	return n
 }
 
 // memberLocked checks that mem is the live socket of slot idx.
@@ -131,22 +134,21 @@ func (r *Room) Leave(idx int, mem Member) {
 }
 
 // Send relays a message frame from slot idx: to one slot when to is not
-// nil, else to every other live member.
-func (r *Room) Send(idx int, mem Member, to *uint64, frame []byte) error {
+// nil, else to every other live member. It returns how many got the frame.
+func (r *Room) Send(idx int, mem Member, to *uint64, frame []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.memberLocked(idx, mem); err != nil {
-		return err
+		return 0, err
 	}
 	if to == nil {
-		r.broadcastLocked(idx, frame)
-		return nil
+		return r.broadcastLocked(idx, frame), nil
 	}
 	if *to >= uint64(len(r.slots)) || r.slots[*to].member == nil {
-		return ErrTargetNotFound
+		return 0, ErrTargetNotFound
 	}
 	r.slots[*to].member.Send(frame)
-	return nil
+	return 1, nil
 }
 
 // SetState retains a snapshot (compact JSON, nil when absent) and pushes it

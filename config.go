@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is everything main reads from the environment, read once.
+type config struct {
+	Port           int
+	Host           string
+	Instance       string
+	Region         string
+	AppName        string
+	DashboardURL   string
+	InternalDNS    string
+	HostGrace      time.Duration
+	MaxFrameBytes  int64
+	AllowedOrigins []string
+	LogLevel       slog.Level
+}
+
+// loadConfig reads the environment through getenv and reports every bad
+// value at once, each naming its variable.
+func loadConfig(getenv func(string) string) (config, error) {
+	c := config{
+		Port:          3000,
+		Host:          getenv("HOST"),
+		Instance:      or(getenv("INSTANCE_ID"), getenv("FLY_MACHINE_ID")),
+		Region:        or(getenv("REGION"), getenv("FLY_REGION")),
+		AppName:       getenv("FLY_APP_NAME"),
+		DashboardURL:  getenv("DASHBOARD_URL"),
+		InternalDNS:   getenv("INTERNAL_DNS"),
+		HostGrace:     2 * time.Minute,
+		MaxFrameBytes: 64 << 10,
+	}
+	var errs []error
+	bad := func(name, value, why string) {
+		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, why))
+	}
+	if v := getenv("PORT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 0 || p > 65535 {
+			bad("PORT", v, "want a TCP port number (0-65535)")
+		}
+		c.Port = p
+	}
+	if c.AppName != "" {
+		if c.DashboardURL == "" {
+			c.DashboardURL = "https://fly-metrics.net/d/fly-app/fly-app?var-app=" + url.QueryEscape(c.AppName)
+		}
+		if c.InternalDNS == "" {
+			c.InternalDNS = "[fdaa::3]:53"
+		}
+	}
+	if v := c.DashboardURL; v != "" {
+		if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" {
+			bad("DASHBOARD_URL", v, "want an absolute URL")
+		}
+	}
+	if v := c.InternalDNS; v != "" {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			bad("INTERNAL_DNS", v, "want host:port, e.g. [fdaa::3]:53")
+		}
+	}
+	if v := getenv("HOST_GRACE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			bad("HOST_GRACE", v, "want a non-negative Go duration, e.g. 2m or 30s")
+		}
+		c.HostGrace = d
+	}
+	if v := getenv("MAX_FRAME_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 || n > 16<<20 {
+			bad("MAX_FRAME_BYTES", v, "want a byte count from 1024 to 16777216")
+		}
+		c.MaxFrameBytes = n
+	}
+	if v := getenv("ALLOWED_ORIGINS"); v != "" {
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.AllowedOrigins = append(c.AllowedOrigins, o)
+			}
+		}
+	}
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			bad("LOG_LEVEL", v, "want debug, info, warn or error")
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// addr is the listen address.
+func (c config) addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := loadConfig(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.addr() != ":3000" || c.HostGrace != 2*time.Minute || c.MaxFrameBytes != 65536 || c.DashboardURL != "" || c.InternalDNS != "" {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestLoadConfigFly(t *testing.T) {
+	c, err := loadConfig(env(map[string]string{
+		"FLY_APP_NAME": "my app", "FLY_MACHINE_ID": "148e21ea7e1189", "FLY_REGION": "fra",
+		"PORT": "8080", "HOST": "127.0.0.2", "HOST_GRACE": "30s", "ALLOWED_ORIGINS": "a.example, *.b.example",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config{
+		Port: 8080, Host: "127.0.0.2", Instance: "148e21ea7e1189", Region: "fra", AppName: "my app",
+		DashboardURL: "https://fly-metrics.net/d/fly-app/fly-app?var-app=my+app", InternalDNS: "[fdaa::3]:53",
+		HostGrace: 30 * time.Second, MaxFrameBytes: 65536, AllowedOrigins: []string{"a.example", "*.b.example"},
+	}
+	if got := c; got.Port != want.Port || got.Host != want.Host || got.Instance != want.Instance ||
+		got.Region != want.Region || got.DashboardURL != want.DashboardURL || got.InternalDNS != want.InternalDNS ||
+		got.HostGrace != want.HostGrace || strings.Join(got.AllowedOrigins, "|") != "a.example|*.b.example" {
+		t.Fatalf("loadConfig = %+v, want %+v", got, want)
+	}
+	// Explicit values win over the FLY_ ones.
+	c, _ = loadConfig(env(map[string]string{"FLY_MACHINE_ID": "a", "INSTANCE_ID": "b", "FLY_REGION": "fra", "REGION": "syd"}))
+	if c.Instance != "b" || c.Region != "syd" {
+		t.Fatalf("INSTANCE_ID/REGION did not win: %+v", c)
+	}
+}
+
+func TestLoadConfigReportsEveryBadValue(t *testing.T) {
+	_, err := loadConfig(env(map[string]string{
+		"PORT": "http", "HOST_GRACE": "soon", "MAX_FRAME_BYTES": "-1",
+		"INTERNAL_DNS": "fdaa::3", "DASHBOARD_URL": "not a url", "LOG_LEVEL": "loud",
+	}))
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, name := range []string{"PORT", "HOST_GRACE", "MAX_FRAME_BYTES", "INTERNAL_DNS", "DASHBOARD_URL", "LOG_LEVEL"} {
+		if !strings.Contains(err.Error(), name+"=") {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+}

@@ -1,0 +1,111 @@
+// Command party-sockets is a WebSocket room relay for party games.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"party-sockets/regions"
+	"party-sockets/rooms"
+	"party-sockets/server"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	if err := run(os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "party-sockets:", err)
+		os.Exit(1)
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func run(getenv func(string) string) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("bad configuration:\n%w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	slog.SetDefault(log)
+
+	mgr := rooms.NewManager(rooms.Config{
+		Instance:  cfg.Instance,
+		Region:    cfg.Region,
+		HostGrace: cfg.HostGrace,
+		Codes:     regions.NewGenerator(cfg.Region, nil),
+	})
+	reg := prometheus.NewRegistry()
+	srv := server.New(server.Config{
+		Instance:       cfg.Instance,
+		Region:         cfg.Region,
+		AppName:        cfg.AppName,
+		DashboardURL:   cfg.DashboardURL,
+		AllowedOrigins: cfg.AllowedOrigins,
+		MaxFrameBytes:  cfg.MaxFrameBytes,
+		Version:        buildVersion(),
+		Logger:         log,
+	}, mgr, reg, reg)
+
+	ln, err := net.Listen("tcp", cfg.addr())
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "instance", cfg.Instance, "region", cfg.Region, "version", buildVersion())
+
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case err := <-served:
+		return err
+	case s := <-sig:
+		log.Info("draining: no new rooms; exiting when the last room ends", "signal", s.String(), "rooms", srv.Rooms())
+		srv.Drain()
+	}
+	waitEmpty(srv, sig, log)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	log.Info("drained, exiting")
+	return nil
+}
+
+// waitEmpty returns once no room is left. A second signal closes every
+// session with 1012 so clients reconnect elsewhere at once.
+func waitEmpty(srv *server.Server, sig <-chan os.Signal, log *slog.Logger) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for srv.Rooms() > 0 {
+		select {
+		case s := <-sig:
+			log.Info("second signal: closing every session", "signal", s.String())
+			srv.CloseAll()
+		case <-tick.C:
+		}
+	}
+}

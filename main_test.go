@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// TestMain lets a test start this very binary as the server.
+func TestMain(m *testing.M) {
+	if os.Getenv("PARTY_SOCKETS_RUN_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// startServer runs the real main in a child process and returns its address.
+func startServer(t *testing.T, extraEnv ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{"PARTY_SOCKETS_RUN_MAIN=1", "HOST=127.0.0.1", "PORT=0"}, extraEnv...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if i := strings.Index(line, "addr="); i >= 0 && strings.Contains(line, "listening") {
+				addr <- strings.Fields(line[i+5:])[0]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return cmd, a
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not start")
+	}
+	return nil, ""
+}
+
+func wsDial(t *testing.T, addr string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return ws
+}
+
+func roundTrip(t *testing.T, ws *websocket.Conn, msg string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	_, b, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// SIGTERM: no new rooms, joins and sends go on, exit 0 once empty.
+func TestDrainOnSignal(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd, addr := startServer(t)
+			host := wsDial(t, addr)
+			created := roundTrip(t, host, `{"type":"create","clientId":"h","maxClients":4}`)
+			code := created[strings.Index(created, `"room":"`)+8:][:6]
+
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			other := wsDial(t, addr)
+			// The signal is handled asynchronously: wait until create is refused.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				got := roundTrip(t, other, `{"type":"create","clientId":"x","maxClients":2}`)
+				if got == `{"type":"error","message":"Server draining"}` {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("create still answered %s after %v", got, sig)
+				}
+				other.CloseNow()
+				other = wsDial(t, addr)
+			}
+			if got := roundTrip(t, other, fmt.Sprintf(`{"type":"join","clientId":"g","room":%q}`, code)); !strings.HasPrefix(got, `{"type":"joined"`) {
+				t.Fatalf("join while draining: %s", got)
+			}
+			// Still serving: the machine has a room, so it must not exit.
+			if conn, err := net.DialTimeout("tcp", addr, time.Second); err != nil {
+				t.Fatalf("server stopped listening with a room left: %v", err)
+			} else {
+				conn.Close()
+			}
+			host.Close(websocket.StatusNormalClosure, "")
+			other.Close(websocket.StatusNormalClosure, "")
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("server exited with %v, want status 0", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("server did not exit after its last room ended")
+			}
+		})
+	}
+}
+
+func TestBadConfigRefusesToStart(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PARTY_SOCKETS_RUN_MAIN=1", "PORT=99999", "HOST_GRACE=x")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatal("server started with a bad PORT")
+	}
+	for _, name := range []string{"PORT", "HOST_GRACE"} {
+		if !strings.Contains(string(out), name) {
+			t.Errorf("output does not name %s: %s", name, out)
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+)
+
+// Errors of the envelope, exactly as the wire contract spells them.
+var (
+	errInvalidJSON = errors.New("Invalid JSON")
+	errUnknownType = errors.New("Unknown message type")
+)
+
+// message is a client message with its fields kept as raw JSON values
+// (nil when absent). Only the top level is looked at: data is never decoded,
+// its bytes pass through.
+type message struct {
+	Type       string
+	ClientID   []byte
+	MaxClients []byte
+	URL        []byte
+	Room       []byte
+	Data       []byte
+	To         []byte
+	rawType    []byte
+}
+
+// decodeMessage parses one frame. Keys are matched exactly (JSON is case
+// sensitive, unlike encoding/json's struct decoding) and, as in JavaScript,
+// the last of duplicate keys wins.
+func decodeMessage(frame []byte) (message, error) {
+	var m message
+	if !json.Valid(frame) {
+		return m, errInvalidJSON
+	}
+	p := skipSpace(frame, 0)
+	if frame[p] != '{' {
+		return m, errUnknownType
+	}
+	p = skipSpace(frame, p+1)
+	for frame[p] != '}' {
+		kEnd := stringEnd(frame, p)
+		key := frame[p:kEnd]
+		p = skipSpace(frame, kEnd)
+		p = skipSpace(frame, p+1) // ':'
+		vEnd := valueEnd(frame, p)
+		m.set(key, frame[p:vEnd])
+		p = skipSpace(frame, vEnd)
+		if frame[p] == ',' {
+			p = skipSpace(frame, p+1)
+		}
+	}
+	t, ok := jsonString(m.rawType)
+	if !ok {
+		return m, errUnknownType
+	}
+	m.Type = t
+	return m, nil
+}
+
+func (m *message) set(key, val []byte) {
+	if bytes.IndexByte(key, '\\') >= 0 {
+		s, _ := jsonString(key)
+		key = []byte(strconv.Quote(s))
+	}
+	switch string(key) {
+	case `"type"`:
+		m.rawType = val
+	case `"clientId"`:
+		m.ClientID = val
+	case `"maxClients"`:
+		m.MaxClients = val
+	case `"url"`:
+		m.URL = val
+	case `"room"`:
+		m.Room = val
+	case `"data"`:
+		m.Data = val
+	case `"to"`:
+		m.To = val
+	}
+}
+
+func skipSpace(b []byte, p int) int {
+	for p < len(b) && (b[p] == ' ' || b[p] == '\t' || b[p] == '\n' || b[p] == '\r') {
+		p++
+	}
+	return p
+}
+
+// stringEnd returns the index after the string starting at b[p] == '"'.
+// b is known to be valid JSON.
+func stringEnd(b []byte, p int) int {
+	for p++; ; p++ {
+		switch b[p] {
+		case '\\':
+			p++
+		case '"':
+			return p + 1
+		}
+	}
+}
+
+// valueEnd returns the index after the JSON value starting at b[p].
+func valueEnd(b []byte, p int) int {
+	switch b[p] {
+	case '"':
+		return stringEnd(b, p)
+	case '{', '[':
+		depth := 0
+		for {
+			switch b[p] {
+			case '"':
+				p = stringEnd(b, p)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return p + 1
+				}
+			}
+			p++
+		}
+	default:
+		for p < len(b) {
+			switch b[p] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return p
+			}
+			p++
+		}
+		return p
+	}
+}
+
+// jsonString unquotes a raw JSON string value; false if raw is not a string.
+func jsonString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// jsonNumber parses a raw JSON number; false if raw is not a number.
+func jsonNumber(raw []byte) (float64, bool) {
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	return f, err == nil
+}
+
+// slotIndex parses a "to" value: a JSON number with a non-negative integral
+// value no larger than 2^53-1.
+func slotIndex(raw []byte) (uint64, bool) {
+	f, ok := jsonNumber(raw)
+	if !ok || f < 0 || f > 1<<53-1 || f != math.Trunc(f) {
+		return 0, false
+	}
+	return uint64(f), true
+}
+
+// compactData returns data without insignificant whitespace, or nil when
+// absent. It copies only when there is whitespace to remove.
+func compactData(data []byte) []byte {
+	if data == nil || bytes.IndexAny(data, " \t\r\n") < 0 {
+		return data
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(data))
+	if json.Compact(&buf, data) != nil {
+		return data
+	}
+	return buf.Bytes()
+}

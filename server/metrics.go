@@ -1,0 +1,265 @@
+package server
+
+import (
+	"cmp"
+	"errors"
+	"net/http"
+	"os"
+	"runtime"
+	runtimemetrics "runtime/metrics"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"party-sockets/rooms"
+)
+
+// Bounds of the per-origin table (wire contract §10).
+const (
+	originTableSize = 500
+	originSeries    = 100
+	otherOrigin     = "__other__"
+)
+
+// Why a connection ended: a fixed set of label values.
+const (
+	reasonClient       = "client"
+	reasonSlow         = "slow_consumer"
+	reasonTooBig       = "too_big"
+	reasonReplaced     = "replaced"
+	reasonRoomClosed   = "room_closed"
+	reasonDeadPeer     = "dead_peer"
+	reasonWriteTimeout = "write_timeout"
+	reasonRestart      = "restart"
+)
+
+type originStats struct {
+	connections  atomic.Uint64
+	roomsCreated atomic.Uint64
+}
+
+// metrics holds the counters the server updates and collects the gauges
+// from the room manager at scrape time.
+type metrics struct {
+	mgr     *rooms.Manager
+	origins *lru.Cache[string, *originStats]
+	start   time.Time
+	handler http.Handler
+
+	messages   prometheus.Counter
+	deliveries prometheus.Counter
+	bytes      prometheus.Counter
+	errors     *prometheus.CounterVec
+	closes     *prometheus.CounterVec
+	replays    *prometheus.CounterVec
+	probes     *prometheus.CounterVec
+	probeTime  prometheus.Histogram
+
+	descs map[string]*prometheus.Desc
+}
+
+func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer prometheus.Gatherer) *metrics {
+	origins, _ := lru.New[string, *originStats](originTableSize)
+	m := &metrics{mgr: mgr, origins: origins, start: time.Now()}
+	instance, region, version := cfg.Instance, strings.ToUpper(cfg.Region), cfg.Version
+	if instance == "" {
+		instance = "local"
+	}
+	if region == "" {
+		region = "LOCAL"
+	}
+	if version == "" {
+		version = "dev"
+	}
+	reg = prometheus.WrapRegistererWith(prometheus.Labels{"instance": instance, "region": region, "version": version}, reg)
+	f := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	m.messages = f("party_sockets_messages_total", "Client send messages relayed.")
+	m.deliveries = f("party_sockets_deliveries_total", "Message frames queued to receivers.")
+	m.bytes = f("party_sockets_delivered_bytes_total", "Bytes of message frames queued to receivers.")
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "party_sockets_errors_total", Help: "Error messages sent to clients, by kind."}, []string{"kind"})
+	m.closes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "party_sockets_connections_closed_total", Help: "WebSocket connections ended, by reason."}, []string{"reason"})
+	m.replays = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "party_sockets_replays_total", Help: "fly-replay and redirect answers, by kind."}, []string{"kind"})
+	m.probes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "party_sockets_probes_total", Help: "Same-region peer probe rounds, by outcome."}, []string{"outcome"})
+	m.probeTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "party_sockets_probe_duration_seconds", Help: "Duration of a peer probe round.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 5},
+	})
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	m.descs = map[string]*prometheus.Desc{
+		"clients":       d("party_sockets_clients", "Live members in rooms on this machine."),
+		"rooms":         d("party_sockets_rooms", "Live rooms on this machine."),
+		"tracked":       d("party_sockets_origins_tracked", "Origins in the bounded per-origin table."),
+		"clientsOrigin": d("party_sockets_clients_by_origin", "Live members by room origin.", "origin"),
+		"roomsOrigin":   d("party_sockets_rooms_by_origin", "Live rooms by origin.", "origin"),
+		"connections":   d("party_sockets_connections_total", "WebSocket connections opened.", "origin"),
+		"created":       d("party_sockets_rooms_created_total", "Rooms created.", "origin"),
+		"rss":           d("process_resident_memory_bytes", "Resident set size in bytes."),
+		"heap":          d("process_heap_used_bytes", "Heap bytes in use by live and unswept objects."),
+		"uptime":        d("process_uptime_seconds", "Seconds since the process started."),
+		"goroutines":    d("go_goroutines", "Goroutines that currently exist."),
+	}
+	reg.MustRegister(m, m.messages, m.deliveries, m.bytes, m.errors, m.closes, m.replays, m.probes, m.probeTime)
+	m.handler = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
+	return m
+}
+
+func (m *metrics) origin(o string) *originStats {
+	if st, ok := m.origins.Get(o); ok {
+		return st
+	}
+	st := &originStats{}
+	if prev, found, _ := m.origins.PeekOrAdd(o, st); found {
+		return prev
+	}
+	return st
+}
+
+func (m *metrics) connectionOpened(o string) { m.origin(o).connections.Add(1) }
+func (m *metrics) roomCreated(o string)      { m.origin(o).roomsCreated.Add(1) }
+func (m *metrics) connectionClosed(reason string) {
+	m.closes.WithLabelValues(reason).Inc()
+}
+
+func (m *metrics) relayed(receivers, frameBytes int) {
+	m.messages.Inc()
+	m.deliveries.Add(float64(receivers))
+	m.bytes.Add(float64(receivers * frameBytes))
+}
+
+// errorKind maps an error sent to a client to a label from a fixed set: the
+// contract's strings are fixed, except the placeholder name, which is cut.
+func errorKind(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "Unknown url placeholder: ") {
+		return "Unknown url placeholder"
+	}
+	for _, known := range knownErrors {
+		if errors.Is(err, known) {
+			return msg
+		}
+	}
+	return "other"
+}
+
+var knownErrors = []error{
+	errInvalidJSON, errUnknownType, errDraining, errAlreadyInRoom, errClientID, errMaxClients,
+	errRoomRequired, rooms.ErrRoomNotFound, rooms.ErrRoomFull, rooms.ErrNotInRoom,
+	rooms.ErrTargetNotFound, rooms.ErrOnlyHostState, rooms.ErrStateRequired, rooms.ErrStateTooLarge,
+	rooms.ErrOnlyHostClose, rooms.ErrURLType, rooms.ErrURLTooLarge, rooms.ErrURLChars, rooms.ErrURLBrace,
+	rooms.ErrURLInvalid, rooms.ErrURLNotHTTPS, rooms.ErrTooManyRooms, rooms.ErrRoomSlotsExhaust,
+}
+
+func (m *metrics) errorSent(err error) { m.errors.WithLabelValues(errorKind(err)).Inc() }
+
+// Describe implements prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range m.descs {
+		ch <- d
+	}
+}
+
+type originRow struct {
+	origin                        string
+	clients, rooms                int
+	connections, created, ranking uint64
+}
+
+// Collect implements prometheus.Collector: gauges come from the room
+// manager, per-origin series from the LRU table, top 100 by
+// live clients × 1000 + connections, the rest summed into __other__.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	byOrigin := map[string]*originRow{}
+	row := func(o string) *originRow {
+		r := byOrigin[o]
+		if r == nil {
+			r = &originRow{origin: o}
+			byOrigin[o] = r
+		}
+		return r
+	}
+	totalRooms, totalClients := 0, 0
+	for _, in := range m.mgr.Snapshot() {
+		r := row(in.Origin)
+		r.rooms++
+		r.clients += in.Clients
+		totalRooms++
+		totalClients += in.Clients
+	}
+	for _, o := range m.origins.Keys() {
+		if st, ok := m.origins.Peek(o); ok {
+			r := row(o)
+			r.connections = st.connections.Load()
+			r.created = st.roomsCreated.Load()
+		}
+	}
+	rows := make([]*originRow, 0, len(byOrigin))
+	for _, r := range byOrigin {
+		r.ranking = uint64(r.clients)*1000 + r.connections
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b *originRow) int {
+		return cmp.Or(cmp.Compare(b.ranking, a.ranking), strings.Compare(a.origin, b.origin))
+	})
+	if len(rows) > originSeries {
+		other := &originRow{origin: otherOrigin}
+		for _, r := range rows[originSeries:] {
+			other.clients += r.clients
+			other.rooms += r.rooms
+			other.connections += r.connections
+			other.created += r.created
+		}
+		rows = append(rows[:originSeries], other)
+	}
+	gauge := func(name string, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(m.descs[name], prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(name string, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(m.descs[name], prometheus.CounterValue, v, labels...)
+	}
+	gauge("clients", float64(totalClients))
+	gauge("rooms", float64(totalRooms))
+	gauge("tracked", float64(m.origins.Len()))
+	for _, r := range rows {
+		gauge("clientsOrigin", float64(r.clients), r.origin)
+		gauge("roomsOrigin", float64(r.rooms), r.origin)
+		counter("connections", float64(r.connections), r.origin)
+		counter("created", float64(r.created), r.origin)
+	}
+	gauge("rss", float64(residentBytes()))
+	gauge("heap", float64(heapBytes()))
+	counter("uptime", time.Since(m.start).Seconds())
+	gauge("goroutines", float64(runtime.NumGoroutine()))
+}
+
+// residentBytes reads the RSS from /proc (Linux); 0 elsewhere.
+func residentBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseUint(fields[1], 10, 64)
+	return pages * uint64(os.Getpagesize())
+}
+
+func heapBytes() uint64 {
+	s := []runtimemetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	runtimemetrics.Read(s)
+	if s[0].Value.Kind() != runtimemetrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}

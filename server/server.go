@@ -1,0 +1,146 @@
+// Package server serves the party-sockets protocol over HTTP and WebSocket:
+// routes, sessions (one reader and one writer goroutine per connection),
+// bounded send queues, heartbeats, draining and metrics.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"party-sockets/rooms"
+)
+
+// Config is the server's part of the machine configuration.
+type Config struct {
+	Instance       string   // machine id, "" off Fly
+	Region         string   // region label, "" off Fly
+	AppName        string   // FLY_APP_NAME: enables routing
+	DashboardURL   string   // where GET / redirects; "" serves a text summary
+	AllowedOrigins []string // host patterns; empty allows every origin
+	Version        string
+
+	MaxFrameBytes int64         // largest client frame; larger closes with 1009
+	QueueFrames   int           // per-connection send queue
+	WriteTimeout  time.Duration // bound on one frame write
+	PingInterval  time.Duration // heartbeat period; a silent peer dies within two
+
+	Logger *slog.Logger
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxFrameBytes = 64 << 10
+	DefaultQueueFrames   = 256
+	DefaultWriteTimeout  = 10 * time.Second
+	DefaultPingInterval  = 15 * time.Second
+)
+
+// Server is the HTTP handler of one machine.
+type Server struct {
+	cfg      Config
+	rooms    *rooms.Manager
+	metrics  *metrics
+	log      *slog.Logger
+	accept   websocket.AcceptOptions
+	draining atomic.Bool
+	baseCtx  context.Context
+	cancel   context.CancelFunc
+}
+
+// New returns a server for the rooms in mgr, registering its metrics in reg.
+func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer prometheus.Gatherer) *Server {
+	if cfg.MaxFrameBytes <= 0 {
+		cfg.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if cfg.QueueFrames <= 0 {
+		cfg.QueueFrames = DefaultQueueFrames
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger}
+	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	s.metrics = newMetrics(cfg, mgr, reg, gatherer)
+	// Game pages are served from other hosts than the relay: every origin
+	// may connect unless ALLOWED_ORIGINS says otherwise.
+	if len(cfg.AllowedOrigins) == 0 {
+		s.accept.InsecureSkipVerify = true
+	} else {
+		s.accept.OriginPatterns = cfg.AllowedOrigins
+	}
+	return s
+}
+
+// Drain stops new rooms from being created; everything else goes on.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Draining reports whether Drain was called.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Rooms returns the number of rooms held here.
+func (s *Server) Rooms() int { return s.rooms.Len() }
+
+// CloseAll closes every session with 1012 (service restart): the last step
+// of a drain that ran out of time. Clients reconnect elsewhere.
+func (s *Server) CloseAll() { s.cancel() }
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	origin := cleanOrigin(r.Header.Get("Origin"))
+	hw := &hijackRecorder{ResponseWriter: w}
+	ws, err := websocket.Accept(hw, r, &s.accept)
+	if err != nil {
+		s.log.Debug("websocket accept failed", "origin", origin, "error", err)
+		return
+	}
+	ws.SetReadLimit(s.cfg.MaxFrameBytes)
+	s.metrics.connectionOpened(origin)
+
+	c := newConn(ws, hw.conn, s.cfg.QueueFrames, s.cfg.WriteTimeout, s.cfg.PingInterval)
+	se := &session{s: s, c: c, origin: origin}
+	go c.writeLoop()
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stopOnShutdown := context.AfterFunc(s.baseCtx, func() { c.Close(CloseRestarting, "server restarting") })
+	defer stopOnShutdown()
+
+	err = se.run(ctx)
+	if errors.Is(err, websocket.ErrMessageTooBig) {
+		c.setReason(reasonTooBig)
+	}
+	close(c.stop)
+	<-c.done
+	ws.CloseNow()
+	s.metrics.connectionClosed(c.closedReason())
+	se.logClose(err)
+}
+
+// cleanOrigin bounds what a client-controlled Origin header can become in
+// logs and metric labels.
+func cleanOrigin(o string) string {
+	if o == "" {
+		return "unknown"
+	}
+	if len(o) > 200 {
+		o = o[:200]
+	}
+	if !utf8.ValidString(o) {
+		o = strings.ToValidUTF8(o, "\uFFFD")
+	}
+	return o
+}

@@ -1,0 +1,182 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/coder/websocket"
+
+	"party-sockets/rooms"
+)
+
+// Session errors beyond the rooms package, exactly as the contract spells them.
+var (
+	errDraining      = errors.New("Server draining")
+	errAlreadyInRoom = errors.New("Already in a room")
+	errClientID      = errors.New("clientId is required")
+	errMaxClients    = errors.New("maxClients must be a positive number")
+	errRoomRequired  = errors.New("room is required")
+)
+
+// session is one WebSocket connection: its reader runs here, its writer in
+// conn.writeLoop. Only the reader goroutine touches room and idx.
+type session struct {
+	s      *Server
+	c      *conn
+	origin string
+	room   *rooms.Room
+	idx    int
+}
+
+func (se *session) run(ctx context.Context) error {
+	defer func() {
+		if se.room != nil {
+			se.room.Leave(se.idx, se.c)
+		}
+	}()
+	for {
+		_, frame, err := se.c.ws.Read(ctx)
+		if err != nil {
+			return err
+		}
+		se.handle(frame)
+	}
+}
+
+func (se *session) handle(frame []byte) {
+	m, err := decodeMessage(frame)
+	if err == nil {
+		err = se.dispatch(&m)
+	}
+	if err != nil {
+		se.s.metrics.errorSent(err)
+		se.c.Send(errorFrame(err))
+	}
+}
+
+func (se *session) dispatch(m *message) error {
+	switch m.Type {
+	case "create":
+		return se.create(m)
+	case "join":
+		return se.join(m)
+	case "send":
+		return se.send(m)
+	case "set_state":
+		if se.room == nil {
+			return rooms.ErrNotInRoom
+		}
+		var data []byte
+		if m.Data != nil {
+			data = compactData(m.Data)
+		}
+		return se.room.SetState(se.idx, se.c, data)
+	case "close_room":
+		if se.room == nil {
+			return rooms.ErrNotInRoom
+		}
+		return se.room.CloseRoom(se.idx, se.c)
+	}
+	return errUnknownType
+}
+
+func (se *session) create(m *message) error {
+	if se.s.draining.Load() {
+		return errDraining
+	}
+	if se.room != nil {
+		return errAlreadyInRoom
+	}
+	clientID, ok := jsonString(m.ClientID)
+	if !ok || clientID == "" {
+		return errClientID
+	}
+	max, ok := jsonNumber(m.MaxClients)
+	if !ok || max < 1 {
+		return errMaxClients
+	}
+	req := rooms.CreateRequest{Member: se.c, ClientID: clientID, MaxClients: max, Origin: se.origin}
+	if m.URL != nil {
+		s, ok := jsonString(m.URL)
+		if !ok {
+			return rooms.ErrURLType
+		}
+		tpl, err := rooms.ParseTemplate(s)
+		if err != nil {
+			return err
+		}
+		req.URL = tpl
+	}
+	r, err := se.s.rooms.Create(req)
+	if err != nil {
+		return err
+	}
+	se.room, se.idx = r, 0
+	se.s.metrics.roomCreated(se.origin)
+	se.s.log.Info("room created", "room", r.Code, "origin", se.origin)
+	return nil
+}
+
+func (se *session) join(m *message) error {
+	if se.room != nil {
+		return errAlreadyInRoom
+	}
+	clientID, ok := jsonString(m.ClientID)
+	if !ok || clientID == "" {
+		return errClientID
+	}
+	code, ok := jsonString(m.Room)
+	if !ok || code == "" {
+		return errRoomRequired
+	}
+	r, idx, err := se.s.rooms.Join(code, clientID, se.c)
+	if err != nil {
+		return err
+	}
+	se.room, se.idx = r, idx
+	return nil
+}
+
+func (se *session) send(m *message) error {
+	if se.room == nil {
+		return rooms.ErrNotInRoom
+	}
+	var to *uint64
+	if m.To != nil {
+		i, ok := slotIndex(m.To)
+		if !ok {
+			return rooms.ErrTargetNotFound
+		}
+		to = &i
+	}
+	frame := rooms.MessageFrame(se.idx, compactData(m.Data))
+	n, err := se.room.Send(se.idx, se.c, to, frame)
+	if err == nil {
+		se.s.metrics.relayed(n, len(frame))
+	}
+	return err
+}
+
+// errorFrame encodes {"type":"error","message":...}.
+func errorFrame(err error) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, `{"type":"error","message":`...)
+	b = rooms.AppendString(b, err.Error())
+	return append(b, '}')
+}
+
+// logClose logs how a session ended, once, at the top of the connection.
+// A normal end is not an error: it is logged at debug level.
+func (se *session) logClose(err error) {
+	attrs := []slog.Attr{slog.String("origin", se.origin), slog.String("reason", se.c.closedReason())}
+	if se.room != nil {
+		attrs = append(attrs, slog.String("room", se.room.Code), slog.Int("slot", se.idx))
+	}
+	if status := websocket.CloseStatus(err); status != -1 {
+		attrs = append(attrs, slog.Int("status", int(status)))
+	} else if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	se.s.log.LogAttrs(context.Background(), slog.LevelDebug, "session ended", attrs...)
+}
