@@ -18,6 +18,7 @@ import (
 
 	"party-sockets/regions"
 	"party-sockets/rooms"
+	"party-sockets/routing"
 	"party-sockets/server"
 )
 
@@ -55,6 +56,19 @@ func run(getenv func(string) string) error {
 		HostGrace: cfg.HostGrace,
 		Codes:     regions.NewGenerator(cfg.Region, nil),
 	})
+	ln, err := net.Listen("tcp", cfg.addr())
+	if err != nil {
+		return err
+	}
+	var prober *routing.Prober
+	if cfg.AppName != "" {
+		prober = &routing.Prober{
+			App:      cfg.AppName,
+			Self:     cfg.Instance,
+			Port:     ln.Addr().(*net.TCPAddr).Port,
+			Resolver: routing.DNSResolver{Server: cfg.InternalDNS},
+		}
+	}
 	reg := prometheus.NewRegistry()
 	srv := server.New(server.Config{
 		Instance:       cfg.Instance,
@@ -64,13 +78,10 @@ func run(getenv func(string) string) error {
 		AllowedOrigins: cfg.AllowedOrigins,
 		MaxFrameBytes:  cfg.MaxFrameBytes,
 		Version:        buildVersion(),
+		Prober:         prober,
 		Logger:         log,
 	}, mgr, reg, reg)
 
-	ln, err := net.Listen("tcp", cfg.addr())
-	if err != nil {
-		return err
-	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()

@@ -10,6 +10,9 @@ import (
 
 // ServeHTTP handles a request in the order of the wire contract (§9).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.route(w, r) {
+		return
+	}
 	get := r.Method == http.MethodGet || r.Method == http.MethodHead
 	path := r.URL.Path
 	switch {

@@ -159,6 +159,15 @@ var knownErrors = []error{
 	rooms.ErrURLInvalid, rooms.ErrURLNotHTTPS, rooms.ErrTooManyRooms, rooms.ErrRoomSlotsExhaust,
 }
 
+// probeTimer starts timing a probe round; the returned func records it.
+func (m *metrics) probeTimer() func(outcome string) {
+	start := time.Now()
+	return func(outcome string) {
+		m.probeTime.Observe(time.Since(start).Seconds())
+		m.probes.WithLabelValues(outcome).Inc()
+	}
+}
+
 func (m *metrics) errorSent(err error) { m.errors.WithLabelValues(errorKind(err)).Inc() }
 
 // Describe implements prometheus.Collector.

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"party-sockets/rooms"
+	"party-sockets/routing"
 )
 
 // Config is the server's part of the machine configuration.
@@ -27,6 +28,7 @@ type Config struct {
 	DashboardURL   string   // where GET / redirects; "" serves a text summary
 	AllowedOrigins []string // host patterns; empty allows every origin
 	Version        string
+	Prober         *routing.Prober // same-region peer probe; nil off Fly
 
 	MaxFrameBytes int64         // largest client frame; larger closes with 1009
 	QueueFrames   int           // per-connection send queue

@@ -1,0 +1,169 @@
+// Package routing decides where a request belongs (serve here, replay to an
+// instance or a region, redirect) from the request's facts, finds the
+// same-region peer that holds a room, and parses Fly's replay headers.
+package routing
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"party-sockets/regions"
+)
+
+// Input is what Decide needs to know about a request and this machine.
+type Input struct {
+	OnFly        bool   // FLY_APP_NAME is set
+	ViaProxy     bool   // the request carries Fly-Region: it came through Fly's proxy
+	ReplaySrc    bool   // fly-replay-src present: the proxy replayed it here
+	ReplayFailed bool   // fly-replay-failed present: a fallback delivery
+	Upgrade      bool   // a WebSocket upgrade
+	Self         string // this machine's id
+	Region       string // this machine's region
+	Path         string // escaped URL path
+	RawQuery     string
+	Held         bool   // the candidate code's room lives here
+	Probed       bool   // a peer probe has run for this request
+	Holder       string // the peer that answered 200 to the probe, if any
+}
+
+// Decision is one of Serve, ReplayInstance, ReplayRegion, Redirect, Probe.
+type Decision interface{ decision() }
+
+// Serve handles the request here.
+type Serve struct{}
+
+// ReplayInstance asks the proxy to deliver the request to machine ID.
+type ReplayInstance struct{ ID string }
+
+// ReplayRegion asks the proxy to deliver the request to region R.
+type ReplayRegion struct{ Region string }
+
+// Redirect answers 302 with a relative Location.
+type Redirect struct{ Location string }
+
+// Probe asks the caller to probe same-region peers for Code, then decide
+// again with Probed and Holder set.
+type Probe struct{ Code string }
+
+func (Serve) decision()          {}
+func (ReplayInstance) decision() {}
+func (ReplayRegion) decision()   {}
+func (Redirect) decision()       {}
+func (Probe) decision()          {}
+
+func (d ReplayInstance) String() string { return "ReplayInstance{" + d.ID + "}" }
+func (d ReplayRegion) String() string   { return "ReplayRegion{" + d.Region + "}" }
+func (d Redirect) String() string       { return "Redirect{" + d.Location + "}" }
+func (d Probe) String() string          { return "Probe{" + d.Code + "}" }
+func (Serve) String() string            { return "Serve{}" }
+
+// Decide applies steps 1 and 4 of the wire contract's HTTP order.
+//
+// Loop guards: with fly-replay-src there is no pin replay and no
+// cross-region replay (a same-region instance hop is still allowed); with
+// fly-replay-failed there is no replay of any kind. A request that did not
+// come through the proxy (a peer's probe) is always served here, so probes
+// never chain.
+func Decide(in Input) Decision {
+	if !in.OnFly || !in.ViaProxy {
+		return Serve{}
+	}
+	fallback := in.ReplaySrc || in.ReplayFailed
+	pin, pinned := instanceQuery(in.RawQuery)
+	if pinned {
+		if pin == in.Self {
+			return Serve{}
+		}
+		switch {
+		case !fallback:
+			return ReplayInstance{pin}
+		case in.Upgrade:
+			return Serve{}
+		default:
+			return Redirect{withoutInstance(in.Path, in.RawQuery)}
+		}
+	}
+	code, ok := CandidateCode(in.Path)
+	if !ok || !regions.Known(in.Region) {
+		return Serve{}
+	}
+	home, ok := regions.RegionOf(code)
+	switch {
+	case !ok:
+		return Serve{}
+	case home != in.Region:
+		if fallback {
+			return Serve{}
+		}
+		return ReplayRegion{home}
+	case in.Held || in.ReplayFailed:
+		return Serve{}
+	case !in.Probed:
+		return Probe{code}
+	case in.Holder != "" && in.Holder != in.Self:
+		return ReplayInstance{in.Holder}
+	}
+	return Serve{}
+}
+
+// instanceQuery returns the value of the instance query parameter. An empty
+// value counts as no pin.
+func instanceQuery(raw string) (string, bool) {
+	q, _ := url.ParseQuery(raw)
+	v := q.Get("instance")
+	return v, v != ""
+}
+
+// withoutInstance is the same path and query minus every instance parameter.
+func withoutInstance(path, raw string) string {
+	var keep []string
+	for _, part := range strings.Split(raw, "&") {
+		key, _, _ := strings.Cut(part, "=")
+		if k, err := url.QueryUnescape(key); part == "" || (err == nil && k == "instance") {
+			continue
+		}
+		keep = append(keep, part)
+	}
+	if path == "" {
+		path = "/"
+	}
+	if len(keep) == 0 {
+		return path
+	}
+	return path + "?" + strings.Join(keep, "&")
+}
+
+// CandidateCode extracts a room code from /<6 letters or digits> or
+// /room/<anything> (percent-decoded). /health and /metrics are never codes.
+func CandidateCode(escapedPath string) (string, bool) {
+	if rest, ok := strings.CutPrefix(escapedPath, "/room/"); ok {
+		code, err := url.PathUnescape(rest)
+		if err != nil {
+			return "", false
+		}
+		return code, true
+	}
+	p := strings.TrimPrefix(escapedPath, "/")
+	if len(p) != 6 || p == "health" || p == "metrics" {
+		return "", false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return "", false
+		}
+	}
+	return p, true
+}
+
+// ReplayHeader is the fly-replay value for a decision.
+func ReplayHeader(d Decision) string {
+	switch d := d.(type) {
+	case ReplayInstance:
+		return fmt.Sprintf("instance=%s;timeout=5s;fallback=force_self", d.ID)
+	case ReplayRegion:
+		return fmt.Sprintf("region=%s;timeout=5s;fallback=force_self", d.Region)
+	}
+	return ""
+}

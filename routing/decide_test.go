@@ -1,0 +1,147 @@
+package routing
+
+import (
+	"testing"
+
+	"party-sockets/regions"
+)
+
+var (
+	fraCode = regions.Encode(regions.Pack(6, 12345)) // fra is index 6
+	iadCode = regions.Encode(regions.Pack(8, 777))   // iad is index 8
+	badCode = regions.Encode(regions.Pack(25, 1))    // no region
+)
+
+func TestDecide(t *testing.T) {
+	fly := func(in Input) Input {
+		in.OnFly, in.ViaProxy, in.Self = true, true, "m1"
+		if in.Region == "" {
+			in.Region = "fra"
+		}
+		return in
+	}
+	tests := []struct {
+		name string
+		in   Input
+		want Decision
+	}{
+		{"off fly", Input{Path: "/" + iadCode, Region: "fra"}, Serve{}},
+		{"not via proxy (peer probe)", Input{OnFly: true, Self: "m1", Region: "fra", Path: "/room/" + fraCode}, Serve{}},
+		{"no pin no code", fly(Input{Path: "/"}), Serve{}},
+		{"pin other", fly(Input{Path: "/x", RawQuery: "instance=m2"}), ReplayInstance{"m2"}},
+		{"pin self", fly(Input{Path: "/" + iadCode, RawQuery: "instance=m1"}), Serve{}},
+		{"empty pin is no pin", fly(Input{Path: "/", RawQuery: "instance="}), Serve{}},
+		{"pin with src, websocket", fly(Input{Path: "/" + fraCode, RawQuery: "instance=m2", ReplaySrc: true, Upgrade: true}), Serve{}},
+		{"pin with src, http", fly(Input{Path: "/room/" + fraCode, RawQuery: "a=1&instance=m2&b=2", ReplaySrc: true}), Redirect{"/room/" + fraCode + "?a=1&b=2"}},
+		{"pin with failed, http", fly(Input{Path: "/p", RawQuery: "instance=m2", ReplayFailed: true}), Redirect{"/p"}},
+		{"pin with failed, websocket", fly(Input{Path: "/", RawQuery: "instance=m2", ReplayFailed: true, Upgrade: true}), Serve{}},
+		{"pin beats code", fly(Input{Path: "/" + iadCode, RawQuery: "instance=m2"}), ReplayInstance{"m2"}},
+		{"other region", fly(Input{Path: "/" + iadCode}), ReplayRegion{"iad"}},
+		{"other region via /room", fly(Input{Path: "/room/" + iadCode}), ReplayRegion{"iad"}},
+		{"other region, replayed: no loop", fly(Input{Path: "/" + iadCode, ReplaySrc: true}), Serve{}},
+		{"other region, fallback: no loop", fly(Input{Path: "/" + iadCode, ReplayFailed: true}), Serve{}},
+		{"region not in table", fly(Input{Path: "/" + iadCode, Region: "xyz"}), Serve{}},
+		{"machine without region", Input{OnFly: true, ViaProxy: true, Self: "m1", Path: "/" + iadCode}, Serve{}},
+		{"code without region", fly(Input{Path: "/" + badCode}), Serve{}},
+		{"not a code", fly(Input{Path: "/abc"}), Serve{}},
+		{"health never a code", fly(Input{Path: "/health"}), Serve{}},
+		{"metrics never a code", fly(Input{Path: "/metrics"}), Serve{}},
+		{"own region, held", fly(Input{Path: "/" + fraCode, Held: true}), Serve{}},
+		{"own region, not held: probe", fly(Input{Path: "/" + fraCode}), Probe{fraCode}},
+		{"own region, probe found", fly(Input{Path: "/" + fraCode, Probed: true, Holder: "m3"}), ReplayInstance{"m3"}},
+		{"own region, probe empty", fly(Input{Path: "/" + fraCode, Probed: true}), Serve{}},
+		{"own region, replayed: instance hop allowed", fly(Input{Path: "/" + fraCode, ReplaySrc: true}), Probe{fraCode}},
+		{"own region, fallback: no replay", fly(Input{Path: "/" + fraCode, ReplayFailed: true}), Serve{}},
+		{"room path percent-decoded", fly(Input{Path: "/room/" + "%" + "31" + fraCode[1:]}), decodedProbe()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Decide(tt.in); got != tt.want {
+				t.Errorf("Decide(%+v) = %v, want %v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// decodedProbe: "%31" is "1", so the percent-decoded code is "1"+fraCode[1:].
+func decodedProbe() Decision {
+	code := "1" + fraCode[1:]
+	if r, ok := regions.RegionOf(code); ok && r == "fra" {
+		return Probe{code}
+	}
+	if r, ok := regions.RegionOf(code); ok {
+		return ReplayRegion{r}
+	}
+	return Serve{}
+}
+
+func TestReplayHeader(t *testing.T) {
+	if got := ReplayHeader(ReplayInstance{"abc"}); got != "instance=abc;timeout=5s;fallback=force_self" {
+		t.Errorf("instance header %q", got)
+	}
+	if got := ReplayHeader(ReplayRegion{"iad"}); got != "region=iad;timeout=5s;fallback=force_self" {
+		t.Errorf("region header %q", got)
+	}
+}
+
+func TestCandidateCode(t *testing.T) {
+	tests := []struct {
+		path, code string
+		ok         bool
+	}{
+		{"/abcDE1", "abcDE1", true}, {"/abcDE", "abcDE", false}, {"/abc12Z", "abc12Z", true},
+		{"/room/", "", true}, {"/room/a%2Fb", "a/b", true}, {"/room/%zz", "", false},
+		{"/ab-12Z", "", false}, {"/health", "", false}, {"/metrics", "", false},
+	}
+	for _, tt := range tests {
+		code, ok := CandidateCode(tt.path)
+		if ok != tt.ok || (ok && code != tt.code) {
+			t.Errorf("CandidateCode(%q) = %q, %v, want %q, %v", tt.path, code, ok, tt.code, tt.ok)
+		}
+	}
+}
+
+func TestParseReplay(t *testing.T) {
+	r, err := ParseReplay(`region="syd,fra";timeout=2s;fallback=force_self;state=abc;elsewhere=true`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Regions) != 2 || r.Regions[0] != "syd" || r.Regions[1] != "fra" || r.Timeout.Seconds() != 2 ||
+		r.Fallback != "force_self" || r.State != "abc" || !r.Elsewhere {
+		t.Fatalf("ParseReplay = %+v", r)
+	}
+	for _, bad := range []string{"", "timeout=5s", "instance=a;timeout=soon", "instance=a;fallback=maybe", "elsewhere=perhaps"} {
+		if _, err := ParseReplay(bad); err == nil {
+			t.Errorf("ParseReplay(%q) accepted", bad)
+		}
+	}
+	src := ParseFields(`region=fra;t=1700000000;instance=m1;state="a;b"`)
+	if src["instance"] != "m1" || src["region"] != "fra" || src["state"] != "a;b" || src["t"] != "1700000000" {
+		t.Fatalf("ParseFields = %v", src)
+	}
+}
+
+func FuzzParseReplay(f *testing.F) {
+	for _, s := range []string{"instance=a;timeout=5s;fallback=force_self", `region="a,b"`, `state="x;y";elsewhere=1`, `;;=;"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseReplay(s)
+		if err == nil && r.Instance == "" && len(r.Regions) == 0 && r.PreferInstance == "" && !r.Elsewhere {
+			t.Fatalf("ParseReplay(%q) = %+v without a target", s, r)
+		}
+	})
+}
+
+func FuzzParseFields(f *testing.F) {
+	for _, s := range []string{"instance=a;region=fra;t=1;state=s", `state="a;b";x`, `"`, "=;="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for k := range ParseFields(s) {
+			if k == "" {
+				t.Fatalf("ParseFields(%q) has an empty key", s)
+			}
+		}
+	})
+}

@@ -1,0 +1,235 @@
+package routing
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// fakeFly is a real DNS server (miekg/dns, UDP and TCP on loopback) with
+// Fly's internal names, and real HTTP peers on loopback addresses.
+type fakeFly struct {
+	app   string
+	txt   string            // vms.<app>.internal
+	addrs map[string]string // id -> IP
+	delay time.Duration
+	tcp   atomic.Int32 // questions that came over TCP
+}
+
+func (f *fakeFly) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
+	time.Sleep(f.delay)
+	m := new(dns.Msg)
+	m.SetReply(q)
+	name := q.Question[0].Name
+	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET, Ttl: 5}
+	switch {
+	case name == "vms."+f.app+".internal." && q.Question[0].Qtype == dns.TypeTXT:
+		hdr.Rrtype = dns.TypeTXT
+		var parts []string
+		for s := f.txt; len(s) > 0; {
+			n := min(255, len(s))
+			parts = append(parts, s[:n])
+			s = s[n:]
+		}
+		m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr, Txt: parts})
+	case strings.HasSuffix(name, ".vm."+f.app+".internal."):
+		id := strings.TrimSuffix(name, ".vm."+f.app+".internal.")
+		ip, ok := f.addrs[id]
+		if !ok {
+			m.Rcode = dns.RcodeNameError
+		} else if q.Question[0].Qtype == dns.TypeA {
+			hdr.Rrtype = dns.TypeA
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.ParseIP(ip)})
+		}
+	default:
+		m.Rcode = dns.RcodeNameError
+	}
+	if w.RemoteAddr().Network() == "tcp" {
+		f.tcp.Add(1)
+	} else {
+		size := 512
+		if opt := q.IsEdns0(); opt != nil {
+			size = int(opt.UDPSize())
+		}
+		m.Truncate(size)
+	}
+	w.WriteMsg(m)
+}
+
+func startDNS(t *testing.T, h dns.Handler) string {
+	t.Helper()
+	var pc net.PacketConn
+	var ln net.Listener
+	// UDP and TCP on the same port: retry if the TCP side is taken.
+	for try := 0; ln == nil; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
+			pc.Close()
+			if try == 20 {
+				t.Fatal(err)
+			}
+		}
+	}
+	udp := &dns.Server{PacketConn: pc, Handler: h}
+	tcp := &dns.Server{Listener: ln, Handler: h}
+	go udp.ActivateAndServe()
+	go tcp.ActivateAndServe()
+	t.Cleanup(func() { udp.Shutdown(); tcp.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+// startPeer serves GET /room/<code> on ip:port: 200 for held codes. hits
+// counts the questions about codes other than "NOPE12" plus those about
+// it in miss (so a round's requests can be told apart).
+func startPeer(t *testing.T, ip string, port int, held string, hits *atomic.Int32, hang bool) {
+	startPeerCounting(t, ip, port, held, hits, nil, hang)
+}
+
+func startPeerCounting(t *testing.T, ip string, port int, held string, hits, miss *atomic.Int32, hang bool) {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if miss != nil && r.URL.Path == "/room/NOPE12" {
+			miss.Add(1)
+		}
+		if hang {
+			<-r.Context().Done()
+			return
+		}
+		if r.URL.Path == "/room/"+held {
+			w.WriteHeader(200)
+			return
+		}
+		w.WriteHeader(404)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+}
+
+func itoa(i int) string   { return strconv.Itoa(i) }
+func fmtInt(i int) string { return strconv.Itoa(i) }
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestProberFindsHolderOverRealDNS(t *testing.T) {
+	port := freePort(t)
+	// Many machines: the TXT value is over 255 bytes and split into strings.
+	var entries []string
+	addrs := map[string]string{}
+	for i := range 30 {
+		id := "e82" + fmtInt(1000000000+i) + "ab"
+		region := "iad"
+		if i < 3 {
+			region = "fra"
+		}
+		entries = append(entries, id+" "+region)
+		addrs[id] = "127.0.9." + fmtInt(10+i)
+	}
+	f := &fakeFly{app: "app", txt: strings.Join(entries, ","), addrs: addrs}
+	dnsAddr := startDNS(t, f)
+	ids := []string{"e821000000000ab", "e821000000001ab", "e821000000002ab"}
+	var hits, misses [3]atomic.Int32
+	startPeerCounting(t, addrs[ids[1]], port, "nothere", &hits[1], &misses[1], false)
+	startPeerCounting(t, addrs[ids[2]], port, "CODE12", &hits[2], &misses[2], false)
+	var iadHits atomic.Int32
+	startPeer(t, addrs["e821000000003ab"], port, "CODE12", &iadHits, false)
+
+	p := &Prober{App: "app", Self: ids[0], Port: port, Resolver: DNSResolver{Server: dnsAddr}}
+	holder, outcome := p.Find(t.Context(), "CODE12", "fra")
+	if holder != ids[2] || outcome != OutcomeFound {
+		t.Fatalf("Find = %q, %s, want %q found", holder, outcome, ids[2])
+	}
+	if iadHits.Load() != 0 {
+		t.Fatal("a peer of another region was asked")
+	}
+	holder, outcome = p.Find(t.Context(), "NOPE12", "fra")
+	if holder != "" || outcome != OutcomeNotFound {
+		t.Fatalf("Find(unknown) = %q, %s", holder, outcome)
+	}
+	// A miss is one round: each same-region peer asked exactly once.
+	if misses[1].Load() != 1 || misses[2].Load() != 1 {
+		t.Fatalf("a miss asked the peers %d and %d times, want once each", misses[1].Load(), misses[2].Load())
+	}
+}
+
+func TestProberFirstAnswerWinsOverHangingPeer(t *testing.T) {
+	port := freePort(t)
+	f := &fakeFly{app: "app", txt: "self fra,hang fra,good fra", addrs: map[string]string{"hang": "127.0.8.2", "good": "127.0.8.3"}}
+	dnsAddr := startDNS(t, f)
+	var h1, h2 atomic.Int32
+	startPeer(t, "127.0.8.2", port, "", &h1, true)
+	startPeer(t, "127.0.8.3", port, "ROOM12", &h2, false)
+	p := &Prober{App: "app", Self: "self", Port: port, Resolver: DNSResolver{Server: dnsAddr}, Limit: 2 * time.Second}
+	holder, outcome := p.Find(t.Context(), "ROOM12", "fra")
+	if holder != "good" || outcome != OutcomeFound {
+		t.Fatalf("Find = %q, %s", holder, outcome)
+	}
+	// Nobody holds it and one peer hangs: not found once the limit passes.
+	p.Limit = 200 * time.Millisecond
+	if holder, outcome := p.Find(t.Context(), "OTHER1", "fra"); holder != "" || outcome != OutcomeNotFound {
+		t.Fatalf("Find with a hanging peer = %q, %s", holder, outcome)
+	}
+}
+
+func TestProberDNSFailureIsNotFound(t *testing.T) {
+	// A resolver that does not answer at all.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	p := &Prober{App: "app", Self: "x", Port: 1, Resolver: DNSResolver{Server: pc.LocalAddr().String()}, Limit: 300 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if holder, outcome := p.Find(ctx, "ROOM12", "fra"); holder != "" || outcome != OutcomeDNSError {
+		t.Fatalf("Find with a dead resolver = %q, %s", holder, outcome)
+	}
+	// NXDOMAIN for the TXT name is a DNS error too, never a client error.
+	dnsAddr := startDNS(t, &fakeFly{app: "other"})
+	p.Resolver = DNSResolver{Server: dnsAddr}
+	if holder, outcome := p.Find(ctx, "ROOM12", "fra"); holder != "" || outcome != OutcomeDNSError {
+		t.Fatalf("Find with NXDOMAIN = %q, %s", holder, outcome)
+	}
+}
+
+func TestTruncatedUDPRetriesOverTCP(t *testing.T) {
+	var entries []string
+	for i := range 400 {
+		entries = append(entries, "d"+fmtInt(100000000+i)+" fra")
+	}
+	f := &fakeFly{app: "big", txt: strings.Join(entries, ",")}
+	dnsAddr := startDNS(t, f)
+	// 6 KB of TXT does not fit a 4 KB UDP answer: truncated, then TCP.
+	peers, err := Peers(t.Context(), DNSResolver{Server: dnsAddr}, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(peers) != 400 {
+		t.Fatalf("got %d peers, want 400", len(peers))
+	}
+	if f.tcp.Load() != 1 {
+		t.Fatalf("%d questions over TCP, want 1", f.tcp.Load())
+	}
+}
