@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type machineView struct {
+	ID      string `json:"id"`
+	Region  string `json:"region"`
+	State   string `json:"state"`
+	Addr    string `json:"addr"`
+	PID     int    `json:"pid"`
+	Rooms   int    `json:"rooms"`
+	Clients int    `json:"clients"`
+	Load    int64  `json:"load"`
+}
+
+// control serves the edges' /.flylocal/ API:
+//
+//	GET  /.flylocal/                       HTML overview of the cluster
+//	GET  /.flylocal/machines               machines as JSON
+//	POST /.flylocal/machines/<id>/<action> stop, start, suspend, resume, kill
+//	POST /.flylocal/dns/<down|up>           the internal resolver stops or resumes answering
+func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
+	path := strings.Trim(strings.TrimPrefix(r.URL.Path, "/.flylocal"), "/")
+	parts := strings.Split(path, "/")
+	switch {
+	case path == "" && r.Method == http.MethodGet:
+		c.overview(w)
+	case path == "machines" && r.Method == http.MethodGet:
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(c.views())
+	case len(parts) == 2 && parts[0] == "dns" && r.Method == http.MethodPost && (parts[1] == "down" || parts[1] == "up"):
+		c.dnsDown.Store(parts[1] == "down")
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]bool{"dns_down": c.dnsDown.Load()})
+	case len(parts) == 3 && parts[0] == "machines" && r.Method == http.MethodPost:
+		m := c.machine(parts[1])
+		if m == nil {
+			http.Error(w, "no machine "+parts[1], http.StatusNotFound)
+			return
+		}
+		if err := c.act(m, parts[2]); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"id": m.ID, "state": m.State()})
+	default:
+		http.Error(w, "unknown flylocal control request", http.StatusNotFound)
+	}
+}
+
+func (c *cluster) act(m *machine, action string) error {
+	switch action {
+	case "stop":
+		m.stop()
+	case "start":
+		return m.start(context.Background())
+	case "suspend":
+		return m.suspend()
+	case "resume":
+		return m.resume()
+	case "kill":
+		m.kill()
+	default:
+		return fmt.Errorf("unknown action %q (stop, start, suspend, resume, kill)", action)
+	}
+	return nil
+}
+
+func (c *cluster) views() []machineView {
+	out := make([]machineView, len(c.machines))
+	for i, m := range c.machines {
+		out[i] = machineView{ID: m.ID, Region: m.Region, State: m.State(), Addr: m.addr(), PID: m.pid(), Load: m.load.Load()}
+		if m.routable() {
+			out[i].Rooms, out[i].Clients = scrape(m)
+		}
+	}
+	return out
+}
+
+// scrape reads the rooms and clients gauges from a machine's /metrics.
+func scrape(m *machine) (rooms, clients int) {
+	client := &http.Client{Timeout: 500 * time.Millisecond}
+	resp, err := client.Get("http://" + m.addr() + "/metrics")
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, _, _ := strings.Cut(line, "{")
+		fields := strings.Fields(line)
+		v, _ := strconv.ParseFloat(fields[len(fields)-1], 64)
+		switch name {
+		case "party_sockets_rooms":
+			rooms = int(v)
+		case "party_sockets_clients":
+			clients = int(v)
+		}
+	}
+	return rooms, clients
+}
+
+var overviewPage = template.Must(template.New("overview").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
+<title>flylocal: {{.App}}</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}
+.started{color:#070}.stopped{color:#a00}.suspended{color:#a60}.stopping{color:#a60}</style></head>
+<body><h1>flylocal: {{.App}}</h1>
+<p>{{len .Machines}} machines · {{.Rooms}} rooms · {{.Clients}} clients · {{.WS}} WebSockets through the edges · {{.Replays}} replays</p>
+<h2>Edges</h2><ul>{{range .Edges}}<li>{{.Region}}: <a href="{{.URL}}">{{.URL}}</a></li>{{end}}</ul>
+<h2>Machines</h2>
+<table><tr><th>region</th><th>id</th><th>state</th><th>address</th><th>pid</th><th>rooms</th><th>clients</th><th>load</th></tr>
+{{range .Machines}}<tr><td>{{.Region}}</td><td><code>{{.ID}}</code></td><td class="{{.State}}">{{.State}}</td>
+<td>{{.Addr}}</td><td>{{.PID}}</td><td>{{.Rooms}}</td><td>{{.Clients}}</td><td>{{.Load}}</td></tr>{{end}}
+</table></body></html>`))
+
+func (c *cluster) overview(w http.ResponseWriter) {
+	views := c.views()
+	data := struct {
+		App            string
+		Machines       []machineView
+		Edges          []struct{ Region, URL string }
+		Rooms, Clients int
+		WS, Replays    int64
+	}{App: c.app, Machines: views, WS: c.websockets.Load(), Replays: c.replays.Load()}
+	for _, v := range views {
+		data.Rooms += v.Rooms
+		data.Clients += v.Clients
+	}
+	for _, e := range c.edges {
+		data.Edges = append(data.Edges, struct{ Region, URL string }{e.region, e.url()})
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	overviewPage.Execute(w, data)
+}

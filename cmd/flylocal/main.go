@@ -1,0 +1,215 @@
+// Command flylocal runs a whole multi-region Fly app on one machine: real
+// server processes of this repo on 127.0.0.N, Fly's internal DNS, and one
+// edge proxy per region with Fly's replay engine. See the README.
+//
+//	go run ./cmd/flylocal -regions fra,iad,syd -per-region 2 -port 8080
+//
+// When everything answers it prints one JSON line on stdout describing the
+// cluster, then runs until SIGINT/SIGTERM, when it drains and stops every
+// machine it started and exits 0.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+type envList []string
+
+func (e *envList) String() string     { return strings.Join(*e, ",") }
+func (e *envList) Set(v string) error { *e = append(*e, v); return nil }
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "flylocal:", err)
+		os.Exit(1)
+	}
+}
+
+func (e *edge) url() string { return "http://127.0.0.1:" + strconv.Itoa(e.port) }
+
+func run() error {
+	var (
+		regionsFlag = flag.String("regions", "fra,iad", "comma-separated regions, one edge each")
+		perRegion   = flag.Int("per-region", 2, "machines per region")
+		port        = flag.Int("port", 8080, "first edge port (edges take consecutive ports); 0 picks free ports")
+		machinePort = flag.Int("machine-port", 3000, "port every machine listens on, at its own address")
+		ipBase      = flag.String("ip-base", "127.0.0.2", "loopback address of the first machine; the rest count up")
+		app         = flag.String("app", "party-sockets-local", "app name (FLY_APP_NAME)")
+		bin         = flag.String("bin", "", "server binary to run (default: build this repo)")
+		killTimeout = flag.Duration("kill-timeout", 10*time.Second, "stop: wait this long after the kill signal before SIGKILL")
+		killSignal  = flag.String("kill-signal", "SIGINT", "stop signal, SIGINT or SIGTERM (fly.toml kill_signal)")
+		closeFrames = flag.Bool("stop-close-frames", true, "send WebSocket close frames to a machine's clients before stop/suspend")
+		fallbackSrc = flag.Bool("fallback-src", true, "a force_self fallback delivery also carries fly-replay-src (undocumented on Fly)")
+		fallbackRep = flag.Bool("fallback-replay", false, "honour fly-replay from a fallback delivery (undocumented on Fly)")
+		quiet       = flag.Bool("quiet", false, "do not copy machine logs to stderr")
+		env         envList
+	)
+	flag.Var(&env, "env", "KEY=VALUE for every machine (repeatable)")
+	flag.Parse()
+
+	regionList := strings.Split(*regionsFlag, ",")
+	base := net.ParseIP(*ipBase).To4()
+	if base == nil || base[0] != 127 {
+		return fmt.Errorf("-ip-base %q: want a 127.x.y.z address", *ipBase)
+	}
+	sig := map[string]os.Signal{"SIGINT": syscall.SIGINT, "SIGTERM": syscall.SIGTERM}[strings.ToUpper(*killSignal)]
+	if sig == nil {
+		return fmt.Errorf("-kill-signal %q: want SIGINT or SIGTERM", *killSignal)
+	}
+	c := &cluster{
+		app: *app, machineEnv: env, logs: os.Stderr, killSignal: sig, killTimeout: *killTimeout,
+		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep,
+	}
+	if *quiet {
+		c.logs = nil
+	}
+	c.bin = *bin
+	if c.bin == "" {
+		dir, err := os.MkdirTemp("", "flylocal")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if c.bin, err = buildServer(dir); err != nil {
+			return err
+		}
+	}
+	stopDNS, err := c.serveDNS()
+	if err != nil {
+		return err
+	}
+	defer stopDNS()
+	for i, region := range regionList {
+		p := 0
+		if *port != 0 {
+			p = *port + i
+		}
+		e := &edge{c: c, region: region}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			return fmt.Errorf("edge %s: %w", region, err)
+		}
+		e.port = ln.Addr().(*net.TCPAddr).Port
+		c.edges = append(c.edges, e)
+		go (&http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
+	}
+	n := 0
+	for _, region := range regionList {
+		for range *perRegion {
+			ip := net.IPv4(base[0], base[1], base[2], base[3]+byte(n)).String()
+			c.machines = append(c.machines, &machine{ID: newMachineID(), Region: region, IP: ip, Port: *machinePort, c: c, state: stateStopped})
+			n++
+		}
+	}
+	defer c.stopAll()
+	errs := make(chan error, len(c.machines))
+	for _, m := range c.machines {
+		go func() { errs <- m.start(context.Background()) }()
+	}
+	for range c.machines {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	if err := c.announce(); err != nil {
+		return err
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	<-stop
+	fmt.Fprintln(os.Stderr, "flylocal: stopping every machine")
+	return nil
+}
+
+// announce prints the one JSON line that describes the running cluster.
+func (c *cluster) announce() error {
+	type machineOut struct {
+		ID     string `json:"id"`
+		Region string `json:"region"`
+		Addr   string `json:"addr"`
+	}
+	out := struct {
+		App      string            `json:"app"`
+		Edges    map[string]string `json:"edges"`
+		Machines []machineOut      `json:"machines"`
+		DNS      string            `json:"dns"`
+	}{App: c.app, Edges: map[string]string{}, DNS: c.dnsAddr}
+	for _, e := range c.edges {
+		out.Edges[e.region] = e.url()
+	}
+	for _, m := range c.machines {
+		out.Machines = append(out.Machines, machineOut{m.ID, m.Region, m.addr()})
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Println(string(b))
+	return err
+}
+
+// serveDNS listens on UDP and TCP on the same loopback port.
+func (c *cluster) serveDNS() (func(), error) {
+	for try := 0; try < 20; try++ {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err != nil {
+			pc.Close()
+			continue
+		}
+		udp := &dns.Server{PacketConn: pc, Handler: c}
+		tcp := &dns.Server{Listener: ln, Handler: c}
+		go udp.ActivateAndServe()
+		go tcp.ActivateAndServe()
+		c.dnsAddr = pc.LocalAddr().String()
+		return func() { udp.Shutdown(); tcp.Shutdown() }, nil
+	}
+	return nil, errors.New("dns: no free port for UDP and TCP")
+}
+
+// buildServer builds this repo's server into dir.
+func buildServer(dir string) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "party-sockets")
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = root
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building the server: %w", err)
+	}
+	return out, nil
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", err
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("run flylocal inside the party-sockets module, or pass -bin")
+	}
+	return filepath.Dir(gomod), nil
+}
