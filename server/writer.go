@@ -24,7 +24,7 @@ const (
 // full is closed rather than stall its room or silently skip frames.
 type conn struct {
 	ws      *websocket.Conn
-	raw     net.Conn      // the hijacked socket under ws
+	raw     net.Conn // the hijacked socket under ws
 	out     chan []byte
 	stop    chan struct{} // closed when the reader has finished
 	closing chan struct{} // closed once a close is requested
