@@ -124,6 +124,9 @@ func TestReplayEngine(t *testing.T) {
 		case f.ID == "loop":
 			w.Header().Set("Fly-Replay", "instance=loop")
 			w.WriteHeader(409)
+		case r.Header.Get("Fly-Replay-Failed") != "" && r.URL.Query().Get("again") != "":
+			w.Header().Set("Fly-Replay", "instance=b")
+			w.WriteHeader(409)
 		case r.Header.Get("Fly-Replay-Failed") != "":
 			fmt.Fprintf(w, "fallback at %s", f.ID)
 		case r.URL.Path == "/to-region" && f.Region == "fra":
@@ -157,6 +160,16 @@ func TestReplayEngine(t *testing.T) {
 	if h := fakes["a"].seen(); h.Get("Fly-Replay-Failed") == "" || h.Get("Fly-Replay-Src") != "" {
 		t.Fatalf("with -fallback-src=false: failed %q src %q", h.Get("Fly-Replay-Failed"), h.Get("Fly-Replay-Src"))
 	}
+	// A fallback delivery that answers fly-replay: refused by default (502),
+	// followed with -fallback-replay.
+	if resp, _ := get(t, url+"/to-stopped?again=1", nil); resp.StatusCode != 502 {
+		t.Fatalf("replay from a fallback delivery, not honoured: %s", resp.Status)
+	}
+	c.fallbackReplay = true
+	if _, body := get(t, url+"/to-stopped?again=1", nil); !strings.HasPrefix(body, "b ") {
+		t.Fatalf("replay from a fallback delivery, honoured: %q", body)
+	}
+	c.fallbackReplay = false
 	// elsewhere: not the issuer; fra has no other machine, so the next
 	// region in order with a routable machine (iad: b).
 	if _, body := get(t, url+"/elsewhere", nil); !strings.HasPrefix(body, "b src=instance=a;") {
