@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"party-sockets/rooms"
+	"party-sockets/routing"
 )
 
 // Bounds of the per-origin table (wire contract §10).
@@ -108,6 +109,21 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 		"uptime":        d("process_uptime_seconds", "Seconds since the process started."),
 		"goroutines":    d("go_goroutines", "Goroutines that currently exist."),
 	}
+	// Every label set is fixed: start each series at zero so rates and
+	// dashboards have data before the first event.
+	for _, r := range []string{reasonClient, reasonSlow, reasonTooBig, reasonReplaced, reasonRoomClosed, reasonDeadPeer, reasonWriteTimeout, reasonRestart} {
+		m.closes.WithLabelValues(r)
+	}
+	for _, k := range []string{"instance", "region", "redirect"} {
+		m.replays.WithLabelValues(k)
+	}
+	for _, o := range []string{routing.OutcomeFound, routing.OutcomeNotFound, routing.OutcomeNoPeers, routing.OutcomeDNSError} {
+		m.probes.WithLabelValues(o)
+	}
+	for _, e := range knownErrors {
+		m.errors.WithLabelValues(errorKind(e))
+	}
+	m.errors.WithLabelValues("Unknown url placeholder")
 	reg.MustRegister(m, m.messages, m.deliveries, m.bytes, m.errors, m.closes, m.replays, m.probes, m.probeTime)
 	m.handler = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
 	return m

@@ -1,0 +1,8 @@
+#!/bin/sh
+# Builds the static server binary. This is the one build line the Dockerfile
+# runs, so it is tested outside Docker too (ops/ops_test.go).
+#   VERSION=v1.2.3 sh ops/build.sh [output]
+set -eu
+cd "$(dirname "$0")/.."
+VERSION="${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}"
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o "${1:-party-sockets}" .

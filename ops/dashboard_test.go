@@ -1,0 +1,285 @@
+package ops
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// needTool finds a binary that .ci/run installs; locally it may be absent.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed: .ci/run must install it", name)
+		}
+		t.Skipf("%s not installed (apt-get install prometheus); CI installs it", name)
+	}
+	return p
+}
+
+type dashboard struct {
+	Panels []struct {
+		Title   string `json:"title"`
+		Type    string `json:"type"`
+		Targets []struct {
+			Expr string `json:"expr"`
+		} `json:"targets"`
+	} `json:"panels"`
+	Templating struct {
+		List []struct {
+			Name  string `json:"name"`
+			Type  string `json:"type"`
+			Query any    `json:"query"`
+		} `json:"list"`
+	} `json:"templating"`
+}
+
+// Panels that must show data while rooms are live.
+var corePanels = []string{
+	"Clients (fleet)", "Rooms (fleet)", "Machines reporting", "Messages relayed /s", "Fleet by region",
+	"Clients by region", "Rooms by region", "Clients by instance", "Rooms by instance",
+	"Connections /s by origin (top 10)", "Rooms created /s by origin (top 10)", "Clients by origin (top 10)",
+	"Messages and deliveries /s", "Memory per machine (RSS)", "Uptime per machine", "Replays /s by kind",
+}
+
+func TestDashboardAgainstRealPrometheus(t *testing.T) {
+	prom := needTool(t, "prometheus")
+	addr := startServer(t, "REGION=fra", "INSTANCE_ID=e2e0machine01")
+	liveRooms(t, addr)
+
+	dir := t.TempDir()
+	promPort := freePort(t)
+	cfg := fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: self            # a self-hosted Prometheus: our labels kept
+    honor_labels: true
+    static_configs: [{targets: ["%[1]s"]}]
+  - job_name: fly             # like Fly's managed Prometheus: its own instance, lower-case region, app
+    honor_labels: false
+    static_configs: [{targets: ["%[1]s"]}]
+    metric_relabel_configs:
+      - {source_labels: [region], target_label: region, action: lowercase}
+      - {target_label: app, replacement: party-sockets-test}
+`, addr)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(prom, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort), "--log.level=warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	api := fmt.Sprintf("http://127.0.0.1:%d/api/v1/", promPort)
+
+	// Enough scrapes for rate() over the substituted $__rate_interval.
+	waitFor(t, 60*time.Second, "both scrape jobs with 5 samples", func() bool {
+		r, err := query(api, `count(count_over_time(party_sockets_rooms[30s]) >= 5)`)
+		return err == nil && len(r) == 1 && r[0].Value[1] == "2"
+	})
+
+	var d dashboard
+	b, err := os.ReadFile("grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("dashboard is not valid JSON: %v", err)
+	}
+	core := map[string]bool{}
+	for _, c := range corePanels {
+		core[c] = true
+	}
+	// Every panel query, with the variables as "All" and as one region in
+	// either case (our FRA, Fly's fra): none may fail; core panels have data.
+	subs := []map[string]string{
+		{"$app": ".*", "$region": ".*", "$instance": ".*"},
+		{"$app": ".*", "$region": "FRA", "$instance": ".*"},
+		{"$app": "party-sockets-test", "$region": "fra", "$instance": ".*"},
+	}
+	seen := map[string]bool{}
+	for _, p := range d.Panels {
+		seen[p.Title] = true
+		for _, tg := range p.Targets {
+			for _, sub := range subs {
+				expr := tg.Expr
+				for k, v := range sub {
+					expr = strings.ReplaceAll(expr, k, v)
+				}
+				expr = strings.ReplaceAll(expr, "$__rate_interval", "30s")
+				if strings.Contains(expr, "$") {
+					t.Errorf("%s: unsubstituted variable in %s", p.Title, expr)
+					continue
+				}
+				res, err := query(api, expr)
+				if err != nil {
+					t.Errorf("panel %q: %s: %v", p.Title, expr, err)
+					continue
+				}
+				if core[p.Title] && len(res) == 0 {
+					t.Errorf("core panel %q returned no data for %s", p.Title, expr)
+				}
+			}
+		}
+	}
+	for _, c := range corePanels {
+		if !seen[c] {
+			t.Errorf("dashboard has no panel %q", c)
+		}
+	}
+	// Variables: label_values queries run as the label API would.
+	for _, v := range d.Templating.List {
+		if v.Type != "query" {
+			continue
+		}
+		q, _ := v.Query.(map[string]any)["query"].(string)
+		m := regexp.MustCompile(`^label_values\((.*), (\w+)\)$`).FindStringSubmatch(q)
+		if m == nil {
+			t.Errorf("variable %s: unexpected query %q", v.Name, q)
+			continue
+		}
+		sel := strings.NewReplacer("$app", ".*", "$region", ".*").Replace(m[1])
+		values, err := labelValues(api, m[2], sel)
+		if err != nil {
+			t.Errorf("variable %s: %v", v.Name, err)
+			continue
+		}
+		want := map[string]string{"app": "party-sockets-test", "region": "FRA", "instance": "e2e0machine01"}[v.Name]
+		if !contains(values, want) {
+			t.Errorf("variable %s = %v, want it to offer %q", v.Name, values, want)
+		}
+	}
+}
+
+type sample struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+}
+
+func query(api, expr string) ([]sample, error) {
+	resp, err := http.Get(api + "query?query=" + url.QueryEscape(expr))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string   `json:"resultType"`
+			Result     []sample `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	if out.Status != "success" {
+		return nil, fmt.Errorf("prometheus: %s", out.Error)
+	}
+	return out.Data.Result, nil
+}
+
+func labelValues(api, label, match string) ([]string, error) {
+	resp, err := http.Get(api + "label/" + label + "/values?match[]=" + url.QueryEscape(match))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Status string   `json:"status"`
+		Data   []string `json:"data"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	return out.Data, err
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// liveRooms opens rooms from two origins and relays messages, and leaves
+// them open for the test's life.
+func liveRooms(t *testing.T, addr string) {
+	t.Helper()
+	ctx := t.Context()
+	dialWS := func(origin string) *websocket.Conn {
+		c, _, err := websocket.Dial(ctx, "ws://"+addr+"/", &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.CloseNow() })
+		go func() {
+			for {
+				if _, _, err := c.Read(ctx); err != nil {
+					return
+				}
+			}
+		}()
+		return c
+	}
+	for i, origin := range []string{"https://quiz.example", "https://draw.example"} {
+		host := dialWS(origin)
+		host.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf(`{"type":"create","clientId":"h%d","maxClients":8}`, i)))
+		// Wait for the room to exist before sending.
+		waitFor(t, 5*time.Second, "room", func() bool { return metricAtLeast(addr, "party_sockets_rooms", float64(i+1)) })
+		go func() {
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for range 2400 { // bounded: two minutes at most
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					host.Write(ctx, websocket.MessageText, []byte(`{"type":"send","data":{"tick":1}}`))
+				}
+			}
+		}()
+	}
+}
+
+func metricAtLeast(addr, name string, v float64) bool {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, name+"{") {
+			var got float64
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &got)
+			return got >= v
+		}
+	}
+	return false
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
