@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// fanoutResult is what the fan-out shapes report.
+type fanoutResult struct {
+	Sent, Delivered, Expected int64
+	Lost, Reordered, Errors   int64
+	Latency                   percentiles
+}
+
+// runFanout builds rooms×size members; every member broadcasts either at
+// rate msg/s (open loop, latency from the scheduled time) or keeping window
+// messages in flight (closed loop: in flight = sent but not yet seen by the
+// next member of the room). It sends for dur, then waits for stragglers.
+func runFanoutMeasured(ctx context.Context, cfg config, begin, end func()) (fanoutResult, time.Duration, error) {
+	var res fanoutResult
+	rooms := make([]*room, 0, cfg.rooms)
+	defer func() {
+		for _, rm := range rooms {
+			rm.close()
+		}
+	}()
+	for i := range cfg.rooms {
+		rm, err := makeRoom(ctx, cfg.url, cfg.size, fmt.Sprintf("lg%d-%d", time.Now().UnixNano(), i))
+		if err != nil {
+			return res, 0, fmt.Errorf("room %d: %w", i, err)
+		}
+		rooms = append(rooms, rm)
+	}
+	lat := &latencies{}
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	var readers sync.WaitGroup
+	for _, rm := range rooms {
+		for _, m := range rm.members {
+			readers.Add(1)
+			go func() { defer readers.Done(); m.readLoop(readCtx, lat) }()
+		}
+	}
+	begin()
+	start := time.Now()
+	deadline := start.Add(cfg.duration)
+	var senders sync.WaitGroup
+	var errs sync.Map
+	for _, rm := range rooms {
+		for _, m := range rm.members {
+			senders.Add(1)
+			go func() {
+				defer senders.Done()
+				var err error
+				if cfg.window > 0 {
+					err = m.sendClosedLoop(ctx, cfg.window, deadline)
+				} else {
+					err = m.sendOpenLoop(ctx, cfg.rate, start, deadline)
+				}
+				if err != nil {
+					errs.Store(m, err)
+				}
+			}()
+		}
+	}
+	senders.Wait()
+	sendWindow := time.Since(start)
+	// Wait for every expected delivery, bounded by the drain time.
+	drainUntil := time.Now().Add(cfg.drain)
+	for time.Now().Before(drainUntil) && delivered(rooms) < expected(rooms) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	end()
+	stopReading()
+	for _, rm := range rooms {
+		rm.close()
+	}
+	readers.Wait()
+	for _, rm := range rooms {
+		for _, m := range rm.members {
+			res.Sent += m.sent
+			res.Lost += m.lost.Load()
+			res.Reordered += m.reorder.Load()
+		}
+	}
+	res.Delivered, res.Expected = delivered(rooms), expected(rooms)
+	res.Lost += res.Expected - res.Delivered - res.Lost
+	errs.Range(func(any, any) bool { res.Errors++; return true })
+	res.Latency = lat.percentiles()
+	return res, sendWindow, nil
+}
+
+func delivered(rooms []*room) (n int64) {
+	for _, rm := range rooms {
+		for _, m := range rm.members {
+			n += m.got.Load()
+		}
+	}
+	return n
+}
+
+// expected: every message reaches every other member of its room.
+func expected(rooms []*room) (n int64) {
+	for _, rm := range rooms {
+		var sent int64
+		for _, m := range rm.members {
+			sent += m.sentCount()
+		}
+		n += sent * int64(len(rm.members)-1)
+	}
+	return n
+}
+
+func (m *member) sentCount() int64 { return m.sentAtomic.Load() }
+
+func (m *member) sendOpenLoop(ctx context.Context, rate float64, start, deadline time.Time) error {
+	interval := time.Duration(float64(time.Second) / rate)
+	// Spread members over the first interval so they do not send in lockstep.
+	next := start.Add(time.Duration(m.index) * interval / time.Duration(len(m.room.members)+1))
+	buf := make([]byte, 0, 128)
+	for next.Before(deadline) {
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+		buf = payload(buf, m.sent, next)
+		if err := m.ws.Write(ctx, websocket.MessageText, buf); err != nil {
+			return err
+		}
+		m.sent++
+		m.sentAtomic.Store(m.sent)
+		next = next.Add(interval)
+	}
+	return nil
+}
+
+func (m *member) sendClosedLoop(ctx context.Context, window int, deadline time.Time) error {
+	next := m.room.members[(m.index+1)%len(m.room.members)] // sees our messages
+	buf := make([]byte, 0, 128)
+	for time.Now().Before(deadline) {
+		if m.sent-next.witness.Load() >= int64(window) {
+			if next.dead.Load() {
+				return fmt.Errorf("witness closed")
+			}
+			time.Sleep(50 * time.Microsecond)
+			continue
+		}
+		buf = payload(buf, m.sent, time.Now())
+		if err := m.ws.Write(ctx, websocket.MessageText, buf); err != nil {
+			return err
+		}
+		m.sent++
+		m.sentAtomic.Store(m.sent)
+	}
+	return nil
+}
