@@ -24,6 +24,7 @@ type config struct {
 	MaxFrameBytes  int64
 	AllowedOrigins []string
 	LogLevel       slog.Level
+	DebugAddr      string // pprof listener, off when empty
 }
 
 // loadConfig reads the environment through getenv and reports every bad
@@ -89,6 +90,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 				c.AllowedOrigins = append(c.AllowedOrigins, o)
 			}
 		}
+	}
+	if v := getenv("DEBUG_ADDR"); v != "" {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			bad("DEBUG_ADDR", v, "want host:port, e.g. 127.0.0.1:6060")
+		}
+		c.DebugAddr = v
 	}
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

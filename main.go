@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -85,6 +86,15 @@ func run(getenv func(string) string) error {
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
+	if cfg.DebugAddr != "" {
+		go func() {
+			// net/http/pprof registers on http.DefaultServeMux, served only here.
+			log.Info("pprof listening", "addr", cfg.DebugAddr)
+			if err := http.ListenAndServe(cfg.DebugAddr, http.DefaultServeMux); err != nil {
+				log.Error("pprof listener", "error", err)
+			}
+		}()
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "instance", cfg.Instance, "region", cfg.Region, "version", buildVersion())
 
 	sig := make(chan os.Signal, 2)

@@ -137,3 +137,13 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkCodeGeneration(b *testing.B) {
+	g := NewGenerator("fra", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.Next(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

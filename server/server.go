@@ -31,7 +31,8 @@ type Config struct {
 	Prober         *routing.Prober // same-region peer probe; nil off Fly
 
 	MaxFrameBytes int64         // largest client frame; larger closes with 1009
-	QueueFrames   int           // per-connection send queue
+	QueueFrames   int           // per-connection send queue, in frames
+	QueueBytes    int           // per-connection send queue, in bytes
 	WriteTimeout  time.Duration // bound on one frame write
 	PingInterval  time.Duration // heartbeat period; a silent peer dies within two
 
@@ -42,6 +43,7 @@ type Config struct {
 const (
 	DefaultMaxFrameBytes = 64 << 10
 	DefaultQueueFrames   = 256
+	DefaultQueueBytes    = 2 << 20
 	DefaultWriteTimeout  = 10 * time.Second
 	DefaultPingInterval  = 15 * time.Second
 )
@@ -65,6 +67,9 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	}
 	if cfg.QueueFrames <= 0 {
 		cfg.QueueFrames = DefaultQueueFrames
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = DefaultQueueBytes
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
@@ -103,7 +108,7 @@ func (s *Server) CloseAll() { s.cancel() }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	origin := cleanOrigin(r.Header.Get("Origin"))
-	hw := &hijackRecorder{ResponseWriter: w}
+	hw := &hijacker{ResponseWriter: w}
 	ws, err := websocket.Accept(hw, r, &s.accept)
 	if err != nil {
 		s.log.Debug("websocket accept failed", "origin", origin, "error", err)
@@ -111,24 +116,23 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
 	s.metrics.connectionOpened(origin)
+	// The session reads on a fresh goroutine and this handler returns: the
+	// net/http goroutine, whose stack grew while parsing the handshake, ends.
+	se := &session{s: s, c: newConn(ws, hw.conn, s.cfg), origin: origin}
+	go se.serve()
+}
 
-	c := newConn(ws, hw.conn, s.cfg.QueueFrames, s.cfg.WriteTimeout, s.cfg.PingInterval)
-	se := &session{s: s, c: c, origin: origin}
-	go c.writeLoop()
-
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	stopOnShutdown := context.AfterFunc(s.baseCtx, func() { c.Close(CloseRestarting, "server restarting") })
-	defer stopOnShutdown()
-
-	err = se.run(ctx)
+// serve runs the session's reader until the socket ends.
+func (se *session) serve() {
+	c := se.c
+	stopOnShutdown := context.AfterFunc(se.s.baseCtx, func() { c.Close(CloseRestarting, "server restarting") })
+	err := se.run(context.Background())
+	stopOnShutdown()
 	if errors.Is(err, websocket.ErrMessageTooBig) {
 		c.setReason(reasonTooBig)
 	}
-	close(c.stop)
-	<-c.done
-	ws.CloseNow()
-	s.metrics.connectionClosed(c.closedReason())
+	c.finish()
+	se.s.metrics.connectionClosed(c.closedReason())
 	se.logClose(err)
 }
 

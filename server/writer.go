@@ -2,7 +2,7 @@ package server
 
 import (
 	"context"
-	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,56 +20,61 @@ const (
 )
 
 // conn is one player's socket as the rooms see it: a bounded queue drained
-// by a single writer goroutine. Send never blocks; a receiver whose queue is
-// full is closed rather than stall its room or silently skip frames.
+// by a writer goroutine that runs only while there is something to write
+// (an idle connection costs one goroutine, its reader). Send never blocks;
+// a receiver whose queue is full is closed rather than stall its room or
+// silently skip frames. Frames are written in batches under a cork, one
+// syscall per batch.
 type conn struct {
-	ws      *websocket.Conn
-	raw     net.Conn // the hijacked socket under ws
-	out     chan []byte
-	stop    chan struct{} // closed when the reader has finished
-	closing chan struct{} // closed once a close is requested
-	done    chan struct{} // closed when the writer has exited
+	ws  *websocket.Conn
+	raw *corkConn
 
-	closeOnce   sync.Once
-	closeCode   int    // written before closing is closed
-	closeReason string // written before closing is closed
-	reason      atomic.Value
-	pinging     atomic.Bool
+	mu          sync.Mutex // guards everything below
+	queue       [][]byte
+	spare       [][]byte // the previous batch's slice, reused
+	queuedBytes int
+	writing     bool // a flush goroutine is running
+	closed      bool // no more frames accepted
+	closeCode   int  // a close to send once the queue is empty (0: none)
+	closeReason string
+	finished    bool // the reader has ended
 
-	writeTimeout time.Duration
-	pingEvery    time.Duration
-	onClose      func(reason string)
+	maxFrames, maxBytes int
+	writeTimeout        time.Duration
+	pingEvery           time.Duration
+	ping                *time.Timer
+	reason              atomic.Value
 }
 
-func newConn(ws *websocket.Conn, raw net.Conn, queue int, writeTimeout, pingEvery time.Duration) *conn {
-	return &conn{
-		ws:           ws,
-		raw:          raw,
-		out:          make(chan []byte, queue),
-		stop:         make(chan struct{}),
-		closing:      make(chan struct{}),
-		done:         make(chan struct{}),
-		writeTimeout: writeTimeout,
-		pingEvery:    pingEvery,
-	}
+func newConn(ws *websocket.Conn, raw *corkConn, cfg Config) *conn {
+	c := &conn{ws: ws, raw: raw, maxFrames: cfg.QueueFrames, maxBytes: cfg.QueueBytes,
+		writeTimeout: cfg.WriteTimeout, pingEvery: cfg.PingInterval}
+	c.ping = time.AfterFunc(c.pingEvery, c.heartbeat)
+	return c
 }
 
 // Send queues a frame without blocking. On overflow we close the player
 // rather than drop the frame: a gap in game state is worse than a reconnect.
 func (c *conn) Send(frame []byte) {
-	select {
-	case c.out <- frame:
-	default:
-		c.setReason(reasonSlow)
-		c.closeOnce.Do(func() {
-			c.closeCode, c.closeReason = CloseTooSlow, "too slow"
-			close(c.closing)
-			// The writer may be stuck on this very peer: close from here,
-			// and give the close frame a second before cutting the socket so
-			// the room learns of the departure promptly.
-			go c.closeWithin(CloseTooSlow, "too slow", time.Second)
-		})
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
 	}
+	if len(c.queue) >= c.maxFrames || c.queuedBytes+len(frame) > c.maxBytes {
+		c.closed = true
+		c.mu.Unlock()
+		c.setReason(reasonSlow)
+		// The writer may be stuck on this very peer: close from here, and
+		// give the close frame a second before cutting the socket so the
+		// room learns of the departure promptly.
+		go c.closeWithin(CloseTooSlow, "too slow", time.Second)
+		return
+	}
+	c.queue = append(c.queue, frame)
+	c.queuedBytes += len(frame)
+	c.startWriterLocked()
+	c.mu.Unlock()
 }
 
 // Close queues a close after every frame already queued, so nothing sent
@@ -83,10 +88,103 @@ func (c *conn) Close(code int, reason string) {
 	case CloseRestarting:
 		c.setReason(reasonRestart)
 	}
-	c.closeOnce.Do(func() {
-		c.closeCode, c.closeReason = code, reason
-		close(c.closing)
-	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.closeCode, c.closeReason = code, reason
+	c.startWriterLocked()
+}
+
+func (c *conn) startWriterLocked() {
+	if !c.writing && !c.finished {
+		c.writing = true
+		go c.flush()
+	}
+}
+
+// flush writes queued frames in batches until the queue is empty, then
+// sends a requested close, and exits.
+func (c *conn) flush() {
+	for {
+		// Let every goroutine that is already runnable (readers handling
+		// other players' messages) queue its frames first: they join this
+		// batch and share its syscall, as an event loop flushes corked
+		// sockets once per iteration. It costs one scheduling round.
+		runtime.Gosched()
+		c.mu.Lock()
+		batch := c.queue
+		c.queue, c.spare = c.spare[:0], nil
+		c.queuedBytes = 0
+		if len(batch) == 0 || c.finished {
+			code, reason := c.closeCode, c.closeReason
+			c.closeCode = 0
+			c.writing = false
+			if cap(batch) <= 16 {
+				c.spare = batch[:0] // small: keep for the next burst
+			}
+			c.queue = nil
+			c.mu.Unlock()
+			if code != 0 && !c.isFinished() {
+				c.ws.Close(websocket.StatusCode(code), reason)
+			}
+			return
+		}
+		c.mu.Unlock()
+		if !c.writeBatch(batch) {
+			return
+		}
+		clear(batch)
+		c.mu.Lock()
+		if c.spare == nil {
+			c.spare = batch[:0]
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (c *conn) writeBatch(batch [][]byte) bool {
+	c.raw.cork()
+	for _, f := range batch {
+		// The frame lands in the cork buffer: no syscall, no timeout here.
+		if err := c.ws.Write(context.Background(), websocket.MessageText, f); err != nil {
+			c.raw.uncork(c.writeTimeout)
+			c.fail()
+			return false
+		}
+	}
+	if err := c.raw.uncork(c.writeTimeout); err != nil {
+		c.setReason(reasonWriteTimeout)
+		c.fail()
+		return false
+	}
+	return true
+}
+
+// fail ends a connection whose socket write failed.
+func (c *conn) fail() {
+	c.mu.Lock()
+	c.writing = false
+	c.closed = true
+	c.mu.Unlock()
+	c.ws.CloseNow()
+}
+
+func (c *conn) isFinished() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.finished
+}
+
+// finish is called once the reader has ended: no more writes or pings.
+func (c *conn) finish() {
+	c.mu.Lock()
+	c.finished, c.closed = true, true
+	c.mu.Unlock()
+	c.ping.Stop()
+	c.ws.CloseNow()
 }
 
 // setReason records why the socket ended; the first reason sticks.
@@ -99,70 +197,22 @@ func (c *conn) closedReason() string {
 	return reasonClient
 }
 
-// writeLoop is the only writer of frames. It returns when the reader is done
-// or after sending a requested close.
-func (c *conn) writeLoop() {
-	defer close(c.done)
-	ping := time.NewTicker(c.pingEvery)
-	defer ping.Stop()
-	for {
-		select {
-		case f := <-c.out:
-			if !c.write(f) {
-				return
-			}
-		case <-c.closing:
-			if c.closeCode == CloseTooSlow {
-				return // Send already closes the socket
-			}
-			for drained := false; !drained; {
-				select {
-				case f := <-c.out:
-					if !c.write(f) {
-						return
-					}
-				default:
-					drained = true
-				}
-			}
-			c.ws.Close(websocket.StatusCode(c.closeCode), c.closeReason)
-			return
-		case <-ping.C:
-			c.heartbeat()
-		case <-c.stop:
-			return
-		}
-	}
-}
-
-func (c *conn) write(f []byte) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), c.writeTimeout)
+// heartbeat pings (a ping waits for its pong, which the reader receives); a
+// peer that does not answer within one interval is dead. It runs on the
+// timer's goroutine, so idle connections need no goroutine of their own.
+func (c *conn) heartbeat() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.pingEvery)
 	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, f); err != nil {
-		if ctx.Err() != nil {
-			c.setReason(reasonWriteTimeout)
+	if err := c.ws.Ping(ctx); err != nil {
+		if ctx.Err() != nil && !c.isFinished() {
+			c.setReason(reasonDeadPeer)
 		}
 		c.ws.CloseNow()
-		return false
-	}
-	return true
-}
-
-// heartbeat pings in the background (a ping waits for its pong, which the
-// reader receives); a peer that does not answer within one interval is dead.
-func (c *conn) heartbeat() {
-	if !c.pinging.CompareAndSwap(false, true) {
 		return
 	}
-	go func() {
-		defer c.pinging.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), c.pingEvery)
-		defer cancel()
-		if err := c.ws.Ping(ctx); err != nil && ctx.Err() != nil {
-			c.setReason(reasonDeadPeer)
-			c.ws.CloseNow()
-		}
-	}()
+	if !c.isFinished() {
+		c.ping.Reset(c.pingEvery)
+	}
 }
 
 // closeWithin sends a close frame but cuts the socket if the peer has not

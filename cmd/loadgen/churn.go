@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 type churnResult struct {
@@ -49,30 +47,24 @@ func cycle(ctx context.Context, cfg config, tag string) error {
 		return err
 	}
 	defer rm.close()
-	if err := rm.members[0].ws.Write(ctx, websocket.MessageText, []byte(`{"type":"send","data":"go"}`)); err != nil {
+	if err := rm.members[0].ws.write([]byte(`{"type":"send","data":"go"}`)); err != nil {
 		return err
 	}
 	for _, m := range rm.members[1:] {
-		if _, err := readUntil(ctx, m.ws, `"type":"message"`); err != nil {
-			return err
+		m.ws.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			p, err := m.ws.read()
+			if err != nil {
+				return err
+			}
+			if containsBytes(p, `"type":"message"`) {
+				break
+			}
 		}
 	}
 	for _, m := range rm.members {
-		m.ws.Close(websocket.StatusNormalClosure, "")
+		m.ws.writeFrame(0x8, []byte{0x03, 0xe8}) // close 1000
+		m.ws.Close()
 	}
 	return nil
-}
-
-func readUntil(ctx context.Context, ws *websocket.Conn, marker string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for {
-		_, b, err := ws.Read(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if containsBytes(b, marker) {
-			return b, nil
-		}
-	}
 }

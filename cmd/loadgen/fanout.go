@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // fanoutResult is what the fan-out shapes report.
@@ -14,6 +12,10 @@ type fanoutResult struct {
 	Sent, Delivered, Expected int64
 	Lost, Reordered, Errors   int64
 	Latency                   percentiles
+	// SendLag is how late the tool itself sent (actual minus scheduled send
+	// time, open loop): latency counts from the schedule, so this part of it
+	// is the tool's, not the server's.
+	SendLag percentiles
 }
 
 // runFanout builds rooms×size members; every member broadcasts either at
@@ -35,7 +37,7 @@ func runFanoutMeasured(ctx context.Context, cfg config, begin, end func()) (fano
 		}
 		rooms = append(rooms, rm)
 	}
-	lat := &latencies{}
+	lat, lag := &latencies{}, &latencies{}
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	var readers sync.WaitGroup
@@ -57,9 +59,9 @@ func runFanoutMeasured(ctx context.Context, cfg config, begin, end func()) (fano
 				defer senders.Done()
 				var err error
 				if cfg.window > 0 {
-					err = m.sendClosedLoop(ctx, cfg.window, deadline)
+					err = m.sendClosedLoop(cfg.window, deadline)
 				} else {
-					err = m.sendOpenLoop(ctx, cfg.rate, start, deadline)
+					err = m.sendOpenLoop(cfg.rate, start, deadline, lag)
 				}
 				if err != nil {
 					errs.Store(m, err)
@@ -91,6 +93,7 @@ func runFanoutMeasured(ctx context.Context, cfg config, begin, end func()) (fano
 	res.Lost += res.Expected - res.Delivered - res.Lost
 	errs.Range(func(any, any) bool { res.Errors++; return true })
 	res.Latency = lat.percentiles()
+	res.SendLag = lag.percentiles()
 	return res, sendWindow, nil
 }
 
@@ -117,17 +120,23 @@ func expected(rooms []*room) (n int64) {
 
 func (m *member) sentCount() int64 { return m.sentAtomic.Load() }
 
-func (m *member) sendOpenLoop(ctx context.Context, rate float64, start, deadline time.Time) error {
+func (m *member) sendOpenLoop(rate float64, start, deadline time.Time, lag *latencies) error {
 	interval := time.Duration(float64(time.Second) / rate)
 	// Spread members over the first interval so they do not send in lockstep.
 	next := start.Add(time.Duration(m.index) * interval / time.Duration(len(m.room.members)+1))
 	buf := make([]byte, 0, 128)
+	lags := make([]time.Duration, 0, 64)
+	defer func() { lag.add(lags) }()
 	for next.Before(deadline) {
 		if d := time.Until(next); d > 0 {
 			time.Sleep(d)
 		}
+		if lags = append(lags, time.Since(next)); len(lags) == cap(lags) {
+			lag.add(lags)
+			lags = lags[:0]
+		}
 		buf = payload(buf, m.sent, next)
-		if err := m.ws.Write(ctx, websocket.MessageText, buf); err != nil {
+		if err := m.ws.write(buf); err != nil {
 			return err
 		}
 		m.sent++
@@ -137,7 +146,7 @@ func (m *member) sendOpenLoop(ctx context.Context, rate float64, start, deadline
 	return nil
 }
 
-func (m *member) sendClosedLoop(ctx context.Context, window int, deadline time.Time) error {
+func (m *member) sendClosedLoop(window int, deadline time.Time) error {
 	next := m.room.members[(m.index+1)%len(m.room.members)] // sees our messages
 	buf := make([]byte, 0, 128)
 	for time.Now().Before(deadline) {
@@ -149,7 +158,7 @@ func (m *member) sendClosedLoop(ctx context.Context, window int, deadline time.T
 			continue
 		}
 		buf = payload(buf, m.sent, time.Now())
-		if err := m.ws.Write(ctx, websocket.MessageText, buf); err != nil {
+		if err := m.ws.write(buf); err != nil {
 			return err
 		}
 		m.sent++

@@ -13,7 +13,7 @@ type idleResult struct {
 
 // runIdle opens n connections in rooms of size and holds them for dur.
 // Memory per connection is measured by main from the server's RSS before
-// and after. hold is called once everything is connected.
+// and after. hold is called at the end of the hold, still connected.
 func runIdle(ctx context.Context, cfg config, hold func()) (idleResult, error) {
 	var res idleResult
 	var rooms []*room
@@ -32,10 +32,25 @@ func runIdle(ctx context.Context, cfg config, hold func()) (idleResult, error) {
 		res.Connections += size
 		res.Rooms++
 	}
-	hold()
+	// Idle clients still read, as browsers do, so they answer the server's
+	// pings and are not closed as dead peers.
+	for _, rm := range rooms {
+		for _, m := range rm.members {
+			go func() {
+				for {
+					if _, err := m.ws.read(); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}
+	// Measure at the end of the hold: the steady state of idle connections,
+	// once the handshakes' garbage has been collected.
 	select {
 	case <-ctx.Done():
 	case <-time.After(cfg.duration):
 	}
+	hold()
 	return res, nil
 }

@@ -183,6 +183,9 @@ func printSummary(w *os.File, cfg config, r report) {
 	if f := r.Fanout; f != nil {
 		fmt.Fprintf(w, "  sent %d (%.0f/s), delivered %d of %d (%.0f/s)\n", f.Sent, r.SentPerSec, f.Delivered, f.Expected, r.DeliveredPerSec)
 		fmt.Fprintf(w, "  latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", f.Latency.P50, f.Latency.P90, f.Latency.P99, f.Latency.Max)
+		if f.SendLag.Max > 0 {
+			fmt.Fprintf(w, "  of which the tool's own send lag ms: p50 %.2f  p99 %.2f\n", f.SendLag.P50, f.SendLag.P99)
+		}
 		fmt.Fprintf(w, "  lost %d  reordered %d  errors %d\n", f.Lost, f.Reordered, f.Errors)
 	}
 	if i := r.Idle; i != nil {

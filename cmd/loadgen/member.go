@@ -5,17 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // member is one simulated player.
 type member struct {
-	ws         *websocket.Conn
+	ws         *rawConn
 	index      int   // slot in the room
 	sent       int64 // messages sent (the sender goroutine's own count)
 	sentAtomic atomic.Int64
@@ -34,15 +31,10 @@ type room struct {
 	members []*member
 }
 
-func dialMember(ctx context.Context, url string) (*websocket.Conn, error) {
+func dialMember(ctx context.Context, url string) (*rawConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://loadgen.local"}}})
-	if err != nil {
-		return nil, err
-	}
-	ws.SetReadLimit(1 << 20)
-	return ws, nil
+	return dialRaw(ctx, url)
 }
 
 type reply struct {
@@ -53,26 +45,14 @@ type reply struct {
 }
 
 // call sends one message and reads frames until one of type want arrives.
-func call(ctx context.Context, ws *websocket.Conn, msg string, want string) (reply, error) {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+func call(ws *rawConn, msg string, want string) (reply, error) {
+	b, err := ws.call(msg, want)
+	if err != nil {
 		return reply{}, err
 	}
-	for {
-		_, b, err := ws.Read(ctx)
-		if err != nil {
-			return reply{}, err
-		}
-		var r reply
-		json.Unmarshal(b, &r)
-		switch r.Type {
-		case want:
-			return r, nil
-		case "error":
-			return r, fmt.Errorf("server error: %s", r.Message)
-		}
-	}
+	var r reply
+	err = json.Unmarshal(b, &r)
+	return r, err
 }
 
 // makeRoom connects size members and puts them in one room.
@@ -88,10 +68,10 @@ func makeRoom(ctx context.Context, url string, size int, tag string) (*room, err
 		rm.members = append(rm.members, m)
 		var r reply
 		if i == 0 {
-			r, err = call(ctx, ws, fmt.Sprintf(`{"type":"create","clientId":"%s-h","maxClients":%d}`, tag, size), "created")
+			r, err = call(ws, fmt.Sprintf(`{"type":"create","clientId":"%s-h","maxClients":%d}`, tag, size), "created")
 			rm.code = r.Room
 		} else {
-			r, err = call(ctx, ws, fmt.Sprintf(`{"type":"join","clientId":"%s-%d","room":%q}`, tag, i, rm.code), "joined")
+			r, err = call(ws, fmt.Sprintf(`{"type":"join","clientId":"%s-%d","room":%q}`, tag, i, rm.code), "joined")
 		}
 		if err != nil {
 			rm.close()
@@ -104,7 +84,7 @@ func makeRoom(ctx context.Context, url string, size int, tag string) (*room, err
 
 func (rm *room) close() {
 	for _, m := range rm.members {
-		m.ws.CloseNow()
+		m.ws.Close()
 	}
 }
 
@@ -143,7 +123,7 @@ func (m *member) readLoop(ctx context.Context, lat *latencies) {
 	defer func() { lat.add(batch) }()
 	prev := (m.index + len(m.room.members) - 1) % len(m.room.members)
 	for {
-		_, b, err := m.ws.Read(ctx)
+		b, err := m.ws.read()
 		if err != nil {
 			if ctx.Err() == nil {
 				m.dead.Store(true)

@@ -1,0 +1,76 @@
+package rooms
+
+import (
+	"fmt"
+	"testing"
+)
+
+// nopMember takes frames without keeping them, like a queue that drains.
+type nopMember struct{ n int }
+
+func (m *nopMember) Send([]byte)       { m.n++ }
+func (m *nopMember) Close(int, string) {}
+
+func roomOf(b testing.TB, size int) (*Room, []*nopMember) {
+	m := NewManager(Config{Clock: &FakeClock{}, Codes: &seqCodes{}})
+	members := make([]*nopMember, size)
+	for i := range members {
+		members[i] = &nopMember{}
+	}
+	r, err := m.Create(CreateRequest{Member: members[0], ClientID: "h", MaxClients: float64(size)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 1; i < size; i++ {
+		if _, _, err := m.Join(r.Code, fmt.Sprint(i), members[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return r, members
+}
+
+// BenchmarkBroadcast8 is one send in a room of 8: encode once, enqueue 7.
+func BenchmarkBroadcast8(b *testing.B) {
+	r, members := roomOf(b, 8)
+	data := []byte(`{"q":12345,"t":1732270000000000000,"p":"abcdefghijklmnopqrstuvwxyz0123"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		frame := MessageFrame(3, data)
+		if _, err := r.Send(3, members[3], nil, frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The broadcast path allocates once per message (the frame), never per
+// receiver.
+func TestBroadcastAllocationsDoNotGrowWithReceivers(t *testing.T) {
+	data := []byte(`{"x":1}`)
+	allocs := func(size int) float64 {
+		r, members := roomOf(t, size)
+		return testing.AllocsPerRun(200, func() {
+			r.Send(1, members[1], nil, MessageFrame(1, data))
+		})
+	}
+	a8, a64 := allocs(8), allocs(64)
+	if a8 != a64 || a8 > 1 {
+		t.Fatalf("allocations per broadcast: %v in a room of 8, %v in a room of 64; want the same, at most 1", a8, a64)
+	}
+}
+
+func BenchmarkCreateJoinLeave(b *testing.B) {
+	m := NewManager(Config{Clock: &FakeClock{}, Codes: &lockedCodes{}})
+	host, a, c := &nopMember{}, &nopMember{}, &nopMember{}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := m.Create(CreateRequest{Member: host, ClientID: "h", MaxClients: 4})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Join(r.Code, "a", a)
+		m.Join(r.Code, "c", c)
+		r.Leave(1, a)
+		r.Leave(2, c)
+		r.Leave(0, host)
+	}
+}

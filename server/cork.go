@@ -1,0 +1,113 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Buffer sizes under coder/websocket. Frames larger than a buffer bypass it,
+// so small buffers cost syscalls only for large frames; they are most of
+// the memory of an idle connection.
+const (
+	readBufSize  = 512
+	writeBufSize = 256
+)
+
+// corkConn is the hijacked socket with write corking: while corked, writes
+// collect in a buffer that uncork sends in one syscall. The writer corks
+// around a batch of queued frames, so a busy receiver costs one write per
+// batch instead of one per frame. Uncorked writes (pings, close frames) go
+// straight through; mu serializes all writes to the socket.
+type corkConn struct {
+	net.Conn
+	mu     sync.Mutex // guards corked, buf; held during socket writes
+	corked bool
+	buf    *[]byte
+}
+
+var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func (c *corkConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		*c.buf = append(*c.buf, p...)
+		return len(p), nil
+	}
+	c.Conn.SetWriteDeadline(time.Now().Add(directWriteTimeout))
+	return c.Conn.Write(p)
+}
+
+// directWriteTimeout bounds uncorked writes (pings, close frames); every
+// socket write sets its own deadline, so none is ever cleared.
+const directWriteTimeout = 10 * time.Second
+
+func (c *corkConn) cork() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = true
+	if c.buf == nil {
+		c.buf = corkPool.Get().(*[]byte)
+	}
+}
+
+// uncork sends what collected, bounded by timeout.
+func (c *corkConn) uncork(timeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	b := c.buf
+	c.buf = nil
+	if b == nil {
+		return nil
+	}
+	var err error
+	if len(*b) > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+		_, err = c.Conn.Write(*b)
+	}
+	if cap(*b) <= 64<<10 {
+		*b = (*b)[:0]
+		corkPool.Put(b)
+	}
+	return err
+}
+
+// hijacker hands coder/websocket our corkConn and small buffers in place of
+// net/http's, and keeps the corkConn so a peer that stops reading can be cut
+// even while a write to it is blocked.
+type hijacker struct {
+	http.ResponseWriter
+	conn *corkConn
+}
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("connection cannot be hijacked")
+	}
+	raw, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.conn = &corkConn{Conn: raw}
+	// Bytes the client sent right after its upgrade request are already in
+	// net/http's reader: move them into ours.
+	pending, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	var src io.Reader = h.conn
+	if len(pending) > 0 {
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(pending)), h.conn)
+	}
+	br := bufio.NewReaderSize(src, max(readBufSize, len(pending)))
+	if _, err := br.Peek(len(pending)); err != nil {
+		raw.Close()
+		return nil, nil, err
+	}
+	return h.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.conn, writeBufSize)), nil
+}
