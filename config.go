@@ -25,6 +25,18 @@ type config struct {
 	AllowedOrigins []string
 	LogLevel       slog.Level
 	DebugAddr      string // pprof listener, off when empty
+
+	// Limits (README "Limits and abuse").
+	MsgRate          float64
+	MsgBurst         int
+	MaxConnsPerIP    int
+	JoinMissesPerMin int
+	MaxRooms         int
+	MaxSlots         int
+	QueueFrames      int
+	QueueBytes       int
+	WriteTimeout     time.Duration
+	HandshakeTimeout time.Duration
 }
 
 // loadConfig reads the environment through getenv and reports every bad
@@ -40,6 +52,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 		InternalDNS:   getenv("INTERNAL_DNS"),
 		HostGrace:     2 * time.Minute,
 		MaxFrameBytes: 64 << 10,
+
+		MsgRate:          100,
+		MsgBurst:         200,
+		MaxConnsPerIP:    200,
+		JoinMissesPerMin: 60,
+		MaxRooms:         20000,
+		MaxSlots:         1000,
+		QueueFrames:      4096,
+		QueueBytes:       2 << 20,
+		WriteTimeout:     10 * time.Second,
+		HandshakeTimeout: 10 * time.Second,
 	}
 	var errs []error
 	bad := func(name, value, why string) {
@@ -83,6 +106,47 @@ func loadConfig(getenv func(string) string) (config, error) {
 			bad("MAX_FRAME_BYTES", v, "want a byte count from 1024 to 16777216")
 		}
 		c.MaxFrameBytes = n
+	}
+	ints := []struct {
+		name   string
+		dst    *int
+		lo, hi int
+	}{
+		{"MSG_BURST", &c.MsgBurst, 1, 1 << 20},
+		{"MAX_CONNS_PER_IP", &c.MaxConnsPerIP, 0, 1 << 30},
+		{"JOIN_MISSES_PER_MIN", &c.JoinMissesPerMin, 0, 1 << 30},
+		{"MAX_ROOMS", &c.MaxRooms, 0, 1 << 30},
+		{"MAX_SLOTS", &c.MaxSlots, 0, 1 << 30},
+		{"SEND_QUEUE_FRAMES", &c.QueueFrames, 1, 1 << 20},
+		{"SEND_QUEUE_BYTES", &c.QueueBytes, 1024, 1 << 30},
+	}
+	for _, in := range ints {
+		if v := getenv(in.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < in.lo || n > in.hi {
+				bad(in.name, v, fmt.Sprintf("want a whole number from %d to %d", in.lo, in.hi))
+			}
+			*in.dst = n
+		}
+	}
+	if v := getenv("MSG_RATE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || f > 1e6 {
+			bad("MSG_RATE", v, "want messages per second, 0 to disable")
+		}
+		c.MsgRate = f
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"WRITE_TIMEOUT", &c.WriteTimeout}, {"HANDSHAKE_TIMEOUT", &c.HandshakeTimeout}} {
+		if v := getenv(d.name); v != "" {
+			t, err := time.ParseDuration(v)
+			if err != nil || t <= 0 {
+				bad(d.name, v, "want a positive Go duration, e.g. 10s")
+			}
+			*d.dst = t
+		}
 	}
 	if v := getenv("ALLOWED_ORIGINS"); v != "" {
 		for _, o := range strings.Split(v, ",") {

@@ -56,6 +56,8 @@ func run(getenv func(string) string) error {
 		Region:    cfg.Region,
 		HostGrace: cfg.HostGrace,
 		Codes:     regions.NewGenerator(cfg.Region, nil),
+		MaxRooms:  cfg.MaxRooms,
+		MaxSlots:  cfg.MaxSlots,
 	})
 	ln, err := net.Listen("tcp", cfg.addr())
 	if err != nil {
@@ -72,18 +74,25 @@ func run(getenv func(string) string) error {
 	}
 	reg := prometheus.NewRegistry()
 	srv := server.New(server.Config{
-		Instance:       cfg.Instance,
-		Region:         cfg.Region,
-		AppName:        cfg.AppName,
-		DashboardURL:   cfg.DashboardURL,
-		AllowedOrigins: cfg.AllowedOrigins,
-		MaxFrameBytes:  cfg.MaxFrameBytes,
-		Version:        buildVersion(),
-		Prober:         prober,
-		Logger:         log,
+		Instance:         cfg.Instance,
+		Region:           cfg.Region,
+		AppName:          cfg.AppName,
+		DashboardURL:     cfg.DashboardURL,
+		AllowedOrigins:   cfg.AllowedOrigins,
+		MaxFrameBytes:    cfg.MaxFrameBytes,
+		QueueFrames:      cfg.QueueFrames,
+		QueueBytes:       cfg.QueueBytes,
+		WriteTimeout:     cfg.WriteTimeout,
+		MsgRate:          cfg.MsgRate,
+		MsgBurst:         cfg.MsgBurst,
+		MaxConnsPerIP:    cfg.MaxConnsPerIP,
+		JoinMissesPerMin: cfg.JoinMissesPerMin,
+		Version:          buildVersion(),
+		Prober:           prober,
+		Logger:           log,
 	}, mgr, reg, reg)
 
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: cfg.HandshakeTimeout, ReadTimeout: cfg.HandshakeTimeout}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	if cfg.DebugAddr != "" {

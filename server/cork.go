@@ -96,6 +96,9 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// The handshake's read deadline (http.Server.ReadTimeout) must not
+	// outlive it: a hijacked connection keeps whatever deadlines it had.
+	raw.SetDeadline(time.Time{})
 	h.conn = &corkConn{Conn: raw}
 	// Bytes the client sent right after its upgrade request are already in
 	// net/http's reader: move them into ours.

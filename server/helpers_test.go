@@ -34,8 +34,15 @@ func (s *seq) Next() (string, error) {
 
 func newTestServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
+	return newTestServerWith(t, cfg, 0, 0)
+}
+
+// newTestServerWith also bounds rooms per machine and slots per room.
+func newTestServerWith(t *testing.T, cfg Config, maxRooms, maxSlots int) *testServer {
+	t.Helper()
 	clk := &rooms.FakeClock{}
-	mgr := rooms.NewManager(rooms.Config{Instance: cfg.Instance, Region: cfg.Region, HostGrace: 2 * time.Minute, Clock: clk, Codes: &seq{}})
+	mgr := rooms.NewManager(rooms.Config{Instance: cfg.Instance, Region: cfg.Region, HostGrace: 2 * time.Minute, Clock: clk,
+		Codes: &seq{}, MaxRooms: maxRooms, MaxSlots: maxSlots})
 	reg := prometheus.NewRegistry()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

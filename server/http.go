@@ -21,7 +21,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case get && path == "/metrics":
 		s.metrics.handler.ServeHTTP(w, r)
 	case get && strings.HasPrefix(path, "/room/"):
-		s.serveRoom(w, roomCode(r))
+		s.serveRoom(w, r)
 	case isUpgrade(r):
 		s.serveWS(w, r)
 	case s.cfg.DashboardURL != "":
@@ -42,10 +42,19 @@ func roomCode(r *http.Request) string {
 	return raw
 }
 
-func (s *Server) serveRoom(w http.ResponseWriter, code string) {
+func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Instance-Id", s.cfg.Instance)
-	info, ok := s.rooms.Lookup(code)
+	ip, counted := s.clientIP(r), !s.exempt(r)
+	if counted && s.ipl.blocked(ip) {
+		s.metrics.errorSent(errTooManyRequests)
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyRequests.Error()})
+		return
+	}
+	info, ok := s.rooms.Lookup(roomCode(r))
 	if !ok {
+		if counted {
+			s.ipl.miss(ip)
+		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Room not found"})
 		return
 	}

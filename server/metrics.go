@@ -38,6 +38,7 @@ const (
 	reasonDeadPeer     = "dead_peer"
 	reasonWriteTimeout = "write_timeout"
 	reasonRestart      = "restart"
+	reasonRateLimit    = "rate_limit"
 )
 
 type originStats struct {
@@ -111,7 +112,7 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	}
 	// Every label set is fixed: start each series at zero so rates and
 	// dashboards have data before the first event.
-	for _, r := range []string{reasonClient, reasonSlow, reasonTooBig, reasonReplaced, reasonRoomClosed, reasonDeadPeer, reasonWriteTimeout, reasonRestart} {
+	for _, r := range []string{reasonClient, reasonSlow, reasonTooBig, reasonReplaced, reasonRoomClosed, reasonDeadPeer, reasonWriteTimeout, reasonRestart, reasonRateLimit} {
 		m.closes.WithLabelValues(r)
 	}
 	for _, k := range []string{"instance", "region", "redirect"} {
@@ -173,6 +174,7 @@ var knownErrors = []error{
 	rooms.ErrTargetNotFound, rooms.ErrOnlyHostState, rooms.ErrStateRequired, rooms.ErrStateTooLarge,
 	rooms.ErrOnlyHostClose, rooms.ErrURLType, rooms.ErrURLTooLarge, rooms.ErrURLChars, rooms.ErrURLBrace,
 	rooms.ErrURLInvalid, rooms.ErrURLNotHTTPS, rooms.ErrTooManyRooms, rooms.ErrRoomSlotsExhaust,
+	errRateLimited, errTooManyMisses, errTooManyConns, errTooManyRequests,
 }
 
 // probeTimer starts timing a probe round; the returned func records it.

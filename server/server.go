@@ -36,13 +36,19 @@ type Config struct {
 	WriteTimeout  time.Duration // bound on one frame write
 	PingInterval  time.Duration // heartbeat period; a silent peer dies within two
 
+	// Abuse limits; zero means unlimited (rate) or the default.
+	MsgRate          float64 // messages per second per connection (token bucket); 0 disables
+	MsgBurst         int     // bucket size: the burst a game may send at once
+	MaxConnsPerIP    int     // concurrent connections per client address; 0 disables
+	JoinMissesPerMin int     // failed joins and /room misses per address per minute; 0 disables
+
 	Logger *slog.Logger
 }
 
 // Defaults for the zero values of Config.
 const (
 	DefaultMaxFrameBytes = 64 << 10
-	DefaultQueueFrames   = 256
+	DefaultQueueFrames   = 4096
 	DefaultQueueBytes    = 2 << 20
 	DefaultWriteTimeout  = 10 * time.Second
 	DefaultPingInterval  = 15 * time.Second
@@ -56,6 +62,7 @@ type Server struct {
 	log      *slog.Logger
 	accept   websocket.AcceptOptions
 	draining atomic.Bool
+	ipl      *ipLimits
 	baseCtx  context.Context
 	cancel   context.CancelFunc
 }
@@ -80,7 +87,10 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger}
+	if cfg.MsgBurst <= 0 {
+		cfg.MsgBurst = max(1, int(2*cfg.MsgRate))
+	}
+	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, ipl: newIPLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin)}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(cfg, mgr, reg, gatherer)
 	// Game pages are served from other hosts than the relay: every origin
@@ -108,9 +118,19 @@ func (s *Server) CloseAll() { s.cancel() }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	origin := cleanOrigin(r.Header.Get("Origin"))
+	ip := s.clientIP(r)
+	counted := !s.exempt(r)
+	if counted && !s.ipl.acquire(ip) {
+		s.metrics.errorSent(errTooManyConns)
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyConns.Error()})
+		return
+	}
 	hw := &hijacker{ResponseWriter: w}
 	ws, err := websocket.Accept(hw, r, &s.accept)
 	if err != nil {
+		if counted {
+			s.ipl.release(ip)
+		}
 		s.log.Debug("websocket accept failed", "origin", origin, "error", err)
 		return
 	}
@@ -118,7 +138,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.metrics.connectionOpened(origin)
 	// The session reads on a fresh goroutine and this handler returns: the
 	// net/http goroutine, whose stack grew while parsing the handshake, ends.
-	se := &session{s: s, c: newConn(ws, hw.conn, s.cfg), origin: origin}
+	se := &session{s: s, c: newConn(ws, hw.conn, s.cfg), origin: origin, ip: ip, counted: counted,
+		bucket: newBucket(s.cfg.MsgRate, s.cfg.MsgBurst)}
 	go se.serve()
 }
 
@@ -132,6 +153,9 @@ func (se *session) serve() {
 		c.setReason(reasonTooBig)
 	}
 	c.finish()
+	if se.counted {
+		se.s.ipl.release(se.ip)
+	}
 	se.s.metrics.connectionClosed(c.closedReason())
 	se.logClose(err)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -22,11 +23,14 @@ var (
 // session is one WebSocket connection: its reader runs here, its writer in
 // conn.writeLoop. Only the reader goroutine touches room and idx.
 type session struct {
-	s      *Server
-	c      *conn
-	origin string
-	room   *rooms.Room
-	idx    int
+	s       *Server
+	c       *conn
+	origin  string
+	ip      string  // client address, for per-address limits
+	counted bool    // ip counts against the limits (not a peer's probe)
+	bucket  *bucket // message rate; nil when unlimited
+	room    *rooms.Room
+	idx     int
 }
 
 func (se *session) run(ctx context.Context) error {
@@ -45,6 +49,19 @@ func (se *session) run(ctx context.Context) error {
 }
 
 func (se *session) handle(frame []byte) {
+	if se.bucket != nil && !se.bucket.take(time.Now()) {
+		// Told once per burst; a sender that keeps going past a whole
+		// burst of rejections is closed.
+		switch r := se.bucket.rejected; {
+		case r == 1:
+			se.s.metrics.errorSent(errRateLimited)
+			se.c.Send(errorFrame(errRateLimited))
+		case float64(r) > se.bucket.burst:
+			se.c.setReason(reasonRateLimit)
+			se.c.Close(ClosePolicy, "rate limit exceeded")
+		}
+		return
+	}
 	m, err := decodeMessage(frame)
 	if err == nil {
 		err = se.dispatch(&m)
@@ -130,8 +147,14 @@ func (se *session) join(m *message) error {
 	if !ok || code == "" {
 		return errRoomRequired
 	}
+	if se.counted && se.s.ipl.blocked(se.ip) {
+		return errTooManyMisses
+	}
 	r, idx, err := se.s.rooms.Join(code, clientID, se.c)
 	if err != nil {
+		if err == rooms.ErrRoomNotFound && se.counted {
+			se.s.ipl.miss(se.ip)
+		}
 		return err
 	}
 	se.room, se.idx = r, idx
