@@ -26,7 +26,8 @@ type cluster struct {
 	fallbackSrc     bool // a force_self fallback also carries fly-replay-src
 	fallbackReplay  bool // a fly-replay answer to a fallback delivery is honoured
 
-	dnsDown    atomic.Bool // the resolver ignores every question
+	dnsDown    atomic.Bool  // the resolver ignores every question
+	dnsDelay   atomic.Int64 // nanoseconds every answer waits
 	requests   atomic.Int64
 	replays    atomic.Int64
 	websockets atomic.Int64

@@ -21,14 +21,17 @@ type machineView struct {
 	Rooms   int    `json:"rooms"`
 	Clients int    `json:"clients"`
 	Load    int64  `json:"load"`
+	Exit    string `json:"exit,omitempty"` // how the last process ended
+	Frozen  bool   `json:"frozen,omitempty"`
 }
 
 // control serves the edges' /.flylocal/ API:
 //
 //	GET  /.flylocal/                       HTML overview of the cluster
 //	GET  /.flylocal/machines               machines as JSON
-//	POST /.flylocal/machines/<id>/<action> stop, start, suspend, resume, kill
-//	POST /.flylocal/dns/<down|up>           the internal resolver stops or resumes answering
+//	POST /.flylocal/machines/<id>/<action> stop, start, suspend, resume, kill, freeze, thaw
+//	                                       (stop?close_frames=0: a deploy's drain, no close frames)
+//	POST /.flylocal/dns/<down|slow|up>     the internal resolver stops answering, answers after 4 s, or recovers
 func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 	path := strings.Trim(strings.TrimPrefix(r.URL.Path, "/.flylocal"), "/")
 	parts := strings.Split(path, "/")
@@ -38,8 +41,12 @@ func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 	case path == "machines" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(c.views())
-	case len(parts) == 2 && parts[0] == "dns" && r.Method == http.MethodPost && (parts[1] == "down" || parts[1] == "up"):
+	case len(parts) == 2 && parts[0] == "dns" && r.Method == http.MethodPost && (parts[1] == "down" || parts[1] == "up" || parts[1] == "slow"):
 		c.dnsDown.Store(parts[1] == "down")
+		c.dnsDelay.Store(0)
+		if parts[1] == "slow" {
+			c.dnsDelay.Store(int64(4 * time.Second))
+		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]bool{"dns_down": c.dnsDown.Load()})
 	case len(parts) == 3 && parts[0] == "machines" && r.Method == http.MethodPost:
@@ -48,7 +55,7 @@ func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "no machine "+parts[1], http.StatusNotFound)
 			return
 		}
-		if err := c.act(m, parts[2]); err != nil {
+		if err := c.act(m, parts[2], r.URL.Query().Get("close_frames") != "0"); err != nil {
 			http.Error(w, err.Error(), http.StatusConflict)
 			return
 		}
@@ -59,10 +66,14 @@ func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (c *cluster) act(m *machine, action string) error {
+func (c *cluster) act(m *machine, action string, closeFrames bool) error {
 	switch action {
 	case "stop":
-		m.stop()
+		m.stopWith(closeFrames && c.stopCloseFrames)
+	case "freeze":
+		return m.freeze(true)
+	case "thaw":
+		return m.freeze(false)
 	case "start":
 		return m.start(context.Background())
 	case "suspend":
@@ -72,7 +83,7 @@ func (c *cluster) act(m *machine, action string) error {
 	case "kill":
 		m.kill()
 	default:
-		return fmt.Errorf("unknown action %q (stop, start, suspend, resume, kill)", action)
+		return fmt.Errorf("unknown action %q (stop, start, suspend, resume, kill, freeze, thaw)", action)
 	}
 	return nil
 }
@@ -80,8 +91,11 @@ func (c *cluster) act(m *machine, action string) error {
 func (c *cluster) views() []machineView {
 	out := make([]machineView, len(c.machines))
 	for i, m := range c.machines {
-		out[i] = machineView{ID: m.ID, Region: m.Region, State: m.State(), Addr: m.addr(), PID: m.pid(), Load: m.load.Load()}
-		if m.routable() {
+		out[i] = machineView{ID: m.ID, Region: m.Region, State: m.State(), Addr: m.addr(), PID: m.pid(), Load: m.load.Load(), Exit: m.lastExit()}
+		m.mu.Lock()
+		out[i].Frozen = m.frozen
+		m.mu.Unlock()
+		if m.routable() && !out[i].Frozen {
 			out[i].Rooms, out[i].Clients = scrape(m)
 		}
 	}

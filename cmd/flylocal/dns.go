@@ -4,6 +4,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -16,6 +17,9 @@ import (
 func (c *cluster) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 	if c.dnsDown.Load() {
 		return // a resolver that is down never answers
+	}
+	if d := c.dnsDelay.Load(); d > 0 {
+		time.Sleep(time.Duration(d)) // a slow resolver
 	}
 	m := new(dns.Msg)
 	m.SetReply(q)

@@ -38,6 +38,8 @@ type machine struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	splices map[*splice]struct{}
+	exit    string // how the last process ended ("exit status 0", "signal: killed")
+	frozen  bool   // SIGSTOPped while still listed as started (a hung machine)
 
 	load atomic.Int64 // requests in flight + live WebSockets through the edges
 }
@@ -92,8 +94,10 @@ func (m *machine) start(ctx context.Context) error {
 	go func() {
 		cmd.Wait()
 		m.mu.Lock()
+		m.exit = cmd.ProcessState.String()
 		if m.cmd == cmd {
 			m.state = stateStopped
+			m.frozen = false
 		}
 		m.mu.Unlock()
 		close(exited)
@@ -135,7 +139,11 @@ func (m *machine) waitHealthy(ctx context.Context, exited <-chan struct{}) error
 // stop is what Fly does on stop, deploy and autostop: close frames to the
 // machine's WebSocket clients (when enabled), the kill signal, then SIGKILL
 // after the kill timeout.
-func (m *machine) stop() {
+func (m *machine) stop() { m.stopWith(m.c.stopCloseFrames) }
+
+// stopWith stops the machine, with or without close frames first (a deploy
+// that lets live rooms drain sends none).
+func (m *machine) stopWith(closeFrames bool) {
 	m.mu.Lock()
 	if m.state == stateStopped || m.cmd == nil {
 		m.mu.Unlock()
@@ -144,10 +152,14 @@ func (m *machine) stop() {
 	if m.state == stateSuspended {
 		m.cmd.Process.Signal(syscall.SIGCONT)
 	}
+	if m.frozen {
+		m.cmd.Process.Signal(syscall.SIGCONT)
+		m.frozen = false
+	}
 	m.state = stateStopping
 	cmd, exited := m.cmd, m.exited
 	m.mu.Unlock()
-	if m.c.stopCloseFrames {
+	if closeFrames {
 		m.closeSplices()
 	}
 	cmd.Process.Signal(m.c.killSignal)
@@ -196,6 +208,27 @@ func (m *machine) resume() error {
 	}
 	m.state = stateStarted
 	return m.cmd.Process.Signal(syscall.SIGCONT)
+}
+
+// freeze stops the process (SIGSTOP) but leaves it listed as started: a
+// hung machine that DNS and the edges still offer. thaw resumes it.
+func (m *machine) freeze(on bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state != stateStarted || m.frozen == on {
+		return fmt.Errorf("machine %s is %s (frozen: %v)", m.ID, m.state, m.frozen)
+	}
+	m.frozen = on
+	if on {
+		return m.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+	return m.cmd.Process.Signal(syscall.SIGCONT)
+}
+
+func (m *machine) lastExit() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.exit
 }
 
 func (m *machine) addSplice(s *splice) {

@@ -1,9 +1,12 @@
 package live
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -67,6 +70,11 @@ func TestMachineKilledMidGame(t *testing.T) {
 	if code := doomed.closed(); code != -1 {
 		t.Errorf("player of a killed machine closed with %d, want a dropped connection (-1)", code)
 	}
+	// Its player starts over at once, on another machine.
+	again := dial(t, "iad", "/", nil)
+	if m := again.create("k4"); m.Instance == victim.ID || m.Instance == "" {
+		t.Fatalf("new room after the kill landed on %q", m.Instance)
+	}
 	guest.send(map[string]any{"type": "send", "data": "still here"})
 	if m := host.expect("message"); string(m.Data) != `"still here"` {
 		t.Fatalf("host got %+v", m)
@@ -123,5 +131,190 @@ func TestOverviewPage(t *testing.T) {
 	resp, body := do(t, &http.Client{Timeout: 10 * time.Second}, cluster.edgeRequest(t, "GET", "fra", "/"))
 	if resp.StatusCode != 200 || !strings.Contains(body, "flylocal") || !strings.Contains(body, cluster.Machines[0].ID) {
 		t.Fatalf("GET / through an edge: %s\n%.300s", resp.Status, body)
+	}
+}
+
+type machineState struct {
+	ID, State, Exit string
+}
+
+func machineStates(t *testing.T) map[string]machineState {
+	t.Helper()
+	resp, err := http.Get(cluster.Edges[cluster.regions()[0]] + "/.flylocal/machines")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []machineState
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]machineState{}
+	for _, m := range list {
+		out[m.ID] = m
+	}
+	return out
+}
+
+// A rolling deploy, as fly.toml configures it: each machine in turn gets
+// the kill signal (no close frames). New rooms land elsewhere, the live
+// room on it finishes undisturbed, the machine exits 0 once empty (or is
+// killed at the timeout when a room never ends), and no client ever sees
+// a 5xx.
+func TestRollingDeploy(t *testing.T) {
+	local(t)
+	stopPoll := make(chan struct{})
+	var bad []string
+	var badMu sync.Mutex
+	var codesMu sync.Mutex
+	var codes []string
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		client := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		for i := 0; ; i++ {
+			select {
+			case <-stopPoll:
+				return
+			case <-time.After(30 * time.Millisecond):
+			}
+			codesMu.Lock()
+			// Only live rooms: polling codes that do not exist would walk
+			// the code space and, rightly, lock this address out.
+			paths := []string{"/health"}
+			for _, c := range codes {
+				paths = append(paths, "/room/"+c)
+			}
+			codesMu.Unlock()
+			for _, region := range cluster.regions() {
+				for _, p := range paths {
+					resp, err := client.Get(cluster.Edges[region] + p)
+					if err != nil {
+						badMu.Lock()
+						bad = append(bad, fmt.Sprintf("GET %s via %s: %v", p, region, err))
+						badMu.Unlock()
+						continue
+					}
+					resp.Body.Close()
+					if resp.StatusCode >= 500 {
+						badMu.Lock()
+						bad = append(bad, fmt.Sprintf("GET %s via %s: %s", p, region, resp.Status))
+						badMu.Unlock()
+					}
+				}
+			}
+		}
+	}()
+	for i, m := range cluster.Machines {
+		last := i == len(cluster.Machines)-1
+		host := dial(t, m.Region, "/?instance="+m.ID, nil)
+		room := host.create(fmt.Sprint("rd-h", i))
+		guest := dial(t, m.Region, "/?instance="+m.ID, nil)
+		guest.join(room.Room, fmt.Sprint("rd-g", i))
+		host.expect("peer_joined")
+		codesMu.Lock()
+		codes = append(codes, room.Room)
+		codesMu.Unlock()
+
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			cluster.post("machines/" + m.ID + "/stop?close_frames=0")
+		}()
+		waitUntil(t, 10*time.Second, m.ID+" stopping", func() bool { return machineStates(t)[m.ID].State == "stopping" })
+
+		// New rooms land elsewhere.
+		p := dial(t, m.Region, "/", nil)
+		if got := p.create(fmt.Sprint("rd-new", i)); got.Instance == m.ID {
+			t.Fatalf("a new room landed on the draining machine %s", m.ID)
+		}
+		p.ws.CloseNow() // or the machine holding it could not drain later
+		// The live room goes on undisturbed.
+		for n := range 10 {
+			guest.send(map[string]any{"type": "send", "data": n})
+			if got := host.expect("message"); string(got.Data) != strconv.Itoa(n) {
+				t.Fatalf("draining room: message %d arrived as %s", n, got.Data)
+			}
+		}
+		want := "exit status 0"
+		if last {
+			// This room never ends: the machine is killed at the timeout.
+			want = "signal: killed"
+		} else {
+			codesMu.Lock()
+			codes = codes[:len(codes)-1] // the room ends now
+			codesMu.Unlock()
+			host.ws.CloseNow()
+			guest.ws.CloseNow()
+		}
+		select {
+		case <-stopped:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("machine %s did not stop", m.ID)
+		}
+		if got := machineStates(t)[m.ID].Exit; got != want {
+			t.Errorf("machine %s ended with %q, want %q", m.ID, got, want)
+		}
+		if last {
+			if code := host.closed(); code != -1 {
+				t.Errorf("player of a killed machine closed with %d", code)
+			}
+			codesMu.Lock()
+			codes = codes[:len(codes)-1]
+			codesMu.Unlock()
+		}
+		cluster.control(t, "machines/"+m.ID+"/start")
+	}
+	close(stopPoll)
+	<-polled
+	badMu.Lock()
+	defer badMu.Unlock()
+	for _, b := range bad {
+		t.Error(b)
+	}
+}
+
+// A peer that hangs on the probe (a frozen process DNS still lists): the
+// probing machine answers locally within the probe limit.
+func TestHangingPeerDegradesToLocal(t *testing.T) {
+	local(t)
+	fra := cluster.inRegion("fra")
+	cluster.control(t, "machines/"+fra[1].ID+"/freeze")
+	t.Cleanup(func() { cluster.restore(t, "machines/"+fra[1].ID+"/thaw") })
+	req := cluster.edgeRequest(t, "GET", "fra", "/room/"+codeFor("fra"))
+	req.Header.Set("Fly-Force-Instance-Id", fra[0].ID)
+	start := time.Now()
+	resp, _ := do(t, noRedirect(), req)
+	if resp.StatusCode != 404 || resp.Header.Get("X-Instance-Id") != fra[0].ID {
+		t.Fatalf("with a hanging peer: %s from %q", resp.Status, resp.Header.Get("X-Instance-Id"))
+	}
+	if took := time.Since(start); took < 2*time.Second || took > 6*time.Second {
+		t.Fatalf("answered in %v: want about the 3 s probe limit (the peer really hung)", took)
+	}
+}
+
+// A slow resolver (answers after the probe limit): local handling.
+func TestSlowDNSDegradesToLocal(t *testing.T) {
+	local(t)
+	cluster.control(t, "dns/slow")
+	t.Cleanup(func() { cluster.control(t, "dns/up") })
+	start := time.Now()
+	resp, body := do(t, noRedirect(), cluster.edgeRequest(t, "GET", "fra", "/room/"+codeFor("fra")))
+	if resp.StatusCode != 404 || !strings.Contains(body, "Room not found") {
+		t.Fatalf("with slow DNS: %s %s", resp.Status, body)
+	}
+	if took := time.Since(start); took > 6*time.Second {
+		t.Fatalf("with slow DNS the answer took %v", took)
+	}
+}
+
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
