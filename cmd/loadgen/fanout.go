@@ -35,6 +35,9 @@ func runFanoutMeasured(ctx context.Context, cfg config, begin, end func()) (fano
 		if err != nil {
 			return res, 0, fmt.Errorf("room %d: %w", i, err)
 		}
+		for j := len(rm.members) - cfg.stall; j < len(rm.members); j++ {
+			rm.members[j].stalled = true
+		}
 		rooms = append(rooms, rm)
 	}
 	lat, lag := &latencies{}, &latencies{}
@@ -43,6 +46,9 @@ func runFanoutMeasured(ctx context.Context, cfg config, begin, end func()) (fano
 	var readers sync.WaitGroup
 	for _, rm := range rooms {
 		for _, m := range rm.members {
+			if m.stalled {
+				continue
+			}
 			readers.Add(1)
 			go func() { defer readers.Done(); m.readLoop(readCtx, lat) }()
 		}
@@ -54,14 +60,17 @@ func runFanoutMeasured(ctx context.Context, cfg config, begin, end func()) (fano
 	var errs sync.Map
 	for _, rm := range rooms {
 		for _, m := range rm.members {
+			if m.stalled {
+				continue
+			}
 			senders.Add(1)
 			go func() {
 				defer senders.Done()
 				var err error
 				if cfg.window > 0 {
-					err = m.sendClosedLoop(cfg.window, deadline)
+					err = m.sendClosedLoop(cfg.window, cfg.payload, deadline)
 				} else {
-					err = m.sendOpenLoop(cfg.rate, start, deadline, lag)
+					err = m.sendOpenLoop(cfg.rate, cfg.payload, start, deadline, lag)
 				}
 				if err != nil {
 					errs.Store(m, err)
@@ -106,21 +115,22 @@ func delivered(rooms []*room) (n int64) {
 	return n
 }
 
-// expected: every message reaches every other member of its room.
+// expected: every message reaches every other healthy member of its room
+// (stalled members are closed by the server, as they should be).
 func expected(rooms []*room) (n int64) {
 	for _, rm := range rooms {
 		var sent int64
 		for _, m := range rm.members {
 			sent += m.sentCount()
 		}
-		n += sent * int64(len(rm.members)-1)
+		n += sent * int64(rm.healthy()-1)
 	}
 	return n
 }
 
 func (m *member) sentCount() int64 { return m.sentAtomic.Load() }
 
-func (m *member) sendOpenLoop(rate float64, start, deadline time.Time, lag *latencies) error {
+func (m *member) sendOpenLoop(rate float64, size int, start, deadline time.Time, lag *latencies) error {
 	interval := time.Duration(float64(time.Second) / rate)
 	// Spread members over the first interval so they do not send in lockstep.
 	next := start.Add(time.Duration(m.index) * interval / time.Duration(len(m.room.members)+1))
@@ -135,7 +145,7 @@ func (m *member) sendOpenLoop(rate float64, start, deadline time.Time, lag *late
 			lag.add(lags)
 			lags = lags[:0]
 		}
-		buf = payload(buf, m.sent, next)
+		buf = payload(buf, m.sent, next, size)
 		if err := m.ws.write(buf); err != nil {
 			return err
 		}
@@ -146,8 +156,8 @@ func (m *member) sendOpenLoop(rate float64, start, deadline time.Time, lag *late
 	return nil
 }
 
-func (m *member) sendClosedLoop(window int, deadline time.Time) error {
-	next := m.room.members[(m.index+1)%len(m.room.members)] // sees our messages
+func (m *member) sendClosedLoop(window, size int, deadline time.Time) error {
+	next := m.room.nextHealthy(m.index) // sees our messages
 	buf := make([]byte, 0, 128)
 	for time.Now().Before(deadline) {
 		if m.sent-next.witness.Load() >= int64(window) {
@@ -157,7 +167,7 @@ func (m *member) sendClosedLoop(window int, deadline time.Time) error {
 			time.Sleep(50 * time.Microsecond)
 			continue
 		}
-		buf = payload(buf, m.sent, time.Now())
+		buf = payload(buf, m.sent, time.Now(), size)
 		if err := m.ws.write(buf); err != nil {
 			return err
 		}

@@ -37,6 +37,8 @@ type config struct {
 	duration time.Duration
 	drain    time.Duration
 	pid      int
+	stall    int
+	payload  int
 }
 
 // report is the JSON line.
@@ -70,6 +72,8 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to send (at most 10m)")
 	flag.DurationVar(&cfg.drain, "drain", 5*time.Second, "how long to wait for in-flight messages after sending")
 	flag.IntVar(&cfg.pid, "pid", 0, "server pid, for its CPU seconds and RSS from /proc")
+	flag.IntVar(&cfg.stall, "stall", 0, "members per room that stop reading (fanout, closed): the others' latency must stay flat")
+	flag.IntVar(&cfg.payload, "payload", 64, "bytes of data per message (fanout, closed)")
 	flag.Parse()
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -95,6 +99,9 @@ func checkLoopback(raw string) error {
 func run(cfg config) error {
 	if err := checkLoopback(cfg.url); err != nil {
 		return err
+	}
+	if cfg.stall < 0 || cfg.stall > cfg.size-2 {
+		return errors.New("-stall must leave at least two healthy members per room")
 	}
 	if cfg.duration <= 0 || cfg.duration > 10*time.Minute || cfg.drain > time.Minute {
 		return errors.New("-duration must be in (0, 10m] and -drain at most 1m")

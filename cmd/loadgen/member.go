@@ -24,6 +24,7 @@ type member struct {
 	reorder  atomic.Int64 // messages older than expected
 	witness  atomic.Int64 // messages of the previous member seen (closed loop window)
 	dead     atomic.Bool
+	stalled  bool // never reads nor sends: a receiver that stopped reading
 }
 
 type room struct {
@@ -88,14 +89,18 @@ func (rm *room) close() {
 	}
 }
 
-// payload is ~64 bytes of data: sequence, scheduled send time, padding.
-func payload(buf []byte, seq int64, sched time.Time) []byte {
+// payload is data of about size bytes (at least ~64): sequence, scheduled
+// send time, padding.
+func payload(buf []byte, seq int64, sched time.Time, size int) []byte {
 	buf = append(buf[:0], `{"type":"send","data":{"q":`...)
 	buf = strconv.AppendInt(buf, seq, 10)
 	buf = append(buf, `,"t":`...)
 	buf = strconv.AppendInt(buf, sched.UnixNano(), 10)
-	buf = append(buf, `,"p":"abcdefghijklmnopqrstuvwxyz0123"}}`...)
-	return buf
+	buf = append(buf, `,"p":"`...)
+	for pad := max(32, size-32); pad > 0; pad-- {
+		buf = append(buf, byte('a'+pad%26))
+	}
+	return append(buf, `"}}`...)
 }
 
 var (
@@ -121,7 +126,7 @@ func intAfter(b, key []byte) (int64, bool) {
 func (m *member) readLoop(ctx context.Context, lat *latencies) {
 	batch := make([]time.Duration, 0, 256)
 	defer func() { lat.add(batch) }()
-	prev := (m.index + len(m.room.members) - 1) % len(m.room.members)
+	prev := m.room.prevHealthy(m.index)
 	for {
 		b, err := m.ws.read()
 		if err != nil {
@@ -157,4 +162,36 @@ func (m *member) readLoop(ctx context.Context, lat *latencies) {
 			batch = batch[:0]
 		}
 	}
+}
+
+// prevHealthy is the healthy member before index (whose messages this one
+// witnesses in the closed loop); nextHealthy the one after.
+func (rm *room) prevHealthy(index int) int {
+	n := len(rm.members)
+	for i := 1; i < n; i++ {
+		if j := (index - i + n) % n; !rm.members[j].stalled {
+			return j
+		}
+	}
+	return index
+}
+
+func (rm *room) nextHealthy(index int) *member {
+	n := len(rm.members)
+	for i := 1; i < n; i++ {
+		if m := rm.members[(index+i)%n]; !m.stalled {
+			return m
+		}
+	}
+	return rm.members[index]
+}
+
+func (rm *room) healthy() int {
+	n := 0
+	for _, m := range rm.members {
+		if !m.stalled {
+			n++
+		}
+	}
+	return n
 }

@@ -2,14 +2,14 @@
 # Runs the load shapes against a server pinned to one core, with the load
 # tool on the other, several times each, and prints min/median/max.
 #
-#   tests/bench/run.sh [-reps 3] [-shapes "fanout closed knee idle churn"] [-server CMD]
+#   tests/bench/run.sh [-reps 3] [-shapes "fanout closed knee stall idle churn"] [-server CMD]
 #
 # -server runs another server speaking the protocol instead of this repo's
 # (it must listen on $PORT on 127.0.0.1); measured side by side, same pinning.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPS=3
-SHAPES="fanout closed knee idle churn"
+SHAPES="fanout closed knee stall idle churn"
 SERVER=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -72,6 +72,13 @@ for shape in $SHAPES; do
         echo " rate $rate msg/s per member"
         for _ in $(seq "$REPS"); do one_run -shape fanout -rooms 50 -size 8 -rate "$rate" -duration 8s; done |
           stats fanout.Latency.P99 delivered_per_s
+      done ;;
+    stall)
+      echo "== isolation: fanout at 20 msg/s, with no member and with one member per room that stops reading"
+      for stall in 0 1; do
+        echo " stalled members per room: $stall"
+        for _ in $(seq "$REPS"); do one_run -shape fanout -rooms 50 -size 8 -rate 20 -duration 10s -stall "$stall"; done |
+          stats fanout.Latency.P50 fanout.Latency.P99 fanout.Latency.Max
       done ;;
     idle)
       echo "== idle: 10,000 connections in rooms of 4, RSS at the end of a 20 s hold"
