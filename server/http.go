@@ -44,6 +44,8 @@ func roomCode(r *http.Request) string {
 
 func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Instance-Id", s.cfg.Instance)
+	// Browsers may read it cross-origin: clients pin reconnects with it.
+	w.Header().Set("Access-Control-Expose-Headers", "X-Instance-Id")
 	ip, counted := s.clientIP(r), !s.exempt(r)
 	if counted && s.ipl.blocked(ip) {
 		s.metrics.errorSent(errTooManyRequests)

@@ -27,15 +27,24 @@ go build -o "$OUT/loadgen" ./cmd/loadgen
 # one_run SHAPE ARGS...: start a fresh server on core 0, run the tool on core 1,
 # print the tool's JSON line.
 one_run() {
-  local port=$((20000 + RANDOM % 20000))
-  # The loads exceed the abuse limits on purpose (300 msg/s per member,
-  # 10,000 connections from one address): switch those off for the run.
-  PORT=$port HOST=127.0.0.1 LOG_LEVEL=warn MSG_RATE=0 MAX_CONNS_PER_IP=0 \
-    taskset -c 0 $SERVER 2>/dev/null &
-  local pid=$!
-  for _ in $(seq 100); do curl -sf "127.0.0.1:$port/health" >/dev/null && break; sleep 0.05; done
-  taskset -c 1 "$OUT/loadgen" -url "ws://127.0.0.1:$port/" -pid "$pid" "$@" 2>/dev/null | tail -1 || true
-  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  local port pid
+  # Ports below the ephemeral range (32768+), where the tool's own client
+  # sockets live; a server that cannot start is retried on another port.
+  for _ in 1 2 3 4 5; do
+    port=$((10000 + RANDOM % 20000))
+    # The loads exceed the abuse limits on purpose (300 msg/s per member,
+    # 10,000 connections from one address): switch those off for the run.
+    PORT=$port HOST=127.0.0.1 LOG_LEVEL=warn MSG_RATE=0 MAX_CONNS_PER_IP=0 \
+      taskset -c 0 $SERVER 2>/dev/null &
+    pid=$!
+    for _ in $(seq 100); do curl -sf "127.0.0.1:$port/health" >/dev/null && break; sleep 0.05; done
+    curl -sf "127.0.0.1:$port/health" >/dev/null && break
+    kill "$pid" 2>/dev/null || true
+  done
+  taskset -c 1 "$OUT/loadgen" -url "ws://127.0.0.1:$port/" -pid "$pid" "$@" 2>"$OUT/loadgen.err" | tail -1 || true
+  grep -q . "$OUT/loadgen.err" && sed 's/^/    tool: /' "$OUT/loadgen.err" | grep -E "loadgen:|lost [1-9]|errors [1-9]" >&2 || true
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
 }
 
 # stats FIELD...: min/median/max of a JSON field over the runs on stdin.

@@ -1,0 +1,255 @@
+// Package client is a Go client for party-sockets that reconnects by
+// itself: it rejoins with the same clientId (so it keeps its slot), pins the
+// room's machine with ?instance=, applies the server's replayed state, and
+// stops for good on 4000 (replaced) and 4001 (room closed). Safe for
+// concurrent use.
+//
+//	c, err := client.Create(ctx, client.Options{URL: "wss://my-app.fly.dev"}, 8)
+//	for ev := range c.Events() { ... }
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Options configure a client.
+type Options struct {
+	URL        string        // relay base URL: ws://, wss://, http:// or https://
+	ClientID   string        // the slot's secret; random when empty
+	Header     http.Header   // extra handshake headers
+	MinBackoff time.Duration // first reconnect delay (default 250 ms)
+	MaxBackoff time.Duration // longest reconnect delay (default 10 s)
+	// MaxAttempts bounds reconnects in a row before giving up (default 20;
+	// negative: never give up).
+	MaxAttempts int
+}
+
+// Events. Every server message becomes one; Reconnecting and Closed are
+// the client's own.
+type (
+	Created struct{ Room, Instance, Region, URL string }
+	Joined  struct {
+		Room  string
+		Index int
+		Peers []int
+		URL   string
+	}
+	PeerJoined struct{ Index int }
+	PeerLeft   struct{ Index int }
+	// Message: Data is nil when the sender sent none.
+	Message struct {
+		From int
+		Data json.RawMessage
+	}
+	State        struct{ Data json.RawMessage }
+	Error        struct{ Message string }
+	Reconnecting struct {
+		Attempt int
+		Delay   time.Duration
+		Err     error
+	}
+	// Closed is the last event: Final says the server ended the client for
+	// good (Code 4000 replaced, 4001 room closed) or the room is gone.
+	Closed struct {
+		Code   int
+		Reason string
+		Final  bool
+		Err    error
+	}
+)
+
+// Close codes that are final for a client.
+const (
+	CodeReplaced   = 4000
+	CodeRoomClosed = 4001
+)
+
+// ErrNotConnected is returned by sends while the client is reconnecting:
+// the message was not sent (never silently dropped).
+var ErrNotConnected = errors.New("party-sockets: not connected")
+
+// Client is one player's connection to a room.
+type Client struct {
+	opts   Options
+	events chan any
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex // guards the fields below
+	ws       *websocket.Conn
+	room     string
+	index    int
+	instance string
+}
+
+func (o *Options) defaults() error {
+	if o.URL == "" {
+		return errors.New("party-sockets: Options.URL is required")
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return err
+	}
+	switch u.Scheme {
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	case "ws", "wss":
+	default:
+		return fmt.Errorf("party-sockets: URL scheme %q", u.Scheme)
+	}
+	u.Path, u.RawQuery = strings.TrimRight(u.Path, "/"), ""
+	o.URL = u.String()
+	if o.ClientID == "" {
+		b := make([]byte, 16)
+		rand.Read(b)
+		o.ClientID = hex.EncodeToString(b)
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 250 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 10 * time.Second
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = 20
+	}
+	return nil
+}
+
+// Create connects, creates a room (this client is its host, slot 0) and
+// returns once the server answered created.
+func Create(ctx context.Context, opts Options, maxClients int, controllerURL string) (*Client, error) {
+	msg := map[string]any{"type": "create", "clientId": "", "maxClients": maxClients}
+	if controllerURL != "" {
+		msg["url"] = controllerURL
+	}
+	return start(ctx, opts, "", msg)
+}
+
+// Join connects to the room by its code (through /<code>, so the relay
+// routes it to the machine that holds it) and returns once joined.
+func Join(ctx context.Context, opts Options, code string) (*Client, error) {
+	return start(ctx, opts, code, map[string]any{"type": "join", "clientId": "", "room": code})
+}
+
+// Rejoin connects to a room this clientId already belongs to, pinned to
+// instance when known (a saved pin).
+func Rejoin(ctx context.Context, opts Options, code, instance string) (*Client, error) {
+	c, err := newClient(opts)
+	if err != nil {
+		return nil, err
+	}
+	c.room, c.instance = code, instance
+	return c, c.firstConnect(ctx, c.rejoinURL(), map[string]any{"type": "join", "clientId": "", "room": code})
+}
+
+func newClient(opts Options) (*Client, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	c := &Client{opts: opts, events: make(chan any, 256), done: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+func start(ctx context.Context, opts Options, code string, first map[string]any) (*Client, error) {
+	c, err := newClient(opts)
+	if err != nil {
+		return nil, err
+	}
+	u := c.opts.URL + "/"
+	if code != "" {
+		u += url.PathEscape(code)
+	}
+	return c, c.firstConnect(ctx, u, first)
+}
+
+func (c *Client) firstConnect(ctx context.Context, u string, first map[string]any) error {
+	first["clientId"] = c.opts.ClientID
+	if err := c.connect(ctx, u, first); err != nil {
+		c.cancel()
+		close(c.done)
+		return err
+	}
+	go c.run()
+	return nil
+}
+
+// Events delivers every event in order; it is closed after Closed.
+func (c *Client) Events() <-chan any { return c.events }
+
+// Done is closed when the client has stopped for good.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Room, Index and Instance describe where the client is.
+func (c *Client) Room() string     { c.mu.Lock(); defer c.mu.Unlock(); return c.room }
+func (c *Client) Index() int       { c.mu.Lock(); defer c.mu.Unlock(); return c.index }
+func (c *Client) Instance() string { c.mu.Lock(); defer c.mu.Unlock(); return c.instance }
+
+// ClientID is this client's slot secret (save it to rejoin later).
+func (c *Client) ClientID() string { return c.opts.ClientID }
+
+// Send relays data to every other member.
+func (c *Client) Send(ctx context.Context, data any) error {
+	return c.write(ctx, map[string]any{"type": "send", "data": data})
+}
+
+// SendTo relays data to one slot.
+func (c *Client) SendTo(ctx context.Context, slot int, data any) error {
+	return c.write(ctx, map[string]any{"type": "send", "data": data, "to": slot})
+}
+
+// SetState (host only) retains a snapshot for the room.
+func (c *Client) SetState(ctx context.Context, data any) error {
+	return c.write(ctx, map[string]any{"type": "set_state", "data": data})
+}
+
+// CloseRoom (host only) ends the room for everyone.
+func (c *Client) CloseRoom(ctx context.Context) error {
+	return c.write(ctx, map[string]any{"type": "close_room"})
+}
+
+// Close leaves: the socket closes and no reconnect follows.
+func (c *Client) Close() error {
+	c.cancel()
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	if ws != nil {
+		ws.Close(websocket.StatusNormalClosure, "")
+	}
+	<-c.done
+	return nil
+}
+
+func (c *Client) write(ctx context.Context, msg map[string]any) error {
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	if ws == nil {
+		return ErrNotConnected
+	}
+	if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotConnected, err)
+	}
+	return nil
+}

@@ -1,0 +1,289 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"party-sockets/regions"
+	"party-sockets/rooms"
+	"party-sockets/server"
+)
+
+// cutProxy sits between clients and the server so a test can cut every
+// connection, as a network would, and see each request line.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	lines  []string
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) serve(c net.Conn) {
+	s, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	br := bufio.NewReader(c)
+	line, _ := br.ReadString('\n')
+	p.mu.Lock()
+	p.conns = append(p.conns, c, s)
+	p.lines = append(p.lines, strings.TrimSpace(line))
+	p.mu.Unlock()
+	io.WriteString(s, line)
+	go func() { io.Copy(s, br); s.Close() }()
+	io.Copy(c, s)
+	c.Close()
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *cutProxy) requestLines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.lines...)
+}
+
+func newServer(t *testing.T) (*httptest.Server, *rooms.Manager) {
+	t.Helper()
+	mgr := rooms.NewManager(rooms.Config{Instance: "m1", HostGrace: time.Minute, Codes: regions.NewGenerator("", nil)})
+	reg := prometheus.NewRegistry()
+	s := server.New(server.Config{Instance: "m1", Logger: slog.New(slog.DiscardHandler)}, mgr, reg, reg)
+	hs := httptest.NewServer(s)
+	t.Cleanup(hs.Close)
+	return hs, mgr
+}
+
+// next waits for the next event of type E, skipping others.
+func next[E any](t *testing.T, c *Client) E {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-c.Events():
+			if !ok {
+				var zero E
+				t.Fatalf("events closed while waiting for %T", zero)
+			}
+			if e, ok := ev.(E); ok {
+				return e
+			}
+		case <-timeout:
+			var zero E
+			t.Fatalf("timed out waiting for %T", zero)
+		}
+	}
+}
+
+func fast(url string) Options {
+	return Options{URL: url, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+}
+
+func TestCreateJoinRelay(t *testing.T) {
+	hs, _ := newServer(t)
+	ctx := t.Context()
+	host, err := Create(ctx, fast(hs.URL), 4, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	created := next[Created](t, host)
+	if created.Instance != "m1" || host.Index() != 0 {
+		t.Fatalf("created = %+v", created)
+	}
+	guest, err := Join(ctx, fast(hs.URL), created.Room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer guest.Close()
+	if j := next[Joined](t, guest); j.Index != 1 || len(j.Peers) != 1 {
+		t.Fatalf("joined = %+v", j)
+	}
+	if guest.Instance() != "m1" {
+		t.Fatalf("guest did not learn the instance: %q", guest.Instance())
+	}
+	next[PeerJoined](t, host)
+	if err := guest.Send(ctx, map[string]int{"buzz": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if m := next[Message](t, host); m.From != 1 || string(m.Data) != `{"buzz":1}` {
+		t.Fatalf("message = %+v", m)
+	}
+	host.SendTo(ctx, 1, "just you")
+	if m := next[Message](t, guest); string(m.Data) != `"just you"` {
+		t.Fatalf("message = %+v", m)
+	}
+	host.SetState(ctx, map[string]int{"round": 2})
+	if s := next[State](t, guest); string(s.Data) != `{"round":2}` {
+		t.Fatalf("state = %+v", s)
+	}
+	if _, err := Join(ctx, fast(hs.URL), "nope00"); err == nil || !strings.Contains(err.Error(), "Room not found") {
+		t.Fatalf("join of a missing room: %v", err)
+	}
+}
+
+// A cut socket: the client rejoins its own slot, pinned to the room's
+// instance, and gets the retained state again.
+func TestReconnectKeepsSlotAndState(t *testing.T) {
+	hs, _ := newServer(t)
+	ctx := t.Context()
+	host, err := Create(ctx, fast(hs.URL), 4, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	room := next[Created](t, host).Room
+	host.SetState(ctx, "round 3")
+	proxy := newCutProxy(t, strings.TrimPrefix(hs.URL, "http://"))
+	guest, err := Join(ctx, fast("ws://"+proxy.ln.Addr().String()), room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer guest.Close()
+	next[Joined](t, guest)
+	next[State](t, guest)
+	next[PeerJoined](t, host)
+
+	proxy.cut()
+	if r := next[Reconnecting](t, guest); r.Attempt != 1 {
+		t.Fatalf("reconnecting = %+v", r)
+	}
+	if j := next[Joined](t, guest); j.Index != 1 {
+		t.Fatalf("rejoined at slot %d, want 1", j.Index)
+	}
+	if s := next[State](t, guest); string(s.Data) != `"round 3"` {
+		t.Fatalf("state after reconnect = %s", s.Data)
+	}
+	lines := proxy.requestLines()
+	if last := lines[len(lines)-1]; !strings.Contains(last, "/"+room+"?instance=m1 ") {
+		t.Fatalf("reconnect request %q is not pinned to the room's instance", last)
+	}
+	// The host saw the slot leave and come back, nothing more.
+	next[PeerLeft](t, host)
+	if p := next[PeerJoined](t, host); p.Index != 1 {
+		t.Fatalf("host saw %+v", p)
+	}
+	if err := guest.Send(ctx, "back"); err != nil {
+		t.Fatal(err)
+	}
+	if m := next[Message](t, host); string(m.Data) != `"back"` {
+		t.Fatalf("host got %+v", m)
+	}
+}
+
+func TestRoomClosedIsFinal(t *testing.T) {
+	hs, _ := newServer(t)
+	ctx := t.Context()
+	host, _ := Create(ctx, fast(hs.URL), 4, "")
+	room := next[Created](t, host).Room
+	guest, err := Join(ctx, fast(hs.URL), room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next[Joined](t, guest)
+	host.CloseRoom(ctx)
+	for _, c := range []*Client{host, guest} {
+		if cl := next[Closed](t, c); !cl.Final || cl.Code != CodeRoomClosed {
+			t.Fatalf("closed = %+v, want final 4001", cl)
+		}
+		select {
+		case <-c.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("client kept going after 4001")
+		}
+	}
+}
+
+func TestReplacedIsFinal(t *testing.T) {
+	hs, _ := newServer(t)
+	ctx := t.Context()
+	host, _ := Create(ctx, fast(hs.URL), 4, "")
+	defer host.Close()
+	room := next[Created](t, host).Room
+	opts := fast(hs.URL)
+	opts.ClientID = "same-player"
+	first, err := Join(ctx, opts, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := Join(ctx, opts, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if cl := next[Closed](t, first); !cl.Final || cl.Code != CodeReplaced {
+		t.Fatalf("closed = %+v, want final 4000", cl)
+	}
+	if second.Index() != first.Index() {
+		t.Fatalf("the replacing client got slot %d, want %d", second.Index(), first.Index())
+	}
+}
+
+// The room ends while the client is away: it stops instead of retrying.
+func TestRoomGoneWhileAwayIsFinal(t *testing.T) {
+	hs, _ := newServer(t)
+	ctx := t.Context()
+	host, _ := Create(ctx, fast(hs.URL), 4, "")
+	room := next[Created](t, host).Room
+	proxy := newCutProxy(t, strings.TrimPrefix(hs.URL, "http://"))
+	opts := fast("ws://" + proxy.ln.Addr().String())
+	opts.MinBackoff = 300 * time.Millisecond
+	guest, err := Join(ctx, opts, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next[Joined](t, guest)
+	proxy.cut()
+	host.CloseRoom(ctx) // the host was the last member: the room is gone
+	if cl := next[Closed](t, guest); !cl.Final || cl.Reason != "room not found" {
+		t.Fatalf("closed = %+v", cl)
+	}
+}
+
+func TestSendWhileDisconnectedIsAnError(t *testing.T) {
+	hs, _ := newServer(t)
+	host, _ := Create(t.Context(), fast(hs.URL), 4, "")
+	next[Created](t, host)
+	host.Close()
+	if err := host.Send(context.Background(), 1); err != ErrNotConnected {
+		t.Fatalf("send after close: %v", err)
+	}
+}

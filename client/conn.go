@@ -1,0 +1,214 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// ServerError is an error message the server answered with.
+type ServerError struct{ Message string }
+
+func (e *ServerError) Error() string { return "party-sockets: " + e.Message }
+
+type frame struct {
+	Type     string          `json:"type"`
+	Room     string          `json:"room"`
+	Instance string          `json:"instance"`
+	Region   string          `json:"region"`
+	Index    int             `json:"index"`
+	Peers    []int           `json:"peers"`
+	URL      string          `json:"url"`
+	From     int             `json:"from"`
+	Data     json.RawMessage `json:"data"`
+	Message  string          `json:"message"`
+}
+
+// connect dials u, sends first and waits for created or joined.
+func (c *Client) connect(ctx context.Context, u string, first map[string]any) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: c.opts.Header})
+	if err != nil {
+		return err
+	}
+	ws.SetReadLimit(1 << 20)
+	b, _ := json.Marshal(first)
+	if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+		ws.CloseNow()
+		return err
+	}
+	for {
+		_, raw, err := ws.Read(ctx)
+		if err != nil {
+			ws.CloseNow()
+			return err
+		}
+		var f frame
+		if err := json.Unmarshal(raw, &f); err != nil {
+			continue
+		}
+		switch f.Type {
+		case "error":
+			ws.CloseNow()
+			return &ServerError{f.Message}
+		case "created":
+			c.mu.Lock()
+			c.ws, c.room, c.index, c.instance = ws, f.Room, 0, f.Instance
+			c.mu.Unlock()
+			c.emit(Created{Room: f.Room, Instance: f.Instance, Region: f.Region, URL: f.URL})
+			return nil
+		case "joined":
+			c.mu.Lock()
+			c.ws, c.room, c.index = ws, f.Room, f.Index
+			pinned := c.instance != ""
+			c.mu.Unlock()
+			if !pinned {
+				c.learnInstance(ctx, f.Room)
+			}
+			c.emit(Joined{Room: f.Room, Index: f.Index, Peers: f.Peers, URL: f.URL})
+			return nil
+		}
+	}
+}
+
+// learnInstance asks GET /room/<code> which machine holds the room
+// (X-Instance-Id), so reconnects can pin it. Best effort.
+func (c *Client) learnInstance(ctx context.Context, code string) {
+	u := strings.Replace(strings.Replace(c.opts.URL, "ws://", "http://", 1), "wss://", "https://", 1) + "/room/" + url.PathEscape(code)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return
+	}
+	for k, v := range c.opts.Header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return
+	}
+	resp.Body.Close()
+	if id := resp.Header.Get("X-Instance-Id"); resp.StatusCode == 200 && id != "" {
+		c.mu.Lock()
+		c.instance = id
+		c.mu.Unlock()
+	}
+}
+
+func (c *Client) rejoinURL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u := c.opts.URL + "/" + url.PathEscape(c.room)
+	if c.instance != "" {
+		u += "?instance=" + url.QueryEscape(c.instance)
+	}
+	return u
+}
+
+func (c *Client) emit(ev any) {
+	select {
+	case c.events <- ev:
+	case <-c.ctx.Done():
+	}
+}
+
+// run reads until the socket ends, then reconnects or stops.
+func (c *Client) run() {
+	defer close(c.done)
+	defer close(c.events)
+	for {
+		err := c.readAll()
+		code := int(websocket.CloseStatus(err))
+		c.mu.Lock()
+		c.ws = nil
+		c.mu.Unlock()
+		switch {
+		case c.ctx.Err() != nil:
+			c.final(Closed{Code: 1000, Reason: "closed by the client"})
+			return
+		case code == CodeReplaced:
+			c.final(Closed{Code: code, Reason: "replaced", Final: true, Err: err})
+			return
+		case code == CodeRoomClosed:
+			c.final(Closed{Code: code, Reason: "room closed", Final: true, Err: err})
+			return
+		}
+		if closed, ok := c.reconnect(err); !ok {
+			c.final(closed)
+			return
+		}
+	}
+}
+
+// final delivers the last event even when nobody reads any more.
+func (c *Client) final(ev Closed) {
+	select {
+	case c.events <- ev:
+	case <-time.After(time.Second):
+	}
+}
+
+func (c *Client) readAll() error {
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	for {
+		_, raw, err := ws.Read(c.ctx)
+		if err != nil {
+			return err
+		}
+		var f frame
+		if json.Unmarshal(raw, &f) != nil {
+			continue
+		}
+		switch f.Type {
+		case "peer_joined":
+			c.emit(PeerJoined{f.Index})
+		case "peer_left":
+			c.emit(PeerLeft{f.Index})
+		case "message":
+			c.emit(Message{From: f.From, Data: f.Data})
+		case "state":
+			c.emit(State{Data: f.Data})
+		case "error":
+			c.emit(Error{f.Message})
+		}
+	}
+}
+
+// reconnect retries with exponential backoff and jitter, rejoining with the
+// same clientId. It gives up when the room is gone or after MaxAttempts.
+func (c *Client) reconnect(cause error) (Closed, bool) {
+	delay := c.opts.MinBackoff
+	for attempt := 1; c.opts.MaxAttempts < 0 || attempt <= c.opts.MaxAttempts; attempt++ {
+		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1)) // jitter: [d/2, d]
+		c.emit(Reconnecting{Attempt: attempt, Delay: wait, Err: cause})
+		select {
+		case <-c.ctx.Done():
+			return Closed{Code: 1000, Reason: "closed by the client"}, false
+		case <-time.After(wait):
+		}
+		err := c.connect(c.ctx, c.rejoinURL(), map[string]any{"type": "join", "clientId": c.opts.ClientID, "room": c.Room()})
+		if err == nil {
+			return Closed{}, true
+		}
+		var se *ServerError
+		if errors.As(err, &se) && se.Message == "Room not found" {
+			return Closed{Reason: "room not found", Final: true, Err: err}, false
+		}
+		if c.ctx.Err() != nil {
+			return Closed{Code: 1000, Reason: "closed by the client"}, false
+		}
+		cause = err
+		delay = min(2*delay, c.opts.MaxBackoff)
+	}
+	return Closed{Reason: fmt.Sprintf("gave up after %d attempts", c.opts.MaxAttempts), Err: cause}, false
+}

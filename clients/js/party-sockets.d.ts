@@ -1,0 +1,62 @@
+// Types for party-sockets.js.
+
+export interface PartySocketOptions {
+  /** Room cap for create (live members). Default 8. */
+  maxClients?: number;
+  /** Controller url template for create ({room}, {instance}). */
+  url?: string;
+  /** The slot's secret; random (or the saved one) when absent. */
+  clientId?: string;
+  /** Save { clientId, room, instance } in localStorage so a reload rejoins the same slot. */
+  persist?: boolean;
+  storageKey?: string;
+  /** Reconnect backoff in ms (defaults 250 and 10000) and attempts in a row (20; negative: forever). */
+  minBackoff?: number;
+  maxBackoff?: number;
+  maxAttempts?: number;
+}
+
+export interface Saved {
+  clientId: string;
+  room: string | null;
+  instance: string | null;
+}
+
+export interface PartySocketEventMap {
+  created: CustomEvent<{ room: string; instance: string; region: string; index: 0; url?: string }>;
+  joined: CustomEvent<{ room: string; index: number; peers: number[]; url?: string }>;
+  peer_joined: CustomEvent<{ index: number }>;
+  peer_left: CustomEvent<{ index: number }>;
+  /** data is absent when the sender sent none. */
+  message: CustomEvent<{ from: number; data?: unknown }>;
+  state: CustomEvent<{ data: unknown }>;
+  error: CustomEvent<{ message: string }>;
+  reconnecting: CustomEvent<{ attempt: number; delay: number; code: number }>;
+  /** The last event. final: the server ended this client for good (4000, 4001) or the room is gone. */
+  closed: CustomEvent<{ code: number; reason: string; final: boolean }>;
+}
+
+export declare class PartySocket extends EventTarget {
+  static create(url: string, opts?: PartySocketOptions): Promise<PartySocket>;
+  static join(url: string, code: string, opts?: PartySocketOptions): Promise<PartySocket>;
+  static resume(url: string, opts?: PartySocketOptions): Promise<PartySocket | null>;
+  static saved(url: string, opts?: PartySocketOptions): Saved | null;
+
+  readonly clientId: string;
+  readonly room: string | null;
+  readonly index: number | null;
+  readonly instance: string | null;
+  /** The last retained state received. */
+  readonly state: unknown;
+  readonly status: "idle" | "connecting" | "open" | "reconnecting" | "closed";
+
+  /** Each returns false when not connected (the message was not sent). */
+  send(data?: unknown): boolean;
+  sendTo(slot: number, data: unknown): boolean;
+  setState(data: unknown): boolean;
+  closeRoom(): boolean;
+  close(): void;
+
+  addEventListener<K extends keyof PartySocketEventMap>(type: K, listener: (ev: PartySocketEventMap[K]) => void, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof PartySocketEventMap>(type: K, listener: (ev: PartySocketEventMap[K]) => void, options?: boolean | EventListenerOptions): void;
+}
