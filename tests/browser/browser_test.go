@@ -1,0 +1,139 @@
+// Package browser runs the buzzer quiz example in Debian's Chromium through
+// playwright-core (tests/browser/buzzer.test.mjs), against a local cluster
+// started here. .ci/run installs chromium and the npm package; locally the
+// test is skipped when they are missing.
+package browser
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func need(t *testing.T, ok bool, what string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is missing: .ci/run must install it", what)
+	}
+	t.Skipf("%s is missing (.ci/run installs it)", what)
+}
+
+func TestBuzzerQuizInChromium(t *testing.T) {
+	node, err := exec.LookPath("node")
+	need(t, err == nil, "node")
+	chromium, err := exec.LookPath("chromium")
+	need(t, err == nil, "chromium (apt-get install chromium)")
+	_, err = os.Stat("node_modules/playwright-core")
+	need(t, err == nil, "playwright-core (npm ci in tests/browser)")
+
+	bin := t.TempDir()
+	for _, b := range []struct{ out, pkg string }{{"flylocal", "../../cmd/flylocal"}, {"party-game", "../../examples/party-game"}} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, b.out), b.pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", b.pkg, err, out)
+		}
+	}
+	cluster := startCluster(t, filepath.Join(bin, "flylocal"))
+
+	gameAddr := freeAddr(t)
+	game := exec.Command(filepath.Join(bin, "party-game"), "-addr", gameAddr)
+	game.Dir = "../.."
+	game.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := game.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { game.Process.Kill(); game.Wait() })
+	waitHTTP(t, "http://"+gameAddr+"/party-sockets.js")
+
+	out, _ := filepath.Abs("out")
+	cmd := exec.Command(node, "--test", "buzzer.test.mjs")
+	cmd.Env = append(os.Environ(), "GAME_URL=http://"+gameAddr, "HOST_EDGE="+cluster.Edges["fra"],
+		"PLAYER_EDGE="+cluster.Edges["iad"], "OUT_DIR="+out, "CHROMIUM="+chromium)
+	res, err := cmd.CombinedOutput()
+	t.Logf("node --test:\n%s", res)
+	t.Logf("screenshots in %s", out)
+	if err != nil {
+		t.Fatalf("browser test failed: %v", err)
+	}
+}
+
+type clusterInfo struct {
+	Edges map[string]string `json:"edges"`
+}
+
+func startCluster(t *testing.T, bin string) clusterInfo {
+	t.Helper()
+	cmd := exec.Command(bin, "-regions", "fra,iad", "-per-region", "2", "-port", "0", "-quiet",
+		"-machine-port", fmt.Sprint(10000+rand.IntN(20000)), "-ip-base", fmt.Sprintf("127.%d.%d.2", 10+rand.IntN(200), rand.IntN(250)),
+		"-kill-timeout", "3s")
+	cmd.Dir = "../.."
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+		}
+	})
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+	}()
+	select {
+	case l := <-line:
+		var c clusterInfo
+		if err := json.Unmarshal([]byte(l), &c); err != nil {
+			t.Fatalf("flylocal printed %q", l)
+		}
+		return c
+	case <-time.After(2 * time.Minute):
+		t.Fatal("flylocal did not start")
+	}
+	return clusterInfo{}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitHTTP(t *testing.T, u string) {
+	t.Helper()
+	for range 100 {
+		if resp, err := http.Get(u); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer", u)
+}

@@ -1,0 +1,91 @@
+// The buzzer quiz in a real browser (Debian's Chromium via playwright-core)
+// on the local multi-region cluster: run by browser_test.go, which starts
+// the cluster and the example's server and passes their URLs.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const { GAME_URL, HOST_EDGE, PLAYER_EDGE, OUT_DIR, CHROMIUM } = process.env;
+const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--disable-quic"];
+
+test("buzzer quiz across regions: join by code, buzz, reconnect into the same slot, room closed is final", async (t) => {
+  mkdirSync(OUT_DIR, { recursive: true });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+  t.after(() => browser.close());
+  const shot = (page, name) => page.screenshot({ path: join(OUT_DIR, name + ".png"), fullPage: true });
+  const text = (page, sel) => page.locator(sel).textContent();
+
+  // The host screen enters through one region's edge.
+  const host = await (await browser.newContext()).newPage();
+  await host.goto(`${GAME_URL}/?role=host&relay=${encodeURIComponent(HOST_EDGE)}`);
+  await host.waitForFunction(() => /^[1-9A-HJ-NP-Za-km-z]{6}$/.test(document.getElementById("host-code").textContent));
+  const code = await text(host, "#host-code");
+  assert.equal(await text(host, "#host-status"), "connected");
+
+  // Two phones enter through another region's edge and type the code.
+  const players = {};
+  for (const name of ["Alice", "Bob"]) {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${GAME_URL}/?relay=${encodeURIComponent(PLAYER_EDGE)}`);
+    await page.fill("#code", code);
+    await page.fill("#name", name);
+    await page.click("#join");
+    await page.waitForSelector("#game:not(.hidden)");
+    await page.waitForFunction(() => document.getElementById("player-status").textContent === "connected");
+    players[name] = page;
+  }
+  const { Alice: alice, Bob: bob } = players;
+  await host.waitForFunction(() => document.getElementById("scores").textContent.includes("Alice") &&
+    document.getElementById("scores").textContent.includes("Bob"));
+
+  // Buzz: the host sees who was first.
+  await alice.click("#buzz");
+  await host.waitForFunction(() => document.getElementById("first").textContent === "Alice");
+  await alice.waitForFunction(() => document.getElementById("result").textContent === "You were first!");
+  await bob.click("#buzz");
+  await bob.waitForFunction(() => document.getElementById("result").textContent === "You were #2");
+  await shot(host, "1-host-after-buzz");
+  await shot(alice, "1-alice-after-buzz");
+
+  // Next round, then Bob's socket is cut: his page reconnects into the same
+  // slot, and the host's state is replayed to it.
+  await host.click("#next");
+  await bob.waitForFunction(() => document.getElementById("p-round").textContent === "2" && !document.getElementById("buzz").disabled);
+  const slot = await bob.evaluate(() => window.party.index);
+  await bob.evaluate(() => {
+    window.reconnects = 0;
+    window.party.addEventListener("reconnecting", () => window.reconnects++);
+    document.getElementById("p-round").textContent = "?"; // only a replayed state can put it back
+    window.party._dropForTest();
+  });
+  await bob.waitForFunction(() => window.reconnects >= 1);
+  await bob.waitForFunction(() => document.getElementById("player-status").textContent === "connected" &&
+    document.getElementById("p-round").textContent === "2", null, { timeout: 15000 });
+  assert.equal(await bob.evaluate(() => window.party.index), slot, "Bob rejoined another slot");
+  assert.match(await bob.evaluate(() => window.party.instance || ""), /^[0-9a-f]{14}$/, "the reconnect was not pinned");
+  await bob.click("#buzz");
+  await host.waitForFunction(() => document.getElementById("first").textContent === "Bob");
+  await shot(bob, "2-bob-after-reconnect");
+  await shot(host, "2-host-round-2");
+
+  // The host ends the game: players see it and stop reconnecting.
+  for (const p of [alice, bob]) await p.evaluate(() => {
+    window.afterClose = 0;
+    window.party.addEventListener("reconnecting", () => window.afterClose++);
+  });
+  await host.click("#end");
+  for (const p of [alice, bob]) {
+    await p.waitForFunction(() => document.getElementById("player-status").textContent === "room closed");
+    assert.equal(await text(p, "#result"), "The host ended the game.");
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  for (const p of [alice, bob]) {
+    assert.equal(await p.evaluate(() => window.party.status), "closed");
+    assert.equal(await p.evaluate(() => window.afterClose), 0, "a player reconnected after the room closed");
+  }
+  await shot(alice, "3-alice-room-closed");
+  await shot(host, "3-host-ended");
+});
