@@ -59,6 +59,10 @@ func run(getenv func(string) string) error {
 		MaxRooms:  cfg.MaxRooms,
 		MaxSlots:  cfg.MaxSlots,
 	})
+	// Catch the signals before serving anything: a stop that arrives right
+	// after start must drain, not kill (the default action).
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	ln, err := net.Listen("tcp", cfg.addr())
 	if err != nil {
 		return err
@@ -106,8 +110,6 @@ func run(getenv func(string) string) error {
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "instance", cfg.Instance, "region", cfg.Region, "version", buildVersion())
 
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
 	case err := <-served:
 		return err
