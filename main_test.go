@@ -146,3 +146,34 @@ func TestBadConfigRefusesToStart(t *testing.T) {
 		}
 	}
 }
+
+// A client that opens a connection and never finishes its request is cut
+// at HANDSHAKE_TIMEOUT.
+func TestHandshakeTimeout(t *testing.T) {
+	_, addr := startServer(t, "HANDSHAKE_TIMEOUT=300ms")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 512)
+	for {
+		if _, err := conn.Read(buf); err != nil {
+			break
+		}
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a stalled handshake was held for %v", took)
+	}
+	// A WebSocket that completed its handshake is not cut by that deadline.
+	ws := wsDial(t, addr)
+	time.Sleep(600 * time.Millisecond)
+	if got := roundTrip(t, ws, `{"type":"create","clientId":"h","maxClients":2}`); !strings.HasPrefix(got, `{"type":"created"`) {
+		t.Fatalf("after the handshake timeout: %s", got)
+	}
+}

@@ -352,3 +352,24 @@ func TestNoLeaksAfterRoomCycles(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A receiver whose socket write blocks past WriteTimeout is closed
+// (reason write_timeout) before its queue would have overflowed.
+func TestWriteTimeout(t *testing.T) {
+	ts := newTestServer(t, Config{WriteTimeout: 200 * time.Millisecond})
+	h := dial(t, ts.URL, "/", nil)
+	code := h.create("h", 4)
+	stuck := dial(t, ts.URL, "/", nil) // never reads again
+	stuck.join(code, "s")
+	h.expect(`{"type":"peer_joined","index":1}`)
+	big := strings.Repeat("w", 60000)
+	for i := 0; i < 1000 && ts.rooms.Snapshot()[0].Clients == 2; i++ {
+		h.send(`{"type":"send","data":"` + big + `"}`)
+		time.Sleep(5 * time.Millisecond) // slower than the queue cap: only the write can time out
+	}
+	h.expect(`{"type":"peer_left","index":1}`)
+	_, _, metrics := getJSON(t, ts.URL+"/metrics")
+	if !strings.Contains(metrics, `reason="write_timeout",region="LOCAL",version="dev"} 1`) {
+		t.Fatalf("write timeout not the reason:\n%s", metrics)
+	}
+}

@@ -11,7 +11,7 @@ const { GAME_URL, HOST_EDGE, PLAYER_EDGE, OUT_DIR, CHROMIUM } = process.env;
 const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--disable-quic"];
 
-test("buzzer quiz across regions: join by code, buzz, reconnect into the same slot, room closed is final", async (t) => {
+test("buzzer quiz across regions: join by code, buzz, reconnect and reload into the same slot, room closed is final", async (t) => {
   mkdirSync(OUT_DIR, { recursive: true });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
   t.after(() => browser.close());
@@ -70,6 +70,16 @@ test("buzzer quiz across regions: join by code, buzz, reconnect into the same sl
   await host.waitForFunction(() => document.getElementById("first").textContent === "Bob");
   await shot(bob, "2-bob-after-reconnect");
   await shot(host, "2-host-round-2");
+
+  // A page reload: the saved clientId and pin bring Alice back to her slot.
+  const aliceSlot = await alice.evaluate(() => window.party.index);
+  await alice.reload();
+  await alice.waitForFunction(() => window.party && window.party.status === "open" &&
+    document.getElementById("p-round").textContent === "2", null, { timeout: 15000 });
+  assert.equal(await alice.evaluate(() => window.party.index), aliceSlot, "a reload took another slot");
+  assert.equal(await text(alice, "#me"), "Alice");
+  await host.waitForFunction(() => (document.getElementById("scores").textContent.match(/Alice/g) || []).length === 1);
+  await shot(alice, "2-alice-after-reload");
 
   // The host ends the game: players see it and stop reconnecting.
   for (const p of [alice, bob]) await p.evaluate(() => {
