@@ -167,3 +167,14 @@ func getJSON(t *testing.T, url string) (int, http.Header, string) {
 	}
 	return resp.StatusCode, resp.Header, sb.String()
 }
+
+// guest joins code as clientID on a new connection, checks its joined frame
+// (index, peers) and that the host h saw peer_joined.
+func guest(t *testing.T, ts *testServer, h *client, code, clientID string, index int, peers string) *client {
+	t.Helper()
+	c := dial(t, ts.URL, "/", nil)
+	c.join(code, clientID)
+	c.expect(`{"type":"joined","room":"` + code + `","index":` + itoa(index) + `,"peers":[` + peers + `]}`)
+	h.expect(`{"type":"peer_joined","index":` + itoa(index) + `}`)
+	return c
+}

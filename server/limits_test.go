@@ -19,10 +19,7 @@ func TestMessageRateLimit(t *testing.T) {
 	ts := newTestServer(t, Config{MsgRate: 0.001, MsgBurst: 5})
 	h := dial(t, ts.URL, "/", nil)
 	code := h.create("h", 4) // 1 token spent
-	a := dial(t, ts.URL, "/", nil)
-	a.join(code, "a")
-	a.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
-	h.expect(`{"type":"peer_joined","index":1}`)
+	a := guest(t, ts, h, code, "a", 1, "0")
 	for i := range 4 {
 		h.send(fmt.Sprintf(`{"type":"send","data":%d}`, i))
 		a.expect(fmt.Sprintf(`{"type":"message","from":0,"data":%d}`, i))

@@ -105,9 +105,9 @@ func (se *session) create(m *message) error {
 	if se.room != nil {
 		return errAlreadyInRoom
 	}
-	clientID, ok := jsonString(m.ClientID)
-	if !ok || clientID == "" {
-		return errClientID
+	clientID, err := requireClientID(m)
+	if err != nil {
+		return err
 	}
 	max, ok := jsonNumber(m.MaxClients)
 	if !ok || max < 1 {
@@ -139,9 +139,9 @@ func (se *session) join(m *message) error {
 	if se.room != nil {
 		return errAlreadyInRoom
 	}
-	clientID, ok := jsonString(m.ClientID)
-	if !ok || clientID == "" {
-		return errClientID
+	clientID, err := requireClientID(m)
+	if err != nil {
+		return err
 	}
 	code, ok := jsonString(m.Room)
 	if !ok || code == "" {
@@ -179,6 +179,15 @@ func (se *session) send(m *message) error {
 		se.s.metrics.relayed(n, len(frame))
 	}
 	return err
+}
+
+// requireClientID is the non-empty string clientId of create and join.
+func requireClientID(m *message) (string, error) {
+	id, ok := jsonString(m.ClientID)
+	if !ok || id == "" {
+		return "", errClientID
+	}
+	return id, nil
 }
 
 // errorFrame encodes {"type":"error","message":...}.

@@ -44,39 +44,30 @@ func runFanoutMeasured(ctx context.Context, cfg config, begin, end func()) (fano
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	var readers sync.WaitGroup
-	for _, rm := range rooms {
-		for _, m := range rm.members {
-			if m.stalled {
-				continue
-			}
-			readers.Add(1)
-			go func() { defer readers.Done(); m.readLoop(readCtx, lat) }()
-		}
+	active := healthyMembers(rooms)
+	for _, m := range active {
+		readers.Add(1)
+		go func() { defer readers.Done(); m.readLoop(readCtx, lat) }()
 	}
 	begin()
 	start := time.Now()
 	deadline := start.Add(cfg.duration)
 	var senders sync.WaitGroup
 	var errs sync.Map
-	for _, rm := range rooms {
-		for _, m := range rm.members {
-			if m.stalled {
-				continue
+	for _, m := range active {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			var err error
+			if cfg.window > 0 {
+				err = m.sendClosedLoop(cfg.window, cfg.payload, deadline)
+			} else {
+				err = m.sendOpenLoop(cfg.rate, cfg.payload, start, deadline, lag)
 			}
-			senders.Add(1)
-			go func() {
-				defer senders.Done()
-				var err error
-				if cfg.window > 0 {
-					err = m.sendClosedLoop(cfg.window, cfg.payload, deadline)
-				} else {
-					err = m.sendOpenLoop(cfg.rate, cfg.payload, start, deadline, lag)
-				}
-				if err != nil {
-					errs.Store(m, err)
-				}
-			}()
-		}
+			if err != nil {
+				errs.Store(m, err)
+			}
+		}()
 	}
 	senders.Wait()
 	sendWindow := time.Since(start)
@@ -104,6 +95,19 @@ func runFanoutMeasured(ctx context.Context, cfg config, begin, end func()) (fano
 	res.Latency = lat.percentiles()
 	res.SendLag = lag.percentiles()
 	return res, sendWindow, nil
+}
+
+// healthyMembers are the members that read and send (not stalled).
+func healthyMembers(rooms []*room) []*member {
+	var out []*member
+	for _, rm := range rooms {
+		for _, m := range rm.members {
+			if !m.stalled {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
 }
 
 func delivered(rooms []*room) (n int64) {

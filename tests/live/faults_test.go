@@ -81,24 +81,29 @@ func TestMachineKilledMidGame(t *testing.T) {
 	}
 }
 
-// With the internal resolver down, routing degrades to local handling
-// within the probe limit, never a 5xx.
-func TestDNSDownDegradesToLocal(t *testing.T) {
+// With the internal resolver down (no answer) or slow (answers after the
+// probe limit), routing degrades to local handling within the probe limit,
+// never a 5xx.
+func TestDNSTroubleDegradesToLocal(t *testing.T) {
 	local(t)
-	cluster.control(t, "dns/down")
-	t.Cleanup(func() { cluster.restore(t, "dns/up") })
-	start := time.Now()
-	resp, body := do(t, noRedirect(), cluster.edgeRequest(t, "GET", "fra", "/room/"+codeFor("fra")))
-	if resp.StatusCode != 404 || !strings.Contains(body, "Room not found") {
-		t.Fatalf("with DNS down: %s %s", resp.Status, body)
+	for _, mode := range []string{"down", "slow"} {
+		t.Run(mode, func(t *testing.T) {
+			cluster.control(t, "dns/"+mode)
+			t.Cleanup(func() { cluster.restore(t, "dns/up") })
+			start := time.Now()
+			resp, body := do(t, noRedirect(), cluster.edgeRequest(t, "GET", "fra", "/room/"+codeFor("fra")))
+			if resp.StatusCode != 404 || !strings.Contains(body, "Room not found") {
+				t.Fatalf("with DNS %s: %s %s", mode, resp.Status, body)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Fatalf("with DNS %s the answer took %v, want within the 3 s probe limit", mode, took)
+			}
+			// A WebSocket to a same-region code still connects and is handled here.
+			p := dial(t, "fra", "/"+codeFor("fra"), nil)
+			p.send(map[string]any{"type": "create", "clientId": "dns-" + mode, "maxClients": 2})
+			p.expect("created")
+		})
 	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Fatalf("with DNS down the answer took %v, want within the 3 s probe limit", took)
-	}
-	// A WebSocket to a same-region code still connects and is handled here.
-	p := dial(t, "fra", "/"+codeFor("fra"), nil)
-	p.send(map[string]any{"type": "create", "clientId": "dns", "maxClients": 2})
-	p.expect("created")
 }
 
 // A suspended machine takes no new traffic; after resume it serves again.
@@ -290,21 +295,6 @@ func TestHangingPeerDegradesToLocal(t *testing.T) {
 	}
 	if took := time.Since(start); took < 2*time.Second || took > 6*time.Second {
 		t.Fatalf("answered in %v: want about the 3 s probe limit (the peer really hung)", took)
-	}
-}
-
-// A slow resolver (answers after the probe limit): local handling.
-func TestSlowDNSDegradesToLocal(t *testing.T) {
-	local(t)
-	cluster.control(t, "dns/slow")
-	t.Cleanup(func() { cluster.control(t, "dns/up") })
-	start := time.Now()
-	resp, body := do(t, noRedirect(), cluster.edgeRequest(t, "GET", "fra", "/room/"+codeFor("fra")))
-	if resp.StatusCode != 404 || !strings.Contains(body, "Room not found") {
-		t.Fatalf("with slow DNS: %s %s", resp.Status, body)
-	}
-	if took := time.Since(start); took > 6*time.Second {
-		t.Fatalf("with slow DNS the answer took %v", took)
 	}
 }
 
