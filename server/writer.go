@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -156,7 +157,9 @@ func (c *conn) writeBatch(batch [][]byte) bool {
 		}
 	}
 	if err := c.raw.uncork(c.writeTimeout); err != nil {
-		c.setReason(reasonWriteTimeout)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			c.setReason(reasonWriteTimeout)
+		}
 		c.fail()
 		return false
 	}
