@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -55,6 +56,26 @@ func (c *corkConn) cork() {
 	if c.buf == nil {
 		c.buf = corkPool.Get().(*[]byte)
 	}
+}
+
+// appendText adds one complete WebSocket text frame (server frames are
+// unmasked: a 2 to 10 byte header, then the bytes) to the corked buffer.
+// coder/websocket's own frames (pings, close) reach the socket through
+// Write as whole frames under the same mutex, so frames never interleave.
+func (c *corkConn) appendText(p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := append(*c.buf, 0x81) // FIN, text
+	switch n := len(p); {
+	case n < 126:
+		b = append(b, byte(n))
+	case n < 1<<16:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	*c.buf = append(b, p...)
 }
 
 // uncork sends what collected, bounded by timeout.
