@@ -223,10 +223,3 @@ func (r *Room) graceExpired(turn int) {
 	}
 	r.endLocked(CloseRoomClosed, "room closed")
 }
-
-// Slots returns the number of slots ever handed out (for tests and limits).
-func (r *Room) Slots() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.slots)
-}

@@ -27,9 +27,10 @@ const (
 // straight through; mu serializes all writes to the socket.
 type corkConn struct {
 	net.Conn
-	mu     sync.Mutex // guards corked, buf; held during socket writes
-	corked bool
-	buf    *[]byte
+	writeTimeout time.Duration // bounds every socket write (WRITE_TIMEOUT)
+	mu           sync.Mutex    // guards corked, buf; held during socket writes
+	corked       bool
+	buf          *[]byte
 }
 
 var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -41,13 +42,10 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		*c.buf = append(*c.buf, p...)
 		return len(p), nil
 	}
-	c.Conn.SetWriteDeadline(time.Now().Add(directWriteTimeout))
+	// Every socket write sets its own deadline, so none is ever cleared.
+	c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	return c.Conn.Write(p)
 }
-
-// directWriteTimeout bounds uncorked writes (pings, close frames); every
-// socket write sets its own deadline, so none is ever cleared.
-const directWriteTimeout = 10 * time.Second
 
 func (c *corkConn) cork() {
 	c.mu.Lock()
@@ -78,8 +76,8 @@ func (c *corkConn) appendText(p []byte) {
 	*c.buf = append(b, p...)
 }
 
-// uncork sends what collected, bounded by timeout.
-func (c *corkConn) uncork(timeout time.Duration) error {
+// uncork sends what collected, bounded by the write timeout.
+func (c *corkConn) uncork() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = false
@@ -90,7 +88,7 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 	}
 	var err error
 	if len(*b) > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+		c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 		_, err = c.Conn.Write(*b)
 	}
 	if cap(*b) <= 64<<10 {
@@ -105,7 +103,8 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 // even while a write to it is blocked.
 type hijacker struct {
 	http.ResponseWriter
-	conn *corkConn
+	writeTimeout time.Duration
+	conn         *corkConn
 }
 
 func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -120,7 +119,7 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// The handshake's read deadline (http.Server.ReadTimeout) must not
 	// outlive it: a hijacked connection keeps whatever deadlines it had.
 	raw.SetDeadline(time.Time{})
-	h.conn = &corkConn{Conn: raw}
+	h.conn = &corkConn{Conn: raw, writeTimeout: h.writeTimeout}
 	// Bytes the client sent right after its upgrade request are already in
 	// net/http's reader: move them into ours.
 	pending, _ := brw.Reader.Peek(brw.Reader.Buffered())

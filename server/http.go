@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
+
+	"party-sockets/routing"
 )
 
 // ServeHTTP handles a request in the order of the wire contract (§9).
@@ -33,15 +34,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// roomCode is the percent-decoded rest of a /room/<code> path.
-func roomCode(r *http.Request) string {
-	raw := strings.TrimPrefix(r.URL.EscapedPath(), "/room/")
-	if code, err := url.PathUnescape(raw); err == nil {
-		return code
-	}
-	return raw
-}
-
 func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Instance-Id", s.cfg.Instance)
 	// Browsers may read it cross-origin: clients pin reconnects with it.
@@ -52,7 +44,8 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyRequests.Error()})
 		return
 	}
-	info, ok := s.rooms.Lookup(roomCode(r))
+	code, _ := routing.CandidateCode(r.URL.EscapedPath()) // "" (no room) for a bad escape
+	info, ok := s.rooms.Lookup(code)
 	if !ok {
 		if counted {
 			s.ipl.miss(ip)

@@ -94,15 +94,17 @@ func (l *ipLimits) release(ip string) {
 	}
 }
 
-func (l *ipLimits) window(ip string) *missWindow {
-	w, ok := l.misses.Get(ip)
-	if !ok {
-		w = &missWindow{}
-		if prev, found, _ := l.misses.PeekOrAdd(ip, w); found {
-			w = prev
-		}
+// getOrAdd returns the cache's value for key, adding a new zero V when
+// absent; concurrent callers end up with the same value.
+func getOrAdd[V any](cache *lru.Cache[string, *V], key string) *V {
+	if v, ok := cache.Get(key); ok {
+		return v
 	}
-	return w
+	v := new(V)
+	if prev, found, _ := cache.PeekOrAdd(key, v); found {
+		return prev
+	}
+	return v
 }
 
 // blocked reports whether ip has used up its failed lookups this minute.
@@ -124,7 +126,7 @@ func (l *ipLimits) miss(ip string) {
 	if l.missesPerMin <= 0 {
 		return
 	}
-	w := l.window(ip)
+	w := getOrAdd(l.misses, ip)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if now := l.now(); now.Sub(w.start) >= time.Minute {

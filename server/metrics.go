@@ -130,19 +130,8 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	return m
 }
 
-func (m *metrics) origin(o string) *originStats {
-	if st, ok := m.origins.Get(o); ok {
-		return st
-	}
-	st := &originStats{}
-	if prev, found, _ := m.origins.PeekOrAdd(o, st); found {
-		return prev
-	}
-	return st
-}
-
-func (m *metrics) connectionOpened(o string) { m.origin(o).connections.Add(1) }
-func (m *metrics) roomCreated(o string)      { m.origin(o).roomsCreated.Add(1) }
+func (m *metrics) connectionOpened(o string) { getOrAdd(m.origins, o).connections.Add(1) }
+func (m *metrics) roomCreated(o string)      { getOrAdd(m.origins, o).roomsCreated.Add(1) }
 func (m *metrics) connectionClosed(reason string) {
 	m.closes.WithLabelValues(reason).Inc()
 }

@@ -125,7 +125,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyConns.Error()})
 		return
 	}
-	hw := &hijacker{ResponseWriter: w}
+	hw := &hijacker{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout}
 	ws, err := websocket.Accept(hw, r, &s.accept)
 	if err != nil {
 		if counted {

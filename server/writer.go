@@ -14,10 +14,9 @@ import (
 // Close codes this server adds. 4000 and 4001 (rooms package) are final for
 // clients; every code here makes a client reconnect.
 const (
-	CloseTooSlow       = 4002 // the receiver's queue overflowed
-	CloseMessageTooBig = int(websocket.StatusMessageTooBig)
-	CloseRestarting    = int(websocket.StatusServiceRestart)
-	ClosePolicy        = int(websocket.StatusPolicyViolation)
+	CloseTooSlow    = 4002 // the receiver's queue overflowed
+	CloseRestarting = int(websocket.StatusServiceRestart)
+	ClosePolicy     = int(websocket.StatusPolicyViolation)
 )
 
 // conn is one player's socket as the rooms see it: a bounded queue drained
@@ -41,7 +40,6 @@ type conn struct {
 	finished    bool // the reader has ended
 
 	maxFrames, maxBytes int
-	writeTimeout        time.Duration
 	pingEvery           time.Duration
 	ping                *time.Timer
 	reason              atomic.Value
@@ -49,7 +47,7 @@ type conn struct {
 
 func newConn(ws *websocket.Conn, raw *corkConn, cfg Config) *conn {
 	c := &conn{ws: ws, raw: raw, maxFrames: cfg.QueueFrames, maxBytes: cfg.QueueBytes,
-		writeTimeout: cfg.WriteTimeout, pingEvery: cfg.PingInterval}
+		pingEvery: cfg.PingInterval}
 	c.ping = time.AfterFunc(c.pingEvery, c.heartbeat)
 	return c
 }
@@ -153,7 +151,7 @@ func (c *conn) writeBatch(batch [][]byte) bool {
 		// coder/websocket's per frame.
 		c.raw.appendText(f)
 	}
-	if err := c.raw.uncork(c.writeTimeout); err != nil {
+	if err := c.raw.uncork(); err != nil {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
 			c.setReason(reasonWriteTimeout)
 		}
