@@ -107,12 +107,29 @@ func Decide(in Input) Decision {
 	return Serve{}
 }
 
-// instanceQuery returns the value of the instance query parameter. An empty
-// value counts as no pin.
+// instanceQuery returns the value of the instance query parameter. Only a
+// value shaped like a machine id counts: anything else (empty, or a value
+// that would add fields to the fly-replay header Fly's proxy obeys, such as
+// "x;app=other") is ignored, as if absent.
 func instanceQuery(raw string) (string, bool) {
 	q, _ := url.ParseQuery(raw)
 	v := q.Get("instance")
-	return v, v != ""
+	return v, MachineID(v)
+}
+
+// MachineID reports whether s is shaped like a Fly machine id: lower-case
+// hex. Fly's are 14 characters today; the length is not promised, so 8 to
+// 32 are accepted.
+func MachineID(s string) bool {
+	if len(s) < 8 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // withoutInstance is the same path and query minus every instance parameter.
@@ -125,9 +142,9 @@ func withoutInstance(path, raw string) string {
 		}
 		keep = append(keep, part)
 	}
-	if path == "" {
-		path = "/"
-	}
+	// A Location that starts with two slashes (or a slash and a
+	// backslash, which browsers read alike) names another host: keep one.
+	path = "/" + strings.TrimLeft(path, "/\\")
 	if len(keep) == 0 {
 		return path
 	}

@@ -14,7 +14,7 @@ var (
 
 func TestDecide(t *testing.T) {
 	fly := func(in Input) Input {
-		in.OnFly, in.ViaProxy, in.Self = true, true, "m1"
+		in.OnFly, in.ViaProxy, in.Self = true, true, "0a1b2c3d4e5f01"
 		if in.Region == "" {
 			in.Region = "fra"
 		}
@@ -26,29 +26,40 @@ func TestDecide(t *testing.T) {
 		want Decision
 	}{
 		{"off fly", Input{Path: "/" + iadCode, Region: "fra"}, Serve{}},
-		{"not via proxy (peer probe)", Input{OnFly: true, Self: "m1", Region: "fra", Path: "/room/" + fraCode}, Serve{}},
+		{"not via proxy (peer probe)", Input{OnFly: true, Self: "0a1b2c3d4e5f01", Region: "fra", Path: "/room/" + fraCode}, Serve{}},
 		{"no pin no code", fly(Input{Path: "/"}), Serve{}},
-		{"pin other", fly(Input{Path: "/x", RawQuery: "instance=m2"}), ReplayInstance{"m2"}},
-		{"pin self", fly(Input{Path: "/" + iadCode, RawQuery: "instance=m1"}), Serve{}},
+		{"pin other", fly(Input{Path: "/x", RawQuery: "instance=0a1b2c3d4e5f02"}), ReplayInstance{"0a1b2c3d4e5f02"}},
+		{"pin self", fly(Input{Path: "/" + iadCode, RawQuery: "instance=0a1b2c3d4e5f01"}), Serve{}},
 		{"empty pin is no pin", fly(Input{Path: "/", RawQuery: "instance="}), Serve{}},
-		{"pin with src, websocket", fly(Input{Path: "/" + fraCode, RawQuery: "instance=m2", ReplaySrc: true, Upgrade: true}), Serve{}},
-		{"pin with src, http", fly(Input{Path: "/room/" + fraCode, RawQuery: "a=1&instance=m2&b=2", ReplaySrc: true}), Redirect{"/room/" + fraCode + "?a=1&b=2"}},
-		{"pin with failed, http", fly(Input{Path: "/p", RawQuery: "instance=m2", ReplayFailed: true}), Redirect{"/p"}},
-		{"pin with failed, websocket", fly(Input{Path: "/", RawQuery: "instance=m2", ReplayFailed: true, Upgrade: true}), Serve{}},
-		{"pin beats code", fly(Input{Path: "/" + iadCode, RawQuery: "instance=m2"}), ReplayInstance{"m2"}},
+		{"pin with src, websocket", fly(Input{Path: "/" + fraCode, RawQuery: "instance=0a1b2c3d4e5f02", ReplaySrc: true, Upgrade: true}), Serve{}},
+		{"pin with src, http", fly(Input{Path: "/room/" + fraCode, RawQuery: "a=1&instance=0a1b2c3d4e5f02&b=2", ReplaySrc: true}), Redirect{"/room/" + fraCode + "?a=1&b=2"}},
+		{"pin with failed, http", fly(Input{Path: "/p", RawQuery: "instance=0a1b2c3d4e5f02", ReplayFailed: true}), Redirect{"/p"}},
+		{"pin with failed, websocket", fly(Input{Path: "/", RawQuery: "instance=0a1b2c3d4e5f02", ReplayFailed: true, Upgrade: true}), Serve{}},
+		// Regression (injection): "x;app=other" once went into fly-replay
+		// verbatim, adding fields the proxy obeys. A pin that is not shaped
+		// like a machine id is ignored, as if absent.
+		{"pin injecting fields ignored", fly(Input{Path: "/x", RawQuery: "instance=x;app=other"}), Serve{}},
+		{"hex pin injecting fields ignored", fly(Input{Path: "/x", RawQuery: "instance=0a1b2c3d4e5f02;app=other"}), Serve{}},
+		{"upper-case pin ignored", fly(Input{Path: "/x", RawQuery: "instance=0A1B2C3D4E5F02"}), Serve{}},
+		{"bad pin falls through to code routing", fly(Input{Path: "/" + iadCode, RawQuery: "instance=zz"}), ReplayRegion{"iad"}},
+		// Regression (open redirect): "//evil.example/x" once became
+		// "Location: //evil.example/x", another host.
+		{"redirect stays on this host", fly(Input{Path: "//evil.example/x", RawQuery: "instance=0a1b2c3d4e5f02", ReplaySrc: true}), Redirect{"/evil.example/x"}},
+		{"redirect backslash stays on this host", fly(Input{Path: "/\\evil.example/x", RawQuery: "instance=0a1b2c3d4e5f02", ReplaySrc: true}), Redirect{"/evil.example/x"}},
+		{"pin beats code", fly(Input{Path: "/" + iadCode, RawQuery: "instance=0a1b2c3d4e5f02"}), ReplayInstance{"0a1b2c3d4e5f02"}},
 		{"other region", fly(Input{Path: "/" + iadCode}), ReplayRegion{"iad"}},
 		{"other region via /room", fly(Input{Path: "/room/" + iadCode}), ReplayRegion{"iad"}},
 		{"other region, replayed: no loop", fly(Input{Path: "/" + iadCode, ReplaySrc: true}), Serve{}},
 		{"other region, fallback: no loop", fly(Input{Path: "/" + iadCode, ReplayFailed: true}), Serve{}},
 		{"region not in table", fly(Input{Path: "/" + iadCode, Region: "xyz"}), Serve{}},
-		{"machine without region", Input{OnFly: true, ViaProxy: true, Self: "m1", Path: "/" + iadCode}, Serve{}},
+		{"machine without region", Input{OnFly: true, ViaProxy: true, Self: "0a1b2c3d4e5f01", Path: "/" + iadCode}, Serve{}},
 		{"code without region", fly(Input{Path: "/" + badCode}), Serve{}},
 		{"not a code", fly(Input{Path: "/abc"}), Serve{}},
 		{"health never a code", fly(Input{Path: "/health"}), Serve{}},
 		{"metrics never a code", fly(Input{Path: "/metrics"}), Serve{}},
 		{"own region, held", fly(Input{Path: "/" + fraCode, Held: true}), Serve{}},
 		{"own region, not held: probe", fly(Input{Path: "/" + fraCode}), Probe{fraCode}},
-		{"own region, probe found", fly(Input{Path: "/" + fraCode, Probed: true, Holder: "m3"}), ReplayInstance{"m3"}},
+		{"own region, probe found", fly(Input{Path: "/" + fraCode, Probed: true, Holder: "0a1b2c3d4e5f03"}), ReplayInstance{"0a1b2c3d4e5f03"}},
 		{"own region, probe empty", fly(Input{Path: "/" + fraCode, Probed: true}), Serve{}},
 		{"own region, replayed: instance hop allowed", fly(Input{Path: "/" + fraCode, ReplaySrc: true}), Probe{fraCode}},
 		{"own region, fallback: no replay", fly(Input{Path: "/" + fraCode, ReplayFailed: true}), Serve{}},
@@ -115,8 +126,8 @@ func TestParseReplay(t *testing.T) {
 			t.Errorf("ParseReplay(%q) accepted", bad)
 		}
 	}
-	src := ParseFields(`region=fra;t=1700000000;instance=m1;state="a;b"`)
-	if src["instance"] != "m1" || src["region"] != "fra" || src["state"] != "a;b" || src["t"] != "1700000000" {
+	src := ParseFields(`region=fra;t=1700000000;instance=0a1b2c3d4e5f01;state="a;b"`)
+	if src["instance"] != "0a1b2c3d4e5f01" || src["region"] != "fra" || src["state"] != "a;b" || src["t"] != "1700000000" {
 		t.Fatalf("ParseFields = %v", src)
 	}
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func TestRoutingAnswers(t *testing.T) {
-	ts := newTestServer(t, Config{AppName: "app", Instance: "m1", Region: "fra"})
+	ts := newTestServer(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f01", Region: "fra"})
 	iad := regions.Encode(regions.Pack(8, 99))
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	tests := []struct {
@@ -19,8 +19,8 @@ func TestRoutingAnswers(t *testing.T) {
 		replay   string
 		location string
 	}{
-		{"pin", "/health?instance=m2", map[string]string{"Fly-Region": "fra"}, 409, "instance=m2;timeout=5s;fallback=force_self", ""},
-		{"pin fallback http", "/room/x?instance=m2&a=b", map[string]string{"Fly-Region": "fra", "Fly-Replay-Src": "instance=m2"}, 302, "", "/room/x?a=b"},
+		{"pin", "/health?instance=0a1b2c3d4e5f02", map[string]string{"Fly-Region": "fra"}, 409, "instance=0a1b2c3d4e5f02;timeout=5s;fallback=force_self", ""},
+		{"pin fallback http", "/room/x?instance=0a1b2c3d4e5f02&a=b", map[string]string{"Fly-Region": "fra", "Fly-Replay-Src": "instance=0a1b2c3d4e5f02"}, 302, "", "/room/x?a=b"},
 		{"region", "/room/" + iad, map[string]string{"Fly-Region": "fra"}, 409, "region=iad;timeout=5s;fallback=force_self", ""},
 		{"region after replay", "/room/" + iad, map[string]string{"Fly-Region": "fra", "Fly-Replay-Src": "instance=m9;region=iad"}, 404, "", ""},
 		{"direct (no Fly-Region) is served here", "/room/" + iad, nil, 404, "", ""},
