@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"party-sockets/budget"
 )
 
 // Member is one player's connection as the room sees it. Both methods must
@@ -34,17 +36,25 @@ const MaxStateBytes = 16384
 
 // Errors, exactly as the wire contract spells them.
 var (
-	ErrRoomNotFound     = errors.New("Room not found")
-	ErrRoomFull         = errors.New("Room is full")
-	ErrNotInRoom        = errors.New("Not in a room")
-	ErrTargetNotFound   = errors.New("Target peer not found")
-	ErrOnlyHostState    = errors.New("Only the host can set state")
-	ErrStateRequired    = errors.New("State data is required")
-	ErrStateTooLarge    = errors.New("State too large")
-	ErrOnlyHostClose    = errors.New("Only the host can close the room")
-	ErrTooManyRooms     = errors.New("Too many rooms on this server")
-	ErrRoomSlotsExhaust = errors.New("Room has no free slots left")
+	ErrRoomNotFound    = errors.New("Room not found")
+	ErrRoomFull        = errors.New("Room is full")
+	ErrNotInRoom       = errors.New("Not in a room")
+	ErrTargetNotFound  = errors.New("Target peer not found")
+	ErrOnlyHostState   = errors.New("Only the host can set state")
+	ErrStateRequired   = errors.New("State data is required")
+	ErrStateTooLarge   = errors.New("State too large")
+	ErrOnlyHostClose   = errors.New("Only the host can close the room")
+	ErrTooManyRooms    = errors.New("Too many rooms on this server")
+	ErrClientIDTooLong = errors.New("clientId too long")
 )
+
+// MaxClientIDBytes bounds a clientId. Real clients send 32 hex characters
+// (ours) or a 36-character UUID (the relay we replace).
+const MaxClientIDBytes = 128
+
+// DefaultMaxMembers is the default bound on a room's maxClients: audience
+// modes run to hundreds, no party game to thousands.
+const DefaultMaxMembers = 1000
 
 // CodeSource hands out candidate room codes.
 type CodeSource interface {
@@ -59,14 +69,19 @@ type Config struct {
 	Clock     Clock         // nil means RealClock
 	Codes     CodeSource
 	MaxRooms  int // 0 means unbounded
-	MaxSlots  int // slot history per room; 0 means unbounded
+	// MaxMembers clamps a create's maxClients; 0 means DefaultMaxMembers.
+	MaxMembers int
+	// Budget counts what rooms hold (slot history, retained state) in the
+	// machine's memory budget; nil counts nothing.
+	Budget *budget.Budget
 }
 
 // Manager owns every room on this machine.
 type Manager struct {
-	cfg   Config
-	mu    sync.RWMutex // guards rooms
-	rooms map[string]*Room
+	cfg    Config
+	budget *budget.Budget // static; nil-safe
+	mu     sync.RWMutex   // guards rooms
+	rooms  map[string]*Room
 }
 
 // NewManager returns an empty manager.
@@ -74,7 +89,10 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Clock == nil {
 		cfg.Clock = RealClock{}
 	}
-	return &Manager{cfg: cfg, rooms: make(map[string]*Room)}
+	if cfg.MaxMembers <= 0 {
+		cfg.MaxMembers = DefaultMaxMembers
+	}
+	return &Manager{cfg: cfg, budget: cfg.Budget, rooms: make(map[string]*Room)}
 }
 
 // CreateRequest is a checked create message.
@@ -87,7 +105,12 @@ type CreateRequest struct {
 }
 
 // Create makes a room with the caller in slot 0 and sends it created.
+// A maxClients above the machine's MaxMembers is clamped to it.
 func (m *Manager) Create(req CreateRequest) (*Room, error) {
+	if len(req.ClientID) > MaxClientIDBytes {
+		return nil, ErrClientIDTooLong
+	}
+	req.MaxClients = min(req.MaxClients, float64(m.cfg.MaxMembers))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cfg.MaxRooms > 0 && len(m.rooms) >= m.cfg.MaxRooms {
@@ -103,12 +126,16 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 			return nil, err
 		}
 	}
+	key := keyOf(req.ClientID)
 	r := &Room{
 		m: m, Code: code, MaxClients: req.MaxClients, Origin: req.Origin, URL: resolved,
-		slots:    []slot{{clientID: req.ClientID, member: req.Member}},
-		byClient: map[string]int{req.ClientID: 0},
-		live:     1,
+		history: slotHistory(req.MaxClients),
+		slots:   []slot{{index: 0, key: key, member: req.Member}},
+		byKey:   map[clientKey]int{key: 0},
+		next:    1,
+		live:    1,
 	}
+	m.budget.Add(SlotBytes)
 	req.Member.Send(createdFrame(code, m.cfg.Instance, m.cfg.Region, 0, resolved))
 	m.rooms[code] = r
 	return r, nil
@@ -131,11 +158,14 @@ func (m *Manager) freshCodeLocked() (string, error) {
 // Join adds mem to the room as clientID, or gives it back the slot that
 // clientID already owns. It sends joined (and the retained state) to mem.
 func (m *Manager) Join(code, clientID string, mem Member) (*Room, int, error) {
+	if len(clientID) > MaxClientIDBytes {
+		return nil, 0, ErrClientIDTooLong
+	}
 	r := m.get(code)
 	if r == nil {
 		return nil, 0, ErrRoomNotFound
 	}
-	idx, err := r.join(clientID, mem)
+	idx, err := r.join(keyOf(clientID), mem)
 	if err != nil {
 		return nil, 0, err
 	}

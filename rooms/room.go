@@ -1,28 +1,59 @@
 package rooms
 
-import "sync"
+import (
+	"crypto/sha256"
+	"sort"
+	"sync"
+)
+
+// clientKey is what a room keeps of a clientId: its SHA-256. The secret
+// itself is never stored, and every key costs the same 32 bytes whatever
+// the client sent.
+type clientKey [sha256.Size]byte
+
+func keyOf(clientID string) clientKey { return sha256.Sum256([]byte(clientID)) }
 
 type slot struct {
-	clientID string
-	member   Member // nil while the slot is vacant
+	index  int
+	key    clientKey
+	member Member // nil while the slot is vacant
+	left   uint64 // the room's leave counter when the slot went vacant
 }
 
-// Room is one game room. Its exported fields are fixed at creation.
+// SlotBytes is what one remembered slot costs, roughly: the slot, its map
+// entry and its share of the slice. The memory budget counts it.
+const SlotBytes = 128
+
+// Room is one game room.
 type Room struct {
+	// Static after construction.
 	m          *Manager
 	Code       string
 	MaxClients float64
 	Origin     string
 	URL        string
+	history    int // clientIds remembered at most (see slotHistory)
 
-	mu        sync.Mutex // guards everything below
-	slots     []slot     // index = slot number, never reused for another clientID
-	byClient  map[string]int
+	// Guarded by mu.
+	mu        sync.Mutex
+	slots     []slot            // remembered slots, ascending index
+	byKey     map[clientKey]int // clientKey → slot index
+	next      int               // the next index to hand out; indices are never reused
+	leaves    uint64            // bumped whenever a slot goes vacant
 	live      int
 	state     []byte // the retained state frame, nil until the host sets one
 	closed    bool
 	grace     Timer
 	graceTurn int // bumped on every arm and cancel; a stale timer sees a different turn
+}
+
+// slotHistory is how many clientIds a room remembers: four per member it
+// may hold, at least 16. Past that the key of the slot that has been vacant
+// longest is forgotten (its index stays retired), so a stranger who knows
+// the code can churn keys but never lock the room or grow its memory.
+func slotHistory(maxClients float64) int {
+	n := 4 * int(min(maxClients, 1<<20)+1)
+	return max(16, n)
 }
 
 // Info returns the room's public facts, or false once it has ended.
@@ -37,24 +68,37 @@ func (r *Room) Info() (Info, bool) {
 
 func (r *Room) full() bool { return float64(r.live) >= r.MaxClients }
 
-func (r *Room) join(clientID string, mem Member) (int, error) {
+// slotLocked returns the remembered slot with this index, or nil.
+func (r *Room) slotLocked(index int) *slot {
+	i := sort.Search(len(r.slots), func(i int) bool { return r.slots[i].index >= index })
+	if i < len(r.slots) && r.slots[i].index == index {
+		return &r.slots[i]
+	}
+	return nil
+}
+
+func (r *Room) join(key clientKey, mem Member) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return 0, ErrRoomNotFound
 	}
-	idx, owned := r.byClient[clientID]
+	idx, owned := r.byKey[key]
+	var s *slot
+	if owned {
+		s = r.slotLocked(idx)
+	}
 	switch {
-	case owned && r.slots[idx].member != nil:
+	case s != nil && s.member != nil:
 		// Reconnect: the new socket takes the slot silently.
-		old := r.slots[idx].member
-		r.slots[idx].member = mem
+		old := s.member
+		s.member = mem
 		old.Close(CloseReplaced, "replaced")
-	case owned:
+	case s != nil:
 		if r.full() {
 			return 0, ErrRoomFull
 		}
-		r.slots[idx].member = mem
+		s.member = mem
 		r.live++
 		if idx == 0 {
 			r.cancelGraceLocked()
@@ -64,13 +108,15 @@ func (r *Room) join(clientID string, mem Member) (int, error) {
 		if r.full() {
 			return 0, ErrRoomFull
 		}
-		if r.m.cfg.MaxSlots > 0 && len(r.slots) >= r.m.cfg.MaxSlots {
-			return 0, ErrRoomSlotsExhaust
+		if len(r.slots) >= r.history {
+			r.forgetOldestVacantLocked()
 		}
-		idx = len(r.slots)
-		r.slots = append(r.slots, slot{clientID: clientID, member: mem})
-		r.byClient[clientID] = idx
+		idx = r.next
+		r.next++
+		r.slots = append(r.slots, slot{index: idx, key: key, member: mem})
+		r.byKey[key] = idx
 		r.live++
+		r.m.budget.Add(SlotBytes)
 		r.broadcastLocked(idx, peerFrame("peer_joined", idx))
 	}
 	mem.Send(joinedFrame(r.Code, idx, r.peersLocked(idx), r.URL))
@@ -80,11 +126,31 @@ func (r *Room) join(clientID string, mem Member) (int, error) {
 	return idx, nil
 }
 
+// forgetOldestVacantLocked drops the key of the slot that has been vacant
+// longest. The host's slot is never forgotten: it may be reclaimed until
+// the grace ends. A full room has a vacant slot to forget: live members
+// never exceed maxClients, which is below the history.
+func (r *Room) forgetOldestVacantLocked() {
+	victim := -1
+	for i := range r.slots {
+		s := &r.slots[i]
+		if s.member == nil && s.index != 0 && (victim < 0 || s.left < r.slots[victim].left) {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		return
+	}
+	delete(r.byKey, r.slots[victim].key)
+	r.slots = append(r.slots[:victim], r.slots[victim+1:]...)
+	r.m.budget.Add(-SlotBytes)
+}
+
 func (r *Room) peersLocked(self int) []int {
 	peers := make([]int, 0, r.live)
 	for i := range r.slots {
-		if i != self && r.slots[i].member != nil {
-			peers = append(peers, i)
+		if s := &r.slots[i]; s.index != self && s.member != nil {
+			peers = append(peers, s.index)
 		}
 	}
 	return peers
@@ -94,23 +160,24 @@ func (r *Room) peersLocked(self int) []int {
 func (r *Room) broadcastLocked(skip int, frame []byte) int {
 	n := 0
 	for i := range r.slots {
-		if i != skip && r.slots[i].member != nil {
-			r.slots[i].member.Send(frame)
+		if s := &r.slots[i]; s.index != skip && s.member != nil {
+			s.member.Send(frame)
 			n++
 		}
 	}
 	return n
 }
 
-// memberLocked checks that mem is the live socket of slot idx.
-func (r *Room) memberLocked(idx int, mem Member) error {
+// memberLocked returns slot idx when mem is its live socket.
+func (r *Room) memberLocked(idx int, mem Member) (*slot, error) {
 	if r.closed {
-		return ErrRoomNotFound
+		return nil, ErrRoomNotFound
 	}
-	if idx < 0 || idx >= len(r.slots) || r.slots[idx].member != mem {
-		return ErrNotInRoom
+	s := r.slotLocked(idx)
+	if s == nil || s.member != mem {
+		return nil, ErrNotInRoom
 	}
-	return nil
+	return s, nil
 }
 
 // Leave is called when mem's socket is gone. A socket that was replaced, or
@@ -118,10 +185,13 @@ func (r *Room) memberLocked(idx int, mem Member) error {
 func (r *Room) Leave(idx int, mem Member) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.memberLocked(idx, mem) != nil {
+	s, err := r.memberLocked(idx, mem)
+	if err != nil {
 		return
 	}
-	r.slots[idx].member = nil
+	s.member = nil
+	r.leaves++
+	s.left = r.leaves
 	r.live--
 	if r.live == 0 {
 		r.endLocked(0, "")
@@ -138,16 +208,20 @@ func (r *Room) Leave(idx int, mem Member) {
 func (r *Room) Send(idx int, mem Member, to *uint64, frame []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.memberLocked(idx, mem); err != nil {
+	if _, err := r.memberLocked(idx, mem); err != nil {
 		return 0, err
 	}
 	if to == nil {
 		return r.broadcastLocked(idx, frame), nil
 	}
-	if *to >= uint64(len(r.slots)) || r.slots[*to].member == nil {
+	if *to >= uint64(r.next) {
 		return 0, ErrTargetNotFound
 	}
-	r.slots[*to].member.Send(frame)
+	s := r.slotLocked(int(*to))
+	if s == nil || s.member == nil {
+		return 0, ErrTargetNotFound
+	}
+	s.member.Send(frame)
 	return 1, nil
 }
 
@@ -156,7 +230,7 @@ func (r *Room) Send(idx int, mem Member, to *uint64, frame []byte) (int, error) 
 func (r *Room) SetState(idx int, mem Member, data []byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.memberLocked(idx, mem); err != nil {
+	if _, err := r.memberLocked(idx, mem); err != nil {
 		return err
 	}
 	switch {
@@ -167,7 +241,9 @@ func (r *Room) SetState(idx int, mem Member, data []byte) error {
 	case len(data) > MaxStateBytes:
 		return ErrStateTooLarge
 	}
+	old := len(r.state)
 	r.state = StateFrame(data)
+	r.m.budget.Add(int64(len(r.state) - old))
 	r.broadcastLocked(idx, r.state)
 	return nil
 }
@@ -176,7 +252,7 @@ func (r *Room) SetState(idx int, mem Member, data []byte) error {
 func (r *Room) CloseRoom(idx int, mem Member) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.memberLocked(idx, mem); err != nil {
+	if _, err := r.memberLocked(idx, mem); err != nil {
 		return err
 	}
 	if idx != 0 {
@@ -198,6 +274,7 @@ func (r *Room) endLocked(code int, reason string) {
 		}
 	}
 	r.live = 0
+	r.m.budget.Add(-int64(len(r.slots)*SlotBytes + len(r.state)))
 	r.m.remove(r)
 }
 
@@ -218,7 +295,10 @@ func (r *Room) cancelGraceLocked() {
 func (r *Room) graceExpired(turn int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed || turn != r.graceTurn || r.slots[0].member != nil {
+	if r.closed || turn != r.graceTurn {
+		return
+	}
+	if s := r.slotLocked(0); s != nil && s.member != nil {
 		return
 	}
 	r.endLocked(CloseRoomClosed, "room closed")

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"party-sockets/budget"
 )
 
 // fakeMember records what a room sent it.
@@ -288,21 +290,115 @@ func TestHostReclaimCancelsGrace(t *testing.T) {
 	}
 }
 
-func TestMaxRoomsAndSlots(t *testing.T) {
+func TestMaxRooms(t *testing.T) {
 	clk := &FakeClock{}
-	m := NewManager(Config{Clock: clk, Codes: &seqCodes{}, MaxRooms: 1, MaxSlots: 2})
-	r := create(t, m, &fakeMember{}, 10)
+	m := NewManager(Config{Clock: clk, Codes: &seqCodes{}, MaxRooms: 1})
+	create(t, m, &fakeMember{}, 10)
 	if _, err := m.Create(CreateRequest{Member: &fakeMember{}, ClientID: "x", MaxClients: 1}); err != ErrTooManyRooms {
 		t.Fatalf("second room: %v", err)
 	}
-	a := &fakeMember{}
-	join(t, m, r.Code, "a", a)
-	r.Leave(1, a)
-	if _, _, err := m.Join(r.Code, "b", &fakeMember{}); err != ErrRoomSlotsExhaust {
-		t.Fatalf("join past slot history: %v", err)
+}
+
+// Regression: a room once remembered a flat 1,000 clientIds and then
+// refused every new player, so anyone who knew a code could lock the room
+// in two seconds of churn. Now the history scales with the room, and the
+// key vacant longest is forgotten (its index stays retired).
+func TestSlotHistoryChurnNeverLocksTheRoom(t *testing.T) {
+	m, _ := newManager(t)
+	host := &fakeMember{}
+	r := create(t, m, host, 4)
+	if r.history != 20 {
+		t.Fatalf("history for maxClients 4 = %d, want 20", r.history)
 	}
-	if idx := join(t, m, r.Code, "a", &fakeMember{}); idx != 1 {
-		t.Fatalf("reclaim after slot limit got %d", idx)
+	// A player blips: its slot is vacant, reclaimable.
+	p := &fakeMember{}
+	join(t, m, r.Code, "player", p)
+	r.Leave(1, p)
+	// A stranger churns 1,000 keys.
+	for i := range 1000 {
+		mem := &fakeMember{}
+		idx := join(t, m, r.Code, fmt.Sprintf("churn-%d", i), mem)
+		if idx != i+2 {
+			t.Fatalf("churn %d got index %d: indices must never be reused", i, idx)
+		}
+		r.Leave(idx, mem)
+	}
+	r.mu.Lock()
+	n := len(r.slots)
+	r.mu.Unlock()
+	if n > r.history {
+		t.Fatalf("room remembers %d slots, history is %d", n, r.history)
+	}
+	// A newcomer still gets in, with a fresh index.
+	if idx := join(t, m, r.Code, "newcomer", &fakeMember{}); idx != 1002 {
+		t.Fatalf("newcomer index %d, want 1002", idx)
+	}
+	// The blipped player's key was forgotten: it joins as new, never as 1.
+	if idx := join(t, m, r.Code, "player", &fakeMember{}); idx == 1 {
+		t.Fatal("a forgotten key reclaimed its retired index")
+	}
+	// The host's key is never forgotten.
+	r.Leave(0, host)
+	if idx := join(t, m, r.Code, "host", &fakeMember{}); idx != 0 {
+		t.Fatalf("host reclaim after churn got %d", idx)
+	}
+}
+
+// The room keeps a hash of each clientId, never the secret, and a long id
+// is refused before it costs anything.
+func TestClientIDIsHashedAndBounded(t *testing.T) {
+	m, _ := newManager(t)
+	r := create(t, m, &fakeMember{}, 4)
+	join(t, m, r.Code, "secret-id", &fakeMember{})
+	r.mu.Lock()
+	for k := range r.byKey {
+		if strings.Contains(string(k[:]), "secret") {
+			t.Fatal("room holds the clientId")
+		}
+	}
+	r.mu.Unlock()
+	long := strings.Repeat("x", MaxClientIDBytes+1)
+	if _, _, err := m.Join(r.Code, long, &fakeMember{}); err != ErrClientIDTooLong {
+		t.Fatalf("join with a long id: %v", err)
+	}
+	if _, err := m.Create(CreateRequest{Member: &fakeMember{}, ClientID: long, MaxClients: 2}); err != ErrClientIDTooLong {
+		t.Fatalf("create with a long id: %v", err)
+	}
+	uuid := "0f8fad5b-d9cb-469f-a165-70867728950e" // the old relay's clients
+	join(t, m, r.Code, uuid, &fakeMember{})
+}
+
+// Regression: maxClients had no upper bound (1e308 was accepted).
+func TestMaxClientsClamped(t *testing.T) {
+	m := NewManager(Config{Codes: &seqCodes{}, MaxMembers: 50})
+	r := create(t, m, &fakeMember{}, 1e308)
+	if r.MaxClients != 50 {
+		t.Fatalf("maxClients = %v, want clamped to 50", r.MaxClients)
+	}
+	if r.history != slotHistory(50) {
+		t.Fatalf("history %d follows the clamped cap", r.history)
+	}
+}
+
+// What rooms hold counts in the budget, and all of it is released when the
+// room ends.
+func TestBudgetCountsSlotsAndState(t *testing.T) {
+	b := budget.New(0)
+	m := NewManager(Config{Codes: &seqCodes{}, Budget: b, Clock: &FakeClock{}})
+	host := &fakeMember{}
+	r := create(t, m, host, 8)
+	join(t, m, r.Code, "a", &fakeMember{})
+	if err := r.SetState(0, host, []byte(`{"big":"`+strings.Repeat("s", 1000)+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if used := b.Used(); used < 2*SlotBytes+1000 {
+		t.Fatalf("budget used %d after two slots and a 1 KB state", used)
+	}
+	if err := r.CloseRoom(0, host); err != nil {
+		t.Fatal(err)
+	}
+	if used := b.Used(); used != 0 {
+		t.Fatalf("budget used %d after the room ended", used)
 	}
 }
 
