@@ -32,7 +32,12 @@ type config struct {
 	MaxConnsPerIP    int
 	JoinMissesPerMin int
 	MaxRooms         int
-	MaxSlots         int
+	MaxRoomMembers   int
+	MaxHeaderBytes   int
+	MaxPendingConns  int
+	MemoryBudget     int64 // bytes; 0: a quarter of GOMEMLIMIT or of the machine's memory
+	JoinTimeout      time.Duration
+	MessageTimeout   time.Duration
 	QueueFrames      int
 	QueueBytes       int
 	WriteTimeout     time.Duration
@@ -58,7 +63,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		MaxConnsPerIP:    200,
 		JoinMissesPerMin: 60,
 		MaxRooms:         20000,
-		MaxSlots:         1000,
+		MaxRoomMembers:   1000,
+		MaxHeaderBytes:   8 << 10,
+		MaxPendingConns:  1000,
+		JoinTimeout:      30 * time.Second,
+		MessageTimeout:   10 * time.Second,
 		QueueFrames:      4096,
 		QueueBytes:       2 << 20,
 		WriteTimeout:     10 * time.Second,
@@ -116,7 +125,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"MAX_CONNS_PER_IP", &c.MaxConnsPerIP, 0, 1 << 30},
 		{"JOIN_MISSES_PER_MIN", &c.JoinMissesPerMin, 0, 1 << 30},
 		{"MAX_ROOMS", &c.MaxRooms, 0, 1 << 30},
-		{"MAX_SLOTS", &c.MaxSlots, 0, 1 << 30},
+		{"MAX_ROOM_MEMBERS", &c.MaxRoomMembers, 1, 100000},
+		{"MAX_HEADER_BYTES", &c.MaxHeaderBytes, 1024, 1 << 20},
+		{"MAX_PENDING_CONNS", &c.MaxPendingConns, 1, 1 << 20},
 		{"SEND_QUEUE_FRAMES", &c.QueueFrames, 1, 1 << 20},
 		{"SEND_QUEUE_BYTES", &c.QueueBytes, 1024, 1 << 30},
 	}
@@ -139,7 +150,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
-	}{{"WRITE_TIMEOUT", &c.WriteTimeout}, {"HANDSHAKE_TIMEOUT", &c.HandshakeTimeout}} {
+	}{{"WRITE_TIMEOUT", &c.WriteTimeout}, {"HANDSHAKE_TIMEOUT", &c.HandshakeTimeout},
+		{"JOIN_TIMEOUT", &c.JoinTimeout}, {"MESSAGE_TIMEOUT", &c.MessageTimeout}} {
 		if v := getenv(d.name); v != "" {
 			t, err := time.ParseDuration(v)
 			if err != nil || t <= 0 {
@@ -147,6 +159,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			}
 			*d.dst = t
 		}
+	}
+	if v := getenv("MEMORY_BUDGET"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1<<20 || n > 1<<40 {
+			bad("MEMORY_BUDGET", v, "want a byte count from 1048576 to 1099511627776")
+		}
+		c.MemoryBudget = n
 	}
 	if v := getenv("ALLOWED_ORIGINS"); v != "" {
 		for _, o := range strings.Split(v, ",") {

@@ -57,3 +57,23 @@ func TestLoadConfigReportsEveryBadValue(t *testing.T) {
 		}
 	}
 }
+
+// Every env value is bounded: the new limits refuse absurd values at start.
+func TestLoadConfigBoundsTheNewLimits(t *testing.T) {
+	_, err := loadConfig(env(map[string]string{
+		"MAX_ROOM_MEMBERS": "0", "MAX_HEADER_BYTES": "1e9", "MAX_PENDING_CONNS": "-5",
+		"MEMORY_BUDGET": "12", "JOIN_TIMEOUT": "0s", "MESSAGE_TIMEOUT": "never",
+	}))
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, name := range []string{"MAX_ROOM_MEMBERS", "MAX_HEADER_BYTES", "MAX_PENDING_CONNS", "MEMORY_BUDGET", "JOIN_TIMEOUT", "MESSAGE_TIMEOUT"} {
+		if !strings.Contains(err.Error(), name+"=") {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+	c, err := loadConfig(env(map[string]string{"MAX_ROOM_MEMBERS": "5000", "MEMORY_BUDGET": "67108864", "JOIN_TIMEOUT": "5s"}))
+	if err != nil || c.MaxRoomMembers != 5000 || c.MemoryBudget != 64<<20 || c.JoinTimeout != 5*time.Second {
+		t.Fatalf("loadConfig = %+v, %v", c, err)
+	}
+}

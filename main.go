@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"party-sockets/budget"
 	"party-sockets/regions"
 	"party-sockets/rooms"
 	"party-sockets/routing"
@@ -51,13 +52,19 @@ func run(getenv func(string) string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	slog.SetDefault(log)
 
+	limit := cfg.MemoryBudget
+	if limit == 0 {
+		limit = budget.DefaultLimit()
+	}
+	mem := budget.New(limit)
 	mgr := rooms.NewManager(rooms.Config{
-		Instance:  cfg.Instance,
-		Region:    cfg.Region,
-		HostGrace: cfg.HostGrace,
-		Codes:     regions.NewGenerator(cfg.Region, nil),
-		MaxRooms:  cfg.MaxRooms,
-		MaxSlots:  cfg.MaxSlots,
+		Instance:   cfg.Instance,
+		Region:     cfg.Region,
+		HostGrace:  cfg.HostGrace,
+		Codes:      regions.NewGenerator(cfg.Region, nil),
+		MaxRooms:   cfg.MaxRooms,
+		MaxMembers: cfg.MaxRoomMembers,
+		Budget:     mem,
 	})
 	// Catch the signals before serving anything: a stop that arrives right
 	// after start must drain, not kill (the default action).
@@ -91,12 +98,18 @@ func run(getenv func(string) string) error {
 		MsgBurst:         cfg.MsgBurst,
 		MaxConnsPerIP:    cfg.MaxConnsPerIP,
 		JoinMissesPerMin: cfg.JoinMissesPerMin,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		MaxHeaderBytes:   cfg.MaxHeaderBytes,
+		MaxPendingConns:  cfg.MaxPendingConns,
+		JoinTimeout:      cfg.JoinTimeout,
+		MessageTimeout:   cfg.MessageTimeout,
+		Budget:           mem,
 		Version:          buildVersion(),
 		Prober:           prober,
 		Logger:           log,
 	}, mgr, reg, reg)
 
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: cfg.HandshakeTimeout, ReadTimeout: cfg.HandshakeTimeout}
+	hs := srv.HTTPServer()
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	if cfg.DebugAddr != "" {
@@ -108,7 +121,8 @@ func run(getenv func(string) string) error {
 			}
 		}()
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "instance", cfg.Instance, "region", cfg.Region, "version", buildVersion())
+	log.Info("listening", "addr", ln.Addr().String(), "instance", cfg.Instance, "region", cfg.Region, "version", buildVersion(),
+		"memory_budget", limit)
 
 	select {
 	case err := <-served:

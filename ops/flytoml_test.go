@@ -3,6 +3,7 @@ package ops
 import (
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,16 @@ func TestFlyTomlAgreesWithServer(t *testing.T) {
 	}
 	if len(fc.VM) != 1 || fc.VM[0].Memory == "" {
 		t.Errorf("[[vm]] = %+v", fc.VM)
+	}
+	// The memory budget is sized from GOMEMLIMIT: it must be set, and
+	// leave the VM room for what the Go runtime does not count.
+	if len(fc.VM) == 1 {
+		vm, _ := strconv.Atoi(strings.TrimSuffix(strings.ToLower(fc.VM[0].Memory), "mb"))
+		lim, ok := strings.CutSuffix(fc.Env["GOMEMLIMIT"], "MiB")
+		mib, err := strconv.Atoi(lim)
+		if !ok || err != nil || mib <= 0 || float64(mib)*1.048576 > 0.85*float64(vm) {
+			t.Errorf("GOMEMLIMIT %q for a %d MB VM: want NNNMiB, at most 85%% of the VM", fc.Env["GOMEMLIMIT"], vm)
+		}
 	}
 	if fc.Build.Dockerfile != "Dockerfile" {
 		t.Errorf("build.dockerfile = %q", fc.Build.Dockerfile)

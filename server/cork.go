@@ -21,17 +21,26 @@ const (
 )
 
 // corkConn is the hijacked socket with write corking: while corked, writes
-// collect in a buffer that uncork sends in one syscall. The writer corks
-// around a batch of queued frames, so a busy receiver costs one write per
-// batch instead of one per frame. Uncorked writes (pings, close frames) go
-// straight through; mu serializes all writes to the socket.
+// collect and uncork sends them in one writev. The writer corks around a
+// batch of queued frames, so a busy receiver costs one syscall per batch
+// instead of one per frame. Frame headers and small frames are copied into
+// one buffer; a large frame is referenced, not copied, so a batch for a
+// receiver that stopped reading holds the shared frames and little else.
+// Uncorked writes (pings, close frames) go straight through; mu serializes
+// all writes to the socket.
 type corkConn struct {
 	net.Conn
 	writeTimeout time.Duration // bounds every socket write (WRITE_TIMEOUT)
-	mu           sync.Mutex    // guards corked, buf; held during socket writes
+	mu           sync.Mutex    // guards corked, buf, mark, bufs; held during socket writes
 	corked       bool
-	buf          *[]byte
+	buf          *[]byte     // headers and small frames
+	mark         int         // start of the part of buf not yet in bufs
+	bufs         net.Buffers // what uncork writes, in order
 }
+
+// copyMax is the largest frame copied into the cork buffer; larger ones
+// are written from the shared frame itself.
+const copyMax = 2048
 
 var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
@@ -54,12 +63,13 @@ func (c *corkConn) cork() {
 	if c.buf == nil {
 		c.buf = corkPool.Get().(*[]byte)
 	}
+	c.mark = len(*c.buf)
 }
 
 // appendText adds one complete WebSocket text frame (server frames are
-// unmasked: a 2 to 10 byte header, then the bytes) to the corked buffer.
-// coder/websocket's own frames (pings, close) reach the socket through
-// Write as whole frames under the same mutex, so frames never interleave.
+// unmasked: a 2 to 10 byte header, then the bytes). coder/websocket's own
+// frames (pings, close) reach the socket through Write as whole frames
+// under the same mutex, so frames never interleave.
 func (c *corkConn) appendText(p []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -73,7 +83,14 @@ func (c *corkConn) appendText(p []byte) {
 		b = append(b, 127)
 		b = binary.BigEndian.AppendUint64(b, uint64(n))
 	}
-	*c.buf = append(b, p...)
+	if len(p) <= copyMax {
+		*c.buf = append(b, p...)
+		return
+	}
+	// Segments of buf already in bufs stay valid if a later append moves
+	// buf: the old array lives on until the write.
+	c.bufs = append(c.bufs, b[c.mark:], p)
+	*c.buf, c.mark = b, len(b)
 }
 
 // uncork sends what collected, bounded by the write timeout.
@@ -86,10 +103,19 @@ func (c *corkConn) uncork() error {
 	if b == nil {
 		return nil
 	}
+	if c.mark < len(*b) {
+		c.bufs = append(c.bufs, (*b)[c.mark:])
+	}
 	var err error
-	if len(*b) > 0 {
+	if len(c.bufs) > 0 {
 		c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-		_, err = c.Conn.Write(*b)
+		bufs := c.bufs
+		_, err = bufs.WriteTo(c.Conn)
+	}
+	clear(c.bufs)
+	c.bufs, c.mark = c.bufs[:0], 0
+	if cap(c.bufs) > 64 {
+		c.bufs = nil
 	}
 	if cap(*b) <= 64<<10 {
 		*b = (*b)[:0]

@@ -37,12 +37,12 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 	return newTestServerWith(t, cfg, 0, 0)
 }
 
-// newTestServerWith also bounds rooms per machine and slots per room.
-func newTestServerWith(t *testing.T, cfg Config, maxRooms, maxSlots int) *testServer {
+// newTestServerWith also bounds rooms per machine and members per room.
+func newTestServerWith(t *testing.T, cfg Config, maxRooms, maxMembers int) *testServer {
 	t.Helper()
 	clk := &rooms.FakeClock{}
 	mgr := rooms.NewManager(rooms.Config{Instance: cfg.Instance, Region: cfg.Region, HostGrace: 2 * time.Minute, Clock: clk,
-		Codes: &seq{}, MaxRooms: maxRooms, MaxSlots: maxSlots})
+		Codes: &seq{}, MaxRooms: maxRooms, MaxMembers: maxMembers, Budget: cfg.Budget})
 	reg := prometheus.NewRegistry()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

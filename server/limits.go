@@ -2,8 +2,9 @@ package server
 
 import (
 	"errors"
-	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,23 +136,53 @@ func (l *ipLimits) miss(ip string) {
 	w.count++
 }
 
-// clientIP is Fly-Client-IP for a request that came through Fly's proxy,
-// else the socket's address (a header from anyone else is not trusted).
+// clientIP is the address a request counts against: Fly-Client-IP for a
+// request that came through Fly's proxy (it carries Fly-Region), else the
+// socket's address. IPv6 addresses are keyed by their /64, the block one
+// subscriber gets, so rotating addresses within it buys nothing.
 func (s *Server) clientIP(r *http.Request) string {
 	if s.cfg.AppName != "" && r.Header.Get("Fly-Region") != "" {
-		if ip := r.Header.Get("Fly-Client-IP"); ip != "" {
-			return ip
+		if ip, err := netip.ParseAddr(r.Header.Get("Fly-Client-IP")); err == nil {
+			return addrKey(ip)
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	return socketKey(r.RemoteAddr)
 }
 
-// exempt reports whether a request is a peer machine's probe (on Fly, over
-// the private network): those never count against an address.
+// socketKey is addrKey of a "host:port" socket address.
+func socketKey(remote string) string {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return remote
+	}
+	return addrKey(ap.Addr())
+}
+
+// addrKey is an IPv4 address as it is, or an IPv6 address's /64.
+func addrKey(ip netip.Addr) string {
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, _ := ip.Prefix(64)
+	return p.String()
+}
+
+// exempt reports whether a request is a peer machine's probe, the only
+// request that never counts against an address. Being exempt is earned,
+// not claimed: on Fly, a GET /room/<code> that did not come through the
+// proxy (no Fly-Region) from a private or loopback socket address.
 func (s *Server) exempt(r *http.Request) bool {
-	return s.cfg.AppName != "" && r.Header.Get("Fly-Region") == ""
+	if s.cfg.AppName == "" || r.Header.Get("Fly-Region") != "" {
+		return false
+	}
+	if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/room/") {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	return ip.IsPrivate() || ip.IsLoopback()
 }

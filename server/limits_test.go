@@ -104,10 +104,10 @@ func TestFailedJoinsPerIP(t *testing.T) {
 	walker.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
 }
 
-func TestRoomAndSlotBoundsOverSockets(t *testing.T) {
+func TestRoomAndMemberBoundsOverSockets(t *testing.T) {
 	ts := newTestServerWith(t, Config{}, 1, 2)
 	h := dial(t, ts.URL, "/", nil)
-	code := h.create("h", 8)
+	code := h.create("h", 8) // clamped to 2
 	c := dial(t, ts.URL, "/", nil)
 	c.send(`{"type":"create","clientId":"x","maxClients":2}`)
 	c.expectErr("Too many rooms on this server")
@@ -115,7 +115,7 @@ func TestRoomAndSlotBoundsOverSockets(t *testing.T) {
 	a.join(code, "a")
 	a.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
 	c.join(code, "c")
-	c.expectErr("Room has no free slots left")
+	c.expectErr("Room is full")
 }
 
 func TestQueueBytesCap(t *testing.T) {

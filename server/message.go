@@ -6,12 +6,16 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Errors of the envelope, exactly as the wire contract spells them.
 var (
 	errInvalidJSON = errors.New("Invalid JSON")
 	errUnknownType = errors.New("Unknown message type")
+	// errInvalidUTF8 refuses a frame that a browser would fail the whole
+	// connection on if we relayed it (our own limit, the contract's shape).
+	errInvalidUTF8 = errors.New("Invalid UTF-8")
 )
 
 // message is a client message with its fields kept as raw JSON values
@@ -35,6 +39,10 @@ func decodeMessage(frame []byte) (message, error) {
 	var m message
 	if !json.Valid(frame) {
 		return m, errInvalidJSON
+	}
+	// encoding/json accepts invalid UTF-8 inside strings; browsers do not.
+	if !utf8.Valid(frame) {
+		return m, errInvalidUTF8
 	}
 	p := skipSpace(frame, 0)
 	if frame[p] != '{' {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"party-sockets/budget"
 	"party-sockets/rooms"
 	"party-sockets/routing"
 )
@@ -39,7 +40,14 @@ const (
 	reasonWriteTimeout = "write_timeout"
 	reasonRestart      = "restart"
 	reasonRateLimit    = "rate_limit"
+	reasonShed         = "memory_budget"
+	reasonJoinTimeout  = "join_timeout"
+	reasonMsgTimeout   = "message_timeout"
 )
+
+// closeReasons is every reason label, each series started at zero.
+var closeReasons = []string{reasonClient, reasonSlow, reasonTooBig, reasonReplaced, reasonRoomClosed, reasonDeadPeer,
+	reasonWriteTimeout, reasonRestart, reasonRateLimit, reasonShed, reasonJoinTimeout, reasonMsgTimeout}
 
 type originStats struct {
 	connections  atomic.Uint64
@@ -50,6 +58,7 @@ type originStats struct {
 // from the room manager at scrape time.
 type metrics struct {
 	mgr     *rooms.Manager
+	budget  *budget.Budget
 	origins *lru.Cache[string, *originStats]
 	start   time.Time
 	handler http.Handler
@@ -68,7 +77,7 @@ type metrics struct {
 
 func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer prometheus.Gatherer) *metrics {
 	origins, _ := lru.New[string, *originStats](originTableSize)
-	m := &metrics{mgr: mgr, origins: origins, start: time.Now()}
+	m := &metrics{mgr: mgr, budget: cfg.Budget, origins: origins, start: time.Now()}
 	instance, region, version := cfg.Instance, strings.ToUpper(cfg.Region), cfg.Version
 	if instance == "" {
 		instance = "local"
@@ -109,10 +118,12 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 		"heap":          d("process_heap_used_bytes", "Heap bytes in use by live and unswept objects."),
 		"uptime":        d("process_uptime_seconds", "Seconds since the process started."),
 		"goroutines":    d("go_goroutines", "Goroutines that currently exist."),
+		"budgetUsed":    d("party_sockets_memory_budget_used_bytes", "Bytes clients make the machine hold: queues, partial messages, slot history, state."),
+		"budgetLimit":   d("party_sockets_memory_budget_limit_bytes", "The memory budget; over it, the largest send queues are shed."),
 	}
 	// Every label set is fixed: start each series at zero so rates and
 	// dashboards have data before the first event.
-	for _, r := range []string{reasonClient, reasonSlow, reasonTooBig, reasonReplaced, reasonRoomClosed, reasonDeadPeer, reasonWriteTimeout, reasonRestart, reasonRateLimit} {
+	for _, r := range closeReasons {
 		m.closes.WithLabelValues(r)
 	}
 	for _, k := range []string{"instance", "region", "redirect"} {
@@ -162,8 +173,8 @@ var knownErrors = []error{
 	errRoomRequired, rooms.ErrRoomNotFound, rooms.ErrRoomFull, rooms.ErrNotInRoom,
 	rooms.ErrTargetNotFound, rooms.ErrOnlyHostState, rooms.ErrStateRequired, rooms.ErrStateTooLarge,
 	rooms.ErrOnlyHostClose, rooms.ErrURLType, rooms.ErrURLTooLarge, rooms.ErrURLChars, rooms.ErrURLBrace,
-	rooms.ErrURLInvalid, rooms.ErrURLNotHTTPS, rooms.ErrTooManyRooms, rooms.ErrRoomSlotsExhaust,
-	errRateLimited, errTooManyMisses, errTooManyConns, errTooManyRequests,
+	rooms.ErrURLInvalid, rooms.ErrURLNotHTTPS, rooms.ErrTooManyRooms, rooms.ErrClientIDTooLong,
+	errRateLimited, errTooManyMisses, errTooManyConns, errTooManyRequests, errInvalidUTF8, errOriginTooLong,
 }
 
 // probeTimer starts timing a probe round; the returned func records it.
@@ -255,6 +266,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge("heap", float64(heapBytes()))
 	counter("uptime", time.Since(m.start).Seconds())
 	gauge("goroutines", float64(runtime.NumGoroutine()))
+	gauge("budgetUsed", float64(m.budget.Used()))
+	gauge("budgetLimit", float64(m.budget.Limit()))
 }
 
 // residentBytes reads the RSS from /proc (Linux); 0 elsewhere.

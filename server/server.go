@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"party-sockets/budget"
 	"party-sockets/rooms"
 	"party-sockets/routing"
 )
@@ -42,6 +44,13 @@ type Config struct {
 	MaxConnsPerIP    int     // concurrent connections per client address; 0 disables
 	JoinMissesPerMin int     // failed joins and /room misses per address per minute; 0 disables
 
+	HandshakeTimeout time.Duration  // request headers and body, and keep-alive idle time
+	MaxHeaderBytes   int            // request header bytes (net/http adds 4 KiB of slack)
+	MaxPendingConns  int            // HTTP connections not yet upgraded, machine-wide
+	JoinTimeout      time.Duration  // a socket must create or join within this
+	MessageTimeout   time.Duration  // a message must arrive whole within this of its first frame
+	Budget           *budget.Budget // bytes clients make the machine hold; nil: DefaultLimit
+
 	Logger *slog.Logger
 }
 
@@ -52,19 +61,39 @@ const (
 	DefaultQueueBytes    = 2 << 20
 	DefaultWriteTimeout  = 10 * time.Second
 	DefaultPingInterval  = 15 * time.Second
+
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxHeaderBytes   = 8 << 10
+	DefaultMaxPendingConns  = 1000
+	DefaultJoinTimeout      = 30 * time.Second
+	DefaultMessageTimeout   = 10 * time.Second
+
+	// MaxOriginBytes bounds the Origin header: a browser's is a scheme, a
+	// host of at most 253 bytes and a port.
+	MaxOriginBytes = 300
 )
 
 // Server is the HTTP handler of one machine.
 type Server struct {
-	cfg      Config
-	rooms    *rooms.Manager
-	metrics  *metrics
-	log      *slog.Logger
-	accept   websocket.AcceptOptions
+	// Static after construction.
+	cfg       Config
+	rooms     *rooms.Manager
+	metrics   *metrics
+	log       *slog.Logger
+	accept    websocket.AcceptOptions
+	ipl       *ipLimits
+	budget    *budget.Budget
+	joinTicks int64 // cfg.JoinTimeout in sweeper ticks
+	msgTicks  int64 // cfg.MessageTimeout in sweeper ticks
+	baseCtx   context.Context
+	cancel    context.CancelFunc
+
+	// Safe for concurrent use.
 	draining atomic.Bool
-	ipl      *ipLimits
-	baseCtx  context.Context
-	cancel   context.CancelFunc
+	shedding atomic.Bool  // a shedding pass is running
+	tick     atomic.Int64 // coarse clock, advanced by the sweeper
+	conns    registry
+	pending  pending
 }
 
 // New returns a server for the rooms in mgr, registering its metrics in reg.
@@ -90,9 +119,25 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	if cfg.MsgBurst <= 0 {
 		cfg.MsgBurst = max(1, int(2*cfg.MsgRate))
 	}
-	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, ipl: newIPLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin)}
+	cfg.HandshakeTimeout = or(cfg.HandshakeTimeout, DefaultHandshakeTimeout)
+	cfg.MaxHeaderBytes = or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	cfg.MaxPendingConns = or(cfg.MaxPendingConns, DefaultMaxPendingConns)
+	cfg.JoinTimeout = or(cfg.JoinTimeout, DefaultJoinTimeout)
+	cfg.MessageTimeout = or(cfg.MessageTimeout, DefaultMessageTimeout)
+	if cfg.Budget == nil {
+		cfg.Budget = budget.New(budget.DefaultLimit())
+	}
+	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, ipl: newIPLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin),
+		budget: cfg.Budget, joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
+	s.conns.all = map[*conn]struct{}{}
+	s.pending = pending{total: cfg.MaxPendingConns, byConn: map[net.Conn]string{}, byAddr: map[string]int{}}
+	if cfg.AppName == "" {
+		// Off Fly the socket's address is the client's.
+		s.pending.perAddr = cfg.MaxConnsPerIP
+	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(cfg, mgr, reg, gatherer)
+	go s.sweep()
 	// Game pages are served from other hosts than the relay: every origin
 	// may connect unless ALLOWED_ORIGINS says otherwise.
 	if len(cfg.AllowedOrigins) == 0 {
@@ -113,10 +158,19 @@ func (s *Server) Draining() bool { return s.draining.Load() }
 func (s *Server) Rooms() int { return s.rooms.Len() }
 
 // CloseAll closes every session with 1012 (service restart): the last step
-// of a drain that ran out of time. Clients reconnect elsewhere.
+// of a drain that ran out of time. Clients reconnect elsewhere. It also
+// stops the sweeper: call it only when the server is done.
 func (s *Server) CloseAll() { s.cancel() }
 
+// errOriginTooLong refuses an Origin header no browser sends.
+var errOriginTooLong = errors.New("Origin header too long")
+
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if len(r.Header.Get("Origin")) > MaxOriginBytes {
+		s.metrics.errorSent(errOriginTooLong)
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": errOriginTooLong.Error()})
+		return
+	}
 	origin := cleanOrigin(r.Header.Get("Origin"))
 	ip := s.clientIP(r)
 	counted := !s.exempt(r)
@@ -138,8 +192,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.metrics.connectionOpened(origin)
 	// The session reads on a fresh goroutine and this handler returns: the
 	// net/http goroutine, whose stack grew while parsing the handshake, ends.
-	se := &session{s: s, c: newConn(ws, hw.conn, s.cfg), origin: origin, ip: ip, counted: counted,
+	se := &session{s: s, c: newConn(ws, hw.conn, s), origin: origin, ip: ip, counted: counted,
 		bucket: newBucket(s.cfg.MsgRate, s.cfg.MsgBurst)}
+	s.conns.add(se.c)
 	go se.serve()
 }
 
@@ -153,6 +208,7 @@ func (se *session) serve() {
 		c.setReason(reasonTooBig)
 	}
 	c.finish()
+	se.s.conns.remove(c)
 	if se.counted {
 		se.s.ipl.release(se.ip)
 	}
@@ -160,17 +216,24 @@ func (se *session) serve() {
 	se.logClose(err)
 }
 
-// cleanOrigin bounds what a client-controlled Origin header can become in
-// logs and metric labels.
+// cleanOrigin is what a client-controlled Origin header (at most
+// MaxOriginBytes) becomes in logs, metric labels and the room: valid UTF-8,
+// and a copy, so no label or field keeps a request's buffers alive.
 func cleanOrigin(o string) string {
 	if o == "" {
 		return "unknown"
 	}
-	if len(o) > 200 {
-		o = o[:200]
-	}
 	if !utf8.ValidString(o) {
-		o = strings.ToValidUTF8(o, "\uFFFD")
+		return strings.ToValidUTF8(o, "\uFFFD")
 	}
-	return o
+	return strings.Clone(o)
+}
+
+// or is v, or def when v is the zero value.
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }

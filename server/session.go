@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"time"
 
@@ -21,7 +22,7 @@ var (
 )
 
 // session is one WebSocket connection: its reader runs here, its writer in
-// conn.writeLoop. Only the reader goroutine touches room and idx.
+// conn (flush, on demand). Only the reader goroutine touches room and idx.
 type session struct {
 	s       *Server
 	c       *conn
@@ -40,11 +41,46 @@ func (se *session) run(ctx context.Context) error {
 		}
 	}()
 	for {
-		_, frame, err := se.c.ws.Read(ctx)
+		frame, err := se.read(ctx)
 		if err != nil {
 			return err
 		}
 		se.handle(frame)
+	}
+}
+
+// read returns the next whole message. From its first frame on, the message
+// is on the clock (the sweeper cuts a socket that takes longer than the
+// message timeout), and the bytes gathered so far count in the memory
+// budget; the read limit bounds its size.
+func (se *session) read(ctx context.Context) ([]byte, error) {
+	_, r, err := se.c.ws.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	se.c.msgStart.Store(se.s.tick.Load() + 1) // never 0
+	b := make([]byte, 0, 512)
+	held := cap(b)
+	se.s.budget.Add(int64(held))
+	defer func() {
+		se.c.msgStart.Store(0)
+		se.s.budget.Add(-int64(held))
+	}()
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+			se.s.budget.Add(int64(cap(b) - held))
+			held = cap(b)
+			se.s.maybeShed()
+		}
 	}
 }
 
@@ -130,6 +166,7 @@ func (se *session) create(m *message) error {
 		return err
 	}
 	se.room, se.idx = r, 0
+	se.c.joined.Store(true)
 	se.s.metrics.roomCreated(se.origin)
 	se.s.log.Info("room created", "room", r.Code, "origin", se.origin)
 	return nil
@@ -158,6 +195,7 @@ func (se *session) join(m *message) error {
 		return err
 	}
 	se.room, se.idx = r, idx
+	se.c.joined.Store(true)
 	return nil
 }
 

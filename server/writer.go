@@ -24,30 +24,39 @@ const (
 // (an idle connection costs one goroutine, its reader). Send never blocks;
 // a receiver whose queue is full is closed rather than stall its room or
 // silently skip frames. Frames are written in batches under a cork, one
-// syscall per batch.
+// syscall per batch. Queued and in-flight bytes count in the machine's
+// memory budget until they are written or dropped.
 type conn struct {
-	ws  *websocket.Conn
-	raw *corkConn
+	// Static after construction.
+	ws                  *websocket.Conn
+	raw                 *corkConn
+	s                   *Server
+	maxFrames, maxBytes int
+	pingEvery           time.Duration
+	ping                *time.Timer
+	opened              int64 // the server's tick when the socket opened
 
-	mu          sync.Mutex // guards everything below
+	// Guarded by mu.
+	mu          sync.Mutex
 	queue       [][]byte
 	spare       [][]byte // the previous batch's slice, reused
 	queuedBytes int
+	inflight    int  // bytes of the batch being written
 	writing     bool // a flush goroutine is running
 	closed      bool // no more frames accepted
 	closeCode   int  // a close to send once the queue is empty (0: none)
 	closeReason string
 	finished    bool // the reader has ended
 
-	maxFrames, maxBytes int
-	pingEvery           time.Duration
-	ping                *time.Timer
-	reason              atomic.Value
+	// Atomic.
+	reason   atomic.Value
+	joined   atomic.Bool  // the session created or joined a room
+	msgStart atomic.Int64 // tick when the message being read began; 0 between messages
 }
 
-func newConn(ws *websocket.Conn, raw *corkConn, cfg Config) *conn {
-	c := &conn{ws: ws, raw: raw, maxFrames: cfg.QueueFrames, maxBytes: cfg.QueueBytes,
-		pingEvery: cfg.PingInterval}
+func newConn(ws *websocket.Conn, raw *corkConn, s *Server) *conn {
+	c := &conn{ws: ws, raw: raw, s: s, maxFrames: s.cfg.QueueFrames, maxBytes: s.cfg.QueueBytes,
+		pingEvery: s.cfg.PingInterval, opened: s.tick.Load()}
 	c.ping = time.AfterFunc(c.pingEvery, c.heartbeat)
 	return c
 }
@@ -74,6 +83,51 @@ func (c *conn) Send(frame []byte) {
 	c.queuedBytes += len(frame)
 	c.startWriterLocked()
 	c.mu.Unlock()
+	c.s.budget.Add(int64(len(frame)))
+	c.s.maybeShed()
+}
+
+// held is what the connection holds of the memory budget, and whether it
+// is already closing (what it holds is on its way out).
+func (c *conn) held() (n int, closing bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queuedBytes + c.inflight, c.closed
+}
+
+// shed drops the queue and closes the connection with 4002, as if it had
+// overflowed: the memory budget is exceeded and this queue is among the
+// largest. It reports whether it did anything.
+func (c *conn) shed() bool {
+	c.mu.Lock()
+	if c.finished || (c.closed && c.queuedBytes == 0) {
+		c.mu.Unlock()
+		return false
+	}
+	c.closed = true
+	n := c.queuedBytes
+	c.queue, c.queuedBytes = nil, 0
+	c.mu.Unlock()
+	c.s.budget.Add(-int64(n))
+	c.setReason(reasonShed)
+	go c.closeWithin(CloseTooSlow, "too slow", time.Second)
+	return true
+}
+
+// checkDeadlines runs on the sweeper: a socket must create or join within
+// the join timeout, and a message must arrive whole within the message
+// timeout once its first frame has.
+func (c *conn) checkDeadlines(now, joinTicks, msgTicks int64) {
+	if start := c.msgStart.Load(); start != 0 && now-start > msgTicks {
+		c.setReason(reasonMsgTimeout)
+		c.ws.CloseNow()
+		return
+	}
+	if !c.joined.Load() && now-c.opened > joinTicks {
+		c.setReason(reasonJoinTimeout)
+		c.joined.Store(true) // closed once
+		go c.closeWithin(ClosePolicy, "join timeout", time.Second)
+	}
 }
 
 // Close queues a close after every frame already queued, so nothing sent
@@ -116,8 +170,10 @@ func (c *conn) flush() {
 		c.mu.Lock()
 		batch := c.queue
 		c.queue, c.spare = c.spare[:0], nil
+		n := c.queuedBytes
 		c.queuedBytes = 0
 		if len(batch) == 0 || c.finished {
+			c.s.budget.Add(-int64(n))
 			code, reason := c.closeCode, c.closeReason
 			c.closeCode = 0
 			c.writing = false
@@ -131,8 +187,14 @@ func (c *conn) flush() {
 			}
 			return
 		}
+		c.inflight = n
 		c.mu.Unlock()
-		if !c.writeBatch(batch) {
+		ok := c.writeBatch(batch)
+		c.mu.Lock()
+		c.s.budget.Add(-int64(c.inflight))
+		c.inflight = 0
+		c.mu.Unlock()
+		if !ok {
 			return
 		}
 		clear(batch)
@@ -166,6 +228,9 @@ func (c *conn) fail() {
 	c.mu.Lock()
 	c.writing = false
 	c.closed = true
+	// Nothing more will be written: release what is still queued.
+	c.s.budget.Add(-int64(c.queuedBytes))
+	c.queue, c.queuedBytes = nil, 0
 	c.mu.Unlock()
 	c.ws.CloseNow()
 }
@@ -180,6 +245,11 @@ func (c *conn) isFinished() bool {
 func (c *conn) finish() {
 	c.mu.Lock()
 	c.finished, c.closed = true, true
+	if !c.writing {
+		// No writer will take the queue any more: release it here.
+		c.s.budget.Add(-int64(c.queuedBytes))
+		c.queue, c.queuedBytes = nil, 0
+	}
 	c.mu.Unlock()
 	c.ping.Stop()
 	c.ws.CloseNow()

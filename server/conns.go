@@ -1,0 +1,190 @@
+package server
+
+import (
+	"cmp"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// The machine-wide view of connections: every live WebSocket (for the
+// memory budget and the deadlines), and every HTTP connection that has not
+// become a WebSocket yet (for the handshake limits).
+
+// sweepEvery is the resolution of the join and message deadlines.
+const sweepEvery = 250 * time.Millisecond
+
+// registry holds every live WebSocket connection.
+type registry struct {
+	mu  sync.Mutex // guards all
+	all map[*conn]struct{}
+}
+
+func (g *registry) add(c *conn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.all[c] = struct{}{}
+}
+
+func (g *registry) remove(c *conn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.all, c)
+}
+
+func (g *registry) list() []*conn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]*conn, 0, len(g.all))
+	for c := range g.all {
+		out = append(out, c)
+	}
+	return out
+}
+
+// sweep runs until the server shuts down: it advances the coarse clock that
+// connections stamp (an atomic load per message instead of a timer), and
+// enforces the join and message-assembly deadlines.
+func (s *Server) sweep() {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.baseCtx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.tick.Add(1)
+		for _, c := range s.conns.list() {
+			c.checkDeadlines(now, s.joinTicks, s.msgTicks)
+		}
+	}
+}
+
+// ticks converts a duration to sweeper ticks, at least one.
+func ticks(d time.Duration) int64 { return max(1, int64(d/sweepEvery)) }
+
+// maybeShed starts a shedding pass when the budget is exceeded; one pass at
+// a time, off the caller's goroutine (callers hold room locks).
+func (s *Server) maybeShed() {
+	if s.budget.Over() && s.shedding.CompareAndSwap(false, true) {
+		go s.shed()
+	}
+}
+
+// shed closes the connections that hold the most queued bytes, largest
+// first, until the budget would be back under nine tenths of its limit.
+// Readers that stopped reading hold the most; healthy members hold next to
+// none, so they stay. Connections already closing still hold their
+// in-flight batch until their socket is cut: that memory is on its way out
+// and is not shed twice.
+func (s *Server) shed() {
+	defer s.shedding.Store(false)
+	target := s.budget.Limit() / 10 * 9
+	type held struct {
+		c *conn
+		n int
+	}
+	var list []held
+	var leaving int64
+	for _, c := range s.conns.list() {
+		n, closing := c.held()
+		switch {
+		case closing:
+			leaving += int64(n)
+		case n > 0:
+			list = append(list, held{c, n})
+		}
+	}
+	slices.SortFunc(list, func(a, b held) int { return cmp.Compare(b.n, a.n) })
+	remaining := s.budget.Used() - leaving
+	for _, h := range list {
+		if remaining <= target {
+			return
+		}
+		if h.c.shed() {
+			remaining -= int64(h.n)
+			s.log.Warn("memory budget exceeded: closing the largest send queue", "queued_bytes", h.n,
+				"budget_used", s.budget.Used(), "budget_limit", s.budget.Limit())
+		}
+	}
+}
+
+// pending counts HTTP connections that have not (yet) become WebSockets:
+// the ones still sending request headers are what a slow-header attack
+// holds. Off Fly they count per socket address (IPv6 by /64); on Fly every
+// connection comes from Fly's proxy, which reads a request's headers before
+// it connects to a machine, so there is only the machine-wide bound.
+type pending struct {
+	perAddr int // 0: unlimited
+	total   int // 0: unlimited
+
+	mu     sync.Mutex // guards byConn, byAddr, n
+	byConn map[net.Conn]string
+	byAddr map[string]int
+	n      int
+}
+
+func (p *pending) admit(c net.Conn) bool {
+	key := ""
+	if p.perAddr > 0 {
+		key = socketKey(c.RemoteAddr().String())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if (p.total > 0 && p.n >= p.total) || (key != "" && p.byAddr[key] >= p.perAddr) {
+		return false
+	}
+	p.byConn[c] = key
+	p.n++
+	if key != "" {
+		p.byAddr[key]++
+	}
+	return true
+}
+
+func (p *pending) release(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key, ok := p.byConn[c]
+	if !ok {
+		return
+	}
+	delete(p.byConn, c)
+	p.n--
+	if key != "" {
+		if p.byAddr[key]--; p.byAddr[key] <= 0 {
+			delete(p.byAddr, key)
+		}
+	}
+}
+
+// connState is http.Server.ConnState: a connection over its address's or
+// the machine's bound is closed before a byte of it is read.
+func (s *Server) connState(c net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		if !s.pending.admit(c) {
+			s.metrics.errorSent(errTooManyConns)
+			c.Close()
+		}
+	case http.StateHijacked, http.StateClosed:
+		s.pending.release(c)
+	}
+}
+
+// HTTPServer is the http.Server for s, with every handshake bound: header
+// bytes, header and body time, idle keep-alive time, and connections that
+// have not become WebSockets yet.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
+		ReadTimeout:       s.cfg.HandshakeTimeout,
+		IdleTimeout:       s.cfg.HandshakeTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ConnState:         s.connState,
+	}
+}

@@ -1,0 +1,327 @@
+// Package abuse attacks a real server process from one address, the way a
+// stranger would, and checks each bound of README "Limits and abuse". Each
+// test names the hole it pins; each failed on the build before the fix.
+package abuse
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"party-sockets/internal/testutil"
+)
+
+const selfID = "0a1b2c3d4e5f01" // shaped like a Fly machine id
+
+// flyEnv makes the server believe it runs on Fly, in fra. Its DNS points at
+// a closed port: no peer ever answers.
+func flyEnv(extra ...string) []string {
+	return append([]string{"FLY_APP_NAME=app", "INSTANCE_ID=" + selfID, "REGION=fra", "INTERNAL_DNS=127.0.0.1:9"}, extra...)
+}
+
+// rawRequest writes req on a new TCP connection and returns the status line
+// of the answer ("" when the server closed without one).
+func rawRequest(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go c.Write([]byte(req))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+// Hole 1: the Origin header was kept whole (a 200-byte slice of a header
+// that could be 1 MiB lived on in metrics, sessions and rooms).
+func TestOriginAndHeadersBounded(t *testing.T) {
+	srv := testutil.Start(t)
+	hdr := http.Header{"Origin": {"https://" + strings.Repeat("a", 400) + ".example"}}
+	if _, resp, err := dialWS(t, srv.URL, hdr); err == nil || resp == nil || resp.StatusCode != 400 {
+		t.Fatalf("upgrade with a 400-byte Origin: err %v, resp %v; want 400", err, resp)
+	}
+	hdr = http.Header{"Origin": {"https://" + strings.Repeat("a", 250) + ".example"}}
+	if _, _, err := dialWS(t, srv.URL, hdr); err != nil {
+		t.Fatalf("a long but real Origin was refused: %v", err)
+	}
+	big := "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("p", 1<<20) + "\r\n\r\n"
+	if got := rawRequest(t, srv.Addr, big); !strings.Contains(got, "431") {
+		t.Fatalf("1 MiB of headers answered %q, want 431", got)
+	}
+	if n := srv.Metric(t, "party_sockets_errors_total", `kind="Origin header too long"`); n != 1 {
+		t.Fatalf("errors_total{Origin header too long} = %v", n)
+	}
+}
+
+// Hole 2: clientIds of any size were kept for the room's life, and 1,000
+// joins locked a room for good.
+func TestClientIDBoundedAndChurnCannotLockARoom(t *testing.T) {
+	srv := testutil.Start(t)
+	h := mustDial(t, srv.URL)
+	code := h.create("host", 8)
+	long := mustDial(t, srv.URL)
+	long.join(code, strings.Repeat("k", 60<<10))
+	long.expectErr("clientId too long")
+	uuid := mustDial(t, srv.URL)
+	uuid.join(code, "0f8fad5b-d9cb-469f-a165-70867728950e")
+	uuid.expectType("joined")
+	// 1,100 strangers join and leave, each with a new clientId.
+	for i := range 1100 {
+		m := mustDial(t, srv.URL)
+		m.join(code, fmt.Sprintf("churn-%d", i))
+		m.expectType("joined")
+		m.ws.Close(websocket.StatusNormalClosure, "")
+	}
+	late := mustDial(t, srv.URL)
+	late.join(code, "late-player")
+	late.expectType("joined")
+}
+
+// Hole 3: ?instance= went into Fly-Replay unchecked. Hole 7: an open
+// redirect to //evil.example.
+func TestPinInjectionAndOpenRedirect(t *testing.T) {
+	srv := testutil.Start(t, flyEnv()...)
+	fly := http.Header{"Fly-Region": {"fra"}}
+	req, _ := http.NewRequest("GET", srv.URL+"/health?instance=x;app=other", nil)
+	req.Header = fly.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Fly-Replay") != "" {
+		t.Fatalf("pin x;app=other: %d fly-replay %q; want it ignored", resp.StatusCode, resp.Header.Get("Fly-Replay"))
+	}
+	got := rawRequest(t, srv.Addr, "GET //evil.example/x?instance=0a1b2c3d4e5f99 HTTP/1.1\r\nHost: x\r\nFly-Region: fra\r\nFly-Replay-Src: instance=0a1b2c3d4e5f99\r\n\r\n")
+	c, _ := net.Dial("tcp", srv.Addr)
+	defer c.Close()
+	fmt.Fprintf(c, "GET //evil.example/x?instance=0a1b2c3d4e5f99 HTTP/1.1\r\nHost: x\r\nFly-Region: fra\r\nFly-Replay-Src: instance=0a1b2c3d4e5f99\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	r, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%s: %v", got, err)
+	}
+	if loc := r.Header.Get("Location"); r.StatusCode != 302 || loc != "/evil.example/x" {
+		t.Fatalf("redirect %d Location %q, want 302 to a path on this host", r.StatusCode, loc)
+	}
+}
+
+// Hole 4: unfinished requests held their headers before any limit. Now
+// header bytes are bounded (431 above), and connections still in the
+// handshake count per address: past the limit they are closed at once.
+func TestUnfinishedHandshakesCountPerAddress(t *testing.T) {
+	srv := testutil.Start(t, "MAX_CONNS_PER_IP=20", "HANDSHAKE_TIMEOUT=8s")
+	var conns []net.Conn
+	for range 30 {
+		c, err := net.Dial("tcp", srv.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: %s", strings.Repeat("p", 2000))
+		conns = append(conns, c)
+	}
+	closed := 0
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err == io.EOF || isReset(err) {
+			closed++
+		}
+	}
+	if closed != 10 {
+		t.Fatalf("%d of 30 unfinished handshakes were closed at once, want the 10 over the limit", closed)
+	}
+	healthyPairAfter(t, srv, conns)
+}
+
+// healthyPairAfter frees the held handshakes and checks the server serves.
+func healthyPairAfter(t *testing.T, srv *testutil.Server, conns []net.Conn) {
+	t.Helper()
+	for _, c := range conns {
+		c.Close()
+	}
+	testutil.Eventually(t, 5*time.Second, "a new connection to be admitted", func() bool {
+		_, _, err := dialWS(t, srv.URL, nil)
+		return err == nil
+	})
+	healthyPair(t, srv.URL)
+}
+
+func isReset(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "reset")
+}
+
+// Hole 5: a socket that never joined lived forever, and could park an
+// unfinished fragmented message.
+func TestNeverJoinAndPartialMessageDeadlines(t *testing.T) {
+	srv := testutil.Start(t, "JOIN_TIMEOUT=1s", "MESSAGE_TIMEOUT=1s")
+	idle := mustDial(t, srv.URL)
+	if code := idle.closeCode(5 * time.Second); code != 1008 {
+		t.Fatalf("a socket that never joined closed with %d, want 1008", code)
+	}
+	h := mustDial(t, srv.URL)
+	h.create("host", 4)
+	w, err := h.ws.Writer(context.Background(), websocket.MessageText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte(`{"type":"send","data":"` + strings.Repeat("x", 30000))) // never finished
+	start := time.Now()
+	if code := h.closeCode(5 * time.Second); code != -1 && code != 1006 {
+		t.Fatalf("a parked partial message: close %d", code)
+	}
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Fatalf("cut after %v, before the message timeout", d)
+	}
+	if n := srv.Metric(t, "party_sockets_connections_closed_total", `reason="message_timeout"`); n != 1 {
+		t.Fatalf("closed_total{message_timeout} = %v", n)
+	}
+	if n := srv.Metric(t, "party_sockets_connections_closed_total", `reason="join_timeout"`); n != 1 {
+		t.Fatalf("closed_total{join_timeout} = %v", n)
+	}
+}
+
+// Hole 6: invalid UTF-8 was relayed in text frames, which makes a browser
+// fail the connection.
+func TestInvalidUTF8Refused(t *testing.T) {
+	srv := testutil.Start(t)
+	h := mustDial(t, srv.URL)
+	code := h.create("host", 4)
+	p := mustDial(t, srv.URL)
+	p.join(code, "player")
+	p.expectType("joined")
+	h.expectType("peer_joined")
+	for _, typ := range []websocket.MessageType{websocket.MessageText, websocket.MessageBinary} {
+		frame := append([]byte(`{"type":"send","data":"bad `), 0xff, 0xfe, '"', '}')
+		if err := h.ws.Write(context.Background(), typ, frame); err != nil {
+			t.Fatal(err)
+		}
+		h.expectErr("Invalid UTF-8")
+	}
+	state := append([]byte(`{"type":"set_state","data":{"k":"`), 0xc3, '"', '}', '}')
+	h.ws.Write(context.Background(), websocket.MessageText, state)
+	h.expectErr("Invalid UTF-8")
+	h.send(`{"type":"send","data":"ok ü"}`)
+	if v := p.expectType("message"); v["data"] != "ok ü" {
+		t.Fatalf("player got %v; the invalid frames must not have reached it", v)
+	}
+}
+
+// Hole 11: maxClients had no upper bound (1e308 was accepted).
+func TestMaxClientsClamped(t *testing.T) {
+	srv := testutil.Start(t, "MAX_ROOM_MEMBERS=300")
+	h := mustDial(t, srv.URL)
+	code := h.create("host", 1e308)
+	status, info := getJSON(t, srv.URL+"/room/"+code, nil)
+	if status != 200 || info["maxClients"] != 300.0 {
+		t.Fatalf("GET /room: %d %v, want maxClients clamped to 300", status, info)
+	}
+}
+
+// Hole 9: per-address limits keyed on the full IPv6 address, so rotating
+// Fly-Client-IP within one /64 escaped them.
+func TestIPv6KeyedBy64(t *testing.T) {
+	srv := testutil.Start(t, flyEnv("MAX_CONNS_PER_IP=5")...)
+	refused := 0
+	for i := range 10 {
+		hdr := http.Header{"Fly-Region": {"fra"}, "Fly-Client-IP": {fmt.Sprintf("2001:db8:1:2::%x", i+1)}}
+		if _, resp, err := dialWS(t, srv.URL, hdr); err != nil {
+			if resp == nil || resp.StatusCode != 429 {
+				t.Fatalf("upgrade %d: %v", i, err)
+			}
+			refused++
+		}
+	}
+	if refused != 5 {
+		t.Fatalf("%d of 10 upgrades from one /64 refused, want 5", refused)
+	}
+	hdr := http.Header{"Fly-Region": {"fra"}, "Fly-Client-IP": {"2001:db8:1:3::1"}}
+	if _, _, err := dialWS(t, srv.URL, hdr); err != nil {
+		t.Fatalf("another /64 was refused: %v", err)
+	}
+}
+
+// Hole 10: on Fly, a request without Fly-Region was exempt from every
+// limit. Only a peer's probe (GET /room/<code> from a private address) is.
+func TestExemptionIsEarned(t *testing.T) {
+	srv := testutil.Start(t, flyEnv("MAX_CONNS_PER_IP=3", "JOIN_MISSES_PER_MIN=2")...)
+	refused := 0
+	for i := range 6 {
+		if _, resp, err := dialWS(t, srv.URL, nil); err != nil {
+			if resp == nil || resp.StatusCode != 429 {
+				t.Fatalf("upgrade %d: %v", i, err)
+			}
+			refused++
+		}
+	}
+	if refused != 3 {
+		t.Fatalf("%d of 6 direct upgrades refused, want 3: a missing Fly-Region is no exemption", refused)
+	}
+	for i := range 5 {
+		if status, _ := getJSON(t, srv.URL+"/room/ZZZZZZ", nil); status != 404 {
+			t.Fatalf("probe %d from a private address: %d, want 404 (probes are exempt)", i, status)
+		}
+	}
+}
+
+// Hole 8: no global memory budget. Members that never read are shed,
+// largest queue first, with 4002; healthy members keep everything.
+func TestMemoryBudgetShedsNonReaders(t *testing.T) {
+	srv := testutil.Start(t, "MEMORY_BUDGET=4194304")
+	h := mustDial(t, srv.URL)
+	code := h.create("flood-host", 100)
+	reader := mustDial(t, srv.URL)
+	reader.join(code, "reader")
+	reader.expectType("joined")
+	for i := range 40 {
+		m := mustDial(t, srv.URL)
+		m.join(code, fmt.Sprintf("stalled-%d", i)) // and never reads again
+	}
+	// Loopback socket buffers take the first ~10 MB for each stalled
+	// member; the rest queues in the server.
+	const n = 400
+	got := make(chan int, 1)
+	go func() {
+		count := 0
+		for count < n {
+			v, err := reader.next()
+			if err != nil {
+				t.Logf("reader: %v", err)
+				break
+			}
+			if v["type"] == "message" {
+				count++
+			}
+		}
+		got <- count
+	}()
+	payload := strings.Repeat("z", 60<<10)
+	for range n {
+		h.send(`{"type":"send","data":"` + payload + `"}`)
+		time.Sleep(11 * time.Millisecond) // under the default message rate
+	}
+	if c := <-got; c != n {
+		for _, r := range []string{"memory_budget", "slow_consumer", "rate_limit", "client"} {
+			t.Logf("closed %s: %v", r, srv.Metric(t, "party_sockets_connections_closed_total", `reason="`+r+`"`))
+		}
+		t.Fatalf("the reading member got %d of %d messages", c, n)
+	}
+	testutil.Eventually(t, 5*time.Second, "stalled members shed by the memory budget", func() bool {
+		return srv.Metric(t, "party_sockets_connections_closed_total", `reason="memory_budget"`) > 0
+	})
+	healthyPair(t, srv.URL)
+	// Every byte counted is released: what is left is a few rooms' slots.
+	testutil.Eventually(t, 5*time.Second, "the budget to be released", func() bool {
+		return srv.Metric(t, "party_sockets_memory_budget_used_bytes") < 16<<10
+	})
+}

@@ -1,0 +1,228 @@
+package abuse
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"party-sockets/internal/testutil"
+)
+
+// The memory attacks of the review that filed "one stranger cannot run a
+// machine out of memory", each from one address against a server with
+// GOMEMLIMIT=200MiB and otherwise default settings. A Fly shared-cpu-1x
+// machine has 256 MB: the peak RSS must stay under it, and the server must
+// serve a healthy room afterwards.
+func TestMemoryUnderAttack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("memory attacks take about a minute")
+	}
+	attacks := []struct {
+		name string
+		run  func(t *testing.T, srv *testutil.Server)
+	}{
+		{"300 upgrades with a 1 MB Origin", attackOrigin},
+		{"3,000 joins with 60 KB clientIds", attackClientIDs},
+		{"200 unfinished 1 MB requests", attackHeaders},
+		{"190 sockets parking partial messages", attackPartial},
+		{"190 non-readers and a 60 KB flood", attackFlood},
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			srv := testutil.Start(t, "GOMEMLIMIT=200MiB")
+			a.run(t, srv)
+			peak := srv.Status(t, "VmHWM")
+			t.Logf("%s: peak RSS %.1f MB, RSS after %.1f MB", a.name, float64(peak)/1e6, float64(srv.Status(t, "VmRSS"))/1e6)
+			if peak >= 256e6 {
+				t.Errorf("peak RSS %d bytes: over a 256 MB machine", peak)
+			}
+			// The attacker's own connections may still hold this
+			// address's handshake slots (net/http lingers 500 ms on a
+			// refused request); an honest player has another address.
+			testutil.Eventually(t, 5*time.Second, "the address to be admitted again", func() bool {
+				_, _, err := dialWS(t, srv.URL, nil)
+				return err == nil
+			})
+			healthyPair(t, srv.URL)
+		})
+	}
+}
+
+// parallel runs n calls of f on k workers.
+func parallel(n, k int, f func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range k {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+func attackOrigin(t *testing.T, srv *testutil.Server) {
+	origin := "https://" + strings.Repeat("o", 1<<20)
+	parallel(300, 10, func(int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ws, _, err := websocket.Dial(ctx, "ws://"+srv.Addr+"/", &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+		if err == nil {
+			ws.CloseNow()
+		}
+	})
+}
+
+func attackClientIDs(t *testing.T, srv *testutil.Server) {
+	var held []*member
+	var codes []string
+	for i := range 3 {
+		h := mustDial(t, srv.URL)
+		codes = append(codes, h.create(fmt.Sprintf("host-%d", i), 1e9))
+		held = append(held, h)
+	}
+	id := strings.Repeat("k", 60<<10)
+	parallel(3000, 10, func(i int) {
+		m, _, err := dialWS(t, srv.URL, nil)
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m.ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","room":"`+codes[i%3]+`","clientId":"`+id+fmt.Sprint(i)+`"}`))
+		m.ws.Read(ctx)
+		m.ws.CloseNow()
+	})
+	_ = held
+}
+
+func attackHeaders(t *testing.T, srv *testutil.Server) {
+	var mu sync.Mutex
+	var conns []net.Conn
+	pad := strings.Repeat("h", 64<<10)
+	parallel(200, 20, func(int) {
+		c, err := net.Dial("tcp", srv.Addr)
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+		c.SetWriteDeadline(time.Now().Add(3 * time.Second))
+		c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n"))
+		for range 16 { // 1 MiB of header, never finished
+			if _, err := c.Write([]byte("X-Pad: " + pad + "\r\n")); err != nil {
+				return
+			}
+		}
+	})
+	time.Sleep(2 * time.Second) // held, as the attacker would
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+func attackPartial(t *testing.T, srv *testutil.Server) {
+	var mu sync.Mutex
+	var socks []*websocket.Conn
+	part := []byte(`{"type":"send","data":"` + strings.Repeat("p", 60<<10))
+	parallel(190, 10, func(int) {
+		m, _, err := dialWS(t, srv.URL, nil)
+		if err != nil {
+			return
+		}
+		w, err := m.ws.Writer(context.Background(), websocket.MessageText)
+		if err == nil {
+			w.Write(part)
+		}
+		mu.Lock()
+		socks = append(socks, m.ws)
+		mu.Unlock()
+	})
+	time.Sleep(2 * time.Second)
+	for _, ws := range socks {
+		ws.CloseNow()
+	}
+}
+
+func attackFlood(t *testing.T, srv *testutil.Server) {
+	h := mustDial(t, srv.URL)
+	code := h.create("flood", 1000)
+	parallel(190, 10, func(i int) {
+		m, _, err := dialWS(t, srv.URL, nil)
+		if err != nil {
+			return
+		}
+		m.join(code, fmt.Sprintf("stalled-%d", i)) // never reads
+	})
+	// Another room's healthy pair times a message every 20 ms meanwhile.
+	ph := mustDial(t, srv.URL)
+	pcode := ph.create("pair-host", 2)
+	pp := mustDial(t, srv.URL)
+	pp.join(pcode, "pair-player")
+	pp.expectType("joined")
+	ph.expectType("peer_joined")
+	lat := make(chan []time.Duration, 1)
+	stop := make(chan struct{})
+	go func() {
+		var ds []time.Duration
+		defer func() { lat <- ds }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ph.ws.Write(ctx, websocket.MessageText, []byte(`{"type":"send","data":1}`))
+			_, _, err := pp.ws.Read(ctx)
+			cancel()
+			if err != nil {
+				return
+			}
+			ds = append(ds, time.Since(start))
+		}
+	}()
+	defer func() {
+		close(stop)
+		ds := <-lat
+		slices.Sort(ds)
+		if len(ds) == 0 {
+			t.Fatal("the healthy pair exchanged nothing during the flood")
+		}
+		t.Logf("healthy pair during the flood: %d messages, p50 %v, p99 %v, max %v",
+			len(ds), ds[len(ds)/2], ds[len(ds)*99/100], ds[len(ds)-1])
+	}()
+	payload := `{"type":"send","data":"` + strings.Repeat("f", 60<<10) + `"}`
+	deadline := time.Now().Add(8 * time.Second)
+	tick := time.NewTicker(11 * time.Millisecond) // under the default rate
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		<-tick.C
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := h.ws.Write(ctx, websocket.MessageText, []byte(payload))
+		cancel()
+		if err != nil {
+			for _, r := range []string{"memory_budget", "slow_consumer", "rate_limit", "client", "message_timeout", "join_timeout", "dead_peer", "write_timeout"} {
+				t.Logf("closed %s: %v", r, srv.Metric(t, "party_sockets_connections_closed_total", `reason="`+r+`"`))
+			}
+			t.Fatalf("the sender was cut: %v", err)
+		}
+	}
+}
