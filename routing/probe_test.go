@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -231,5 +232,95 @@ func TestTruncatedUDPRetriesOverTCP(t *testing.T) {
 	}
 	if f.tcp.Load() != 1 {
 		t.Fatalf("%d questions over TCP, want 1", f.tcp.Load())
+	}
+}
+
+// countingResolver counts the questions that reach the real resolver.
+type countingResolver struct {
+	inner Resolver
+	n     atomic.Int32
+}
+
+func (c *countingResolver) Lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	c.n.Add(1)
+	return c.inner.Lookup(ctx, name, qtype)
+}
+
+// One request costs at most one round: concurrent requests for a code share
+// its round, a miss is remembered for NegativeTTL, rounds are bounded per
+// second, DNS answers are reused for their TTL, and probes reuse
+// connections.
+func TestProberSharesCachesAndBoundsRounds(t *testing.T) {
+	port := freePort(t)
+	f := &fakeFly{app: "app", txt: "self fra,p1 fra,p2 fra", addrs: map[string]string{"p1": "127.0.8.21", "p2": "127.0.8.22"}}
+	dnsAddr := startDNS(t, f)
+	var h1, h2 atomic.Int32
+	startPeer(t, "127.0.8.21", port, "", &h1, false)
+	startPeer(t, "127.0.8.22", port, "", &h2, false)
+	res := &countingResolver{inner: DNSResolver{Server: dnsAddr}}
+	p := &Prober{App: "app", Self: "self", Port: port, Resolver: &CachingResolver{Inner: res},
+		NegativeTTL: 200 * time.Millisecond, RoundsPerSec: 1}
+
+	// 50 requests for one code at once: one round.
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if holder, _ := p.Find(t.Context(), "ABSENT", "fra"); holder != "" {
+				t.Errorf("found %q", holder)
+			}
+		}()
+	}
+	wg.Wait()
+	if p.Rounds() != 1 || h1.Load() != 1 || h2.Load() != 1 {
+		t.Fatalf("50 concurrent requests: %d rounds, peers asked %d and %d times; want 1, 1, 1", p.Rounds(), h1.Load(), h2.Load())
+	}
+	if _, outcome := p.Find(t.Context(), "ABSENT", "fra"); outcome != OutcomeCached {
+		t.Fatalf("a repeat within the negative TTL: %s, want %s", outcome, OutcomeCached)
+	}
+	// Rate: 1 round a second, burst 2. One token is left; the next
+	// distinct code takes it, the one after is refused.
+	if _, outcome := p.Find(t.Context(), "OTHER1", "fra"); outcome != OutcomeNotFound {
+		t.Fatalf("second code: %s", outcome)
+	}
+	if _, outcome := p.Find(t.Context(), "OTHER2", "fra"); outcome != OutcomeLimited {
+		t.Fatalf("third code at once: %s, want %s", outcome, OutcomeLimited)
+	}
+	// DNS: the TXT and each peer's A (and the AAAA tried first) asked once.
+	if n := res.n.Load(); n != 5 {
+		t.Fatalf("%d DNS questions for two rounds, want 5 (TXT, and AAAA+A per peer)", n)
+	}
+}
+
+// A probe's connection is reused by the next: the answer is read to its end.
+func TestProberReusesConnections(t *testing.T) {
+	port := freePort(t)
+	f := &fakeFly{app: "app", txt: "self fra,p1 fra", addrs: map[string]string{"p1": "127.0.8.31"}}
+	dnsAddr := startDNS(t, f)
+	var conns atomic.Int32
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.8.31", itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(404)
+			w.Write([]byte(`{"error":"Room not found"}`))
+		}),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				conns.Add(1)
+			}
+		},
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	p := &Prober{App: "app", Self: "self", Port: port, Resolver: DNSResolver{Server: dnsAddr}, RoundsPerSec: 1000}
+	for i := range 20 {
+		p.Find(t.Context(), "CODE"+itoa(i), "fra")
+	}
+	if conns.Load() != 1 {
+		t.Fatalf("20 probes opened %d connections, want 1", conns.Load())
 	}
 }
