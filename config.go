@@ -38,10 +38,19 @@ type config struct {
 	MemoryBudget     int64 // bytes; 0: a quarter of GOMEMLIMIT or of the machine's memory
 	JoinTimeout      time.Duration
 	MessageTimeout   time.Duration
-	QueueFrames      int
-	QueueBytes       int
-	WriteTimeout     time.Duration
-	HandshakeTimeout time.Duration
+
+	FramesPerSec        float64
+	BytesPerSec         float64
+	UpgradesPerSec      float64
+	UpgradeBurst        int
+	CreatesPerMin       float64
+	CreateBurst         int
+	MachineMissesPerMin int
+	ProbesPerSec        float64
+	QueueFrames         int
+	QueueBytes          int
+	WriteTimeout        time.Duration
+	HandshakeTimeout    time.Duration
 }
 
 // loadConfig reads the environment through getenv and reports every bad
@@ -68,10 +77,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 		MaxPendingConns:  1000,
 		JoinTimeout:      30 * time.Second,
 		MessageTimeout:   10 * time.Second,
-		QueueFrames:      4096,
-		QueueBytes:       2 << 20,
-		WriteTimeout:     10 * time.Second,
-		HandshakeTimeout: 10 * time.Second,
+
+		FramesPerSec:        200,
+		BytesPerSec:         1 << 20,
+		UpgradesPerSec:      10,
+		UpgradeBurst:        60,
+		CreatesPerMin:       30,
+		CreateBurst:         30,
+		MachineMissesPerMin: 1200,
+		ProbesPerSec:        20,
+		QueueFrames:         4096,
+		QueueBytes:          2 << 20,
+		WriteTimeout:        10 * time.Second,
+		HandshakeTimeout:    10 * time.Second,
 	}
 	var errs []error
 	bad := func(name, value, why string) {
@@ -128,6 +146,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"MAX_ROOM_MEMBERS", &c.MaxRoomMembers, 1, 100000},
 		{"MAX_HEADER_BYTES", &c.MaxHeaderBytes, 1024, 1 << 20},
 		{"MAX_PENDING_CONNS", &c.MaxPendingConns, 1, 1 << 20},
+		{"UPGRADE_BURST", &c.UpgradeBurst, 1, 1 << 20},
+		{"CREATE_BURST", &c.CreateBurst, 1, 1 << 20},
+		{"MACHINE_MISSES_PER_MIN", &c.MachineMissesPerMin, 0, 1 << 30},
 		{"SEND_QUEUE_FRAMES", &c.QueueFrames, 1, 1 << 20},
 		{"SEND_QUEUE_BYTES", &c.QueueBytes, 1024, 1 << 30},
 	}
@@ -140,12 +161,26 @@ func loadConfig(getenv func(string) string) (config, error) {
 			*in.dst = n
 		}
 	}
-	if v := getenv("MSG_RATE"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 0 || f > 1e6 {
-			bad("MSG_RATE", v, "want messages per second, 0 to disable")
+	rates := []struct {
+		name, unit string
+		dst        *float64
+		hi         float64
+	}{
+		{"MSG_RATE", "messages per second", &c.MsgRate, 1e6},
+		{"FRAMES_PER_SEC", "frames per second", &c.FramesPerSec, 1e7},
+		{"BYTES_PER_SEC", "bytes per second", &c.BytesPerSec, 1 << 34},
+		{"UPGRADES_PER_SEC", "new WebSockets per second", &c.UpgradesPerSec, 1e6},
+		{"CREATES_PER_MIN", "rooms per minute", &c.CreatesPerMin, 1e7},
+		{"PROBES_PER_SEC", "probe rounds per second", &c.ProbesPerSec, 1e5},
+	}
+	for _, r := range rates {
+		if v := getenv(r.name); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(f >= 0 && f <= r.hi) {
+				bad(r.name, v, "want "+r.unit+", 0 to disable")
+			}
+			*r.dst = f
 		}
-		c.MsgRate = f
 	}
 	for _, d := range []struct {
 		name string

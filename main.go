@@ -75,38 +75,49 @@ func run(getenv func(string) string) error {
 		return err
 	}
 	var prober *routing.Prober
+	if cfg.ProbesPerSec == 0 {
+		cfg.ProbesPerSec = 1e9 // 0 disables the bound
+	}
 	if cfg.AppName != "" {
 		prober = &routing.Prober{
-			App:      cfg.AppName,
-			Self:     cfg.Instance,
-			Port:     ln.Addr().(*net.TCPAddr).Port,
-			Resolver: routing.DNSResolver{Server: cfg.InternalDNS},
+			App:          cfg.AppName,
+			Self:         cfg.Instance,
+			Port:         ln.Addr().(*net.TCPAddr).Port,
+			Resolver:     &routing.CachingResolver{Inner: routing.DNSResolver{Server: cfg.InternalDNS}},
+			RoundsPerSec: cfg.ProbesPerSec,
 		}
 	}
 	reg := prometheus.NewRegistry()
 	srv := server.New(server.Config{
-		Instance:         cfg.Instance,
-		Region:           cfg.Region,
-		AppName:          cfg.AppName,
-		DashboardURL:     cfg.DashboardURL,
-		AllowedOrigins:   cfg.AllowedOrigins,
-		MaxFrameBytes:    cfg.MaxFrameBytes,
-		QueueFrames:      cfg.QueueFrames,
-		QueueBytes:       cfg.QueueBytes,
-		WriteTimeout:     cfg.WriteTimeout,
-		MsgRate:          cfg.MsgRate,
-		MsgBurst:         cfg.MsgBurst,
-		MaxConnsPerIP:    cfg.MaxConnsPerIP,
-		JoinMissesPerMin: cfg.JoinMissesPerMin,
-		HandshakeTimeout: cfg.HandshakeTimeout,
-		MaxHeaderBytes:   cfg.MaxHeaderBytes,
-		MaxPendingConns:  cfg.MaxPendingConns,
-		JoinTimeout:      cfg.JoinTimeout,
-		MessageTimeout:   cfg.MessageTimeout,
-		Budget:           mem,
-		Version:          buildVersion(),
-		Prober:           prober,
-		Logger:           log,
+		Instance:            cfg.Instance,
+		Region:              cfg.Region,
+		AppName:             cfg.AppName,
+		DashboardURL:        cfg.DashboardURL,
+		AllowedOrigins:      cfg.AllowedOrigins,
+		MaxFrameBytes:       cfg.MaxFrameBytes,
+		QueueFrames:         cfg.QueueFrames,
+		QueueBytes:          cfg.QueueBytes,
+		WriteTimeout:        cfg.WriteTimeout,
+		MsgRate:             cfg.MsgRate,
+		MsgBurst:            cfg.MsgBurst,
+		MaxConnsPerIP:       cfg.MaxConnsPerIP,
+		JoinMissesPerMin:    cfg.JoinMissesPerMin,
+		HandshakeTimeout:    cfg.HandshakeTimeout,
+		MaxHeaderBytes:      cfg.MaxHeaderBytes,
+		MaxPendingConns:     cfg.MaxPendingConns,
+		JoinTimeout:         cfg.JoinTimeout,
+		MessageTimeout:      cfg.MessageTimeout,
+		FramesPerSec:        cfg.FramesPerSec,
+		BytesPerSec:         cfg.BytesPerSec,
+		UpgradesPerSec:      cfg.UpgradesPerSec,
+		UpgradeBurst:        cfg.UpgradeBurst,
+		CreatesPerMin:       cfg.CreatesPerMin,
+		CreateBurst:         cfg.CreateBurst,
+		MachineMissesPerMin: cfg.MachineMissesPerMin,
+		Budget:              mem,
+		Version:             buildVersion(),
+		Prober:              prober,
+		Logger:              log,
 	}, mgr, reg, reg)
 
 	hs := srv.HTTPServer()

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -91,5 +92,52 @@ func TestPendingPerAddressAndTotal(t *testing.T) {
 	}
 	if p.n != 3 || len(p.byAddr) != 2 {
 		t.Fatalf("counts n=%d byAddr=%v", p.n, p.byAddr)
+	}
+}
+
+// With ALLOWED_ORIGINS, only those pages may read GET /room/<code>.
+func TestRoomCORSFollowsAllowedOrigins(t *testing.T) {
+	for _, tt := range []struct {
+		allowed []string
+		origin  string
+		want    string
+	}{
+		{nil, "https://evil.example", "*"},
+		{[]string{"game.example"}, "https://game.example", "https://game.example"},
+		{[]string{"*.game.example"}, "https://tv.game.example", "https://tv.game.example"},
+		{[]string{"game.example"}, "https://evil.example", ""},
+		{[]string{"game.example"}, "", ""},
+	} {
+		ts := newTestServer(t, Config{AllowedOrigins: tt.allowed})
+		req, _ := http.NewRequest("GET", ts.URL+"/room/AAAAAA", nil)
+		if tt.origin != "" {
+			req.Header.Set("Origin", tt.origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tt.want {
+			t.Errorf("allowed %v, Origin %q: Access-Control-Allow-Origin %q, want %q", tt.allowed, tt.origin, got, tt.want)
+		}
+	}
+}
+
+// A scrape from anyone costs at most one render a second.
+func TestMetricsRenderedOncePerTTL(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	for range 200 {
+		status, _, body := getJSON(t, ts.URL+"/metrics")
+		if status != 200 || !strings.Contains(body, "party_sockets_rooms") {
+			t.Fatalf("/metrics: %d", status)
+		}
+	}
+	c := ts.metrics.handler.(*cachedScrape)
+	c.mu.Lock()
+	renders := c.renders
+	c.mu.Unlock()
+	if renders > 2 {
+		t.Fatalf("200 scrapes rendered %d times, want at most 2 (one a second)", renders)
 	}
 }

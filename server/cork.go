@@ -31,11 +31,14 @@ const (
 type corkConn struct {
 	net.Conn
 	writeTimeout time.Duration // bounds every socket write (WRITE_TIMEOUT)
-	mu           sync.Mutex    // guards corked, buf, mark, bufs; held during socket writes
+	mu           sync.Mutex    // guards corked, sealed, buf, mark, bufs; held during socket writes
 	corked       bool
-	buf          *[]byte     // headers and small frames
-	mark         int         // start of the part of buf not yet in bufs
-	bufs         net.Buffers // what uncork writes, in order
+	sealed       bool // a close frame has been written or corked: nothing may follow it
+
+	in   io.Reader   // what the client sends, metered; only the reader goroutine reads
+	buf  *[]byte     // headers and small frames
+	mark int         // start of the part of buf not yet in bufs
+	bufs net.Buffers // what uncork writes, in order
 }
 
 // copyMax is the largest frame copied into the cork buffer; larger ones
@@ -44,9 +47,22 @@ const copyMax = 2048
 
 var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
+// Read reads what the client sent, through the meter.
+func (c *corkConn) Read(p []byte) (int, error) { return c.in.Read(p) }
+
+// Write is how coder/websocket writes its control frames (pings, pongs,
+// close), each as one whole frame: it flushes its 256-byte buffer after
+// every final frame, and a control frame is at most 129 bytes. So a write
+// that starts with 0x88 (FIN, close) is a close frame, and it seals the
+// socket: RFC 6455 allows no frame after a close frame, from the library
+// or from our writer.
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.sealed {
+		return 0, net.ErrClosed
+	}
+	c.sealed = len(p) > 0 && p[0] == 0x88
 	if c.corked {
 		*c.buf = append(*c.buf, p...)
 		return len(p), nil
@@ -73,6 +89,9 @@ func (c *corkConn) cork() {
 func (c *corkConn) appendText(p []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.sealed {
+		return
+	}
 	b := append(*c.buf, 0x81) // FIN, text
 	switch n := len(p); {
 	case n < 126:
@@ -91,6 +110,14 @@ func (c *corkConn) appendText(p []byte) {
 	// buf: the old array lives on until the write.
 	c.bufs = append(c.bufs, b[c.mark:], p)
 	*c.buf, c.mark = b, len(b)
+}
+
+// writeClose writes a close frame straight to the socket (or after what is
+// corked) and seals it. Used only when the reader is about to stop.
+func (c *corkConn) writeClose(code int, reason string) {
+	reason = reason[:min(len(reason), 123)]
+	f := []byte{0x88, byte(2 + len(reason)), byte(code >> 8), byte(code)}
+	c.Write(append(f, reason...))
 }
 
 // uncork sends what collected, bounded by the write timeout.
@@ -129,8 +156,9 @@ func (c *corkConn) uncork() error {
 // even while a write to it is blocked.
 type hijacker struct {
 	http.ResponseWriter
-	writeTimeout time.Duration
-	conn         *corkConn
+	writeTimeout              time.Duration
+	framesPerSec, bytesPerSec float64 // what the client may send (meter)
+	conn                      *corkConn
 }
 
 func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -146,17 +174,15 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// outlive it: a hijacked connection keeps whatever deadlines it had.
 	raw.SetDeadline(time.Time{})
 	h.conn = &corkConn{Conn: raw, writeTimeout: h.writeTimeout}
-	// Bytes the client sent right after its upgrade request are already in
-	// net/http's reader: move them into ours.
-	pending, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	var src io.Reader = h.conn
-	if len(pending) > 0 {
-		src = io.MultiReader(bytes.NewReader(bytes.Clone(pending)), h.conn)
+	// Every byte the client sends after its upgrade request goes through
+	// the meter, those already in net/http's reader first. coder/websocket
+	// reads whatever our reader has buffered and then the returned conn:
+	// ours buffers nothing, so the meter sees the stream from its start.
+	var src io.Reader = raw
+	if pending, _ := brw.Reader.Peek(brw.Reader.Buffered()); len(pending) > 0 {
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(pending)), raw)
 	}
-	br := bufio.NewReaderSize(src, max(readBufSize, len(pending)))
-	if _, err := br.Peek(len(pending)); err != nil {
-		raw.Close()
-		return nil, nil, err
-	}
+	h.conn.in = newMeter(src, h.framesPerSec, h.bytesPerSec)
+	br := bufio.NewReaderSize(h.conn, readBufSize)
 	return h.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.conn, writeBufSize)), nil
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 
 	"party-sockets/routing"
@@ -11,7 +13,8 @@ import (
 
 // ServeHTTP handles a request in the order of the wire contract (§9).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.route(w, r) {
+	r, answered := s.route(w, r)
+	if answered {
 		return
 	}
 	get := r.Method == http.MethodGet || r.Method == http.MethodHead
@@ -38,6 +41,7 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Instance-Id", s.cfg.Instance)
 	// Browsers may read it cross-origin: clients pin reconnects with it.
 	w.Header().Set("Access-Control-Expose-Headers", "X-Instance-Id")
+	s.roomCORS(w, r)
 	ip, counted := s.clientIP(r), !s.exempt(r)
 	if counted && s.ipl.blocked(ip) {
 		s.metrics.errorSent(errTooManyRequests)
@@ -47,7 +51,7 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	code, _ := routing.CandidateCode(r.URL.EscapedPath()) // "" (no room) for a bad escape
 	info, ok := s.rooms.Lookup(code)
 	if !ok {
-		if counted {
+		if counted && r.Context().Value(missCharged{}) == nil {
 			s.ipl.miss(ip)
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Room not found"})
@@ -62,10 +66,44 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
+// roomCORS lets only the allowed origins' pages read GET /room/<code> when
+// ALLOWED_ORIGINS is set, so no other site can make its visitors' browsers
+// walk the code space; the contract's "*" otherwise.
+func (s *Server) roomCORS(w http.ResponseWriter, r *http.Request) {
+	if len(s.cfg.AllowedOrigins) == 0 {
+		return
+	}
+	h := w.Header()
+	h.Set("Vary", "Origin")
+	if o := r.Header.Get("Origin"); o != "" && len(o) <= MaxOriginBytes && originAllowed(o, s.cfg.AllowedOrigins) {
+		h.Set("Access-Control-Allow-Origin", o)
+		return
+	}
+	h["Access-Control-Allow-Origin"] = []string{} // present: writeJSON leaves it out
+}
+
+// originAllowed matches an Origin's host against host patterns the way
+// coder/websocket does for upgrades (path.Match, case-insensitive).
+func originAllowed(origin string, patterns []string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	host := strings.ToLower(u.Host)
+	for _, p := range patterns {
+		if ok, _ := path.Match(strings.ToLower(p), host); ok {
+			return true
+		}
+	}
+	return false
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("Access-Control-Allow-Origin", "*")
+	if _, set := h["Access-Control-Allow-Origin"]; !set {
+		h.Set("Access-Control-Allow-Origin", "*")
+	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

@@ -17,7 +17,49 @@ var (
 	errTooManyMisses   = errors.New("Too many failed joins, try again later")
 	errTooManyConns    = errors.New("Too many connections from this address")
 	errTooManyRequests = errors.New("Too many requests")
+	errTooManyUpgrades = errors.New("Too many new connections, slow down")
+	errTooManyCreates  = errors.New("Too many rooms created, slow down")
 )
+
+// addrBucket is a token bucket per client address, in an LRU so a scanner
+// cycling addresses cannot grow memory.
+type addrBucket struct {
+	mu     sync.Mutex // guards tokens, last
+	tokens float64
+	last   time.Time
+}
+
+// addrRate is a rate and burst shared by every address's bucket.
+type addrRate struct {
+	perSec, burst float64 // perSec 0: unlimited
+	buckets       *lru.Cache[string, *addrBucket]
+}
+
+func newAddrRate(perSec, burst float64) addrRate {
+	c, _ := lru.New[string, *addrBucket](missTableSize)
+	return addrRate{perSec: perSec, burst: max(1, burst), buckets: c}
+}
+
+// take spends one token of ip's bucket; false when it has none.
+func (a addrRate) take(ip string, now time.Time) bool {
+	if a.perSec <= 0 {
+		return true
+	}
+	b := getOrAdd(a.buckets, ip)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last.IsZero() {
+		b.tokens = a.burst
+	} else {
+		b.tokens = min(a.burst, b.tokens+now.Sub(b.last).Seconds()*a.perSec)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
 
 // bucket is a per-connection token bucket, owned by the reader goroutine.
 type bucket struct {
@@ -53,9 +95,11 @@ func (b *bucket) take(now time.Time) bool {
 // Live counts live in a map bounded by the live connections themselves;
 // miss windows live in an LRU so a scanner cycling addresses cannot grow it.
 type ipLimits struct {
-	maxConns     int // 0: unlimited
-	missesPerMin int // 0: unlimited
-	now          func() time.Time
+	maxConns            int // 0: unlimited
+	missesPerMin        int // 0: unlimited
+	machineMissesPerMin int // 0: unlimited
+	now                 func() time.Time
+	machine             missWindow // every address's misses together
 
 	mu    sync.Mutex // guards conns
 	conns map[string]int
@@ -71,9 +115,10 @@ type missWindow struct {
 
 const missTableSize = 10000
 
-func newIPLimits(maxConns, missesPerMin int) *ipLimits {
+func newIPLimits(maxConns, missesPerMin, machineMissesPerMin int) *ipLimits {
 	misses, _ := lru.New[string, *missWindow](missTableSize)
-	return &ipLimits{maxConns: maxConns, missesPerMin: missesPerMin, now: time.Now, conns: map[string]int{}, misses: misses}
+	return &ipLimits{maxConns: maxConns, missesPerMin: missesPerMin, machineMissesPerMin: machineMissesPerMin,
+		now: time.Now, conns: map[string]int{}, misses: misses}
 }
 
 // acquire takes a connection slot for ip; false when ip is at its limit.
@@ -109,6 +154,10 @@ func getOrAdd[V any](cache *lru.Cache[string, *V], key string) *V {
 }
 
 // blocked reports whether ip has used up its failed lookups this minute.
+// Once the whole machine has used up its own, every address that has
+// missed at all this minute is blocked: a scan from many addresses gets
+// one guess per address per minute, and players who never mistyped a code
+// are not affected.
 func (l *ipLimits) blocked(ip string) bool {
 	if l.missesPerMin <= 0 {
 		return false
@@ -117,9 +166,28 @@ func (l *ipLimits) blocked(ip string) bool {
 	if !ok {
 		return false
 	}
+	now := l.now()
+	n := w.current(now)
+	return n >= l.missesPerMin || (n > 0 && l.machineMissesPerMin > 0 && l.machine.current(now) >= l.machineMissesPerMin)
+}
+
+// current is the window's count, zero once its minute has passed.
+func (w *missWindow) current(now time.Time) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return l.now().Sub(w.start) < time.Minute && w.count >= l.missesPerMin
+	if now.Sub(w.start) >= time.Minute {
+		return 0
+	}
+	return w.count
+}
+
+func (w *missWindow) add(now time.Time, n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if now.Sub(w.start) >= time.Minute {
+		w.start, w.count = now, 0
+	}
+	w.count = max(0, w.count+n)
 }
 
 // miss records a failed join or room lookup.
@@ -127,13 +195,31 @@ func (l *ipLimits) miss(ip string) {
 	if l.missesPerMin <= 0 {
 		return
 	}
-	w := getOrAdd(l.misses, ip)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if now := l.now(); now.Sub(w.start) >= time.Minute {
-		w.start, w.count = now, 0
+	now := l.now()
+	getOrAdd(l.misses, ip).add(now, 1)
+	l.machine.add(now, 1)
+}
+
+// chargeMiss spends one of ip's lookups that may fail this minute, and the
+// machine's; false (nothing spent) when ip is already blocked.
+func (l *ipLimits) chargeMiss(ip string) bool {
+	if l.blocked(ip) {
+		return false
 	}
-	w.count++
+	l.miss(ip)
+	return true
+}
+
+// refundMiss gives back a lookup charged by chargeMiss that found its room.
+func (l *ipLimits) refundMiss(ip string) {
+	if l.missesPerMin <= 0 {
+		return
+	}
+	now := l.now()
+	if w, ok := l.misses.Peek(ip); ok {
+		w.add(now, -1)
+	}
+	l.machine.add(now, -1)
 }
 
 // clientIP is the address a request counts against: Fly-Client-IP for a

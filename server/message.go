@@ -16,6 +16,16 @@ var (
 	// errInvalidUTF8 refuses a frame that a browser would fail the whole
 	// connection on if we relayed it (our own limit, the contract's shape).
 	errInvalidUTF8 = errors.New("Invalid UTF-8")
+	// errTooComplex bounds decode work: at most MaxKeys top-level keys,
+	// values nested at most MaxDepth deep.
+	errTooComplex = errors.New("Message too complex")
+)
+
+// Bounds on the shape of a client message. Ours have five top-level keys;
+// game data nests a few levels.
+const (
+	MaxKeys  = 32
+	MaxDepth = 64
 )
 
 // message is a client message with its fields kept as raw JSON values
@@ -49,12 +59,18 @@ func decodeMessage(frame []byte) (message, error) {
 		return m, errUnknownType
 	}
 	p = skipSpace(frame, p+1)
-	for frame[p] != '}' {
+	for keys := 0; frame[p] != '}'; keys++ {
+		if keys == MaxKeys {
+			return m, errTooComplex
+		}
 		kEnd := stringEnd(frame, p)
 		key := frame[p:kEnd]
 		p = skipSpace(frame, kEnd)
 		p = skipSpace(frame, p+1) // ':'
-		vEnd := valueEnd(frame, p)
+		vEnd, depth := valueEnd(frame, p)
+		if depth > MaxDepth {
+			return m, errTooComplex
+		}
 		m.set(key, frame[p:vEnd])
 		p = skipSpace(frame, vEnd)
 		if frame[p] == ',' {
@@ -112,11 +128,12 @@ func stringEnd(b []byte, p int) int {
 	}
 }
 
-// valueEnd returns the index after the JSON value starting at b[p].
-func valueEnd(b []byte, p int) int {
+// valueEnd returns the index after the JSON value starting at b[p], and
+// how deeply it nests (0 for a scalar).
+func valueEnd(b []byte, p int) (end, maxDepth int) {
 	switch b[p] {
 	case '"':
-		return stringEnd(b, p)
+		return stringEnd(b, p), 0
 	case '{', '[':
 		depth := 0
 		for {
@@ -126,10 +143,11 @@ func valueEnd(b []byte, p int) int {
 				continue
 			case '{', '[':
 				depth++
+				maxDepth = max(maxDepth, depth)
 			case '}', ']':
 				depth--
 				if depth == 0 {
-					return p + 1
+					return p + 1, maxDepth
 				}
 			}
 			p++
@@ -138,11 +156,11 @@ func valueEnd(b []byte, p int) int {
 		for p < len(b) {
 			switch b[p] {
 			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return p
+				return p, 0
 			}
 			p++
 		}
-		return p
+		return p, 0
 	}
 }
 

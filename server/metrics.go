@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"runtime"
@@ -10,12 +12,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 
 	"party-sockets/budget"
 	"party-sockets/rooms"
@@ -43,11 +46,12 @@ const (
 	reasonShed         = "memory_budget"
 	reasonJoinTimeout  = "join_timeout"
 	reasonMsgTimeout   = "message_timeout"
+	reasonFragments    = "too_many_fragments"
 )
 
 // closeReasons is every reason label, each series started at zero.
 var closeReasons = []string{reasonClient, reasonSlow, reasonTooBig, reasonReplaced, reasonRoomClosed, reasonDeadPeer,
-	reasonWriteTimeout, reasonRestart, reasonRateLimit, reasonShed, reasonJoinTimeout, reasonMsgTimeout}
+	reasonWriteTimeout, reasonRestart, reasonRateLimit, reasonShed, reasonJoinTimeout, reasonMsgTimeout, reasonFragments}
 
 type originStats struct {
 	connections  atomic.Uint64
@@ -129,7 +133,7 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	for _, k := range []string{"instance", "region", "redirect"} {
 		m.replays.WithLabelValues(k)
 	}
-	for _, o := range []string{routing.OutcomeFound, routing.OutcomeNotFound, routing.OutcomeNoPeers, routing.OutcomeDNSError} {
+	for _, o := range routing.Outcomes {
 		m.probes.WithLabelValues(o)
 	}
 	for _, e := range knownErrors {
@@ -137,7 +141,7 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	}
 	m.errors.WithLabelValues("Unknown url placeholder")
 	reg.MustRegister(m, m.messages, m.deliveries, m.bytes, m.errors, m.closes, m.replays, m.probes, m.probeTime)
-	m.handler = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
+	m.handler = &cachedScrape{g: gatherer, ttl: scrapeTTL}
 	return m
 }
 
@@ -175,6 +179,7 @@ var knownErrors = []error{
 	rooms.ErrOnlyHostClose, rooms.ErrURLType, rooms.ErrURLTooLarge, rooms.ErrURLChars, rooms.ErrURLBrace,
 	rooms.ErrURLInvalid, rooms.ErrURLNotHTTPS, rooms.ErrTooManyRooms, rooms.ErrClientIDTooLong,
 	errRateLimited, errTooManyMisses, errTooManyConns, errTooManyRequests, errInvalidUTF8, errOriginTooLong,
+	errTooComplex, errTooManyUpgrades, errTooManyCreates,
 }
 
 // probeTimer starts timing a probe round; the returned func records it.
@@ -187,6 +192,50 @@ func (m *metrics) probeTimer() func(outcome string) {
 }
 
 func (m *metrics) errorSent(err error) { m.errors.WithLabelValues(errorKind(err)).Inc() }
+
+// scrapeTTL is how long a rendered /metrics page is reused. Fly scrapes
+// every 15 s; a scrape from anyone else costs at most one render a second
+// (a render of a busy machine measured 6.4 ms of CPU).
+const scrapeTTL = time.Second
+
+// cachedScrape serves the Prometheus text exposition, rendered at most once
+// per ttl whoever asks and however often.
+type cachedScrape struct {
+	g   prometheus.Gatherer
+	ttl time.Duration
+
+	mu      sync.Mutex // guards body, at, renders; held while rendering
+	body    []byte
+	at      time.Time
+	renders int
+}
+
+var textFormat = expfmt.NewFormat(expfmt.TypeTextPlain)
+
+func (c *cachedScrape) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	if c.body == nil || time.Since(c.at) >= c.ttl {
+		c.body, c.at = c.render(), time.Now()
+		c.renders++
+	}
+	body := c.body
+	c.mu.Unlock()
+	w.Header().Set("Content-Type", string(textFormat))
+	w.Write(body)
+}
+
+func (c *cachedScrape) render() []byte {
+	var buf bytes.Buffer
+	mfs, err := c.g.Gather()
+	enc := expfmt.NewEncoder(&buf, textFormat)
+	for _, mf := range mfs {
+		enc.Encode(mf)
+	}
+	if err != nil {
+		fmt.Fprintf(&buf, "# gather error: %q\n", err.Error())
+	}
+	return buf.Bytes()
+}
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {

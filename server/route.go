@@ -1,16 +1,23 @@
 package server
 
 import (
+	"context"
 	"net/http"
+	"strings"
 
 	"party-sockets/routing"
 )
 
+// missCharged marks a request whose probe already spent a miss: a local
+// 404 for it is not charged twice.
+type missCharged struct{}
+
 // route applies the Fly routing steps (pin, then code) and answers the
-// request itself when it belongs elsewhere. It reports whether it answered.
-func (s *Server) route(w http.ResponseWriter, r *http.Request) bool {
+// request itself when it belongs elsewhere. It reports whether it answered,
+// and returns the request to carry on with.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
 	if s.cfg.AppName == "" {
-		return false
+		return r, false
 	}
 	in := routing.Input{
 		OnFly:        true,
@@ -29,7 +36,23 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) bool {
 	d := routing.Decide(in)
 	if p, ok := d.(routing.Probe); ok {
 		in.Probed = true
-		in.Holder = s.probe(r, p.Code)
+		// Only a join (an upgrade) or a lookup is worth asking the
+		// peers about; anything else is answered here. A probe is a
+		// lookup, so it is checked against, and charged to, the
+		// address's miss budget first (refunded when a peer holds it).
+		if in.Upgrade || (r.Method == http.MethodGet && strings.HasPrefix(in.Path, "/room/")) {
+			ip := s.clientIP(r)
+			if !s.ipl.chargeMiss(ip) {
+				s.metrics.errorSent(errTooManyRequests)
+				writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyRequests.Error()})
+				return r, true
+			}
+			if in.Holder = s.probe(r, p.Code); in.Holder != "" {
+				s.ipl.refundMiss(ip)
+			} else {
+				r = r.WithContext(context.WithValue(r.Context(), missCharged{}, true))
+			}
+		}
 		d = routing.Decide(in)
 	}
 	switch d := d.(type) {
@@ -41,14 +64,14 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) bool {
 		s.metrics.replays.WithLabelValues(kind).Inc()
 		w.Header().Set("Fly-Replay", routing.ReplayHeader(d))
 		w.WriteHeader(http.StatusConflict)
-		return true
+		return r, true
 	case routing.Redirect:
 		s.metrics.replays.WithLabelValues("redirect").Inc()
 		w.Header().Set("Location", d.Location)
 		w.WriteHeader(http.StatusFound)
-		return true
+		return r, true
 	}
-	return false
+	return r, false
 }
 
 // probe asks the same-region peers for the code; "" when none holds it.

@@ -43,12 +43,22 @@ type Config struct {
 	MsgBurst         int     // bucket size: the burst a game may send at once
 	MaxConnsPerIP    int     // concurrent connections per client address; 0 disables
 	JoinMissesPerMin int     // failed joins and /room misses per address per minute; 0 disables
+	// New WebSockets and creates per client address: token buckets.
+	UpgradesPerSec float64 // 0: unlimited
+	UpgradeBurst   int
+	CreatesPerMin  float64 // 0: unlimited
+	CreateBurst    int
+	// MachineMissesPerMin is the machine's budget of misses per minute;
+	// past it, every address that has missed this minute is blocked.
+	MachineMissesPerMin int
 
 	HandshakeTimeout time.Duration  // request headers and body, and keep-alive idle time
 	MaxHeaderBytes   int            // request header bytes (net/http adds 4 KiB of slack)
 	MaxPendingConns  int            // HTTP connections not yet upgraded, machine-wide
 	JoinTimeout      time.Duration  // a socket must create or join within this
 	MessageTimeout   time.Duration  // a message must arrive whole within this of its first frame
+	FramesPerSec     float64        // frames of any kind a client may send, per second (burst: 2 s); 0 unlimited
+	BytesPerSec      float64        // bytes a client may send, per second (burst: 2 s); 0 unlimited
 	Budget           *budget.Budget // bytes clients make the machine hold; nil: DefaultLimit
 
 	Logger *slog.Logger
@@ -82,6 +92,8 @@ type Server struct {
 	log       *slog.Logger
 	accept    websocket.AcceptOptions
 	ipl       *ipLimits
+	upgrades  addrRate // new WebSockets per address
+	creates   addrRate // rooms created per address
 	budget    *budget.Budget
 	joinTicks int64 // cfg.JoinTimeout in sweeper ticks
 	msgTicks  int64 // cfg.MessageTimeout in sweeper ticks
@@ -127,8 +139,10 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	if cfg.Budget == nil {
 		cfg.Budget = budget.New(budget.DefaultLimit())
 	}
-	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, ipl: newIPLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin),
+	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, ipl: newIPLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin, cfg.MachineMissesPerMin),
 		budget: cfg.Budget, joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
+	s.upgrades = newAddrRate(cfg.UpgradesPerSec, float64(cfg.UpgradeBurst))
+	s.creates = newAddrRate(cfg.CreatesPerMin/60, float64(cfg.CreateBurst))
 	s.conns.all = map[*conn]struct{}{}
 	s.pending = pending{total: cfg.MaxPendingConns, byConn: map[net.Conn]string{}, byAddr: map[string]int{}}
 	if cfg.AppName == "" {
@@ -174,12 +188,18 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	origin := cleanOrigin(r.Header.Get("Origin"))
 	ip := s.clientIP(r)
 	counted := !s.exempt(r)
+	if counted && !s.upgrades.take(ip, time.Now()) {
+		s.metrics.errorSent(errTooManyUpgrades)
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyUpgrades.Error()})
+		return
+	}
 	if counted && !s.ipl.acquire(ip) {
 		s.metrics.errorSent(errTooManyConns)
 		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyConns.Error()})
 		return
 	}
-	hw := &hijacker{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout}
+	hw := &hijacker{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout,
+		framesPerSec: s.cfg.FramesPerSec, bytesPerSec: s.cfg.BytesPerSec}
 	ws, err := websocket.Accept(hw, r, &s.accept)
 	if err != nil {
 		if counted {
@@ -204,8 +224,13 @@ func (se *session) serve() {
 	stopOnShutdown := context.AfterFunc(se.s.baseCtx, func() { c.Close(CloseRestarting, "server restarting") })
 	err := se.run(context.Background())
 	stopOnShutdown()
-	if errors.Is(err, websocket.ErrMessageTooBig) {
+	switch {
+	case errors.Is(err, websocket.ErrMessageTooBig):
 		c.setReason(reasonTooBig)
+	case errors.Is(err, errTooManyFragments):
+		c.setReason(reasonFragments)
+	case errors.Is(err, errOverRate):
+		c.setReason(reasonRateLimit)
 	}
 	c.finish()
 	se.s.conns.remove(c)

@@ -45,7 +45,9 @@ func (se *session) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		se.handle(frame)
+		if se.handle(frame) {
+			return nil
+		}
 	}
 }
 
@@ -84,7 +86,9 @@ func (se *session) read(ctx context.Context) ([]byte, error) {
 	}
 }
 
-func (se *session) handle(frame []byte) {
+// handle serves one message. It reports true when the connection is
+// closed for abuse: it is then no longer read or handled.
+func (se *session) handle(frame []byte) (stop bool) {
 	if se.bucket != nil && !se.bucket.take(time.Now()) {
 		// Told once per burst; a sender that keeps going past a whole
 		// burst of rejections is closed.
@@ -94,9 +98,10 @@ func (se *session) handle(frame []byte) {
 			se.c.Send(errorFrame(errRateLimited))
 		case float64(r) > se.bucket.burst:
 			se.c.setReason(reasonRateLimit)
-			se.c.Close(ClosePolicy, "rate limit exceeded")
+			se.c.abort(ClosePolicy, "rate limit exceeded")
+			return true
 		}
-		return
+		return false
 	}
 	m, err := decodeMessage(frame)
 	if err == nil {
@@ -106,6 +111,7 @@ func (se *session) handle(frame []byte) {
 		se.s.metrics.errorSent(err)
 		se.c.Send(errorFrame(err))
 	}
+	return false
 }
 
 func (se *session) dispatch(m *message) error {
@@ -144,6 +150,9 @@ func (se *session) create(m *message) error {
 	clientID, err := requireClientID(m)
 	if err != nil {
 		return err
+	}
+	if se.counted && !se.s.creates.take(se.ip, time.Now()) {
+		return errTooManyCreates
 	}
 	max, ok := jsonNumber(m.MaxClients)
 	if !ok || max < 1 {

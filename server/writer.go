@@ -87,6 +87,21 @@ func (c *conn) Send(frame []byte) {
 	c.s.maybeShed()
 }
 
+// abort closes a connection for abuse, from its reader: what is queued for
+// it is dropped and the close frame goes out at once (nothing follows it:
+// the socket is sealed). The reader then returns and the socket is cut:
+// unlike coder/websocket's Close, nothing waits for the peer's close frame,
+// so nothing more of the abuser's is read.
+func (c *conn) abort(code int, reason string) {
+	c.mu.Lock()
+	c.closed = true
+	n := c.queuedBytes
+	c.queue, c.queuedBytes = nil, 0
+	c.mu.Unlock()
+	c.s.budget.Add(-int64(n))
+	c.raw.writeClose(code, reason)
+}
+
 // held is what the connection holds of the memory budget, and whether it
 // is already closing (what it holds is on its way out).
 func (c *conn) held() (n int, closing bool) {

@@ -24,8 +24,13 @@ const selfID = "0a1b2c3d4e5f01" // shaped like a Fly machine id
 // flyEnv makes the server believe it runs on Fly, in fra. Its DNS points at
 // a closed port: no peer ever answers.
 func flyEnv(extra ...string) []string {
-	return append([]string{"FLY_APP_NAME=app", "INSTANCE_ID=" + selfID, "REGION=fra", "INTERNAL_DNS=127.0.0.1:9"}, extra...)
+	return append([]string{"FLY_APP_NAME=app", "INSTANCE_ID=" + selfID, "REGION=fra", "INTERNAL_DNS=127.0.0.1:9",
+		"DASHBOARD_URL=http://127.0.0.1:9/"}, extra...)
 }
+
+// noRedirect is a client that shows a redirect instead of following it:
+// tests never leave loopback.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // rawRequest writes req on a new TCP connection and returns the status line
 // of the answer ("" when the server closed without one).
@@ -66,7 +71,7 @@ func TestOriginAndHeadersBounded(t *testing.T) {
 // Hole 2: clientIds of any size were kept for the room's life, and 1,000
 // joins locked a room for good.
 func TestClientIDBoundedAndChurnCannotLockARoom(t *testing.T) {
-	srv := testutil.Start(t)
+	srv := testutil.Start(t, "UPGRADES_PER_SEC=0") // 1,100 sockets from one address
 	h := mustDial(t, srv.URL)
 	code := h.create("host", 8)
 	long := mustDial(t, srv.URL)
@@ -94,7 +99,7 @@ func TestPinInjectionAndOpenRedirect(t *testing.T) {
 	fly := http.Header{"Fly-Region": {"fra"}}
 	req, _ := http.NewRequest("GET", srv.URL+"/health?instance=x;app=other", nil)
 	req.Header = fly.Clone()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := noRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +282,7 @@ func TestExemptionIsEarned(t *testing.T) {
 // Hole 8: no global memory budget. Members that never read are shed,
 // largest queue first, with 4002; healthy members keep everything.
 func TestMemoryBudgetShedsNonReaders(t *testing.T) {
-	srv := testutil.Start(t, "MEMORY_BUDGET=4194304")
+	srv := testutil.Start(t, "MEMORY_BUDGET=4194304", "BYTES_PER_SEC=0")
 	h := mustDial(t, srv.URL)
 	code := h.create("flood-host", 100)
 	reader := mustDial(t, srv.URL)

@@ -144,7 +144,7 @@ func getJSON(t testing.TB, url string, hdr http.Header) (int, map[string]any) {
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := noRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,8 @@ one_run() {
     port=$((10000 + RANDOM % 20000))
     # The loads exceed the abuse limits on purpose (300 msg/s per member,
     # 10,000 connections from one address): switch those off for the run.
-    PORT=$port HOST=127.0.0.1 LOG_LEVEL=warn MSG_RATE=0 MAX_CONNS_PER_IP=0 \
+    PORT=$port HOST=127.0.0.1 LOG_LEVEL=warn MSG_RATE=0 MAX_CONNS_PER_IP=0 FRAMES_PER_SEC=0 BYTES_PER_SEC=0 \
+      UPGRADES_PER_SEC=0 CREATES_PER_MIN=0 MAX_PENDING_CONNS=1048576 \
       taskset -c 0 $SERVER 2>/dev/null &
     pid=$!
     for _ in $(seq 100); do curl -sf "127.0.0.1:$port/health" >/dev/null && break; sleep 0.05; done

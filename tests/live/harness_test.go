@@ -243,6 +243,10 @@ func (c *Cluster) post(path string) int {
 	return resp.StatusCode
 }
 
+// metricsTTL is a little over how long a machine reuses a rendered
+// /metrics page: a read after it is fresh.
+const metricsTTL = 1100 * time.Millisecond
+
 // machineMetric reads one counter (summed over its series) straight from a
 // local machine's /metrics, bypassing the edges.
 func machineMetric(t *testing.T, m Machine, name string) float64 {

@@ -92,6 +92,7 @@ func TestCrossRegionJoinByCode(t *testing.T) {
 	}
 	var probesBefore float64
 	if !cluster.live {
+		time.Sleep(metricsTTL)
 		probesBefore = machineMetric(t, other, "party_sockets_probes_total")
 	}
 	guest := dial(t, away, "/"+created.Room, nil)
@@ -111,6 +112,7 @@ func TestCrossRegionJoinByCode(t *testing.T) {
 		t.Fatalf("guest got %+v", m)
 	}
 	if !cluster.live {
+		time.Sleep(metricsTTL) // /metrics is rendered at most once a second
 		if got := machineMetric(t, other, "party_sockets_probes_total"); got != probesBefore+1 {
 			t.Errorf("the non-holder in %s ran %v probe rounds, want 1 (the path was not region → probe → instance)", home, got-probesBefore)
 		}
@@ -145,12 +147,14 @@ func TestMistypedCodeOneProbeRound(t *testing.T) {
 		return sum
 	}
 	for _, entry := range cluster.regions() {
+		time.Sleep(metricsTTL)
 		before := total()
 		code := codeFor("fra")
 		resp, body := do(t, noRedirect(), cluster.edgeRequest(t, "GET", entry, "/room/"+code))
 		if resp.StatusCode != 404 || !strings.Contains(body, "Room not found") {
 			t.Fatalf("GET /room/%s via %s: %s %s", code, entry, resp.Status, body)
 		}
+		time.Sleep(metricsTTL) // /metrics is rendered at most once a second
 		if got := total() - before; got != 1 {
 			t.Fatalf("a mistyped fra code through %s made %v probe rounds, want 1", entry, got)
 		}
