@@ -12,6 +12,8 @@
 package main
 
 import (
+	"party-sockets/internal/procstat"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,10 +114,10 @@ func run(cfg config) error {
 	defer cancel()
 
 	rep := report{Shape: cfg.shape}
-	var before, after procSample
+	var before, after procstat.Sample
 	var ended bool
-	begin := func() { before, _ = readProc(cfg.pid) }
-	end := func() { after, _ = readProc(cfg.pid); ended = true }
+	begin := func() { before, _ = procstat.Read(cfg.pid) }
+	end := func() { after, _ = procstat.Read(cfg.pid); ended = true }
 	var err error
 	var window time.Duration
 	switch cfg.shape {
@@ -133,12 +135,12 @@ func run(cfg config) error {
 		rep.Failed = res.Lost > 0 || res.Reordered > 0 || res.Errors > 0
 	case "idle":
 		var res idleResult
-		before, _ = readProc(cfg.pid)
+		before, _ = procstat.Read(cfg.pid)
 		start := time.Now()
 		res, err = runIdle(ctx, cfg, func() {
-			after, _ := readProc(cfg.pid)
-			rep.ServerRSSDelta = after.rssBytes - before.rssBytes
-			rep.ServerRSS = after.rssBytes
+			after, _ := procstat.Read(cfg.pid)
+			rep.ServerRSSDelta = after.RSSBytes - before.RSSBytes
+			rep.ServerRSS = after.RSSBytes
 		})
 		window = time.Since(start)
 		rep.Idle = &res
@@ -160,14 +162,14 @@ func run(cfg config) error {
 		return err
 	}
 	if !ended {
-		after, _ = readProc(cfg.pid)
+		after, _ = procstat.Read(cfg.pid)
 	}
 	rep.Duration = window.Seconds()
 	if cfg.pid > 0 {
-		rep.ServerCPU = after.cpuSeconds - before.cpuSeconds
+		rep.ServerCPU = after.CPUSeconds - before.CPUSeconds
 		if cfg.shape != "idle" {
-			rep.ServerRSS = after.rssBytes
-			rep.ServerRSSDelta = after.rssBytes - before.rssBytes
+			rep.ServerRSS = after.RSSBytes
+			rep.ServerRSSDelta = after.RSSBytes - before.RSSBytes
 		}
 		if rep.Fanout != nil && rep.ServerCPU > 0 {
 			rep.DeliveriesPerCPUSec = float64(rep.Fanout.Delivered) / rep.ServerCPU

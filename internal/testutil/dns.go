@@ -28,18 +28,27 @@ type FlyDNS struct {
 // StartFlyDNS serves app's names until the test ends.
 func StartFlyDNS(t testing.TB, app string) *FlyDNS {
 	t.Helper()
-	f := &FlyDNS{App: app, machines: map[string]string{}}
+	f, stop, err := NewFlyDNS(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return f
+}
+
+// NewFlyDNS serves app's names on a loopback port until stop is called.
+func NewFlyDNS(app string) (f *FlyDNS, stop func(), err error) {
+	f = &FlyDNS{App: app, machines: map[string]string{}}
 	var pc net.PacketConn
 	var ln net.Listener
 	for try := 0; ln == nil; try++ {
-		var err error
 		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
 		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
 			pc.Close()
 			if try == 20 {
-				t.Fatal(err)
+				return nil, nil, err
 			}
 		}
 	}
@@ -47,9 +56,8 @@ func StartFlyDNS(t testing.TB, app string) *FlyDNS {
 	tcp := &dns.Server{Listener: ln, Handler: f}
 	go udp.ActivateAndServe()
 	go tcp.ActivateAndServe()
-	t.Cleanup(func() { udp.Shutdown(); tcp.Shutdown() })
 	f.Addr = pc.LocalAddr().String()
-	return f
+	return f, func() { udp.Shutdown(); tcp.Shutdown() }, nil
 }
 
 // Add lists a started machine.

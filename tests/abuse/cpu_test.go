@@ -28,7 +28,11 @@ func fakePeer(t *testing.T, ip, port string, hits *atomic.Int64) {
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
+		// Like a real machine: a body, which a probe must read for its
+		// connection to be reused.
+		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(404)
+		w.Write([]byte(`{"error":"Room not found"}` + "\n"))
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })

@@ -1,4 +1,5 @@
-package main
+// Package procstat reads a process's CPU time and RSS from /proc (Linux).
+package procstat
 
 import (
 	"fmt"
@@ -7,21 +8,21 @@ import (
 	"strings"
 )
 
-// procSample is a server process's CPU time and RSS from /proc.
-type procSample struct {
-	cpuSeconds float64
-	rssBytes   int64
+// Sample is a process's CPU time and RSS from /proc.
+type Sample struct {
+	CPUSeconds float64
+	RSSBytes   int64
 }
 
 const clockTicks = 100 // USER_HZ on Linux
 
-func readProc(pid int) (procSample, error) {
+func Read(pid int) (Sample, error) {
 	if pid <= 0 {
-		return procSample{}, nil
+		return Sample{}, nil
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return procSample{}, err
+		return Sample{}, err
 	}
 	// Fields after the parenthesised command name; utime and stime are 14 and 15.
 	s := string(stat)
@@ -30,7 +31,7 @@ func readProc(pid int) (procSample, error) {
 	stime, _ := strconv.ParseFloat(fields[12], 64)
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return procSample{}, err
+		return Sample{}, err
 	}
 	var rssKB int64
 	for _, line := range strings.Split(string(status), "\n") {
@@ -38,5 +39,5 @@ func readProc(pid int) (procSample, error) {
 			rssKB, _ = strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
 		}
 	}
-	return procSample{cpuSeconds: (utime + stime) / clockTicks, rssBytes: rssKB * 1024}, nil
+	return Sample{CPUSeconds: (utime + stime) / clockTicks, RSSBytes: rssKB * 1024}, nil
 }
