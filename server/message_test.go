@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestDecodeMessage(t *testing.T) {
@@ -101,6 +102,7 @@ func FuzzDecodeMessage(f *testing.F) {
 		`{"type":"create","clientId":"a","maxClients":4,"url":"https://x/{room}"}`,
 		`{"type":"send","data":{"a":[1,"}"]},"to":1}`,
 		`{"typ\u0065":"join","room":"abc"}`, `[]`, `{`, `"x"`, ` {"data" : null } `,
+		"{\"\":\"\xff\",\"to\":0}", // invalid UTF-8 is refused before any key is read
 	} {
 		f.Add([]byte(s))
 	}
@@ -113,6 +115,15 @@ func FuzzDecodeMessage(f *testing.F) {
 				t.Fatalf("valid JSON %q rejected as invalid", b)
 			}
 			return
+		}
+		switch err {
+		case errInvalidUTF8:
+			if utf8.Valid(b) {
+				t.Fatalf("valid UTF-8 %q refused as invalid", b)
+			}
+			return
+		case errTooComplex:
+			return // over MaxKeys or MaxDepth: refused before every key is read
 		}
 		if jerr != nil || obj == nil {
 			if err == nil {
