@@ -2,10 +2,13 @@ package main
 
 import (
 	"errors"
+
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"party-sockets/tokens"
+	"party-sockets/webhook"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +41,17 @@ type config struct {
 	MemoryBudget     int64 // bytes; 0: a quarter of GOMEMLIMIT or of the machine's memory
 	JoinTimeout      time.Duration
 	MessageTimeout   time.Duration
+
+	RecoverFrames int
+	RecoverBytes  int
+	RecoverAge    time.Duration // 0: HOST_GRACE
+
+	// The game's backend (README "The game's backend in control").
+	CreateTokenSecret    string
+	CreateTokenPublicKey string
+	ServerAPIKey         string
+	WebhookURL           string
+	WebhookSecret        string
 
 	FramesPerSec        float64
 	BytesPerSec         float64
@@ -77,6 +91,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		MaxPendingConns:  1000,
 		JoinTimeout:      30 * time.Second,
 		MessageTimeout:   10 * time.Second,
+
+		RecoverFrames: 256,
+		RecoverBytes:  256 << 10,
 
 		FramesPerSec:        200,
 		BytesPerSec:         1 << 20,
@@ -147,6 +164,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"MAX_HEADER_BYTES", &c.MaxHeaderBytes, 1024, 1 << 20},
 		{"MAX_PENDING_CONNS", &c.MaxPendingConns, 1, 1 << 20},
 		{"UPGRADE_BURST", &c.UpgradeBurst, 1, 1 << 20},
+		{"RECOVER_FRAMES", &c.RecoverFrames, 1, 1 << 16},
+		{"RECOVER_BYTES", &c.RecoverBytes, 1024, 64 << 20},
 		{"CREATE_BURST", &c.CreateBurst, 1, 1 << 20},
 		{"MACHINE_MISSES_PER_MIN", &c.MachineMissesPerMin, 0, 1 << 30},
 		{"SEND_QUEUE_FRAMES", &c.QueueFrames, 1, 1 << 20},
@@ -186,7 +205,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		name string
 		dst  *time.Duration
 	}{{"WRITE_TIMEOUT", &c.WriteTimeout}, {"HANDSHAKE_TIMEOUT", &c.HandshakeTimeout},
-		{"JOIN_TIMEOUT", &c.JoinTimeout}, {"MESSAGE_TIMEOUT", &c.MessageTimeout}} {
+		{"JOIN_TIMEOUT", &c.JoinTimeout}, {"MESSAGE_TIMEOUT", &c.MessageTimeout}, {"RECOVER_AGE", &c.RecoverAge}} {
 		if v := getenv(d.name); v != "" {
 			t, err := time.ParseDuration(v)
 			if err != nil || t <= 0 {
@@ -201,6 +220,29 @@ func loadConfig(getenv func(string) string) (config, error) {
 			bad("MEMORY_BUDGET", v, "want a byte count from 1048576 to 1099511627776")
 		}
 		c.MemoryBudget = n
+	}
+	c.CreateTokenSecret = getenv("CREATE_TOKEN_SECRET")
+	if v := c.CreateTokenSecret; v != "" && len(v) < 32 {
+		bad("CREATE_TOKEN_SECRET", "(hidden)", "want at least 32 bytes")
+	}
+	if v := getenv("CREATE_TOKEN_PUBLIC_KEY"); v != "" {
+		if _, err := tokens.ParsePublicKey(v); err != nil {
+			bad("CREATE_TOKEN_PUBLIC_KEY", "(PEM)", "want a PEM Ed25519 public key: "+err.Error())
+		}
+		c.CreateTokenPublicKey = v
+	}
+	c.ServerAPIKey = getenv("SERVER_API_KEY")
+	if v := c.ServerAPIKey; v != "" && len(v) < 32 {
+		bad("SERVER_API_KEY", "(hidden)", "want at least 32 bytes")
+	}
+	c.WebhookURL, c.WebhookSecret = getenv("WEBHOOK_URL"), getenv("WEBHOOK_SECRET")
+	if v := c.WebhookURL; v != "" {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(v) > 2048 {
+			bad("WEBHOOK_URL", v, "want an absolute http(s) URL")
+		}
+		if _, err := webhook.ParseSecret(c.WebhookSecret); err != nil {
+			bad("WEBHOOK_SECRET", "(hidden)", err.Error())
+		}
 	}
 	if v := getenv("ALLOWED_ORIGINS"); v != "" {
 		for _, o := range strings.Split(v, ",") {

@@ -77,3 +77,27 @@ func TestLoadConfigBoundsTheNewLimits(t *testing.T) {
 		t.Fatalf("loadConfig = %+v, %v", c, err)
 	}
 }
+
+// `party-sockets token` mints a token the server's verifier accepts.
+func TestTokenCommand(t *testing.T) {
+	secret := "a-secret-of-at-least-32-bytes-long"
+	var out strings.Builder
+	err := runToken([]string{"-ttl", "2m", "-max-clients", "4", "-sub", "quiz"}, env(map[string]string{"CREATE_TOKEN_SECRET": secret}), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := verifier(config{CreateTokenSecret: secret})
+	c, err := v.Check(strings.TrimSpace(out.String()), 4, "https://any.example")
+	if err != nil || c.Subject != "quiz" {
+		t.Fatalf("minted token: %v %+v", err, c)
+	}
+	if _, err := v.Check(strings.TrimSpace(out.String()), 5, ""); err == nil {
+		t.Fatal("the -max-clients cap was not in the token")
+	}
+	if err := runToken(nil, env(nil), &out); err == nil {
+		t.Fatal("minted without a secret")
+	}
+	if err := runToken([]string{"-ttl", "3h"}, env(map[string]string{"CREATE_TOKEN_SECRET": secret}), &out); err == nil {
+		t.Fatal("minted a token valid for 3 hours")
+	}
+}

@@ -22,12 +22,21 @@ import (
 	"party-sockets/rooms"
 	"party-sockets/routing"
 	"party-sockets/server"
+	"party-sockets/tokens"
+	"party-sockets/webhook"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
 var version = ""
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		if err := runToken(os.Args[2:], os.Getenv, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "party-sockets token:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	if err := run(os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "party-sockets:", err)
 		os.Exit(1)
@@ -57,7 +66,12 @@ func run(getenv func(string) string) error {
 		limit = budget.DefaultLimit()
 	}
 	mem := budget.New(limit)
+	hooks, err := startWebhooks(cfg)
+	if err != nil {
+		return err
+	}
 	mgr := rooms.NewManager(rooms.Config{
+		Events:     roomEvents(hooks, cfg),
 		Instance:   cfg.Instance,
 		Region:     cfg.Region,
 		HostGrace:  cfg.HostGrace,
@@ -65,6 +79,10 @@ func run(getenv func(string) string) error {
 		MaxRooms:   cfg.MaxRooms,
 		MaxMembers: cfg.MaxRoomMembers,
 		Budget:     mem,
+
+		RecoverFrames: cfg.RecoverFrames,
+		RecoverBytes:  cfg.RecoverBytes,
+		RecoverAge:    cfg.RecoverAge,
 	})
 	// Catch the signals before serving anything: a stop that arrives right
 	// after start must drain, not kill (the default action).
@@ -115,6 +133,9 @@ func run(getenv func(string) string) error {
 		CreateBurst:         cfg.CreateBurst,
 		MachineMissesPerMin: cfg.MachineMissesPerMin,
 		Budget:              mem,
+		Tokens:              verifier(cfg),
+		APIKey:              cfg.ServerAPIKey,
+		Webhooks:            webhookStats(hooks),
 		Version:             buildVersion(),
 		Prober:              prober,
 		Logger:              log,
@@ -150,6 +171,59 @@ func run(getenv func(string) string) error {
 	}
 	log.Info("drained, exiting")
 	return nil
+}
+
+// verifier checks create tokens when a secret or key is configured.
+func verifier(cfg config) *tokens.Verifier {
+	v := &tokens.Verifier{Secret: []byte(cfg.CreateTokenSecret)}
+	if cfg.CreateTokenPublicKey != "" {
+		v.PublicKey, _ = tokens.ParsePublicKey(cfg.CreateTokenPublicKey) // checked by loadConfig
+	}
+	return v
+}
+
+// startWebhooks starts the sender when WEBHOOK_URL is set; nil otherwise.
+func startWebhooks(cfg config) (*webhook.Sender, error) {
+	if cfg.WebhookURL == "" {
+		return nil, nil
+	}
+	s, err := webhook.New(cfg.WebhookURL, cfg.WebhookSecret, webhook.Options{})
+	if err != nil {
+		return nil, err
+	}
+	go s.Run(context.Background())
+	return s, nil
+}
+
+// webhookStats is hooks as metrics see it: nil (not a nil pointer) when off.
+func webhookStats(hooks *webhook.Sender) server.WebhookStats {
+	if hooks == nil {
+		return nil
+	}
+	return hooks
+}
+
+// eventData is a webhook's data: never a clientId.
+type eventData struct {
+	Room     string `json:"room"`
+	Instance string `json:"instance"`
+	Region   string `json:"region"`
+	Index    *int   `json:"index,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// roomEvents turns the rooms' events into webhooks (nil without them).
+func roomEvents(hooks *webhook.Sender, cfg config) func(rooms.Event) {
+	if hooks == nil {
+		return nil
+	}
+	return func(e rooms.Event) {
+		d := eventData{Room: e.Room, Instance: cfg.Instance, Region: cfg.Region, Reason: e.Reason}
+		if e.Type == rooms.EventPlayerJoined || e.Type == rooms.EventPlayerLeft {
+			d.Index = &e.Index
+		}
+		hooks.Send(e.Type, d)
+	}
 }
 
 // waitEmpty returns once no room is left. A second signal closes every

@@ -34,6 +34,14 @@ type Options struct {
 	// MaxAttempts bounds reconnects in a row before giving up (default 20;
 	// negative: never give up).
 	MaxAttempts int
+	// NoRecover turns message recovery off. By default the client asks the
+	// server to number the frames of its slot and, after a reconnect, to
+	// send again what it missed; duplicates are dropped, and
+	// RecoveryFailed says when the server no longer had them.
+	NoRecover bool
+	// Since is the last seq a previous client of this slot saw (saved with
+	// the clientId, for Rejoin after a restart); 0 when unknown.
+	Since uint64
 }
 
 // Events. Every server message becomes one; Reconnecting and Closed are
@@ -53,9 +61,13 @@ type (
 		From int
 		Data json.RawMessage
 	}
-	State        struct{ Data json.RawMessage }
-	Error        struct{ Message string }
-	Reconnecting struct {
+	State struct{ Data json.RawMessage }
+	Error struct{ Message string }
+	// RecoveryFailed: after a reconnect the server no longer held every
+	// frame this slot missed (it was away too long). The retained state
+	// follows as a State event: resynchronise from it.
+	RecoveryFailed struct{ Since, Latest uint64 }
+	Reconnecting   struct {
 		Attempt int
 		Delay   time.Duration
 		Err     error
@@ -93,7 +105,13 @@ type Client struct {
 	room     string
 	index    int
 	instance string
+	seq      uint64 // the last frame number of this slot seen (recovery)
+	joinedAt bool   // a created or joined was seen: seq is meaningful
 }
+
+// Seq is the last frame number this client's slot has seen: save it with
+// the clientId to recover after a restart (Options.Since).
+func (c *Client) Seq() uint64 { c.mu.Lock(); defer c.mu.Unlock(); return c.seq }
 
 func (o *Options) defaults() error {
 	if o.URL == "" {
@@ -163,6 +181,9 @@ func newClient(opts Options) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{opts: opts, events: make(chan any, 256), done: make(chan struct{})}
+	if opts.Since > 0 {
+		c.seq, c.joinedAt = opts.Since, true
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -181,6 +202,7 @@ func start(ctx context.Context, opts Options, code string, first map[string]any)
 
 func (c *Client) firstConnect(ctx context.Context, u string, first map[string]any) error {
 	first["clientId"] = c.opts.ClientID
+	c.addRecovery(first)
 	if err := c.connect(ctx, u, first); err != nil {
 		c.cancel()
 		close(c.done)
@@ -188,6 +210,20 @@ func (c *Client) firstConnect(ctx context.Context, u string, first map[string]an
 	}
 	go c.run()
 	return nil
+}
+
+// addRecovery asks for recovery on a create or join, and for the frames
+// missed since the last one seen on a rejoin.
+func (c *Client) addRecovery(msg map[string]any) {
+	if c.opts.NoRecover {
+		return
+	}
+	msg["recover"] = true
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if msg["type"] == "join" && c.joinedAt {
+		msg["since"] = c.seq
+	}
 }
 
 // Events delivers every event in order; it is closed after Closed.

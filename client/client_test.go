@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -161,7 +162,7 @@ func TestCreateJoinRelay(t *testing.T) {
 }
 
 // A cut socket: the client rejoins its own slot, pinned to the room's
-// instance, and gets the retained state again.
+// instance. Without recovery it gets the retained state again.
 func TestReconnectKeepsSlotAndState(t *testing.T) {
 	hs, _ := newServer(t)
 	ctx := t.Context()
@@ -173,7 +174,9 @@ func TestReconnectKeepsSlotAndState(t *testing.T) {
 	room := next[Created](t, host).Room
 	host.SetState(ctx, "round 3")
 	proxy := newCutProxy(t, strings.TrimPrefix(hs.URL, "http://"))
-	guest, err := Join(ctx, fast("ws://"+proxy.ln.Addr().String()), room)
+	opts := fast("ws://" + proxy.ln.Addr().String())
+	opts.NoRecover = true
+	guest, err := Join(ctx, opts, room)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,6 +209,61 @@ func TestReconnectKeepsSlotAndState(t *testing.T) {
 	}
 	if m := next[Message](t, host); string(m.Data) != `"back"` {
 		t.Fatalf("host got %+v", m)
+	}
+}
+
+// Recovery (on by default): a player's socket is cut while the host sends
+// 100 targeted and 100 broadcast messages; after the rejoin the player has
+// all 200, exactly once, in order, and no resync was needed.
+func TestReconnectRecoversEveryMessage(t *testing.T) {
+	hs, _ := newServer(t)
+	ctx := t.Context()
+	host, err := Create(ctx, fast(hs.URL), 4, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	room := next[Created](t, host).Room
+	proxy := newCutProxy(t, strings.TrimPrefix(hs.URL, "http://"))
+	guest, err := Join(ctx, fast("ws://"+proxy.ln.Addr().String()), room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer guest.Close()
+	next[Joined](t, guest)
+	next[PeerJoined](t, host)
+	proxy.cut()
+	for i := range 100 {
+		for host.SendTo(ctx, 1, i) != nil || host.Send(ctx, 1000+i) != nil {
+			t.Fatal("the host could not send")
+		}
+	}
+	got, rejoined := 0, false
+	timeout := time.After(10 * time.Second)
+	for got < 200 || !rejoined {
+		select {
+		case ev := <-guest.Events():
+			switch e := ev.(type) {
+			case Joined:
+				rejoined = true
+			case Message:
+				want := got / 2
+				if got%2 == 1 {
+					want += 1000
+				}
+				if string(e.Data) != strconv.Itoa(want) {
+					t.Fatalf("message %d is %s, want %d (a gap, a duplicate or a reorder)", got, e.Data, want)
+				}
+				got++
+			case RecoveryFailed, State:
+				t.Fatalf("recovery failed: %+v", e)
+			}
+		case <-timeout:
+			t.Fatalf("got %d of 200 messages", got)
+		}
+	}
+	if guest.Seq() < 200 {
+		t.Fatalf("seq %d after 200 numbered frames", guest.Seq())
 	}
 }
 

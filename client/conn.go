@@ -20,16 +20,53 @@ type ServerError struct{ Message string }
 func (e *ServerError) Error() string { return "party-sockets: " + e.Message }
 
 type frame struct {
-	Type     string          `json:"type"`
-	Room     string          `json:"room"`
-	Instance string          `json:"instance"`
-	Region   string          `json:"region"`
-	Index    int             `json:"index"`
-	Peers    []int           `json:"peers"`
-	URL      string          `json:"url"`
-	From     int             `json:"from"`
-	Data     json.RawMessage `json:"data"`
-	Message  string          `json:"message"`
+	Type      string          `json:"type"`
+	Room      string          `json:"room"`
+	Instance  string          `json:"instance"`
+	Region    string          `json:"region"`
+	Index     int             `json:"index"`
+	Peers     []int           `json:"peers"`
+	URL       string          `json:"url"`
+	From      int             `json:"from"`
+	Data      json.RawMessage `json:"data"`
+	Message   string          `json:"message"`
+	Seq       *uint64         `json:"seq"`
+	Recovered *bool           `json:"recovered"`
+}
+
+// fresh reports whether a numbered frame is new, and records its number;
+// a frame seen before (a recovery overlapping what arrived) is dropped.
+func (c *Client) fresh(f *frame) bool {
+	if f.Seq == nil {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if *f.Seq <= c.seq {
+		return false
+	}
+	c.seq = *f.Seq
+	return true
+}
+
+// joinedSeq takes the seq of a created or joined frame: after a complete
+// recovery the frames that follow carry the numbers up to it; otherwise
+// the client starts over from it.
+func (c *Client) joinedSeq(f *frame) *RecoveryFailed {
+	if f.Seq == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var failed *RecoveryFailed
+	if f.Recovered != nil && !*f.Recovered {
+		failed = &RecoveryFailed{Since: c.seq, Latest: *f.Seq}
+	}
+	if f.Recovered == nil || failed != nil {
+		c.seq = *f.Seq
+	}
+	c.joinedAt = true
+	return failed
 }
 
 // connect dials u, sends first and waits for created or joined.
@@ -61,12 +98,14 @@ func (c *Client) connect(ctx context.Context, u string, first map[string]any) er
 			ws.CloseNow()
 			return &ServerError{f.Message}
 		case "created":
+			c.joinedSeq(&f)
 			c.mu.Lock()
 			c.ws, c.room, c.index, c.instance = ws, f.Room, 0, f.Instance
 			c.mu.Unlock()
 			c.emit(Created{Room: f.Room, Instance: f.Instance, Region: f.Region, URL: f.URL})
 			return nil
 		case "joined":
+			failed := c.joinedSeq(&f)
 			c.mu.Lock()
 			c.ws, c.room, c.index = ws, f.Room, f.Index
 			pinned := c.instance != ""
@@ -75,6 +114,9 @@ func (c *Client) connect(ctx context.Context, u string, first map[string]any) er
 				c.learnInstance(ctx, f.Room)
 			}
 			c.emit(Joined{Room: f.Room, Index: f.Index, Peers: f.Peers, URL: f.URL})
+			if failed != nil {
+				c.emit(*failed)
+			}
 			return nil
 		}
 	}
@@ -166,7 +208,7 @@ func (c *Client) readAll() error {
 			return err
 		}
 		var f frame
-		if json.Unmarshal(raw, &f) != nil {
+		if json.Unmarshal(raw, &f) != nil || !c.fresh(&f) {
 			continue
 		}
 		switch f.Type {
@@ -196,7 +238,9 @@ func (c *Client) reconnect(cause error) (Closed, bool) {
 			return Closed{Code: 1000, Reason: "closed by the client"}, false
 		case <-time.After(wait):
 		}
-		err := c.connect(c.ctx, c.rejoinURL(), map[string]any{"type": "join", "clientId": c.opts.ClientID, "room": c.Room()})
+		msg := map[string]any{"type": "join", "clientId": c.opts.ClientID, "room": c.Room()}
+		c.addRecovery(msg)
+		err := c.connect(c.ctx, c.rejoinURL(), msg)
 		if err == nil {
 			return Closed{}, true
 		}

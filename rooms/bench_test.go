@@ -22,7 +22,7 @@ func roomOf(b testing.TB, size int) (*Room, []*nopMember) {
 		b.Fatal(err)
 	}
 	for i := 1; i < size; i++ {
-		if _, _, err := m.Join(r.Code, fmt.Sprint(i), members[i]); err != nil {
+		if _, _, err := m.Join(r.Code, fmt.Sprint(i), members[i], JoinOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -67,10 +67,10 @@ func BenchmarkCreateJoinLeave(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m.Join(r.Code, "a", a)
-		m.Join(r.Code, "c", c)
-		r.Leave(1, a)
-		r.Leave(2, c)
-		r.Leave(0, host)
+		m.Join(r.Code, "a", a, JoinOptions{})
+		m.Join(r.Code, "c", c, JoinOptions{})
+		r.Leave(1, a, true)
+		r.Leave(2, c, true)
+		r.Leave(0, host, true)
 	}
 }

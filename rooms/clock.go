@@ -10,6 +10,7 @@ import (
 // two-minute grace is exercised in microseconds.
 type Clock interface {
 	AfterFunc(d time.Duration, f func()) Timer
+	Now() time.Time
 }
 
 // Timer is a scheduled call that can be cancelled.
@@ -22,6 +23,9 @@ type RealClock struct{}
 
 // AfterFunc implements Clock with time.AfterFunc.
 func (RealClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+// Now implements Clock.
+func (RealClock) Now() time.Time { return time.Now() }
 
 // FakeClock is a manual clock for tests: timers fire only in Advance, on the
 // caller's goroutine, in deadline order.
@@ -53,6 +57,13 @@ func (t *fakeTimer) Stop() bool {
 	was := !t.stopped
 	t.stopped = true
 	return was
+}
+
+// Now implements Clock: a fixed epoch plus the time advanced.
+func (c *FakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Unix(1_000_000_000, 0).Add(c.now)
 }
 
 // Pending returns how many timers are armed.

@@ -71,6 +71,14 @@ type Config struct {
 	MaxRooms  int // 0 means unbounded
 	// MaxMembers clamps a create's maxClients; 0 means DefaultMaxMembers.
 	MaxMembers int
+	// Recovery windows per slot (recover.go); zero values mean 256
+	// frames, 256 KiB and the host grace.
+	RecoverFrames int
+	RecoverBytes  int
+	RecoverAge    time.Duration
+	// Events, when set, is told of every room's life (webhooks). It is
+	// called with the room's lock held: it must not block or call back.
+	Events func(Event)
 	// Budget counts what rooms hold (slot history, retained state) in the
 	// machine's memory budget; nil counts nothing.
 	Budget *budget.Budget
@@ -92,6 +100,15 @@ func NewManager(cfg Config) *Manager {
 	if cfg.MaxMembers <= 0 {
 		cfg.MaxMembers = DefaultMaxMembers
 	}
+	if cfg.RecoverFrames <= 0 {
+		cfg.RecoverFrames = 256
+	}
+	if cfg.RecoverBytes <= 0 {
+		cfg.RecoverBytes = 256 << 10
+	}
+	if cfg.RecoverAge <= 0 {
+		cfg.RecoverAge = max(cfg.HostGrace, time.Second)
+	}
 	return &Manager{cfg: cfg, budget: cfg.Budget, rooms: make(map[string]*Room)}
 }
 
@@ -102,6 +119,7 @@ type CreateRequest struct {
 	MaxClients float64
 	Origin     string
 	URL        Template // empty when the host gave none
+	Recover    bool     // the host opts in to message recovery
 }
 
 // Create makes a room with the caller in slot 0 and sends it created.
@@ -130,13 +148,19 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 	r := &Room{
 		m: m, Code: code, MaxClients: req.MaxClients, Origin: req.Origin, URL: resolved,
 		history: slotHistory(req.MaxClients),
-		slots:   []slot{{index: 0, key: key, member: req.Member}},
+		slots:   []slot{{index: 0, key: key, member: req.Member, recover: req.Recover}},
 		byKey:   map[clientKey]int{key: 0},
 		next:    1,
 		live:    1,
 	}
 	m.budget.Add(SlotBytes)
-	req.Member.Send(createdFrame(code, m.cfg.Instance, m.cfg.Region, 0, resolved))
+	m.event(Event{Type: EventRoomCreated, Room: code})
+	m.event(Event{Type: EventPlayerJoined, Room: code, Index: 0})
+	created := createdFrame(code, m.cfg.Instance, m.cfg.Region, 0, resolved)
+	if req.Recover {
+		created = appendRecovery(created, 0, nil)
+	}
+	req.Member.Send(created)
 	m.rooms[code] = r
 	return r, nil
 }
@@ -157,7 +181,7 @@ func (m *Manager) freshCodeLocked() (string, error) {
 
 // Join adds mem to the room as clientID, or gives it back the slot that
 // clientID already owns. It sends joined (and the retained state) to mem.
-func (m *Manager) Join(code, clientID string, mem Member) (*Room, int, error) {
+func (m *Manager) Join(code, clientID string, mem Member, opt JoinOptions) (*Room, int, error) {
 	if len(clientID) > MaxClientIDBytes {
 		return nil, 0, ErrClientIDTooLong
 	}
@@ -165,7 +189,7 @@ func (m *Manager) Join(code, clientID string, mem Member) (*Room, int, error) {
 	if r == nil {
 		return nil, 0, ErrRoomNotFound
 	}
-	idx, err := r.join(keyOf(clientID), mem)
+	idx, err := r.join(keyOf(clientID), mem, opt)
 	if err != nil {
 		return nil, 0, err
 	}

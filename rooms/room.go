@@ -14,10 +14,13 @@ type clientKey [sha256.Size]byte
 func keyOf(clientID string) clientKey { return sha256.Sum256([]byte(clientID)) }
 
 type slot struct {
-	index  int
-	key    clientKey
-	member Member // nil while the slot is vacant
-	left   uint64 // the room's leave counter when the slot went vacant
+	index   int
+	key     clientKey
+	member  Member // nil while the slot is vacant
+	left    uint64 // the room's leave counter when the slot went vacant
+	recover bool   // the owner opted in to recovery: frames are numbered and kept
+	seq     uint64 // the last number handed out (recover.go)
+	win     window
 }
 
 // SlotBytes is what one remembered slot costs, roughly: the slot, its map
@@ -77,7 +80,7 @@ func (r *Room) slotLocked(index int) *slot {
 	return nil
 }
 
-func (r *Room) join(key clientKey, mem Member) (int, error) {
+func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -87,6 +90,19 @@ func (r *Room) join(key clientKey, mem Member) (int, error) {
 	var s *slot
 	if owned {
 		s = r.slotLocked(idx)
+	}
+	since := opt.Since
+	if !opt.Recover {
+		since = nil
+	}
+	if since != nil {
+		latest := uint64(0)
+		if s != nil && s.recover {
+			latest = s.seq
+		}
+		if *since > latest {
+			return 0, ErrSinceAhead
+		}
 	}
 	switch {
 	case s != nil && s.member != nil:
@@ -103,6 +119,7 @@ func (r *Room) join(key clientKey, mem Member) (int, error) {
 		if idx == 0 {
 			r.cancelGraceLocked()
 		}
+		r.m.event(Event{Type: EventPlayerJoined, Room: r.Code, Index: idx})
 		r.broadcastLocked(idx, peerFrame("peer_joined", idx))
 	default:
 		if r.full() {
@@ -113,14 +130,44 @@ func (r *Room) join(key clientKey, mem Member) (int, error) {
 		}
 		idx = r.next
 		r.next++
-		r.slots = append(r.slots, slot{index: idx, key: key, member: mem})
+		r.slots = append(r.slots, slot{index: idx, key: key})
+		s = &r.slots[len(r.slots)-1]
+		s.member = mem
 		r.byKey[key] = idx
 		r.live++
 		r.m.budget.Add(SlotBytes)
+		r.m.event(Event{Type: EventPlayerJoined, Room: r.Code, Index: idx})
 		r.broadcastLocked(idx, peerFrame("peer_joined", idx))
 	}
-	mem.Send(joinedFrame(r.Code, idx, r.peersLocked(idx), r.URL))
-	if r.state != nil {
+	if s.recover && !opt.Recover {
+		r.dropWindowLocked(s)
+		s.seq = 0
+	}
+	s.recover = opt.Recover
+	joined := joinedFrame(r.Code, idx, r.peersLocked(idx), r.URL)
+	if !opt.Recover {
+		mem.Send(joined)
+		if r.state != nil {
+			mem.Send(r.state)
+		}
+		return idx, nil
+	}
+	// Recovery: joined, then every frame the slot missed, then live
+	// traffic (all under the room's lock: no gap, no duplicate). The
+	// retained state follows joined only when the client has to resync:
+	// a fresh join, or frames that are no longer in the window.
+	var missed [][]byte
+	complete := false
+	if since != nil {
+		missed, complete = r.missedLocked(s, *since)
+		mem.Send(appendRecovery(joined, s.seq, &complete))
+	} else {
+		mem.Send(appendRecovery(joined, s.seq, nil))
+	}
+	for _, f := range missed {
+		mem.Send(f)
+	}
+	if !complete && r.state != nil {
 		mem.Send(r.state)
 	}
 	return idx, nil
@@ -142,6 +189,7 @@ func (r *Room) forgetOldestVacantLocked() {
 		return
 	}
 	delete(r.byKey, r.slots[victim].key)
+	r.dropWindowLocked(&r.slots[victim])
 	r.slots = append(r.slots[:victim], r.slots[victim+1:]...)
 	r.m.budget.Add(-SlotBytes)
 }
@@ -156,12 +204,13 @@ func (r *Room) peersLocked(self int) []int {
 	return peers
 }
 
-// broadcastLocked queues frame for every live member but the one at skip.
+// broadcastLocked delivers frame to every slot but the one at skip: live
+// members get it, and so do the windows of slots that recover, live or
+// away. It returns how many live sockets got it.
 func (r *Room) broadcastLocked(skip int, frame []byte) int {
 	n := 0
 	for i := range r.slots {
-		if s := &r.slots[i]; s.index != skip && s.member != nil {
-			s.member.Send(frame)
+		if s := &r.slots[i]; s.index != skip && (s.member != nil || s.recover) && r.deliverLocked(s, frame) {
 			n++
 		}
 	}
@@ -180,9 +229,12 @@ func (r *Room) memberLocked(idx int, mem Member) (*slot, error) {
 	return s, nil
 }
 
-// Leave is called when mem's socket is gone. A socket that was replaced, or
-// whose room was closed, causes nothing.
-func (r *Room) Leave(idx int, mem Member) {
+// Leave is called when mem's socket is gone; clean is true when it closed
+// with 1000. A socket that was replaced, or whose room was closed, causes
+// nothing. A room whose last member left cleanly ends at once; one whose
+// last member blipped (any other end) is kept for the host grace, so a
+// lone host on a flaky network keeps its room and code.
+func (r *Room) Leave(idx int, mem Member, clean bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, err := r.memberLocked(idx, mem)
@@ -193,12 +245,13 @@ func (r *Room) Leave(idx int, mem Member) {
 	r.leaves++
 	s.left = r.leaves
 	r.live--
-	if r.live == 0 {
-		r.endLocked(0, "")
+	r.m.event(Event{Type: EventPlayerLeft, Room: r.Code, Index: idx})
+	if r.live == 0 && clean {
+		r.endLocked(0, "", EndEmpty)
 		return
 	}
 	r.broadcastLocked(idx, peerFrame("peer_left", idx))
-	if idx == 0 {
+	if idx == 0 || (r.live == 0 && r.grace == nil) {
 		r.armGraceLocked()
 	}
 }
@@ -217,12 +270,15 @@ func (r *Room) Send(idx int, mem Member, to *uint64, frame []byte) (int, error) 
 	if *to >= uint64(r.next) {
 		return 0, ErrTargetNotFound
 	}
+	// A vacant slot that recovers takes the frame into its window.
 	s := r.slotLocked(int(*to))
-	if s == nil || s.member == nil {
+	if s == nil || (s.member == nil && !s.recover) {
 		return 0, ErrTargetNotFound
 	}
-	s.member.Send(frame)
-	return 1, nil
+	if r.deliverLocked(s, frame) {
+		return 1, nil
+	}
+	return 0, nil
 }
 
 // SetState retains a snapshot (compact JSON, nil when absent) and pushes it
@@ -258,14 +314,15 @@ func (r *Room) CloseRoom(idx int, mem Member) error {
 	if idx != 0 {
 		return ErrOnlyHostClose
 	}
-	r.endLocked(CloseRoomClosed, "room closed")
+	r.endLocked(CloseRoomClosed, "room closed", EndHostClosed)
 	return nil
 }
 
 // endLocked removes the room and closes every live member with code (when
-// not zero). No other frame is sent.
-func (r *Room) endLocked(code int, reason string) {
+// not zero). No other frame is sent. why is the reason webhooks see.
+func (r *Room) endLocked(code int, reason, why string) {
 	r.closed = true
+	r.m.event(Event{Type: EventRoomClosed, Room: r.Code, Reason: why})
 	r.cancelGraceLocked()
 	for i := range r.slots {
 		if mem := r.slots[i].member; mem != nil {
@@ -274,6 +331,9 @@ func (r *Room) endLocked(code int, reason string) {
 		}
 	}
 	r.live = 0
+	for i := range r.slots {
+		r.dropWindowLocked(&r.slots[i])
+	}
 	r.m.budget.Add(-int64(len(r.slots)*SlotBytes + len(r.state)))
 	r.m.remove(r)
 }
@@ -301,5 +361,5 @@ func (r *Room) graceExpired(turn int) {
 	if s := r.slotLocked(0); s != nil && s.member != nil {
 		return
 	}
-	r.endLocked(CloseRoomClosed, "room closed")
+	r.endLocked(CloseRoomClosed, "room closed", EndGraceExpired)
 }

@@ -78,7 +78,7 @@ func create(t *testing.T, m *Manager, host *fakeMember, max float64) *Room {
 
 func join(t *testing.T, m *Manager, code, id string, mem *fakeMember) int {
 	t.Helper()
-	_, idx, err := m.Join(code, id, mem)
+	_, idx, err := m.Join(code, id, mem, JoinOptions{})
 	if err != nil {
 		t.Fatalf("Join(%s): %v", id, err)
 	}
@@ -128,18 +128,18 @@ func TestCapCountsLiveMembersAndIndicesAreNotReused(t *testing.T) {
 	host, a, b, c := &fakeMember{}, &fakeMember{}, &fakeMember{}, &fakeMember{}
 	r := create(t, m, host, 2)
 	join(t, m, r.Code, "a", a)
-	if _, _, err := m.Join(r.Code, "b", b); err != ErrRoomFull {
+	if _, _, err := m.Join(r.Code, "b", b, JoinOptions{}); err != ErrRoomFull {
 		t.Fatalf("third join: %v, want %v", err, ErrRoomFull)
 	}
-	r.Leave(1, a)
+	r.Leave(1, a, true)
 	if idx := join(t, m, r.Code, "b", b); idx != 2 {
 		t.Fatalf("b after a left got index %d, want 2", idx)
 	}
 	// a's slot is vacant but the room is full again: reclaim is refused.
-	if _, _, err := m.Join(r.Code, "a", c); err != ErrRoomFull {
+	if _, _, err := m.Join(r.Code, "a", c, JoinOptions{}); err != ErrRoomFull {
 		t.Fatalf("reclaim into full room: %v, want %v", err, ErrRoomFull)
 	}
-	r.Leave(2, b)
+	r.Leave(2, b, true)
 	host.take()
 	if idx := join(t, m, r.Code, "a", c); idx != 1 {
 		t.Fatalf("reclaim got index %d, want 1", idx)
@@ -162,7 +162,7 @@ func TestReplaceClosesOldSocketSilently(t *testing.T) {
 	}
 	expectFrames(t, "host", host)
 	// The old socket going away afterwards causes nothing.
-	r.Leave(1, a)
+	r.Leave(1, a, true)
 	expectFrames(t, "host", host)
 	if _, err := r.Send(1, a, nil, MessageFrame(1, nil)); err != ErrNotInRoom {
 		t.Fatalf("send from replaced socket: %v", err)
@@ -223,7 +223,7 @@ func TestCloseRoom(t *testing.T) {
 	if _, ok := m.Lookup(r.Code); ok {
 		t.Fatal("closed room still found")
 	}
-	if _, _, err := m.Join(r.Code, "a", &fakeMember{}); err != ErrRoomNotFound {
+	if _, _, err := m.Join(r.Code, "a", &fakeMember{}, JoinOptions{}); err != ErrRoomNotFound {
 		t.Fatalf("join closed room: %v", err)
 	}
 }
@@ -233,8 +233,8 @@ func TestEmptyRoomIsDeletedAtOnce(t *testing.T) {
 	host, a := &fakeMember{}, &fakeMember{}
 	r := create(t, m, host, 4)
 	join(t, m, r.Code, "a", a)
-	r.Leave(1, a)
-	r.Leave(0, host)
+	r.Leave(1, a, true)
+	r.Leave(0, host, true)
 	if m.Held(r.Code) {
 		t.Fatal("empty room still held")
 	}
@@ -249,7 +249,7 @@ func TestHostGrace(t *testing.T) {
 	r := create(t, m, host, 4)
 	join(t, m, r.Code, "a", a)
 	a.take()
-	r.Leave(0, host)
+	r.Leave(0, host, true)
 	expectFrames(t, "a", a, `{"type":"peer_left","index":0}`)
 	clk.Advance(2*time.Minute - time.Millisecond)
 	if !m.Held(r.Code) {
@@ -269,7 +269,7 @@ func TestHostReclaimCancelsGrace(t *testing.T) {
 	host, host2, a := &fakeMember{}, &fakeMember{}, &fakeMember{}
 	r := create(t, m, host, 4)
 	join(t, m, r.Code, "a", a)
-	r.Leave(0, host)
+	r.Leave(0, host, true)
 	clk.Advance(time.Minute)
 	if idx := join(t, m, r.Code, "host", host2); idx != 0 {
 		t.Fatalf("host reclaimed index %d", idx)
@@ -279,7 +279,7 @@ func TestHostReclaimCancelsGrace(t *testing.T) {
 		t.Fatal("room ended although the host came back")
 	}
 	// A second departure arms a fresh, full window.
-	r.Leave(0, host2)
+	r.Leave(0, host2, true)
 	clk.Advance(2*time.Minute - time.Second)
 	if !m.Held(r.Code) {
 		t.Fatal("second grace window was shortened by the first")
@@ -313,7 +313,7 @@ func TestSlotHistoryChurnNeverLocksTheRoom(t *testing.T) {
 	// A player blips: its slot is vacant, reclaimable.
 	p := &fakeMember{}
 	join(t, m, r.Code, "player", p)
-	r.Leave(1, p)
+	r.Leave(1, p, true)
 	// A stranger churns 1,000 keys.
 	for i := range 1000 {
 		mem := &fakeMember{}
@@ -321,7 +321,7 @@ func TestSlotHistoryChurnNeverLocksTheRoom(t *testing.T) {
 		if idx != i+2 {
 			t.Fatalf("churn %d got index %d: indices must never be reused", i, idx)
 		}
-		r.Leave(idx, mem)
+		r.Leave(idx, mem, true)
 	}
 	r.mu.Lock()
 	n := len(r.slots)
@@ -338,7 +338,7 @@ func TestSlotHistoryChurnNeverLocksTheRoom(t *testing.T) {
 		t.Fatal("a forgotten key reclaimed its retired index")
 	}
 	// The host's key is never forgotten.
-	r.Leave(0, host)
+	r.Leave(0, host, true)
 	if idx := join(t, m, r.Code, "host", &fakeMember{}); idx != 0 {
 		t.Fatalf("host reclaim after churn got %d", idx)
 	}
@@ -358,7 +358,7 @@ func TestClientIDIsHashedAndBounded(t *testing.T) {
 	}
 	r.mu.Unlock()
 	long := strings.Repeat("x", MaxClientIDBytes+1)
-	if _, _, err := m.Join(r.Code, long, &fakeMember{}); err != ErrClientIDTooLong {
+	if _, _, err := m.Join(r.Code, long, &fakeMember{}, JoinOptions{}); err != ErrClientIDTooLong {
 		t.Fatalf("join with a long id: %v", err)
 	}
 	if _, err := m.Create(CreateRequest{Member: &fakeMember{}, ClientID: long, MaxClients: 2}); err != ErrClientIDTooLong {
@@ -452,7 +452,7 @@ func TestConcurrentRooms(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				_, idx, err := m.Join(r.Code, fmt.Sprint(g, i), a)
+				_, idx, err := m.Join(r.Code, fmt.Sprint(g, i), a, JoinOptions{})
 				if err != nil {
 					t.Error(err)
 					return
@@ -461,8 +461,8 @@ func TestConcurrentRooms(t *testing.T) {
 					_, _ = r.Send(idx, a, nil, MessageFrame(idx, []byte("1")))
 				}
 				_ = r.SetState(0, host, []byte("2"))
-				r.Leave(idx, a)
-				r.Leave(0, host)
+				r.Leave(idx, a, true)
+				r.Leave(0, host, true)
 			}
 		}()
 	}

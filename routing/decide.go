@@ -151,9 +151,35 @@ func withoutInstance(path, raw string) string {
 	return path + "?" + strings.Join(keep, "&")
 }
 
+// APIActions are the server API's verbs: POST /room/<code>/<action>.
+var APIActions = []string{"send", "state", "close"}
+
+// APIPath splits /room/<code>/<action> for a server API action.
+func APIPath(escapedPath string) (code, action string, ok bool) {
+	rest, ok := strings.CutPrefix(escapedPath, "/room/")
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return "", "", false
+	}
+	for _, a := range APIActions {
+		if rest[i+1:] == a {
+			code, err := url.PathUnescape(rest[:i])
+			return code, a, err == nil
+		}
+	}
+	return "", "", false
+}
+
 // CandidateCode extracts a room code from /<6 letters or digits> or
-// /room/<anything> (percent-decoded). /health and /metrics are never codes.
+// /room/<anything> (percent-decoded), including a server API path
+// /room/<code>/<action>. /health and /metrics are never codes.
 func CandidateCode(escapedPath string) (string, bool) {
+	if code, _, ok := APIPath(escapedPath); ok {
+		return code, true
+	}
 	if rest, ok := strings.CutPrefix(escapedPath, "/room/"); ok {
 		code, err := url.PathUnescape(rest)
 		if err != nil {

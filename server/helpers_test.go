@@ -43,6 +43,12 @@ func newTestServerWith(t *testing.T, cfg Config, maxRooms, maxMembers int) *test
 	clk := &rooms.FakeClock{}
 	mgr := rooms.NewManager(rooms.Config{Instance: cfg.Instance, Region: cfg.Region, HostGrace: 2 * time.Minute, Clock: clk,
 		Codes: &seq{}, MaxRooms: maxRooms, MaxMembers: maxMembers, Budget: cfg.Budget})
+	return newTestServerWithManager(t, cfg, mgr, clk)
+}
+
+// newTestServerWithManager serves a manager the test made itself.
+func newTestServerWithManager(t *testing.T, cfg Config, mgr *rooms.Manager, clk *rooms.FakeClock) *testServer {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

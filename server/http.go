@@ -13,6 +13,10 @@ import (
 
 // ServeHTTP handles a request in the order of the wire contract (§9).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	api := isAPI(r)
+	if api && s.apiRefusal(w, r) {
+		return // before routing: a refused call costs no probe
+	}
 	r, answered := s.route(w, r)
 	if answered {
 		return
@@ -24,6 +28,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	case get && path == "/metrics":
 		s.metrics.handler.ServeHTTP(w, r)
+	case api:
+		s.serveAPI(w, r)
 	case get && strings.HasPrefix(path, "/room/"):
 		s.serveRoom(w, r)
 	case isUpgrade(r):

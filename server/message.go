@@ -39,6 +39,9 @@ type message struct {
 	Room       []byte
 	Data       []byte
 	To         []byte
+	Recover    []byte
+	Since      []byte
+	Token      []byte
 	rawType    []byte
 }
 
@@ -46,6 +49,26 @@ type message struct {
 // sensitive, unlike encoding/json's struct decoding) and, as in JavaScript,
 // the last of duplicate keys wins.
 func decodeMessage(frame []byte) (message, error) {
+	m, err := decodeObject(frame)
+	if err == errNotObject {
+		return m, errUnknownType
+	}
+	if err != nil {
+		return m, err
+	}
+	t, ok := jsonString(m.rawType)
+	if !ok {
+		return m, errUnknownType
+	}
+	m.Type = t
+	return m, nil
+}
+
+// errNotObject is decodeObject's answer for JSON that is not an object.
+var errNotObject = errors.New("Body must be a JSON object")
+
+// decodeObject scans a JSON object's top-level fields.
+func decodeObject(frame []byte) (message, error) {
 	var m message
 	if !json.Valid(frame) {
 		return m, errInvalidJSON
@@ -56,7 +79,7 @@ func decodeMessage(frame []byte) (message, error) {
 	}
 	p := skipSpace(frame, 0)
 	if frame[p] != '{' {
-		return m, errUnknownType
+		return m, errNotObject
 	}
 	p = skipSpace(frame, p+1)
 	for keys := 0; frame[p] != '}'; keys++ {
@@ -77,11 +100,6 @@ func decodeMessage(frame []byte) (message, error) {
 			p = skipSpace(frame, p+1)
 		}
 	}
-	t, ok := jsonString(m.rawType)
-	if !ok {
-		return m, errUnknownType
-	}
-	m.Type = t
 	return m, nil
 }
 
@@ -105,6 +123,12 @@ func (m *message) set(key, val []byte) {
 		m.Data = val
 	case `"to"`:
 		m.To = val
+	case `"recover"`:
+		m.Recover = val
+	case `"since"`:
+		m.Since = val
+	case `"token"`:
+		m.Token = val
 	}
 }
 

@@ -33,17 +33,17 @@ type meter struct {
 	fragments    int // continuation frames of the message being read
 	maxFragments int
 
-	frames, bytes tokens
+	frames, bytes tokenBucket
 }
 
-// tokens is a token bucket that may go into debt: the debt is paid by
+// tokenBucket is a token bucket that may go into debt: the debt is paid by
 // sleeping.
-type tokens struct {
+type tokenBucket struct {
 	rate, burst, have float64
 	last              time.Time
 }
 
-func (b *tokens) charge(now time.Time, n float64) (wait time.Duration) {
+func (b *tokenBucket) charge(now time.Time, n float64) (wait time.Duration) {
 	if b.rate <= 0 {
 		return 0
 	}
@@ -74,8 +74,8 @@ const MaxFragments = 64
 
 func newMeter(r io.Reader, framesPerSec, bytesPerSec float64) *meter {
 	return &meter{r: r, sleep: time.Sleep, now: time.Now, hdrNeed: 2, maxFragments: MaxFragments,
-		frames: tokens{rate: framesPerSec, burst: 2 * framesPerSec},
-		bytes:  tokens{rate: bytesPerSec, burst: 2 * bytesPerSec}}
+		frames: tokenBucket{rate: framesPerSec, burst: 2 * framesPerSec},
+		bytes:  tokenBucket{rate: bytesPerSec, burst: 2 * bytesPerSec}}
 }
 
 func (m *meter) Read(p []byte) (int, error) {

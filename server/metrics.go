@@ -23,12 +23,14 @@ import (
 	"party-sockets/budget"
 	"party-sockets/rooms"
 	"party-sockets/routing"
+	"party-sockets/tokens"
 )
 
 // Bounds of the per-origin table (wire contract §10).
 const (
 	originTableSize = 500
 	originSeries    = 100
+	tenantTableSize = 100
 	otherOrigin     = "__other__"
 )
 
@@ -61,6 +63,7 @@ type originStats struct {
 // metrics holds the counters the server updates and collects the gauges
 // from the room manager at scrape time.
 type metrics struct {
+	tenants *lru.Cache[string, *originStats] // create tokens' sub, bounded like origins
 	mgr     *rooms.Manager
 	budget  *budget.Budget
 	origins *lru.Cache[string, *originStats]
@@ -81,7 +84,8 @@ type metrics struct {
 
 func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer prometheus.Gatherer) *metrics {
 	origins, _ := lru.New[string, *originStats](originTableSize)
-	m := &metrics{mgr: mgr, budget: cfg.Budget, origins: origins, start: time.Now()}
+	tenants, _ := lru.New[string, *originStats](tenantTableSize)
+	m := &metrics{mgr: mgr, budget: cfg.Budget, origins: origins, tenants: tenants, start: time.Now()}
 	instance, region, version := cfg.Instance, strings.ToUpper(cfg.Region), cfg.Version
 	if instance == "" {
 		instance = "local"
@@ -118,12 +122,24 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 		"roomsOrigin":   d("party_sockets_rooms_by_origin", "Live rooms by origin.", "origin"),
 		"connections":   d("party_sockets_connections_total", "WebSocket connections opened.", "origin"),
 		"created":       d("party_sockets_rooms_created_total", "Rooms created.", "origin"),
+		"tenantCreated": d("party_sockets_rooms_created_by_tenant_total", "Rooms created, by the create token's sub (at most 100 tenants).", "tenant"),
 		"rss":           d("process_resident_memory_bytes", "Resident set size in bytes."),
 		"heap":          d("process_heap_used_bytes", "Heap bytes in use by live and unswept objects."),
 		"uptime":        d("process_uptime_seconds", "Seconds since the process started."),
 		"goroutines":    d("go_goroutines", "Goroutines that currently exist."),
 		"budgetUsed":    d("party_sockets_memory_budget_used_bytes", "Bytes clients make the machine hold: queues, partial messages, slot history, state."),
 		"budgetLimit":   d("party_sockets_memory_budget_limit_bytes", "The memory budget; over it, the largest send queues are shed."),
+	}
+	if cfg.Webhooks != nil {
+		for i, result := range []string{"delivered", "retried", "failed", "dropped"} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "party_sockets_webhooks_total", Help: "Webhook events delivered, attempts retried, events given up on, and events dropped on a full queue.",
+				ConstLabels: prometheus.Labels{"result": result},
+			}, func() float64 {
+				d, r, f, x := cfg.Webhooks.Stats()
+				return float64([]uint64{d, r, f, x}[i])
+			}))
+		}
 	}
 	// Every label set is fixed: start each series at zero so rates and
 	// dashboards have data before the first event.
@@ -147,6 +163,14 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 
 func (m *metrics) connectionOpened(o string) { getOrAdd(m.origins, o).connections.Add(1) }
 func (m *metrics) roomCreated(o string)      { getOrAdd(m.origins, o).roomsCreated.Add(1) }
+
+// tenantCreated counts a create by a token's sub: at most tenantTableSize
+// tenants, the least recent forgotten.
+func (m *metrics) tenantCreated(sub string) {
+	if sub != "" {
+		getOrAdd(m.tenants, sub).roomsCreated.Add(1)
+	}
+}
 func (m *metrics) connectionClosed(reason string) {
 	m.closes.WithLabelValues(reason).Inc()
 }
@@ -177,9 +201,10 @@ var knownErrors = []error{
 	errRoomRequired, rooms.ErrRoomNotFound, rooms.ErrRoomFull, rooms.ErrNotInRoom,
 	rooms.ErrTargetNotFound, rooms.ErrOnlyHostState, rooms.ErrStateRequired, rooms.ErrStateTooLarge,
 	rooms.ErrOnlyHostClose, rooms.ErrURLType, rooms.ErrURLTooLarge, rooms.ErrURLChars, rooms.ErrURLBrace,
-	rooms.ErrURLInvalid, rooms.ErrURLNotHTTPS, rooms.ErrTooManyRooms, rooms.ErrClientIDTooLong,
+	rooms.ErrURLInvalid, rooms.ErrURLNotHTTPS, rooms.ErrTooManyRooms, rooms.ErrClientIDTooLong, rooms.ErrSinceAhead, rooms.ErrSinceInvalid,
 	errRateLimited, errTooManyMisses, errTooManyConns, errTooManyRequests, errInvalidUTF8, errOriginTooLong,
-	errTooComplex, errTooManyUpgrades, errTooManyCreates,
+	errTooComplex, errTooManyUpgrades, errTooManyCreates, tokens.ErrUnauthorized, errAPIOff, errBodyTooLarge,
+	errDataRequired, errNotObject,
 }
 
 // probeTimer starts timing a probe round; the returned func records it.
@@ -315,6 +340,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge("heap", float64(heapBytes()))
 	counter("uptime", time.Since(m.start).Seconds())
 	gauge("goroutines", float64(runtime.NumGoroutine()))
+	for _, tn := range m.tenants.Keys() {
+		if st, ok := m.tenants.Peek(tn); ok {
+			counter("tenantCreated", float64(st.roomsCreated.Load()), tn)
+		}
+	}
 	gauge("budgetUsed", float64(m.budget.Used()))
 	gauge("budgetLimit", float64(m.budget.Limit()))
 }

@@ -40,7 +40,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 		// peers about; anything else is answered here. A probe is a
 		// lookup, so it is checked against, and charged to, the
 		// address's miss budget first (refunded when a peer holds it).
-		if in.Upgrade || (r.Method == http.MethodGet && strings.HasPrefix(in.Path, "/room/")) {
+		if in.Upgrade || (r.Method == http.MethodGet && strings.HasPrefix(in.Path, "/room/")) || isAPI(r) {
 			ip := s.clientIP(r)
 			if !s.ipl.chargeMiss(ip) {
 				s.metrics.errorSent(errTooManyRequests)

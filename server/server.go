@@ -20,7 +20,13 @@ import (
 	"party-sockets/budget"
 	"party-sockets/rooms"
 	"party-sockets/routing"
+	"party-sockets/tokens"
 )
+
+// WebhookStats is what metrics show of webhook delivery.
+type WebhookStats interface {
+	Stats() (delivered, retried, failed, dropped uint64)
+}
 
 // Config is the server's part of the machine configuration.
 type Config struct {
@@ -30,7 +36,10 @@ type Config struct {
 	DashboardURL   string   // where GET / redirects; "" serves a text summary
 	AllowedOrigins []string // host patterns; empty allows every origin
 	Version        string
-	Prober         *routing.Prober // same-region peer probe; nil off Fly
+	Prober         *routing.Prober  // same-region peer probe; nil off Fly
+	Tokens         *tokens.Verifier // create tokens; nil or empty: creates are open
+	APIKey         string           // SERVER_API_KEY: enables the server API
+	Webhooks       WebhookStats     // for metrics; nil without webhooks
 
 	MaxFrameBytes int64         // largest client frame; larger closes with 1009
 	QueueFrames   int           // per-connection send queue, in frames
@@ -252,6 +261,15 @@ func cleanOrigin(o string) string {
 		return strings.ToValidUTF8(o, "\uFFFD")
 	}
 	return strings.Clone(o)
+}
+
+// cleanLabel bounds a client-chosen string used as a metric label: valid
+// UTF-8, at most 64 bytes, a copy.
+func cleanLabel(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Clone(strings.ToValidUTF8(s, "\uFFFD"))
 }
 
 // or is v, or def when v is the zero value.

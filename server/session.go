@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"party-sockets/rooms"
+	"party-sockets/tokens"
 )
 
 // Session errors beyond the rooms package, exactly as the contract spells them.
@@ -34,10 +35,12 @@ type session struct {
 	idx     int
 }
 
-func (se *session) run(ctx context.Context) error {
+func (se *session) run(ctx context.Context) (err error) {
 	defer func() {
 		if se.room != nil {
-			se.room.Leave(se.idx, se.c)
+			// Only a close with 1000 is a clean leave: it may end an
+			// emptied room at once. Anything else is a blip.
+			se.room.Leave(se.idx, se.c, websocket.CloseStatus(err) == websocket.StatusNormalClosure)
 		}
 	}()
 	for {
@@ -158,7 +161,23 @@ func (se *session) create(m *message) error {
 	if !ok || max < 1 {
 		return errMaxClients
 	}
-	req := rooms.CreateRequest{Member: se.c, ClientID: clientID, MaxClients: max, Origin: se.origin}
+	tenant := ""
+	if v := se.s.cfg.Tokens; v.Enabled() {
+		tok, _ := jsonString(m.Token)
+		claims, err := v.Check(tok, max, se.origin)
+		if err != nil {
+			// A bad token is a failed lookup: it spends the address's
+			// misses, so tokens cannot be guessed at speed.
+			if se.counted {
+				se.s.ipl.miss(se.ip)
+			}
+			se.s.log.Debug("create refused", "origin", se.origin, "reason", err.Error())
+			return tokens.ErrUnauthorized
+		}
+		tenant = cleanLabel(claims.Subject)
+	}
+	req := rooms.CreateRequest{Member: se.c, ClientID: clientID, MaxClients: max, Origin: se.origin,
+		Recover: string(m.Recover) == "true"}
 	if m.URL != nil {
 		s, ok := jsonString(m.URL)
 		if !ok {
@@ -177,6 +196,7 @@ func (se *session) create(m *message) error {
 	se.room, se.idx = r, 0
 	se.c.joined.Store(true)
 	se.s.metrics.roomCreated(se.origin)
+	se.s.metrics.tenantCreated(tenant)
 	se.s.log.Info("room created", "room", r.Code, "origin", se.origin)
 	return nil
 }
@@ -196,7 +216,11 @@ func (se *session) join(m *message) error {
 	if se.counted && se.s.ipl.blocked(se.ip) {
 		return errTooManyMisses
 	}
-	r, idx, err := se.s.rooms.Join(code, clientID, se.c)
+	opt, err := recoveryOptions(m)
+	if err != nil {
+		return err
+	}
+	r, idx, err := se.s.rooms.Join(code, clientID, se.c, opt)
 	if err != nil {
 		if err == rooms.ErrRoomNotFound && se.counted {
 			se.s.ipl.miss(se.ip)
@@ -226,6 +250,20 @@ func (se *session) send(m *message) error {
 		se.s.metrics.relayed(n, len(frame))
 	}
 	return err
+}
+
+// recoveryOptions reads a join's "recover" (true opts in) and "since" (a
+// non-negative integer, only with recover).
+func recoveryOptions(m *message) (rooms.JoinOptions, error) {
+	opt := rooms.JoinOptions{Recover: string(m.Recover) == "true"}
+	if opt.Recover && m.Since != nil {
+		n, ok := slotIndex(m.Since)
+		if !ok {
+			return opt, rooms.ErrSinceInvalid
+		}
+		opt.Since = &n
+	}
+	return opt, nil
 }
 
 // requireClientID is the non-empty string clientId of create and join.

@@ -14,12 +14,16 @@ export interface PartySocketOptions {
   minBackoff?: number;
   maxBackoff?: number;
   maxAttempts?: number;
+  /** Message recovery (default true): missed frames are sent again after a reconnect. */
+  recover?: boolean;
 }
 
 export interface Saved {
   clientId: string;
   room: string | null;
   instance: string | null;
+  /** The last frame number seen, for recovery after a reload. */
+  seq?: number | null;
 }
 
 export interface PartySocketEventMap {
@@ -32,6 +36,8 @@ export interface PartySocketEventMap {
   state: CustomEvent<{ data: unknown }>;
   error: CustomEvent<{ message: string }>;
   reconnecting: CustomEvent<{ attempt: number; delay: number; code: number }>;
+  /** After a reconnect the server no longer held every frame missed; a state event follows: resync from it. */
+  recovery_failed: CustomEvent<{ since: number | null; latest: number }>;
   /** The last event. final: the server ended this client for good (4000, 4001) or the room is gone. */
   closed: CustomEvent<{ code: number; reason: string; final: boolean }>;
 }
@@ -46,6 +52,8 @@ export declare class PartySocket extends EventTarget {
   readonly room: string | null;
   readonly index: number | null;
   readonly instance: string | null;
+  /** The last frame number of this slot seen (recovery), null before joining. */
+  readonly seq: number | null;
   /** The last retained state received. */
   readonly state: unknown;
   readonly status: "idle" | "connecting" | "open" | "reconnecting" | "closed";

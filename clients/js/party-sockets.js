@@ -8,9 +8,14 @@
 //
 // It reconnects by itself: exponential backoff with jitter, rejoining with
 // the same clientId (so it keeps its slot), pinned to the room's machine
-// with ?instance=, and the server replays the retained state. Close codes
-// 4000 (replaced) and 4001 (room closed) are final, as is a room that no
-// longer exists; everything else retries.
+// with ?instance=. It asks for message recovery (unless { recover: false }):
+// the server numbers this slot's frames ("seq") and, on a rejoin with the
+// last one seen ("since"), sends again what was missed; duplicates are
+// dropped, and "recovery_failed" says when the server no longer had them
+// (the retained state follows: resync from it). With persist the last seq
+// is saved with the clientId, so a reload recovers too. Close codes 4000
+// (replaced) and 4001 (room closed) are final, as is a room that no longer
+// exists; everything else retries.
 
 const FINAL = { 4000: "replaced", 4001: "room closed" };
 
@@ -36,14 +41,18 @@ export class PartySocket extends EventTarget {
   constructor(url, opts = {}) {
     super();
     this.base = wsBase(url);
-    this.opts = { minBackoff: 250, maxBackoff: 10000, maxAttempts: 20, persist: false, ...opts };
+    this.opts = { minBackoff: 250, maxBackoff: 10000, maxAttempts: 20, persist: false, recover: true, ...opts };
     this.storageKey = this.opts.storageKey || "party-sockets:" + this.base;
     const saved = this.opts.persist ? PartySocket.saved(url, this.opts) : null;
     this.clientId = this.opts.clientId || (saved && saved.clientId) || randomId();
+    // The last frame number of this slot seen; null until created/joined.
+    // A reloaded page recovers from it, on top of the state saved with it.
+    const same = saved && saved.clientId === this.clientId;
+    this.seq = same && typeof saved.seq === "number" ? saved.seq : null;
     this.room = null;
     this.index = null;
     this.instance = null;
-    this.state = undefined;
+    this.state = same && this.seq !== null ? PartySocket._savedState(this.storageKey) : undefined;
     this.status = "idle"; // connecting, open, reconnecting, closed
     this.ws = null;
     this.attempt = 0;
@@ -55,7 +64,9 @@ export class PartySocket extends EventTarget {
     const s = new PartySocket(url, opts);
     const msg = { type: "create", clientId: s.clientId, maxClients: opts.maxClients || 8 };
     if (opts.url) msg.url = opts.url;
-    await s._connect(s.base + "/", msg);
+    s.seq = null;
+    s.state = undefined;
+    await s._connect(s.base + "/", s._withRecovery(msg));
     return s;
   }
 
@@ -64,8 +75,12 @@ export class PartySocket extends EventTarget {
     const s = new PartySocket(url, opts);
     const saved = s.opts.persist ? PartySocket.saved(url, opts) : null;
     if (saved && saved.room === code) s.instance = saved.instance || null;
+    if (!(saved && saved.room === code)) {
+      s.seq = null;
+      s.state = undefined;
+    }
     s.room = code;
-    await s._connect(s._rejoinURL(), { type: "join", clientId: s.clientId, room: code });
+    await s._connect(s._rejoinURL(), s._withRecovery({ type: "join", clientId: s.clientId, room: code }));
     return s;
   }
 
@@ -76,7 +91,16 @@ export class PartySocket extends EventTarget {
     return PartySocket.join(url, saved.room, { ...opts, persist: true, clientId: saved.clientId });
   }
 
-  /** The saved { clientId, room, instance } for this relay, or null. */
+  static _savedState(key) {
+    try {
+      const raw = localStorage.getItem(key + ":state");
+      return raw === null ? undefined : JSON.parse(raw);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The saved { clientId, room, instance, seq } for this relay, or null. */
   static saved(url, opts = {}) {
     try {
       const raw = localStorage.getItem(opts.storageKey || "party-sockets:" + wsBase(url));
@@ -106,13 +130,12 @@ export class PartySocket extends EventTarget {
     this._finish({ code: 1000, reason: "closed by the client", final: false });
   }
 
-  /** For tests: drop the socket as a network failure would (reconnects). */
-  _dropForTest() {
-    if (this.ws) {
-      this.ws.onclose = null;
-      this.ws.close();
-      this._lost(1006);
-    }
+  /** A create or join asking for recovery, and since the last seq seen. */
+  _withRecovery(msg) {
+    if (!this.opts.recover) return msg;
+    msg.recover = true;
+    if (msg.type === "join" && this.seq !== null) msg.since = this.seq;
+    return msg;
   }
 
   _write(msg) {
@@ -128,7 +151,10 @@ export class PartySocket extends EventTarget {
   _save() {
     if (!this.opts.persist) return;
     try {
-      localStorage.setItem(this.storageKey, JSON.stringify({ clientId: this.clientId, room: this.room, instance: this.instance }));
+      localStorage.setItem(
+        this.storageKey,
+        JSON.stringify({ clientId: this.clientId, room: this.room, instance: this.instance, seq: this.seq }),
+      );
     } catch {}
   }
 
@@ -161,6 +187,12 @@ export class PartySocket extends EventTarget {
           }
           if (m.type !== "created" && m.type !== "joined") return;
           settled = true;
+          if (typeof m.seq === "number") {
+            // After a complete recovery the frames that follow carry the
+            // numbers up to m.seq; otherwise start over from it.
+            if (m.recovered === false) this._emit("recovery_failed", { since: this.seq, latest: m.seq });
+            if (m.recovered !== true) this.seq = m.seq;
+          }
           this.ws = ws;
           this.status = "open";
           this.attempt = 0;
@@ -196,6 +228,11 @@ export class PartySocket extends EventTarget {
   }
 
   _onMessage(m) {
+    if (typeof m.seq === "number" && m.type !== "created" && m.type !== "joined") {
+      if (this.seq !== null && m.seq <= this.seq) return; // seen before the reconnect
+      this.seq = m.seq;
+      this._save();
+    }
     switch (m.type) {
       case "created":
       case "joined":
@@ -210,6 +247,11 @@ export class PartySocket extends EventTarget {
         break;
       case "state":
         this.state = m.data;
+        if (this.opts.persist) {
+          try {
+            localStorage.setItem(this.storageKey + ":state", JSON.stringify(m.data));
+          } catch {}
+        }
         this._emit("state", { data: m.data });
         break;
       case "error":
@@ -240,7 +282,8 @@ export class PartySocket extends EventTarget {
     this._emit("reconnecting", { attempt: this.attempt, delay, code });
     setTimeout(() => {
       if (this.userClosed) return;
-      this._connect(this._rejoinURL(), { type: "join", clientId: this.clientId, room: this.room }).catch((err) => {
+      const msg = this._withRecovery({ type: "join", clientId: this.clientId, room: this.room });
+      this._connect(this._rejoinURL(), msg).catch((err) => {
         if (err.serverMessage === "Room not found") this._finish({ code: 0, reason: "room not found", final: true });
         else this._retry(0);
       });
@@ -253,6 +296,7 @@ export class PartySocket extends EventTarget {
     if (detail.final && this.opts.persist) {
       try {
         localStorage.removeItem(this.storageKey);
+        localStorage.removeItem(this.storageKey + ":state");
       } catch {}
     }
     this._emit("closed", detail);

@@ -19,7 +19,7 @@ import (
 
 const (
 	maxReplays     = 10
-	maxReplayBody  = 10 << 20
+	maxReplayBody  = 1 << 20 // Fly replays bodies up to 1 MB
 	defaultTimeout = 5 * time.Second
 	firstHopWait   = 30 * time.Second // a machine that takes a request but never answers
 )

@@ -76,7 +76,11 @@ func main() {
 	flag.IntVar(&cfg.pid, "pid", 0, "server pid, for its CPU seconds and RSS from /proc")
 	flag.IntVar(&cfg.stall, "stall", 0, "members per room that stop reading (fanout, closed): the others' latency must stay flat")
 	flag.IntVar(&cfg.payload, "payload", 64, "bytes of data per message (fanout, closed)")
+	recoverOn := flag.Bool("recover", false, `members opt in to message recovery ("recover": true)`)
 	flag.Parse()
+	if *recoverOn {
+		recoverFields = `,"recover":true`
+	}
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)

@@ -56,6 +56,10 @@ func call(ws *rawConn, msg string, want string) (reply, error) {
 	return r, err
 }
 
+// recoverFields is added to every create and join: `,"recover":true` with
+// -recover (message recovery on), else nothing.
+var recoverFields = ""
+
 // makeRoom connects size members and puts them in one room.
 func makeRoom(ctx context.Context, url string, size int, tag string) (*room, error) {
 	rm := &room{}
@@ -69,10 +73,10 @@ func makeRoom(ctx context.Context, url string, size int, tag string) (*room, err
 		rm.members = append(rm.members, m)
 		var r reply
 		if i == 0 {
-			r, err = call(ws, fmt.Sprintf(`{"type":"create","clientId":"%s-h","maxClients":%d}`, tag, size), "created")
+			r, err = call(ws, fmt.Sprintf(`{"type":"create","clientId":"%s-h","maxClients":%d%s}`, tag, size, recoverFields), "created")
 			rm.code = r.Room
 		} else {
-			r, err = call(ws, fmt.Sprintf(`{"type":"join","clientId":"%s-%d","room":%q}`, tag, i, rm.code), "joined")
+			r, err = call(ws, fmt.Sprintf(`{"type":"join","clientId":"%s-%d","room":%q%s}`, tag, i, rm.code, recoverFields), "joined")
 		}
 		if err != nil {
 			rm.close()

@@ -78,8 +78,17 @@ async function player() {
     $("me").textContent = name;
     $("room").textContent = p.room;
     showStatus(status, p.status);
+    let shown = null;
     const apply = (state) => {
       if (!state) return;
+      // Every round the host starts is logged: a player who was away
+      // sees each one it missed, not only the last (message recovery).
+      if (state.round !== shown) {
+        shown = state.round;
+        const li = document.createElement("li");
+        li.textContent = "Round " + state.round;
+        $("log").append(li);
+      }
       $("p-round").textContent = state.round;
       const mine = state.buzzed.indexOf(p.index);
       $("buzz").disabled = mine >= 0;

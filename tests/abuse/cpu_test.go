@@ -316,3 +316,53 @@ func TestMissesPer64AndPerMachine(t *testing.T) {
 		t.Fatalf("the fresh address after its miss: %d, want 429", status)
 	}
 }
+
+// A server API call without the key, or with a wrong one, is refused
+// before any routing: it costs no probe round.
+func TestServerAPIRefusedCostsNoProbe(t *testing.T) {
+	const key = "server-api-key-of-at-least-32-bytes"
+	fly := testutil.StartFlyDNS(t, "app")
+	srv := testutil.Start(t, "FLY_APP_NAME=app", "INSTANCE_ID="+selfID, "REGION=fra", "INTERNAL_DNS="+fly.Addr,
+		"DASHBOARD_URL=http://127.0.0.1:9/", "SERVER_API_KEY="+key, "JOIN_MISSES_PER_MIN=1000")
+	_, port, _ := net.SplitHostPort(srv.Addr)
+	fly.Add(selfID, "fra", "127.0.0.1")
+	var hits atomic.Int64
+	for i := range 2 {
+		ip := fmt.Sprintf("127.0.9.%d", 21+i)
+		fakePeer(t, ip, port, &hits)
+		fly.Add(fmt.Sprintf("0a1b2c3d4e5f3%d", i), "fra", ip)
+	}
+	call := func(code, bearer string) int {
+		req, _ := http.NewRequest("POST", srv.URL+"/room/"+code+"/send", strings.NewReader(`{"data":1}`))
+		req.Header = http.Header{"Fly-Region": {"fra"}, "Fly-Client-IP": {"203.0.113.70"}}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 50 {
+		code := regions.Encode(regions.Pack(6, uint32(7000+i)))
+		bearer := ""
+		if i%2 == 1 {
+			bearer = key + "wrong"
+		}
+		if status := call(code, bearer); status != 401 {
+			t.Fatalf("call %d: %d, want 401", i, status)
+		}
+	}
+	if hits.Load() != 0 {
+		t.Fatalf("refused API calls made %d probe asks", hits.Load())
+	}
+	// With the key, an absent code of this region is looked for: one round.
+	if status := call(regions.Encode(regions.Pack(6, 9999)), key); status != 404 {
+		t.Fatalf("authorised call for an absent room: %d, want 404", status)
+	}
+	if hits.Load() != 2 {
+		t.Fatalf("an authorised call asked the peers %d times, want 2 (one round)", hits.Load())
+	}
+}

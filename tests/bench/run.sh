@@ -13,6 +13,9 @@
 # one). Every run alternates ours, reference, ours, ...; each shape prints
 # both and the ratio ours/reference per pair, as min/median/max. Without the
 # reference it says so and runs ours alone.
+# -base BIN alternates ours with another build of this server (same
+# settings), e.g. the build before a change; -loadgen "ARGS" adds arguments
+# to every run of the tool (e.g. -recover).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPS=3
@@ -20,12 +23,16 @@ SHAPES="fanout closed knee stall idle churn"
 SERVER=""
 REF=""
 BUN=""
+BASE=""
+EXTRA=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -reps) REPS=$2; shift 2 ;;
     -shapes) SHAPES=$2; shift 2 ;;
     -server) SERVER=$2; shift 2 ;;
     -ref) REF=$2; shift 2 ;;
+    -base) BASE=$2; shift 2 ;;
+    -loadgen) EXTRA=$2; shift 2 ;;
     -bun) BUN=$2; shift 2 ;;
     *) echo "unknown flag $1" >&2; exit 2 ;;
   esac
@@ -35,7 +42,10 @@ go build -o "$OUT/party-sockets" .
 go build -o "$OUT/loadgen" ./cmd/loadgen
 [ -n "$SERVER" ] || SERVER="$OUT/party-sockets"
 WHO="ours"
-if [ -n "$REF$BUN" ]; then
+if [ -n "$BASE" ]; then
+  WHO="ours base"
+  echo "side by side: ours ($SERVER) and the base build ($BASE)"
+elif [ -n "$REF$BUN" ]; then
   if [ -f "$REF/server.ts" ] && [ -x "$BUN" ]; then
     WHO="ours ref"
     echo "side by side: ours ($SERVER) and the reference ($REF, bun $("$BUN" --version))"
@@ -58,16 +68,18 @@ one_run() {
     if [ "$who" = ref ]; then
       (cd "$REF" && PORT=$port exec taskset -c 0 "$BUN" run server.ts >/dev/null 2>&1) &
     else
+      local bin=$SERVER
+      [ "$who" = base ] && bin=$BASE
       PORT=$port HOST=127.0.0.1 LOG_LEVEL=warn MSG_RATE=0 MAX_CONNS_PER_IP=0 FRAMES_PER_SEC=0 BYTES_PER_SEC=0 \
         UPGRADES_PER_SEC=0 CREATES_PER_MIN=0 MAX_PENDING_CONNS=1048576 \
-        taskset -c 0 $SERVER 2>/dev/null &
+        taskset -c 0 $bin 2>/dev/null &
     fi
     pid=$!
     for _ in $(seq 100); do curl -sf "127.0.0.1:$port/health" >/dev/null && break; sleep 0.05; done
     curl -sf "127.0.0.1:$port/health" >/dev/null && break
     kill "$pid" 2>/dev/null || true
   done
-  taskset -c 1 "$OUT/loadgen" -url "ws://127.0.0.1:$port/" -pid "$pid" "$@" 2>"$OUT/loadgen.err" | tail -1 |
+  taskset -c 1 "$OUT/loadgen" -url "ws://127.0.0.1:$port/" -pid "$pid" $EXTRA "$@" 2>"$OUT/loadgen.err" | tail -1 |
     sed "s/^{/{\"who\":\"$who\",/" || true
   grep -q . "$OUT/loadgen.err" && sed 's/^/    tool: /' "$OUT/loadgen.err" | grep -E "loadgen:|lost [1-9]|errors [1-9]" >&2 || true
   kill "$pid" 2>/dev/null || true
@@ -94,8 +106,9 @@ for path in sys.argv[1:]:
         v = [x for x in per[w] if x is not None]
         print(f"  {w:4} {path}: " + (mmm(v) if v else "no data"))
     if len(whos) == 2:
-        pairs = [a / b for a, b in zip(per["ours"], per["ref"]) if a is not None and b]
-        if pairs: print(f"  ratio ours/ref {path}: " + mmm(pairs))
+        other = whos[1]
+        pairs = [a / b for a, b in zip(per["ours"], per[other]) if a is not None and b]
+        if pairs: print(f"  ratio ours/{other} {path}: " + mmm(pairs))
 for w in whos:
     failed = sum(1 for r in rows if r.get("failed") and r.get("who", "ours") == w)
     if failed: print(f"  {w}: FAILED RUNS (lost or reordered messages, or errors): {failed}")

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,9 +58,13 @@ func TestBuzzerQuizInChromium(t *testing.T) {
 	waitHTTP(t, "http://"+gameAddr+"/party-sockets.js")
 
 	out, _ := filepath.Abs("out")
+	// The players reach their edge through a network the test can cut.
+	net := startNetCut(t, cluster.Edges["iad"])
+	control := httptest.NewServer(net)
+	t.Cleanup(control.Close)
 	cmd := exec.Command(node, "--test", "buzzer.test.mjs")
 	cmd.Env = append(os.Environ(), "GAME_URL=http://"+gameAddr, "HOST_EDGE="+cluster.Edges["fra"],
-		"PLAYER_EDGE="+cluster.Edges["iad"], "OUT_DIR="+out, "CHROMIUM="+chromium)
+		"PLAYER_EDGE="+net.URL(), "NET_CUT="+control.URL, "OUT_DIR="+out, "CHROMIUM="+chromium)
 	res, err := cmd.CombinedOutput()
 	t.Logf("node --test:\n%s", res)
 	t.Logf("screenshots in %s", out)

@@ -47,7 +47,9 @@ func tryDial(t *testing.T, region, path string, hdr http.Header) (*player, error
 		}
 		return nil, err
 	}
-	t.Cleanup(func() { ws.CloseNow() })
+	// Players leave cleanly (1000): a blip would keep their emptied room for
+	// the host grace, and a machine holding rooms cannot drain.
+	t.Cleanup(func() { ws.Close(websocket.StatusNormalClosure, "") })
 	return &player{t: t, ws: ws}, nil
 }
 

@@ -3,6 +3,7 @@ package live
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/coder/websocket"
 	"net/http"
 	"strconv"
 	"strings"
@@ -127,7 +128,19 @@ func TestSuspendAndResume(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("resumed machine: %s", resp.Status)
 	}
-	_ = room
+	// The proxy's close frames reached the machine as a dropped socket: a
+	// blip, so the emptied room is kept for the host grace (README). Its
+	// host comes back and leaves cleanly, which ends it, so the machine
+	// can drain in the tests that follow.
+	back := dial(t, "iad", "/?instance="+m.ID, nil)
+	if j := back.join(room.Room, "s1"); j.Index != 0 {
+		t.Fatalf("the host rejoined its kept room at slot %d", j.Index)
+	}
+	back.ws.Close(websocket.StatusNormalClosure, "")
+	waitUntil(t, 5*time.Second, "the room to end", func() bool {
+		resp, _ := do(t, noRedirect(), cluster.edgeRequest(t, "GET", "iad", "/room/"+room.Room))
+		return resp.StatusCode == 404
+	})
 }
 
 // The dashboard link of every machine is the cluster overview.
@@ -233,7 +246,9 @@ func TestRollingDeploy(t *testing.T) {
 		if got := p.create(fmt.Sprint("rd-new", i)); got.Instance == m.ID {
 			t.Fatalf("a new room landed on the draining machine %s", m.ID)
 		}
-		p.ws.CloseNow() // or the machine holding it could not drain later
+		// A clean leave (1000) ends the emptied room at once; a blip would
+		// keep it for the host grace and the machine could not drain.
+		p.ws.Close(websocket.StatusNormalClosure, "")
 		// The live room goes on undisturbed.
 		for n := range 10 {
 			guest.send(map[string]any{"type": "send", "data": n})
@@ -249,8 +264,8 @@ func TestRollingDeploy(t *testing.T) {
 			codesMu.Lock()
 			codes = codes[:len(codes)-1] // the room ends now
 			codesMu.Unlock()
-			host.ws.CloseNow()
-			guest.ws.CloseNow()
+			host.ws.Close(websocket.StatusNormalClosure, "")
+			guest.ws.Close(websocket.StatusNormalClosure, "")
 		}
 		select {
 		case <-stopped:

@@ -107,7 +107,7 @@ func startLocal() (*Cluster, error) {
 	ipBase := fmt.Sprintf("127.%d.%d.2", 10+rand.IntN(200), rand.IntN(250))
 	cmd := exec.Command(bin, "-regions", "fra,iad", "-per-region", "2", "-port", "0",
 		"-machine-port", fmt.Sprint(20000+rand.IntN(20000)), "-ip-base", ipBase,
-		"-kill-timeout", "5s", "-env", "HOST_GRACE=30s", "-env", "LOG_LEVEL=debug")
+		"-kill-timeout", "5s", "-env", "HOST_GRACE=30s", "-env", "LOG_LEVEL=debug", "-env", "SERVER_API_KEY="+localAPIKey)
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
@@ -241,6 +241,22 @@ func (c *Cluster) post(path string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// localAPIKey is the local cluster's SERVER_API_KEY; against a deployed
+// app the tests use LIVE_API_KEY (and skip the server API without it).
+const localAPIKey = "local-cluster-server-api-key-0123456789"
+
+func apiKey(t *testing.T) string {
+	t.Helper()
+	if !cluster.live {
+		return localAPIKey
+	}
+	k := os.Getenv("LIVE_API_KEY")
+	if k == "" {
+		t.Skip("LIVE_API_KEY is not set")
+	}
+	return k
 }
 
 // metricsTTL is a little over how long a machine reuses a rendered

@@ -1,0 +1,136 @@
+package server
+
+import (
+	"crypto/subtle"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"party-sockets/rooms"
+	"party-sockets/routing"
+	"party-sockets/tokens"
+)
+
+// The server API: the game's backend speaks into a room by its code, from
+// anywhere (requests are routed like GET /room/<code>):
+//
+//	POST /room/<code>/send  {"data": <json>, "to": <index>?} → {"delivered": n}
+//	POST /room/<code>/state {"data": <json>}
+//	POST /room/<code>/close
+//
+// Authorised by "Authorization: Bearer <SERVER_API_KEY>"; off without it.
+
+// MaxAPIBody bounds a server API request body (a state is at most 16 KiB).
+const MaxAPIBody = 64 << 10
+
+var (
+	errAPIOff       = errors.New("Server API is off")
+	errBodyTooLarge = errors.New("Body too large")
+	errDataRequired = errors.New("data is required")
+)
+
+// isAPI reports whether r is a server API call.
+func isAPI(r *http.Request) bool {
+	_, _, ok := routing.APIPath(r.URL.EscapedPath())
+	return ok && r.Method == http.MethodPost
+}
+
+// apiAuthorized compares the bearer key in constant time.
+func (s *Server) apiAuthorized(r *http.Request) bool {
+	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return s.cfg.APIKey != "" && ok && subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) == 1
+}
+
+// apiRefusal answers a call that may not run, before any routing or probe:
+// the API is off (404) or the key is wrong (401). It reports whether it
+// answered.
+func (s *Server) apiRefusal(w http.ResponseWriter, r *http.Request) bool {
+	switch {
+	case s.cfg.APIKey == "":
+		s.apiError(w, http.StatusNotFound, errAPIOff)
+	case !s.apiAuthorized(r):
+		if !s.exempt(r) {
+			s.ipl.miss(s.clientIP(r))
+		}
+		s.apiError(w, http.StatusUnauthorized, tokens.ErrUnauthorized)
+	default:
+		return false
+	}
+	return true
+}
+
+func (s *Server) apiError(w http.ResponseWriter, status int, err error) {
+	s.metrics.errorSent(err)
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+// serveAPI runs an authorised call on the room held here.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Instance-Id", s.cfg.Instance)
+	code, action, _ := routing.APIPath(r.URL.EscapedPath())
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxAPIBody))
+	if err != nil {
+		s.apiError(w, http.StatusRequestEntityTooLarge, errBodyTooLarge)
+		return
+	}
+	room := s.rooms.Room(code)
+	if room == nil {
+		if !s.exempt(r) && r.Context().Value(missCharged{}) == nil {
+			s.ipl.miss(s.clientIP(r))
+		}
+		s.apiError(w, http.StatusNotFound, rooms.ErrRoomNotFound)
+		return
+	}
+	var m message
+	if action != "close" || len(body) > 0 {
+		if m, err = decodeObject(body); err != nil {
+			s.apiError(w, http.StatusBadRequest, err)
+			return
+		}
+	}
+	switch action {
+	case "send":
+		var to *uint64
+		if m.To != nil {
+			i, ok := slotIndex(m.To)
+			if !ok {
+				s.apiError(w, http.StatusBadRequest, rooms.ErrTargetNotFound)
+				return
+			}
+			to = &i
+		}
+		frame := rooms.MessageFrame(rooms.ServerFrom, compactData(m.Data))
+		n, err := room.ServerSend(to, frame)
+		if err != nil {
+			s.apiError(w, statusOf(err), err)
+			return
+		}
+		s.metrics.relayed(n, len(frame))
+		writeJSON(w, http.StatusOK, map[string]int{"delivered": n})
+	case "state":
+		if m.Data == nil {
+			s.apiError(w, http.StatusBadRequest, errDataRequired)
+			return
+		}
+		if err := room.ServerSetState(compactData(m.Data)); err != nil {
+			s.apiError(w, statusOf(err), err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	case "close":
+		if err := room.ServerClose(); err != nil {
+			s.apiError(w, statusOf(err), err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	}
+}
+
+func statusOf(err error) int {
+	switch err {
+	case rooms.ErrRoomNotFound, rooms.ErrTargetNotFound:
+		return http.StatusNotFound
+	}
+	return http.StatusBadRequest
+}
