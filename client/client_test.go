@@ -345,3 +345,26 @@ func TestSendWhileDisconnectedIsAnError(t *testing.T) {
 		t.Fatalf("send after close: %v", err)
 	}
 }
+
+// A host alone in its lobby whose socket blips keeps its room: the server
+// keeps an emptied room for the host grace after a blip (the old relay
+// deleted it), and the client rejoins slot 0 with the same code.
+func TestLoneHostBlipKeepsTheRoom(t *testing.T) {
+	hs, _ := newServer(t)
+	proxy := newCutProxy(t, strings.TrimPrefix(hs.URL, "http://"))
+	host, err := Create(t.Context(), fast("ws://"+proxy.ln.Addr().String()), 4, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	room := next[Created](t, host).Room
+	proxy.cut()
+	if j := next[Joined](t, host); j.Room != room || j.Index != 0 {
+		t.Fatalf("after the blip the host joined %+v, want room %s slot 0", j, room)
+	}
+	guest, err := Join(t.Context(), fast(hs.URL), room)
+	if err != nil {
+		t.Fatalf("the lobby's code no longer works: %v", err)
+	}
+	defer guest.Close()
+}

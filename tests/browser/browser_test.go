@@ -58,13 +58,17 @@ func TestBuzzerQuizInChromium(t *testing.T) {
 	waitHTTP(t, "http://"+gameAddr+"/party-sockets.js")
 
 	out, _ := filepath.Abs("out")
-	// The players reach their edge through a network the test can cut.
-	net := startNetCut(t, cluster.Edges["iad"])
-	control := httptest.NewServer(net)
-	t.Cleanup(control.Close)
+	// The players and the host reach their edges through networks the
+	// test can cut.
+	players := startNetCut(t, cluster.Edges["iad"])
+	playersCut := httptest.NewServer(players)
+	t.Cleanup(playersCut.Close)
+	host := startNetCut(t, cluster.Edges["fra"])
+	hostCut := httptest.NewServer(host)
+	t.Cleanup(hostCut.Close)
 	cmd := exec.Command(node, "--test", "buzzer.test.mjs")
-	cmd.Env = append(os.Environ(), "GAME_URL=http://"+gameAddr, "HOST_EDGE="+cluster.Edges["fra"],
-		"PLAYER_EDGE="+net.URL(), "NET_CUT="+control.URL, "OUT_DIR="+out, "CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "GAME_URL=http://"+gameAddr, "HOST_EDGE="+host.URL(), "HOST_CUT="+hostCut.URL,
+		"PLAYER_EDGE="+players.URL(), "NET_CUT="+playersCut.URL, "OUT_DIR="+out, "CHROMIUM="+chromium)
 	res, err := cmd.CombinedOutput()
 	t.Logf("node --test:\n%s", res)
 	t.Logf("screenshots in %s", out)

@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const { GAME_URL, HOST_EDGE, PLAYER_EDGE, NET_CUT, OUT_DIR, CHROMIUM } = process.env;
+const { GAME_URL, HOST_EDGE, HOST_CUT, PLAYER_EDGE, NET_CUT, OUT_DIR, CHROMIUM } = process.env;
 const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--disable-quic"];
 
@@ -24,6 +24,19 @@ test("buzzer quiz across regions: join by code, buzz, reconnect and reload into 
   await host.waitForFunction(() => /^[1-9A-HJ-NP-Za-km-z]{6}$/.test(document.getElementById("host-code").textContent));
   const code = await text(host, "#host-code");
   assert.equal(await text(host, "#host-status"), "connected");
+
+  // The TV host is alone in the lobby and its network blips: the emptied
+  // room is kept for the host grace (the old relay deleted it), the page
+  // reconnects into it, and the code on screen still works.
+  await host.evaluate(() => {
+    window.hostReconnects = 0;
+    window.party.addEventListener("reconnecting", () => window.hostReconnects++);
+  });
+  assert.equal((await fetch(`${HOST_CUT}/cut?ms=500`, { method: "POST" })).status, 200);
+  await host.waitForFunction(() => window.hostReconnects >= 1);
+  await host.waitForFunction(() => window.party.status === "open" && document.getElementById("host-status").textContent === "connected",
+    null, { timeout: 15000 });
+  assert.equal(await text(host, "#host-code"), code, "the lobby's code changed after a blip");
 
   // Two phones enter through another region's edge and type the code.
   const players = {};
