@@ -46,20 +46,7 @@ func (r *Room) ServerSend(to *uint64, frame []byte) (int, error) {
 	if r.closed {
 		return 0, ErrRoomNotFound
 	}
-	if to == nil {
-		return r.broadcastLocked(ServerFrom, frame), nil
-	}
-	if *to >= uint64(r.next) {
-		return 0, ErrTargetNotFound
-	}
-	s := r.slotLocked(int(*to))
-	if s == nil || (s.member == nil && !s.recover) {
-		return 0, ErrTargetNotFound
-	}
-	if r.deliverLocked(s, frame) {
-		return 1, nil
-	}
-	return 0, nil
+	return r.relayLocked(ServerFrom, to, frame)
 }
 
 // ServerSetState retains a snapshot set by the game's backend, as the host

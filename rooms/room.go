@@ -264,13 +264,18 @@ func (r *Room) Send(idx int, mem Member, to *uint64, frame []byte) (int, error) 
 	if _, err := r.memberLocked(idx, mem); err != nil {
 		return 0, err
 	}
+	return r.relayLocked(idx, to, frame)
+}
+
+// relayLocked delivers frame to slot to, or (to nil) to every slot but
+// skip. A vacant slot that recovers takes a targeted frame into its window.
+func (r *Room) relayLocked(skip int, to *uint64, frame []byte) (int, error) {
 	if to == nil {
-		return r.broadcastLocked(idx, frame), nil
+		return r.broadcastLocked(skip, frame), nil
 	}
 	if *to >= uint64(r.next) {
 		return 0, ErrTargetNotFound
 	}
-	// A vacant slot that recovers takes the frame into its window.
 	s := r.slotLocked(int(*to))
 	if s == nil || (s.member == nil && !s.recover) {
 		return 0, ErrTargetNotFound

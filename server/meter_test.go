@@ -2,34 +2,14 @@ package server
 
 import (
 	"bytes"
-	"encoding/binary"
 	"io"
 	"testing"
 	"time"
+
+	"party-sockets/internal/testutil"
 )
 
-// clientFrame encodes a masked client frame.
-func clientFrame(fin bool, opcode byte, payload []byte) []byte {
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	b := []byte{b0}
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n < 1<<16:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	b = append(b, 9, 8, 7, 6)
-	for i, c := range payload {
-		b = append(b, c^[]byte{9, 8, 7, 6}[i%4])
-	}
-	return b
-}
+var clientFrame = testutil.ClientFrame
 
 // oneByte reads at most one byte per call: every header split everywhere.
 type oneByte struct{ r io.Reader }

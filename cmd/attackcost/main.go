@@ -215,34 +215,8 @@ func attackProbe(tg target, _ time.Duration) result {
 	}
 	r.Seconds = time.Since(start).Seconds()
 	_, port, _ := net.SplitHostPort(tg.addr)
-	r.Extra = fmt.Sprintf("%d sockets in TIME-WAIT to the peers", timeWaitTo("127.0.9.", port))
+	r.Extra = fmt.Sprintf("%d sockets in TIME-WAIT to the peers", testutil.TimeWait("127.0.9.", port))
 	return r
-}
-
-// timeWaitTo counts TIME-WAIT sockets with an endpoint in the prefix on
-// port (the peers listen on the server's port).
-func timeWaitTo(prefix, port string) int {
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		return -1
-	}
-	n := 0
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 4 || f[3] != "06" {
-			continue
-		}
-		for _, ep := range f[1:3] {
-			var a, b2, c, d byte
-			var p uint16
-			if _, err := fmt.Sscanf(ep, "%02X%02X%02X%02X:%04X", &d, &c, &b2, &a, &p); err == nil &&
-				strings.HasPrefix(fmt.Sprintf("%d.%d.%d.%d", a, b2, c, d), prefix) && fmt.Sprint(p) == port {
-				n++
-				break
-			}
-		}
-	}
-	return n
 }
 
 // rawConn is an upgraded socket written frame by frame.
@@ -260,22 +234,6 @@ func rawConn(addr string) (net.Conn, error) {
 	}
 	go io.Copy(io.Discard, c) // read whatever the server answers
 	return c, nil
-}
-
-// maskedFrame is one client frame; the mask key is zero, so the payload
-// goes as it is.
-func maskedFrame(fin bool, op byte, payload []byte) []byte {
-	if fin {
-		op |= 0x80
-	}
-	b := []byte{op}
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	default:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	}
-	return append(append(b, 0, 0, 0, 0), payload...)
 }
 
 // flood writes one frame over and over on one socket for d.
@@ -310,12 +268,12 @@ func flood(tg target, d time.Duration, first, each []byte) result {
 
 // attackPings: one socket sending pings as fast as the server takes them.
 func attackPings(tg target, d time.Duration) result {
-	return flood(tg, d, nil, maskedFrame(true, 0x9, nil))
+	return flood(tg, d, nil, testutil.ClientFrame(true, 0x9, nil))
 }
 
 // attackFragments: one message of endless empty continuation frames.
 func attackFragments(tg target, d time.Duration) result {
-	return flood(tg, d, maskedFrame(false, 0x1, []byte(`{"type":`)), maskedFrame(false, 0x0, nil))
+	return flood(tg, d, testutil.ClientFrame(false, 0x1, []byte(`{"type":`)), testutil.ClientFrame(false, 0x0, nil))
 }
 
 // attackKeys: four sockets under the message rate (90/s), each sending

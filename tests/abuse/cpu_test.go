@@ -1,11 +1,9 @@
 package abuse
 
 import (
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -38,32 +36,6 @@ func fakePeer(t *testing.T, ip, port string, hits *atomic.Int64) {
 	t.Cleanup(func() { srv.Close() })
 }
 
-// timeWait counts sockets in TIME-WAIT to or from ip:port for ip in ips.
-func timeWait(t *testing.T, ips map[string]bool, port string) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		t.Skip("no /proc/net/tcp")
-	}
-	n := 0
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 4 || f[3] != "06" {
-			continue
-		}
-		for _, ep := range f[1:3] {
-			h, p, _ := strings.Cut(ep, ":")
-			raw, _ := hex.DecodeString(h)
-			pn, _ := strconv.ParseUint(p, 16, 16)
-			if len(raw) == 4 && ips[net.IPv4(raw[3], raw[2], raw[1], raw[0]).String()] && strconv.FormatUint(pn, 10) == port {
-				n++
-				break
-			}
-		}
-	}
-	return n
-}
-
 // Hole 11.1: a path naming an absent code of this region made the machine
 // ask every same-region peer, for any method, before any limit: 600
 // requests were 600 rounds, and every probe a new TCP connection.
@@ -74,12 +46,10 @@ func TestProbeAmplificationBounded(t *testing.T) {
 	_, port, _ := net.SplitHostPort(srv.Addr)
 	fly.Add(selfID, "fra", "127.0.0.1")
 	var hits atomic.Int64
-	peers := map[string]bool{}
 	for i := range 4 {
 		ip := fmt.Sprintf("127.0.9.%d", 11+i)
 		fakePeer(t, ip, port, &hits)
 		fly.Add(fmt.Sprintf("0a1b2c3d4e5f2%d", i), "fra", ip)
-		peers[ip] = true
 	}
 	hdr := http.Header{"Fly-Region": {"fra"}, "Fly-Client-IP": {"203.0.113.50"}}
 	refused := 0
@@ -110,7 +80,7 @@ func TestProbeAmplificationBounded(t *testing.T) {
 	if rounds > 60 {
 		t.Fatalf("%d probe rounds, want at most the miss budget (60)", rounds)
 	}
-	if tw := timeWait(t, peers, port); tw > 4 {
+	if tw := testutil.TimeWait("127.0.9.", port); tw > 4 {
 		t.Fatalf("%d probe sockets in TIME-WAIT, want at most a pool's worth (4)", tw)
 	}
 }

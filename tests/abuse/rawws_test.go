@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"party-sockets/internal/testutil"
 )
 
 // rawWS is a WebSocket client that writes frames byte by byte, so a test
@@ -44,29 +46,8 @@ func dialRaw(t *testing.T, addr string, hdr http.Header) *rawWS {
 	return &rawWS{t: t, c: c, r: r}
 }
 
-// frame encodes one masked client frame.
-func frame(fin bool, opcode byte, payload []byte) []byte {
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	b := []byte{b0}
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n < 1<<16:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	key := [4]byte{1, 2, 3, 4}
-	b = append(b, key[:]...)
-	for i, c := range payload {
-		b = append(b, c^key[i%4])
-	}
-	return b
-}
+// frame is one masked client frame.
+var frame = testutil.ClientFrame
 
 func (w *rawWS) write(b []byte) error {
 	w.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
