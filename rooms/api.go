@@ -54,19 +54,10 @@ func (r *Room) ServerSend(to *uint64, frame []byte) (int, error) {
 func (r *Room) ServerSetState(data []byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch {
-	case r.closed:
+	if r.closed {
 		return ErrRoomNotFound
-	case data == nil:
-		return ErrStateRequired
-	case len(data) > MaxStateBytes:
-		return ErrStateTooLarge
 	}
-	old := len(r.state)
-	r.state = StateFrame(data)
-	r.m.budget.Add(int64(len(r.state) - old))
-	r.broadcastLocked(ServerFrom, r.state)
-	return nil
+	return r.setStateLocked(ServerFrom, data)
 }
 
 // ServerClose ends the room at the backend's request, as close_room does.

@@ -294,9 +294,16 @@ func (r *Room) SetState(idx int, mem Member, data []byte) error {
 	if _, err := r.memberLocked(idx, mem); err != nil {
 		return err
 	}
-	switch {
-	case idx != 0:
+	if idx != 0 {
 		return ErrOnlyHostState
+	}
+	return r.setStateLocked(idx, data)
+}
+
+// setStateLocked checks and retains a snapshot and pushes it to every slot
+// but skip.
+func (r *Room) setStateLocked(skip int, data []byte) error {
+	switch {
 	case data == nil:
 		return ErrStateRequired
 	case len(data) > MaxStateBytes:
@@ -305,7 +312,7 @@ func (r *Room) SetState(idx int, mem Member, data []byte) error {
 	old := len(r.state)
 	r.state = StateFrame(data)
 	r.m.budget.Add(int64(len(r.state) - old))
-	r.broadcastLocked(idx, r.state)
+	r.broadcastLocked(skip, r.state)
 	return nil
 }
 
