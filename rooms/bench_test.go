@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"fmt"
+	"party-sockets/internal/testutil"
 	"testing"
 )
 
@@ -12,7 +13,7 @@ func (m *nopMember) Send([]byte)       { m.n++ }
 func (m *nopMember) Close(int, string) {}
 
 func roomOf(b testing.TB, size int) (*Room, []*nopMember) {
-	m := NewManager(Config{Clock: &FakeClock{}, Codes: &seqCodes{}})
+	m := NewManager(Config{Clock: &testutil.FakeClock{}, Codes: &seqCodes{}})
 	members := make([]*nopMember, size)
 	for i := range members {
 		members[i] = &nopMember{}
@@ -59,7 +60,7 @@ func TestBroadcastAllocationsDoNotGrowWithReceivers(t *testing.T) {
 }
 
 func BenchmarkCreateJoinLeave(b *testing.B) {
-	m := NewManager(Config{Clock: &FakeClock{}, Codes: &lockedCodes{}})
+	m := NewManager(Config{Clock: &testutil.FakeClock{}, Codes: &lockedCodes{}})
 	host, a, c := &nopMember{}, &nopMember{}, &nopMember{}
 	b.ReportAllocs()
 	for b.Loop() {

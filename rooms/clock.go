@@ -1,20 +1,19 @@
 package rooms
 
-import (
-	"sort"
-	"sync"
-	"time"
-)
+import "time"
 
-// Clock schedules the host-grace timers. Tests pass a FakeClock so the
-// two-minute grace is exercised in microseconds.
+// Clock schedules the host-grace timers and dates recovery windows. Tests
+// pass internal/testutil's FakeClock so the two-minute grace is exercised
+// in microseconds.
 type Clock interface {
 	AfterFunc(d time.Duration, f func()) Timer
 	Now() time.Time
 }
 
-// Timer is a scheduled call that can be cancelled.
-type Timer interface {
+// Timer is a scheduled call that can be cancelled. An alias, so a clock
+// written elsewhere (internal/testutil's FakeClock) can return it without
+// importing this package.
+type Timer = interface {
 	Stop() bool
 }
 
@@ -26,79 +25,3 @@ func (RealClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterF
 
 // Now implements Clock.
 func (RealClock) Now() time.Time { return time.Now() }
-
-// FakeClock is a manual clock for tests: timers fire only in Advance, on the
-// caller's goroutine, in deadline order.
-type FakeClock struct {
-	mu     sync.Mutex // guards now, timers
-	now    time.Duration
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	c       *FakeClock
-	at      time.Duration
-	f       func()
-	stopped bool // guarded by c.mu
-}
-
-// AfterFunc implements Clock.
-func (c *FakeClock) AfterFunc(d time.Duration, f func()) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, at: c.now + d, f: f}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	was := !t.stopped
-	t.stopped = true
-	return was
-}
-
-// Now implements Clock: a fixed epoch plus the time advanced.
-func (c *FakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Unix(1_000_000_000, 0).Add(c.now)
-}
-
-// Pending returns how many timers are armed.
-func (c *FakeClock) Pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, t := range c.timers {
-		if !t.stopped {
-			n++
-		}
-	}
-	return n
-}
-
-// Advance moves the clock forward by d and runs every timer now due.
-func (c *FakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now += d
-	sort.SliceStable(c.timers, func(i, j int) bool { return c.timers[i].at < c.timers[j].at })
-	var due []*fakeTimer
-	keep := c.timers[:0]
-	for _, t := range c.timers {
-		switch {
-		case t.stopped:
-		case t.at <= c.now:
-			t.stopped = true
-			due = append(due, t)
-		default:
-			keep = append(keep, t)
-		}
-	}
-	c.timers = keep
-	c.mu.Unlock()
-	for _, t := range due {
-		t.f()
-	}
-}

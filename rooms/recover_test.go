@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"party-sockets/budget"
+	"party-sockets/internal/testutil"
 )
 
 func since(n uint64) JoinOptions { return JoinOptions{Recover: true, Since: &n} }
@@ -61,7 +62,7 @@ func TestRecoveryReplaysWhatASlotMissed(t *testing.T) {
 
 // Away longer than the window holds: recovered false, then the state.
 func TestRecoveryWindowBounds(t *testing.T) {
-	clk := &FakeClock{}
+	clk := &testutil.FakeClock{}
 	m := NewManager(Config{Instance: "m1", Region: "fra", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}, RecoverFrames: 4})
 	host := &fakeMember{}
 	r, _ := m.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 4})
@@ -106,7 +107,7 @@ func TestTargetedSendToVacantSlotWithoutRecovery(t *testing.T) {
 // leave ends it at once; windows are freed with the room.
 func TestEmptyRoomKeptAfterABlip(t *testing.T) {
 	b := budget.New(0)
-	clk := &FakeClock{}
+	clk := &testutil.FakeClock{}
 	m := NewManager(Config{HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}, Budget: b})
 	host := &fakeMember{}
 	r, _ := m.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 4, Recover: true})

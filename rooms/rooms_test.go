@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"party-sockets/budget"
+	"party-sockets/internal/testutil"
 )
 
 // fakeMember records what a room sent it.
@@ -53,9 +54,9 @@ func (s *seqCodes) Next() (string, error) {
 	return fmt.Sprintf("AAAA%02d", s.n%100), nil
 }
 
-func newManager(t *testing.T) (*Manager, *FakeClock) {
+func newManager(t *testing.T) (*Manager, *testutil.FakeClock) {
 	t.Helper()
-	clk := &FakeClock{}
+	clk := &testutil.FakeClock{}
 	return NewManager(Config{Instance: "m1", Region: "fra", HostGrace: 2 * time.Minute, Clock: clk, Codes: &seqCodes{}}), clk
 }
 
@@ -291,7 +292,7 @@ func TestHostReclaimCancelsGrace(t *testing.T) {
 }
 
 func TestMaxRooms(t *testing.T) {
-	clk := &FakeClock{}
+	clk := &testutil.FakeClock{}
 	m := NewManager(Config{Clock: clk, Codes: &seqCodes{}, MaxRooms: 1})
 	create(t, m, &fakeMember{}, 10)
 	if _, err := m.Create(CreateRequest{Member: &fakeMember{}, ClientID: "x", MaxClients: 1}); err != ErrTooManyRooms {
@@ -384,7 +385,7 @@ func TestMaxClientsClamped(t *testing.T) {
 // room ends.
 func TestBudgetCountsSlotsAndState(t *testing.T) {
 	b := budget.New(0)
-	m := NewManager(Config{Codes: &seqCodes{}, Budget: b, Clock: &FakeClock{}})
+	m := NewManager(Config{Codes: &seqCodes{}, Budget: b, Clock: &testutil.FakeClock{}})
 	host := &fakeMember{}
 	r := create(t, m, host, 8)
 	join(t, m, r.Code, "a", &fakeMember{})
@@ -403,7 +404,7 @@ func TestBudgetCountsSlotsAndState(t *testing.T) {
 }
 
 func TestCodesAreNotReusedWhileLive(t *testing.T) {
-	clk := &FakeClock{}
+	clk := &testutil.FakeClock{}
 	codes := &repeatCodes{list: []string{"AAAAAA", "AAAAAA", "BBBBBB"}}
 	m := NewManager(Config{Clock: clk, Codes: codes})
 	r1 := create(t, m, &fakeMember{}, 2)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"party-sockets/internal/testutil"
 	"party-sockets/rooms"
 	"party-sockets/tokens"
 	"party-sockets/webhook"
@@ -195,7 +196,7 @@ func webhookServer(t *testing.T, h *hook, opts webhook.Options) *testServer {
 		t.Fatal(err)
 	}
 	go sender.Run(t.Context())
-	clk := &rooms.FakeClock{}
+	clk := &testutil.FakeClock{}
 	mgr := rooms.NewManager(rooms.Config{HostGrace: time.Minute, Clock: clk, Codes: &seq{},
 		Events: func(e rooms.Event) {
 			sender.Send(e.Type, map[string]any{"room": e.Room, "index": e.Index, "reason": e.Reason})

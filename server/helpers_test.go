@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"party-sockets/internal/testutil"
 	"party-sockets/rooms"
 )
 
@@ -22,7 +23,7 @@ import (
 type testServer struct {
 	*Server
 	URL   string
-	clock *rooms.FakeClock
+	clock *testutil.FakeClock
 	reg   *prometheus.Registry
 }
 
@@ -40,14 +41,14 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 // newTestServerWith also bounds rooms per machine and members per room.
 func newTestServerWith(t *testing.T, cfg Config, maxRooms, maxMembers int) *testServer {
 	t.Helper()
-	clk := &rooms.FakeClock{}
+	clk := &testutil.FakeClock{}
 	mgr := rooms.NewManager(rooms.Config{Instance: cfg.Instance, Region: cfg.Region, HostGrace: 2 * time.Minute, Clock: clk,
 		Codes: &seq{}, MaxRooms: maxRooms, MaxMembers: maxMembers, Budget: cfg.Budget})
 	return newTestServerWithManager(t, cfg, mgr, clk)
 }
 
 // newTestServerWithManager serves a manager the test made itself.
-func newTestServerWithManager(t *testing.T, cfg Config, mgr *rooms.Manager, clk *rooms.FakeClock) *testServer {
+func newTestServerWithManager(t *testing.T, cfg Config, mgr *rooms.Manager, clk *testutil.FakeClock) *testServer {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	if cfg.Logger == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"party-sockets/internal/testutil"
 	"party-sockets/rooms"
 )
 
@@ -159,7 +160,7 @@ func (fakeMember) Send([]byte)       {}
 func (fakeMember) Close(int, string) {}
 
 func TestOriginRanking(t *testing.T) {
-	mgr := rooms.NewManager(rooms.Config{Codes: &seq{}, Clock: &rooms.FakeClock{}})
+	mgr := rooms.NewManager(rooms.Config{Codes: &seq{}, Clock: &testutil.FakeClock{}})
 	reg := prometheus.NewRegistry()
 	m := newMetrics(Config{}, mgr, reg, reg)
 	// 150 origins: origin i has i connections; origins 0..9 also have live
