@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"party-sockets/closecode"
 )
 
 // Options configure a client.
@@ -82,10 +84,11 @@ type (
 	}
 )
 
-// Close codes that are final for a client.
+// Close codes that are final for a client (closecode has the whole table:
+// the client stops on a final code and reconnects on any other).
 const (
-	CodeReplaced   = 4000
-	CodeRoomClosed = 4001
+	CodeReplaced   = int(closecode.Replaced)
+	CodeRoomClosed = int(closecode.RoomClosed)
 )
 
 // ErrNotConnected is returned by sends while the client is reconnecting:

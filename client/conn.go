@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"party-sockets/closecode"
 )
 
 // ServerError is an error message the server answered with.
@@ -176,11 +178,8 @@ func (c *Client) run() {
 		case c.ctx.Err() != nil:
 			c.final(Closed{Code: 1000, Reason: "closed by the client"})
 			return
-		case code == CodeReplaced:
-			c.final(Closed{Code: code, Reason: "replaced", Final: true, Err: err})
-			return
-		case code == CodeRoomClosed:
-			c.final(Closed{Code: code, Reason: "room closed", Final: true, Err: err})
+		case closecode.Code(code).Final():
+			c.final(Closed{Code: code, Reason: closecode.Code(code).Reason(), Final: true, Err: err})
 			return
 		}
 		if closed, ok := c.reconnect(err); !ok {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"party-sockets/budget"
+	"party-sockets/closecode"
 )
 
 // Member is one player's connection as the room sees it. Both methods must
@@ -25,10 +26,11 @@ type Member interface {
 	Close(code int, reason string)
 }
 
-// Close codes fixed by existing clients; both are final for them.
+// Close codes fixed by existing clients; both are final for them
+// (closecode has the whole table).
 const (
-	CloseReplaced   = 4000
-	CloseRoomClosed = 4001
+	CloseReplaced   = int(closecode.Replaced)
+	CloseRoomClosed = int(closecode.RoomClosed)
 )
 
 // MaxStateBytes bounds a retained state snapshot (compact JSON).

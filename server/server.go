@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"party-sockets/budget"
+	"party-sockets/closecode"
 	"party-sockets/rooms"
 	"party-sockets/routing"
 	"party-sockets/tokens"
@@ -230,7 +231,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // serve runs the session's reader until the socket ends.
 func (se *session) serve() {
 	c := se.c
-	stopOnShutdown := context.AfterFunc(se.s.baseCtx, func() { c.Close(CloseRestarting, "server restarting") })
+	stopOnShutdown := context.AfterFunc(se.s.baseCtx, func() { c.Close(CloseRestarting, closecode.Restarting.Reason()) })
 	err := se.run(context.Background())
 	stopOnShutdown()
 	switch {

@@ -9,14 +9,17 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"party-sockets/closecode"
+	"party-sockets/rooms"
 )
 
-// Close codes this server adds. 4000 and 4001 (rooms package) are final for
-// clients; every code here makes a client reconnect.
+// Close codes this server adds (closecode has the whole table); every one
+// makes a client reconnect.
 const (
-	CloseTooSlow    = 4002 // the receiver's queue overflowed
-	CloseRestarting = int(websocket.StatusServiceRestart)
-	ClosePolicy     = int(websocket.StatusPolicyViolation)
+	CloseTooSlow    = int(closecode.TooSlow)
+	CloseRestarting = int(closecode.Restarting)
+	ClosePolicy     = int(closecode.Policy)
 )
 
 // conn is one player's socket as the rooms see it: a bounded queue drained
@@ -76,7 +79,7 @@ func (c *conn) Send(frame []byte) {
 		// The writer may be stuck on this very peer: close from here, and
 		// give the close frame a second before cutting the socket so the
 		// room learns of the departure promptly.
-		go c.closeWithin(CloseTooSlow, "too slow", time.Second)
+		go c.closeWithin(CloseTooSlow, closecode.TooSlow.Reason(), time.Second)
 		return
 	}
 	c.queue = append(c.queue, frame)
@@ -125,7 +128,7 @@ func (c *conn) shed() bool {
 	c.mu.Unlock()
 	c.s.budget.Add(-int64(n))
 	c.setReason(reasonShed)
-	go c.closeWithin(CloseTooSlow, "too slow", time.Second)
+	go c.closeWithin(CloseTooSlow, closecode.TooSlow.Reason(), time.Second)
 	return true
 }
 
@@ -149,9 +152,9 @@ func (c *conn) checkDeadlines(now, joinTicks, msgTicks int64) {
 // before the close is lost.
 func (c *conn) Close(code int, reason string) {
 	switch code {
-	case 4000:
+	case rooms.CloseReplaced:
 		c.setReason(reasonReplaced)
-	case 4001:
+	case rooms.CloseRoomClosed:
 		c.setReason(reasonRoomClosed)
 	case CloseRestarting:
 		c.setReason(reasonRestart)

@@ -42,6 +42,9 @@ export interface PartySocketEventMap {
   closed: CustomEvent<{ code: number; reason: string; final: boolean }>;
 }
 
+/** The close codes the server sends; final codes stop the client, the others make it reconnect. */
+export declare const CLOSE_CODES: Readonly<Record<number, { reason: string; final: boolean }>>;
+
 export declare class PartySocket extends EventTarget {
   static create(url: string, opts?: PartySocketOptions): Promise<PartySocket>;
   static join(url: string, code: string, opts?: PartySocketOptions): Promise<PartySocket>;

@@ -17,7 +17,17 @@
 // (replaced) and 4001 (room closed) are final, as is a room that no longer
 // exists; everything else retries.
 
-const FINAL = { 4000: "replaced", 4001: "room closed" };
+// The close codes the server sends: the same table as the Go package
+// closecode (a test holds them together). final: stop; otherwise reconnect.
+export const CLOSE_CODES = Object.freeze({
+  4000: { reason: "replaced", final: true },
+  4001: { reason: "room closed", final: true },
+  4002: { reason: "too slow", final: false },
+  1008: { reason: "", final: false },
+  1009: { reason: "", final: false },
+  1012: { reason: "server restarting", final: false },
+});
+const FINAL = Object.fromEntries(Object.entries(CLOSE_CODES).filter(([, c]) => c.final).map(([k, c]) => [k, c.reason]));
 
 function wsBase(url) {
   const u = new URL(url, typeof location !== "undefined" ? location.href : undefined);
