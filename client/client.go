@@ -4,7 +4,7 @@
 // stops for good on 4000 (replaced) and 4001 (room closed). Safe for
 // concurrent use.
 //
-//	c, err := client.Create(ctx, client.Options{URL: "wss://my-app.fly.dev"}, 8)
+//	c, err := client.Create(ctx, client.Options{URL: "wss://my-app.fly.dev"}, 8, "")
 //	for ev := range c.Events() { ... }
 package client
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the static server binary. This is the one build line the Dockerfile
-# runs, so it is tested outside Docker too (ops/ops_test.go).
+# runs, so it is tested outside Docker too (ops/flytoml_test.go).
 #   VERSION=v1.2.3 sh ops/build.sh [output]
 set -eu
 cd "$(dirname "$0")/.."

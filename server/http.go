@@ -11,7 +11,9 @@ import (
 	"party-sockets/routing"
 )
 
-// ServeHTTP handles a request in the order of the wire contract (§9).
+// ServeHTTP handles a request in the order the wire contract gives:
+// routing, /health, /metrics, the server API, /room/<code>, upgrades, the
+// rest.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	api := isAPI(r)
 	if api && s.apiRefusal(w, r) {

@@ -26,7 +26,7 @@ import (
 	"party-sockets/tokens"
 )
 
-// Bounds of the per-origin table (wire contract §10).
+// Bounds of the per-origin table (the wire contract fixes 500 and 100).
 const (
 	originTableSize = 500
 	originSeries    = 100

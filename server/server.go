@@ -1,6 +1,7 @@
 // Package server serves the party-sockets protocol over HTTP and WebSocket:
-// routes, sessions (one reader and one writer goroutine per connection),
-// bounded send queues, heartbeats, draining and metrics.
+// routes, sessions (a reader goroutine per connection, a writer only while
+// frames wait), bounded send queues, heartbeats, draining, the limits, the
+// server API and metrics.
 package server
 
 import (
