@@ -14,6 +14,8 @@ export interface PartySocketOptions {
   minBackoff?: number;
   maxBackoff?: number;
   maxAttempts?: number;
+  /** A connect that neither opens nor answers fails (and is retried) after this many ms. Default 10000. */
+  connectTimeout?: number;
   /** Message recovery (default true): missed frames are sent again after a reconnect. */
   recover?: boolean;
 }
@@ -69,5 +71,7 @@ export declare class PartySocket extends EventTarget {
   close(): void;
 
   addEventListener<K extends keyof PartySocketEventMap>(type: K, listener: (ev: PartySocketEventMap[K]) => void, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
   removeEventListener<K extends keyof PartySocketEventMap>(type: K, listener: (ev: PartySocketEventMap[K]) => void, options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
 }

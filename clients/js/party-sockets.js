@@ -51,7 +51,7 @@ export class PartySocket extends EventTarget {
   constructor(url, opts = {}) {
     super();
     this.base = wsBase(url);
-    this.opts = { minBackoff: 250, maxBackoff: 10000, maxAttempts: 20, persist: false, recover: true, ...opts };
+    this.opts = { minBackoff: 250, maxBackoff: 10000, maxAttempts: 20, persist: false, recover: true, connectTimeout: 10000, ...opts };
     this.storageKey = this.opts.storageKey || "party-sockets:" + this.base;
     const saved = this.opts.persist ? PartySocket.saved(url, this.opts) : null;
     this.clientId = this.opts.clientId || (saved && saved.clientId) || randomId();
@@ -62,7 +62,7 @@ export class PartySocket extends EventTarget {
     this.room = null;
     this.index = null;
     this.instance = null;
-    this.state = same && this.seq !== null ? PartySocket._savedState(this.storageKey) : undefined;
+    this.state = same && this.seq !== null ? PartySocket.#savedState(this.storageKey) : undefined;
     this.status = "idle"; // connecting, open, reconnecting, closed
     this.ws = null;
     this.attempt = 0;
@@ -76,7 +76,7 @@ export class PartySocket extends EventTarget {
     if (opts.url) msg.url = opts.url;
     s.seq = null;
     s.state = undefined;
-    await s._connect(s.base + "/", s._withRecovery(msg));
+    await s.#connect(s.base + "/", s.#withRecovery(msg));
     return s;
   }
 
@@ -90,7 +90,7 @@ export class PartySocket extends EventTarget {
       s.state = undefined;
     }
     s.room = code;
-    await s._connect(s._rejoinURL(), s._withRecovery({ type: "join", clientId: s.clientId, room: code }));
+    await s.#connect(s.#rejoinURL(), s.#withRecovery({ type: "join", clientId: s.clientId, room: code }));
     return s;
   }
 
@@ -101,7 +101,7 @@ export class PartySocket extends EventTarget {
     return PartySocket.join(url, saved.room, { ...opts, persist: true, clientId: saved.clientId });
   }
 
-  static _savedState(key) {
+  static #savedState(key) {
     try {
       const raw = localStorage.getItem(key + ":state");
       return raw === null ? undefined : JSON.parse(raw);
@@ -121,44 +121,44 @@ export class PartySocket extends EventTarget {
   }
 
   send(data) {
-    return this._write(data === undefined ? { type: "send" } : { type: "send", data });
+    return this.#write(data === undefined ? { type: "send" } : { type: "send", data });
   }
   sendTo(slot, data) {
-    return this._write({ type: "send", data, to: slot });
+    return this.#write({ type: "send", data, to: slot });
   }
   setState(data) {
-    return this._write({ type: "set_state", data });
+    return this.#write({ type: "set_state", data });
   }
   closeRoom() {
-    return this._write({ type: "close_room" });
+    return this.#write({ type: "close_room" });
   }
 
   /** Leave for good (no reconnect). */
   close() {
     this.userClosed = true;
     if (this.ws) this.ws.close(1000);
-    this._finish({ code: 1000, reason: "closed by the client", final: false });
+    this.#finish({ code: 1000, reason: "closed by the client", final: false });
   }
 
   /** A create or join asking for recovery, and since the last seq seen. */
-  _withRecovery(msg) {
+  #withRecovery(msg) {
     if (!this.opts.recover) return msg;
     msg.recover = true;
     if (msg.type === "join" && this.seq !== null) msg.since = this.seq;
     return msg;
   }
 
-  _write(msg) {
+  #write(msg) {
     if (!this.ws || this.ws.readyState !== 1) return false; // not sent: the caller knows
     this.ws.send(JSON.stringify(msg));
     return true;
   }
 
-  _emit(type, detail) {
+  #emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  _save() {
+  #save() {
     if (!this.opts.persist) return;
     try {
       localStorage.setItem(
@@ -168,17 +168,26 @@ export class PartySocket extends EventTarget {
     } catch {}
   }
 
-  _rejoinURL() {
+  #rejoinURL() {
     let u = this.base + "/" + encodeURIComponent(this.room);
     if (this.instance) u += "?instance=" + encodeURIComponent(this.instance);
     return u;
   }
 
-  _connect(url, first) {
+  #connect(url, first) {
     this.status = this.attempt ? "reconnecting" : "connecting";
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url);
       let settled = false;
+      // A connect that neither opens nor answers (a dead network, a
+      // machine that hangs) fails after connectTimeout, and is retried.
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        ws.onclose = null;
+        ws.close();
+        reject(new Error("connect timeout after " + this.opts.connectTimeout + " ms"));
+      }, this.opts.connectTimeout);
       ws.onopen = () => ws.send(JSON.stringify(first));
       ws.onmessage = (e) => {
         let m;
@@ -190,6 +199,7 @@ export class PartySocket extends EventTarget {
         if (!settled) {
           if (m.type === "error") {
             settled = true;
+            clearTimeout(timer);
             ws.onclose = null;
             ws.close();
             reject(Object.assign(new Error(m.message), { serverMessage: m.message }));
@@ -197,10 +207,11 @@ export class PartySocket extends EventTarget {
           }
           if (m.type !== "created" && m.type !== "joined") return;
           settled = true;
+          clearTimeout(timer);
           if (typeof m.seq === "number") {
             // After a complete recovery the frames that follow carry the
             // numbers up to m.seq; otherwise start over from it.
-            if (m.recovered === false) this._emit("recovery_failed", { since: this.seq, latest: m.seq });
+            if (m.recovered === false) this.#emit("recovery_failed", { since: this.seq, latest: m.seq });
             if (m.recovered !== true) this.seq = m.seq;
           }
           this.ws = ws;
@@ -209,51 +220,52 @@ export class PartySocket extends EventTarget {
           this.room = m.room;
           this.index = m.index;
           if (m.type === "created") this.instance = m.instance || null;
-          this._save();
-          if (m.type === "joined" && !this.instance) this._learnInstance();
+          this.#save();
+          if (m.type === "joined" && !this.instance) this.#learnInstance();
           resolve(this);
         }
-        this._onMessage(m);
+        this.#onMessage(m);
       };
       ws.onclose = (e) => {
         if (!settled) {
           settled = true;
+          clearTimeout(timer);
           reject(new Error("connection failed (" + e.code + ")"));
           return;
         }
-        this._lost(e.code, e.reason);
+        this.#lost(e.code, e.reason);
       };
     });
   }
 
-  async _learnInstance() {
+  async #learnInstance() {
     try {
       const r = await fetch(httpBase(this.base) + "/room/" + encodeURIComponent(this.room));
       const id = r.ok && r.headers.get("X-Instance-Id");
       if (id) {
         this.instance = id;
-        this._save();
+        this.#save();
       }
     } catch {}
   }
 
-  _onMessage(m) {
+  #onMessage(m) {
     if (typeof m.seq === "number" && m.type !== "created" && m.type !== "joined") {
       if (this.seq !== null && m.seq <= this.seq) return; // seen before the reconnect
       this.seq = m.seq;
-      this._save();
+      this.#save();
     }
     switch (m.type) {
       case "created":
       case "joined":
-        this._emit(m.type, m);
+        this.#emit(m.type, m);
         break;
       case "peer_joined":
       case "peer_left":
-        this._emit(m.type, { index: m.index });
+        this.#emit(m.type, { index: m.index });
         break;
       case "message":
-        this._emit("message", "data" in m ? { from: m.from, data: m.data } : { from: m.from });
+        this.#emit("message", "data" in m ? { from: m.from, data: m.data } : { from: m.from });
         break;
       case "state":
         this.state = m.data;
@@ -262,45 +274,45 @@ export class PartySocket extends EventTarget {
             localStorage.setItem(this.storageKey + ":state", JSON.stringify(m.data));
           } catch {}
         }
-        this._emit("state", { data: m.data });
+        this.#emit("state", { data: m.data });
         break;
       case "error":
-        this._emit("error", { message: m.message });
+        this.#emit("error", { message: m.message });
         break;
     }
   }
 
-  _lost(code, reason) {
+  #lost(code, reason) {
     this.ws = null;
     if (this.userClosed || this.status === "closed") return;
     if (FINAL[code]) {
-      this._finish({ code, reason: FINAL[code], final: true });
+      this.#finish({ code, reason: FINAL[code], final: true });
       return;
     }
-    this._retry(code);
+    this.#retry(code);
   }
 
-  _retry(code) {
+  #retry(code) {
     if (this.opts.maxAttempts >= 0 && this.attempt >= this.opts.maxAttempts) {
-      this._finish({ code, reason: "gave up after " + this.attempt + " attempts", final: false });
+      this.#finish({ code, reason: "gave up after " + this.attempt + " attempts", final: false });
       return;
     }
     this.attempt++;
     const d = Math.min(this.opts.maxBackoff, this.opts.minBackoff * 2 ** (this.attempt - 1));
     const delay = d / 2 + Math.random() * (d / 2);
     this.status = "reconnecting";
-    this._emit("reconnecting", { attempt: this.attempt, delay, code });
+    this.#emit("reconnecting", { attempt: this.attempt, delay, code });
     setTimeout(() => {
       if (this.userClosed) return;
-      const msg = this._withRecovery({ type: "join", clientId: this.clientId, room: this.room });
-      this._connect(this._rejoinURL(), msg).catch((err) => {
-        if (err.serverMessage === "Room not found") this._finish({ code: 0, reason: "room not found", final: true });
-        else this._retry(0);
+      const msg = this.#withRecovery({ type: "join", clientId: this.clientId, room: this.room });
+      this.#connect(this.#rejoinURL(), msg).catch((err) => {
+        if (err.serverMessage === "Room not found") this.#finish({ code: 0, reason: "room not found", final: true });
+        else this.#retry(0);
       });
     }, delay);
   }
 
-  _finish(detail) {
+  #finish(detail) {
     if (this.status === "closed") return;
     this.status = "closed";
     if (detail.final && this.opts.persist) {
@@ -309,6 +321,6 @@ export class PartySocket extends EventTarget {
         localStorage.removeItem(this.storageKey + ":state");
       } catch {}
     }
-    this._emit("closed", detail);
+    this.#emit("closed", detail);
   }
 }

@@ -1,0 +1,107 @@
+// The browser client under Node's test runner (node --experimental-websocket
+// --test), against a real server that this test starts:
+// PARTY_SOCKETS_BIN names the server binary (clients/js/js_test.go builds
+// it and runs this file).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import net from "node:net";
+import { PartySocket, CLOSE_CODES } from "../party-sockets.js";
+
+let server;
+let relay;
+
+before(async () => {
+  const bin = process.env.PARTY_SOCKETS_BIN;
+  assert.ok(bin, "PARTY_SOCKETS_BIN is not set (go test ./clients/js sets it)");
+  server = spawn(bin, [], { env: { ...process.env, HOST: "127.0.0.1", PORT: "0" }, stdio: ["ignore", "ignore", "pipe"] });
+  relay = await new Promise((resolve, reject) => {
+    let buf = "";
+    server.stderr.on("data", (d) => {
+      buf += d;
+      const m = buf.match(/msg=listening addr=(\S+)/);
+      if (m) resolve("http://" + m[1]);
+    });
+    server.on("exit", (code) => reject(new Error("server exited " + code)));
+  });
+});
+after(() => server.kill("SIGKILL"));
+
+const next = (s, type) => new Promise((resolve) => s.addEventListener(type, (e) => resolve(e.detail), { once: true }));
+
+// cutter is a network between a client and the relay that the test cuts.
+function cutter(target) {
+  const socks = new Set();
+  const srv = net.createServer((c) => {
+    const up = net.connect(Number(new URL(target).port), "127.0.0.1");
+    socks.add(c).add(up);
+    c.pipe(up).pipe(c);
+    const end = () => { c.destroy(); up.destroy(); };
+    c.on("error", end).on("close", end);
+    up.on("error", end).on("close", end);
+  });
+  return new Promise((resolve) => srv.listen(0, "127.0.0.1", () => resolve({
+    url: "http://127.0.0.1:" + srv.address().port,
+    cut: () => { for (const s of socks) s.resetAndDestroy ? s.resetAndDestroy() : s.destroy(); socks.clear(); },
+    close: () => srv.close(),
+  })));
+}
+
+test("create, join by code, relay both ways", async () => {
+  const host = await PartySocket.create(relay, { maxClients: 4 });
+  assert.match(host.room, /^[1-9A-HJ-NP-Za-km-z]{6}$/);
+  const player = await PartySocket.join(relay, host.room);
+  assert.equal(player.index, 1);
+  const got = next(host, "message");
+  assert.equal(player.send({ buzz: 1 }), true);
+  assert.deepEqual(await got, { from: 1, data: { buzz: 1 } });
+  const back = next(player, "message");
+  host.sendTo(1, "yes");
+  assert.deepEqual(await back, { from: 0, data: "yes" });
+  host.close();
+  player.close();
+});
+
+test("a cut socket rejoins its slot and recovers every message it missed", async () => {
+  const host = await PartySocket.create(relay, { maxClients: 4 });
+  const net = await cutter(relay);
+  const player = await PartySocket.join(net.url, host.room, { minBackoff: 50, maxBackoff: 200 });
+  const seen = [];
+  player.addEventListener("message", (e) => seen.push(e.detail.data));
+  const reconnected = next(player, "joined");
+  net.cut();
+  for (let i = 0; i < 20; i++) host.sendTo(1, i);
+  await reconnected;
+  await new Promise((r) => { const t = setInterval(() => { if (seen.length >= 20) { clearInterval(t); r(); } }, 10); });
+  assert.deepEqual(seen, [...Array(20).keys()], "missed, repeated or reordered");
+  assert.equal(player.index, 1);
+  host.close();
+  player.close();
+  net.close();
+});
+
+test("the host closing the room is final", async () => {
+  const host = await PartySocket.create(relay, { maxClients: 4 });
+  const player = await PartySocket.join(relay, host.room);
+  const closed = next(player, "closed");
+  host.closeRoom();
+  const c = await closed;
+  assert.equal(c.code, 4001);
+  assert.equal(c.final, true);
+  assert.equal(CLOSE_CODES[4001].final, true);
+  host.close();
+});
+
+test("a room that does not exist rejects the join", async () => {
+  await assert.rejects(PartySocket.join(relay, "nope12"), /Room not found/);
+});
+
+test("a connect that never answers times out", async () => {
+  const silent = net.createServer(() => {}); // accepts, never answers
+  await new Promise((r) => silent.listen(0, "127.0.0.1", r));
+  const url = "http://127.0.0.1:" + silent.address().port;
+  const start = Date.now();
+  await assert.rejects(PartySocket.create(url, { connectTimeout: 300 }), /connect timeout/);
+  assert.ok(Date.now() - start < 5000);
+  silent.close();
+});
