@@ -9,6 +9,26 @@ const relay = params.get("relay") || location.origin;
 const $ = (id) => document.getElementById(id);
 window.party = null; // the live client, for tests and the console
 
+// Why a client stopped, in words a player understands: the host ending the
+// game (4001) is not the same as losing the connection.
+function endReason(detail) {
+  if (detail.code === 4001) return "The host ended the game.";
+  if (detail.code === 4000) return "You joined from another tab or device.";
+  if (detail.reason === "room not found") return "This room no longer exists.";
+  return "The connection to the room was lost.";
+}
+
+// newGame forgets the saved room and starts over.
+function newGame() {
+  for (const k of Object.keys(localStorage)) if (k.startsWith("party-sockets:") || k === "quiz-name") localStorage.removeItem(k);
+  location.reload();
+}
+
+function showError(el, text) {
+  el.textContent = text;
+  el.className = "status error";
+}
+
 function showStatus(el, s) {
   const text = { open: "connected", reconnecting: "reconnecting…", closed: "room closed", connecting: "connecting…" };
   el.textContent = text[s] || s;
@@ -18,7 +38,7 @@ function showStatus(el, s) {
 // ---- host ---------------------------------------------------------------
 async function host() {
   $("host").classList.remove("hidden");
-  const game = { round: 1, names: {}, scores: {}, buzzed: [] };
+  const game = { round: 1, names: {}, scores: {}, buzzed: [], left: [] };
   const h = (await PartySocket.resume(relay, { persist: true })) || (await PartySocket.create(relay, { maxClients: 9, persist: true }));
   window.party = h;
   if (h.state) Object.assign(game, h.state);
@@ -40,10 +60,20 @@ async function host() {
         tr.children[1].textContent = game.scores[slot] || 0;
         tr.children[2].textContent = order < 0 ? "" : "#" + (order + 1);
         if (order === 0) tr.className = "first";
+        if (game.left.includes(Number(slot))) tr.classList.add("left");
         return tr;
       }),
     );
   };
+  // Players who leave are marked until they come back.
+  h.addEventListener("peer_left", ({ detail: { index } }) => {
+    if (!game.left.includes(index)) game.left.push(index);
+    publish();
+  });
+  h.addEventListener("peer_joined", ({ detail: { index } }) => {
+    game.left = game.left.filter((i) => i !== index);
+    publish();
+  });
   h.addEventListener("message", ({ detail: { from, data } }) => {
     if (data && data.t === "hello") {
       game.names[from] = String(data.name || "player " + from).slice(0, 20);
@@ -54,15 +84,27 @@ async function host() {
       publish();
     }
   });
-  for (const ev of ["reconnecting", "closed", "joined"]) h.addEventListener(ev, () => showStatus($("host-status"), h.status));
+  for (const ev of ["reconnecting", "joined"]) h.addEventListener(ev, () => showStatus($("host-status"), h.status));
+  const ended = () => {
+    for (const id of ["next", "end"]) $(id).classList.add("hidden");
+    $("host-new").classList.remove("hidden");
+  };
+  h.addEventListener("closed", (e) => {
+    if (e.detail.code === 4001) showStatus($("host-status"), "closed");
+    else showError($("host-status"), endReason(e.detail));
+    ended();
+  });
+  $("host-new").onclick = newGame;
   $("next").onclick = () => {
     game.round++;
     game.buzzed = [];
     publish();
   };
   $("end").onclick = () => {
+    if (!confirm("End the game for everyone?")) return;
     h.closeRoom();
     showStatus($("host-status"), "closed");
+    ended();
   };
   publish();
 }
@@ -102,10 +144,13 @@ async function player() {
     });
     p.addEventListener("reconnecting", () => showStatus(status, "reconnecting"));
     p.addEventListener("closed", (e) => {
-      showStatus(status, "closed");
+      if (e.detail.code === 4001) showStatus(status, "closed");
+      else showError(status, "disconnected");
       $("buzz").disabled = true;
-      $("result").textContent = e.detail.final ? "The host ended the game." : "Disconnected: " + e.detail.reason;
+      $("result").textContent = endReason(e.detail);
+      $("player-new").classList.remove("hidden");
     });
+    $("player-new").onclick = newGame;
     $("buzz").onclick = () => p.send({ t: "buzz" });
     p.send({ t: "hello", name });
   };
@@ -124,7 +169,7 @@ async function player() {
       localStorage.setItem("quiz-name", name);
       play(p, name);
     } catch (err) {
-      status.textContent = err.message;
+      showError(status, err.message === "Room not found" ? "No room with that code. Codes are case-sensitive." : err.message);
     }
   };
 }

@@ -109,11 +109,17 @@ test("buzzer quiz across regions: join by code, buzz, reconnect and reload into 
     window.afterClose = 0;
     window.party.addEventListener("reconnecting", () => window.afterClose++);
   });
+  // "End game" asks first; the host confirms.
+  let asked = "";
+  host.once("dialog", (d) => { asked = d.message(); d.accept(); });
   await host.click("#end");
   for (const p of [alice, bob]) {
     await p.waitForFunction(() => document.getElementById("player-status").textContent === "room closed");
     assert.equal(await text(p, "#result"), "The host ended the game.");
+    assert.ok(await p.isVisible("#player-new"), "no New game button after the room ended");
   }
+  assert.match(asked, /End the game/);
+  assert.ok(await host.isVisible("#host-new"), "no New game button for the host");
   await new Promise((r) => setTimeout(r, 2000));
   for (const p of [alice, bob]) {
     assert.equal(await p.evaluate(() => window.party.status), "closed");
