@@ -105,7 +105,9 @@ func TestDrainOnSignal(t *testing.T) {
 				if time.Now().After(deadline) {
 					t.Fatalf("create still answered %s after %v", got, sig)
 				}
-				other.CloseNow()
+				// Leave cleanly: a room whose last member blips is kept
+				// for the host grace, and the server could not drain.
+				other.Close(websocket.StatusNormalClosure, "")
 				other = wsDial(t, addr)
 			}
 			if got := roundTrip(t, other, fmt.Sprintf(`{"type":"join","clientId":"g","room":%q}`, code)); !strings.HasPrefix(got, `{"type":"joined"`) {
@@ -127,6 +129,8 @@ func TestDrainOnSignal(t *testing.T) {
 					t.Fatalf("server exited with %v, want status 0", err)
 				}
 			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				<-done // one Wait at a time: the cleanup waits too
 				t.Fatal("server did not exit after its last room ended")
 			}
 		})
