@@ -26,6 +26,8 @@ type cluster struct {
 	fallbackSrc     bool // a force_self fallback also carries fly-replay-src
 	fallbackReplay  bool // a fly-replay answer to a fallback delivery is honoured
 
+	deployment deployment // the rolling deploy (deploy.go)
+
 	dnsDown    atomic.Bool  // the resolver ignores every question
 	dnsDelay   atomic.Int64 // nanoseconds every answer waits
 	requests   atomic.Int64

@@ -32,6 +32,9 @@ type machineView struct {
 //	POST /.flylocal/machines/<id>/<action> stop, start, suspend, resume, kill, freeze, thaw
 //	                                       (stop?close_frames=0: a deploy's drain, no close frames)
 //	POST /.flylocal/dns/<down|slow|up>     the internal resolver stops answering, answers after 4 s, or recovers
+//	POST /.flylocal/deploy                 a rolling deploy, one machine at a time (202; 409 while one runs;
+//	                                       ?close_frames=0: no close frames)
+//	GET  /.flylocal/deploy                 its progress as JSON
 func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 	path := strings.Trim(strings.TrimPrefix(r.URL.Path, "/.flylocal"), "/")
 	parts := strings.Split(path, "/")
@@ -49,6 +52,17 @@ func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]bool{"dns_down": c.dnsDown.Load()})
+	case path == "deploy" && r.Method == http.MethodPost:
+		if !c.deploy(r.URL.Query().Get("close_frames") != "0") {
+			http.Error(w, "a deploy is running", http.StatusConflict)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		json.NewEncoder(w).Encode(c.deployment.status(len(c.machines)))
+	case path == "deploy" && r.Method == http.MethodGet:
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(c.deployment.status(len(c.machines)))
 	case len(parts) == 3 && parts[0] == "machines" && r.Method == http.MethodPost:
 		m := c.machine(parts[1])
 		if m == nil {

@@ -154,6 +154,7 @@ func TestOverviewPage(t *testing.T) {
 
 type machineState struct {
 	ID, State, Exit string
+	PID             int
 }
 
 func machineStates(t *testing.T) map[string]machineState {
@@ -321,5 +322,56 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The local cluster's `fly deploy`: POST /.flylocal/deploy replaces every
+// machine in turn (close frames, the kill signal, exit, a restart, health)
+// while the edges keep answering, and reports its progress.
+func TestDeployThroughTheControlAPI(t *testing.T) {
+	local(t)
+	before := machineStates(t)
+	edge := cluster.Edges[cluster.regions()[0]]
+	resp, err := http.Post(edge+"/.flylocal/deploy", "", nil)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("POST deploy: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if again, _ := http.Post(edge+"/.flylocal/deploy", "", nil); again == nil || again.StatusCode != 409 {
+		t.Fatalf("a second deploy while one runs: %v", again)
+	} else {
+		again.Body.Close()
+	}
+	var st struct {
+		Running, Finished bool
+		Done              []string
+		Error             string
+		Log               []string
+	}
+	waitUntil(t, 90*time.Second, "the deploy to finish", func() bool {
+		// The edges keep answering while machines are replaced.
+		for _, region := range cluster.regions() {
+			h, err := http.Get(cluster.Edges[region] + "/health")
+			if err != nil || h.StatusCode != 200 {
+				t.Fatalf("GET /health via %s during the deploy: %v %v", region, h, err)
+			}
+			h.Body.Close()
+		}
+		r, err := http.Get(edge + "/.flylocal/deploy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		json.NewDecoder(r.Body).Decode(&st)
+		return st.Finished
+	})
+	if st.Error != "" || len(st.Done) != len(cluster.Machines) {
+		t.Fatalf("deploy: error %q, replaced %v of %d machines\n%s", st.Error, st.Done, len(cluster.Machines), strings.Join(st.Log, "\n"))
+	}
+	after := machineStates(t)
+	for id, m := range after {
+		if m.State != "started" || m.PID == before[id].PID {
+			t.Errorf("machine %s after the deploy: %s, pid %d (was %d)", id, m.State, m.PID, before[id].PID)
+		}
 	}
 }
