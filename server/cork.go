@@ -47,6 +47,13 @@ const copyMax = 2048
 
 var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
+// drain discards up to n bytes the client sent, for at most d, straight
+// from the socket. Only the reader goroutine, done with reading, calls it.
+func (c *corkConn) drain(d time.Duration, n int64) {
+	c.Conn.SetReadDeadline(time.Now().Add(d))
+	io.CopyN(io.Discard, c.Conn, n)
+}
+
 // Read reads what the client sent, through the meter.
 func (c *corkConn) Read(p []byte) (int, error) { return c.in.Read(p) }
 

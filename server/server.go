@@ -238,6 +238,11 @@ func (se *session) serve() {
 	switch {
 	case errors.Is(err, websocket.ErrMessageTooBig):
 		c.setReason(reasonTooBig)
+		// coder/websocket has sent 1009. Read what the client is still
+		// sending of the oversized frame (bounded in bytes and time)
+		// before the socket closes: closing on unread data resets the
+		// connection, and the client could lose the close frame.
+		c.raw.drain(time.Second, se.s.cfg.MaxFrameBytes)
 	case errors.Is(err, errTooManyFragments):
 		c.setReason(reasonFragments)
 	case errors.Is(err, errOverRate):
