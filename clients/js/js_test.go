@@ -15,16 +15,7 @@ import (
 	"party-sockets/internal/testutil"
 )
 
-func need(t *testing.T, ok bool, what string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is missing: .ci/run must install it", what)
-	}
-	t.Skipf("%s is missing (.ci/run installs it)", what)
-}
+var need = testutil.Need
 
 func node(t *testing.T) string {
 	t.Helper()

@@ -219,3 +219,16 @@ func TimeWait(prefix, port string) int {
 	}
 	return n
 }
+
+// Need skips a test whose tool is missing, saying which and why; with CI
+// set it fails instead: .ci/run must have installed it.
+func Need(t testing.TB, ok bool, what string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is missing: .ci/run must install it", what)
+	}
+	t.Skipf("%s is missing (.ci/run installs it)", what)
+}

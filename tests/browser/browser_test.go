@@ -18,18 +18,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"party-sockets/internal/testutil"
 )
 
-func need(t *testing.T, ok bool, what string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is missing: .ci/run must install it", what)
-	}
-	t.Skipf("%s is missing (.ci/run installs it)", what)
-}
+var need = testutil.Need
 
 func TestBuzzerQuizInChromium(t *testing.T) {
 	node, err := exec.LookPath("node")
