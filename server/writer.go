@@ -98,11 +98,16 @@ func (c *conn) Send(frame []byte) {
 func (c *conn) abort(code int, reason string) {
 	c.mu.Lock()
 	c.closed = true
-	n := c.queuedBytes
-	c.queue, c.queuedBytes = nil, 0
+	c.dropQueueLocked()
 	c.mu.Unlock()
-	c.s.budget.Add(-int64(n))
 	c.raw.writeClose(code, reason)
+}
+
+// dropQueueLocked discards every queued frame and releases its bytes from
+// the memory budget. c.mu must be held.
+func (c *conn) dropQueueLocked() {
+	c.s.budget.Add(-int64(c.queuedBytes))
+	c.queue, c.queuedBytes = nil, 0
 }
 
 // held is what the connection holds of the memory budget, and whether it
@@ -123,10 +128,8 @@ func (c *conn) shed() bool {
 		return false
 	}
 	c.closed = true
-	n := c.queuedBytes
-	c.queue, c.queuedBytes = nil, 0
+	c.dropQueueLocked()
 	c.mu.Unlock()
-	c.s.budget.Add(-int64(n))
 	c.setReason(reasonShed)
 	go c.closeWithin(CloseTooSlow, closecode.TooSlow.Reason(), time.Second)
 	return true
@@ -246,9 +249,7 @@ func (c *conn) fail() {
 	c.mu.Lock()
 	c.writing = false
 	c.closed = true
-	// Nothing more will be written: release what is still queued.
-	c.s.budget.Add(-int64(c.queuedBytes))
-	c.queue, c.queuedBytes = nil, 0
+	c.dropQueueLocked() // nothing more will be written
 	c.mu.Unlock()
 	c.ws.CloseNow()
 }
@@ -264,9 +265,7 @@ func (c *conn) finish() {
 	c.mu.Lock()
 	c.finished, c.closed = true, true
 	if !c.writing {
-		// No writer will take the queue any more: release it here.
-		c.s.budget.Add(-int64(c.queuedBytes))
-		c.queue, c.queuedBytes = nil, 0
+		c.dropQueueLocked() // no writer will take it any more
 	}
 	c.mu.Unlock()
 	c.ping.Stop()
