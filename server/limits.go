@@ -22,11 +22,11 @@ var (
 )
 
 // addrBucket is a token bucket per client address, in an LRU so a scanner
-// cycling addresses cannot grow memory.
+// cycling addresses cannot grow memory. It starts as a zero value
+// (getOrAdd) and takes its rate on first use.
 type addrBucket struct {
-	mu     sync.Mutex // guards tokens, last
-	tokens float64
-	last   time.Time
+	mu sync.Mutex // guards b
+	b  bucket
 }
 
 // addrRate is a rate and burst shared by every address's bucket.
@@ -45,20 +45,13 @@ func (a addrRate) take(ip string, now time.Time) bool {
 	if a.perSec <= 0 {
 		return true
 	}
-	b := getOrAdd(a.buckets, ip)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.last.IsZero() {
-		b.tokens = a.burst
-	} else {
-		b.tokens = min(a.burst, b.tokens+now.Sub(b.last).Seconds()*a.perSec)
+	ab := getOrAdd(a.buckets, ip)
+	ab.mu.Lock()
+	defer ab.mu.Unlock()
+	if ab.b.rate == 0 {
+		ab.b = bucket{rate: a.perSec, burst: a.burst, tokens: a.burst}
 	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return ab.b.take(now)
 }
 
 // bucket is a per-connection token bucket, owned by the reader goroutine.
