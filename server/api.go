@@ -50,9 +50,7 @@ func (s *Server) apiRefusal(w http.ResponseWriter, r *http.Request) bool {
 	case s.cfg.APIKey == "":
 		s.apiError(w, http.StatusNotFound, errAPIOff)
 	case !s.apiAuthorized(r):
-		if !s.exempt(r) {
-			s.ipl.miss(s.clientIP(r))
-		}
+		s.lookupMissed(r)
 		s.apiError(w, http.StatusUnauthorized, tokens.ErrUnauthorized)
 	default:
 		return false
@@ -76,9 +74,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	room := s.rooms.Room(code)
 	if room == nil {
-		if !s.exempt(r) && r.Context().Value(missCharged{}) == nil {
-			s.ipl.miss(s.clientIP(r))
-		}
+		s.lookupMissed(r)
 		s.apiError(w, http.StatusNotFound, rooms.ErrRoomNotFound)
 		return
 	}

@@ -59,9 +59,7 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	code, _ := routing.CandidateCode(r.URL.EscapedPath()) // "" (no room) for a bad escape
 	info, ok := s.rooms.Lookup(code)
 	if !ok {
-		if counted && r.Context().Value(missCharged{}) == nil {
-			s.ipl.miss(ip)
-		}
+		s.lookupMissed(r)
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Room not found"})
 		return
 	}

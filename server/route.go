@@ -12,6 +12,14 @@ import (
 // 404 for it is not charged twice.
 type missCharged struct{}
 
+// lookupMissed charges a failed HTTP lookup to its address, unless it is
+// a peer's probe or its own probe already charged it.
+func (s *Server) lookupMissed(r *http.Request) {
+	if !s.exempt(r) && r.Context().Value(missCharged{}) == nil {
+		s.ipl.miss(s.clientIP(r))
+	}
+}
+
 // route applies the Fly routing steps (pin, then code) and answers the
 // request itself when it belongs elsewhere. It reports whether it answered,
 // and returns the request to carry on with.

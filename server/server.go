@@ -264,10 +264,16 @@ func cleanOrigin(o string) string {
 	if o == "" {
 		return "unknown"
 	}
-	if !utf8.ValidString(o) {
-		return strings.ToValidUTF8(o, "\uFFFD")
+	return validCopy(o)
+}
+
+// validCopy is s as valid UTF-8, always a copy: it never keeps the request
+// buffer s may point into alive.
+func validCopy(s string) string {
+	if !utf8.ValidString(s) {
+		return strings.ToValidUTF8(s, "\uFFFD")
 	}
-	return strings.Clone(o)
+	return strings.Clone(s)
 }
 
 // cleanLabel bounds a client-chosen string used as a metric label: valid
@@ -276,7 +282,7 @@ func cleanLabel(s string) string {
 	if len(s) > 64 {
 		s = s[:64]
 	}
-	return strings.Clone(strings.ToValidUTF8(s, "\uFFFD"))
+	return validCopy(s)
 }
 
 // or is v, or def when v is the zero value.

@@ -177,7 +177,7 @@ func (se *session) create(m *message) error {
 		tenant = cleanLabel(claims.Subject)
 	}
 	req := rooms.CreateRequest{Member: se.c, ClientID: clientID, MaxClients: max, Origin: se.origin,
-		Recover: string(m.Recover) == "true"}
+		Recover: wantsRecovery(m)}
 	if m.URL != nil {
 		s, ok := jsonString(m.URL)
 		if !ok {
@@ -252,10 +252,13 @@ func (se *session) send(m *message) error {
 	return err
 }
 
+// wantsRecovery reports whether a create or join says "recover": true.
+func wantsRecovery(m *message) bool { return string(m.Recover) == "true" }
+
 // recoveryOptions reads a join's "recover" (true opts in) and "since" (a
 // non-negative integer, only with recover).
 func recoveryOptions(m *message) (rooms.JoinOptions, error) {
-	opt := rooms.JoinOptions{Recover: string(m.Recover) == "true"}
+	opt := rooms.JoinOptions{Recover: wantsRecovery(m)}
 	if opt.Recover && m.Since != nil {
 		n, ok := slotIndex(m.Since)
 		if !ok {
