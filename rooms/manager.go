@@ -88,10 +88,9 @@ type Config struct {
 
 // Manager owns every room on this machine.
 type Manager struct {
-	cfg    Config
-	budget *budget.Budget // static; nil-safe
-	mu     sync.RWMutex   // guards rooms
-	rooms  map[string]*Room
+	cfg   Config
+	mu    sync.RWMutex // guards rooms
+	rooms map[string]*Room
 }
 
 // NewManager returns an empty manager.
@@ -111,7 +110,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.RecoverAge <= 0 {
 		cfg.RecoverAge = max(cfg.HostGrace, time.Second)
 	}
-	return &Manager{cfg: cfg, budget: cfg.Budget, rooms: make(map[string]*Room)}
+	return &Manager{cfg: cfg, rooms: make(map[string]*Room)}
 }
 
 // CreateRequest is a checked create message.
@@ -155,7 +154,7 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 		next:    1,
 		live:    1,
 	}
-	m.budget.Add(SlotBytes)
+	m.cfg.Budget.Add(SlotBytes)
 	m.event(Event{Type: EventRoomCreated, Room: code})
 	m.event(Event{Type: EventPlayerJoined, Room: code, Index: 0})
 	created := createdFrame(code, m.cfg.Instance, m.cfg.Region, 0, resolved)

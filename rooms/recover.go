@@ -74,7 +74,7 @@ func (r *Room) keepLocked(s *slot, f []byte) {
 	now := r.m.cfg.Clock.Now()
 	s.win.entries = append(s.win.entries, entry{seq: s.seq, frame: f, at: now})
 	s.win.bytes += len(f)
-	r.m.budget.Add(int64(len(f)))
+	r.m.cfg.Budget.Add(int64(len(f)))
 	r.trimLocked(s, now)
 }
 
@@ -88,7 +88,7 @@ func (r *Room) trimLocked(s *slot, now time.Time) {
 			break
 		}
 		s.win.bytes -= len(e.frame)
-		r.m.budget.Add(-int64(len(e.frame)))
+		r.m.cfg.Budget.Add(-int64(len(e.frame)))
 		drop++
 	}
 	if drop > 0 {
@@ -99,7 +99,7 @@ func (r *Room) trimLocked(s *slot, now time.Time) {
 
 // dropWindowLocked frees s's window.
 func (r *Room) dropWindowLocked(s *slot) {
-	r.m.budget.Add(-int64(s.win.bytes))
+	r.m.cfg.Budget.Add(-int64(s.win.bytes))
 	s.win = window{}
 }
 

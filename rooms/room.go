@@ -135,7 +135,7 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		s.member = mem
 		r.byKey[key] = idx
 		r.live++
-		r.m.budget.Add(SlotBytes)
+		r.m.cfg.Budget.Add(SlotBytes)
 		r.m.event(Event{Type: EventPlayerJoined, Room: r.Code, Index: idx})
 		r.broadcastLocked(idx, peerFrame("peer_joined", idx))
 	}
@@ -191,7 +191,7 @@ func (r *Room) forgetOldestVacantLocked() {
 	delete(r.byKey, r.slots[victim].key)
 	r.dropWindowLocked(&r.slots[victim])
 	r.slots = append(r.slots[:victim], r.slots[victim+1:]...)
-	r.m.budget.Add(-SlotBytes)
+	r.m.cfg.Budget.Add(-SlotBytes)
 }
 
 func (r *Room) peersLocked(self int) []int {
@@ -311,7 +311,7 @@ func (r *Room) setStateLocked(skip int, data []byte) error {
 	}
 	old := len(r.state)
 	r.state = StateFrame(data)
-	r.m.budget.Add(int64(len(r.state) - old))
+	r.m.cfg.Budget.Add(int64(len(r.state) - old))
 	r.broadcastLocked(skip, r.state)
 	return nil
 }
@@ -346,7 +346,7 @@ func (r *Room) endLocked(code int, reason, why string) {
 	for i := range r.slots {
 		r.dropWindowLocked(&r.slots[i])
 	}
-	r.m.budget.Add(-int64(len(r.slots)*SlotBytes + len(r.state)))
+	r.m.cfg.Budget.Add(-int64(len(r.slots)*SlotBytes + len(r.state)))
 	r.m.remove(r)
 }
 
