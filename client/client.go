@@ -109,7 +109,7 @@ type Client struct {
 	index    int
 	instance string
 	seq      uint64 // the last frame number of this slot seen (recovery)
-	joinedAt bool   // a created or joined was seen: seq is meaningful
+	haveSeq  bool   // a created or joined was seen: seq is meaningful
 }
 
 // Seq is the last frame number this client's slot has seen: save it with
@@ -185,7 +185,7 @@ func newClient(opts Options) (*Client, error) {
 	}
 	c := &Client{opts: opts, events: make(chan any, 256), done: make(chan struct{})}
 	if opts.Since > 0 {
-		c.seq, c.joinedAt = opts.Since, true
+		c.seq, c.haveSeq = opts.Since, true
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
@@ -224,7 +224,7 @@ func (c *Client) addRecovery(msg map[string]any) {
 	msg["recover"] = true
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if msg["type"] == "join" && c.joinedAt {
+	if msg["type"] == "join" && c.haveSeq {
 		msg["since"] = c.seq
 	}
 }

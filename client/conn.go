@@ -67,7 +67,7 @@ func (c *Client) joinedSeq(f *frame) *RecoveryFailed {
 	if f.Recovered == nil || failed != nil {
 		c.seq = *f.Seq
 	}
-	c.joinedAt = true
+	c.haveSeq = true
 	return failed
 }
 
