@@ -36,6 +36,19 @@ func fakePeer(t *testing.T, ip, port string, hits *atomic.Int64) {
 	t.Cleanup(func() { srv.Close() })
 }
 
+// fakePeers starts n peers of fra on 127.0.9.first, ... at port, lists them
+// in fly's DNS, and returns their shared count of asks.
+func fakePeers(t *testing.T, fly *testutil.FlyDNS, port string, first, n int) *atomic.Int64 {
+	t.Helper()
+	var hits atomic.Int64
+	for i := range n {
+		ip := fmt.Sprintf("127.0.9.%d", first+i)
+		fakePeer(t, ip, port, &hits)
+		fly.Add(fmt.Sprintf("0a1b2c3d4e%04d", first+i), "fra", ip)
+	}
+	return &hits
+}
+
 // Hole 11.1: a path naming an absent code of this region made the machine
 // ask every same-region peer, for any method, before any limit: 600
 // requests were 600 rounds, and every probe a new TCP connection.
@@ -45,12 +58,7 @@ func TestProbeAmplificationBounded(t *testing.T) {
 		"DASHBOARD_URL=http://127.0.0.1:9/", "UPGRADES_PER_SEC=0", "PROBES_PER_SEC=0") // only the miss budget bounds this test
 	_, port, _ := net.SplitHostPort(srv.Addr)
 	fly.Add(selfID, "fra", "127.0.0.1")
-	var hits atomic.Int64
-	for i := range 4 {
-		ip := fmt.Sprintf("127.0.9.%d", 11+i)
-		fakePeer(t, ip, port, &hits)
-		fly.Add(fmt.Sprintf("0a1b2c3d4e5f2%d", i), "fra", ip)
-	}
+	hits := fakePeers(t, fly, port, 11, 4)
 	hdr := http.Header{"Fly-Region": {"fra"}, "Fly-Client-IP": {"203.0.113.50"}}
 	refused := 0
 	for i := range 600 {
@@ -296,12 +304,7 @@ func TestServerAPIRefusedCostsNoProbe(t *testing.T) {
 		"DASHBOARD_URL=http://127.0.0.1:9/", "SERVER_API_KEY="+key, "JOIN_MISSES_PER_MIN=1000")
 	_, port, _ := net.SplitHostPort(srv.Addr)
 	fly.Add(selfID, "fra", "127.0.0.1")
-	var hits atomic.Int64
-	for i := range 2 {
-		ip := fmt.Sprintf("127.0.9.%d", 21+i)
-		fakePeer(t, ip, port, &hits)
-		fly.Add(fmt.Sprintf("0a1b2c3d4e5f3%d", i), "fra", ip)
-	}
+	hits := fakePeers(t, fly, port, 21, 2)
 	call := func(code, bearer string) int {
 		req, _ := http.NewRequest("POST", srv.URL+"/room/"+code+"/send", strings.NewReader(`{"data":1}`))
 		req.Header = http.Header{"Fly-Region": {"fra"}, "Fly-Client-IP": {"203.0.113.70"}}
