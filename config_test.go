@@ -101,3 +101,26 @@ func TestTokenCommand(t *testing.T) {
 		t.Fatal("minted a token valid for 3 hours")
 	}
 }
+
+// The later limits, recovery and the backend's settings are bounded too.
+func TestLoadConfigBoundsRatesRecoveryAndBackend(t *testing.T) {
+	bad := map[string]string{
+		"FRAMES_PER_SEC": "-1", "BYTES_PER_SEC": "lots", "UPGRADES_PER_SEC": "1e9", "CREATES_PER_MIN": "NaN",
+		"PROBES_PER_SEC": "-3", "UPGRADE_BURST": "0", "CREATE_BURST": "x", "MACHINE_MISSES_PER_MIN": "-1",
+		"RECOVER_FRAMES": "0", "RECOVER_BYTES": "10", "RECOVER_AGE": "-1s",
+		"CREATE_TOKEN_SECRET": "short", "CREATE_TOKEN_PUBLIC_KEY": "not pem", "SERVER_API_KEY": "short",
+		"WEBHOOK_URL": "ftp://x", "WEBHOOK_SECRET": "plain",
+	}
+	_, err := loadConfig(env(bad))
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for name := range bad {
+		if !strings.Contains(err.Error(), name+"=") {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+	if strings.Contains(err.Error(), "short\"") {
+		t.Error("a secret's value was printed")
+	}
+}
