@@ -65,6 +65,11 @@ type config struct {
 	QueueBytes          int
 	WriteTimeout        time.Duration
 	HandshakeTimeout    time.Duration
+
+	// Hand-off on stop (README "Deploys").
+	Handoff        bool          // HANDOFF=off turns it off
+	HandoffSecret  string        // HANDOFF_SECRET
+	HandoffTimeout time.Duration // HANDOFF_TIMEOUT: the whole hand-off, within kill_timeout
 }
 
 // loadConfig reads the environment through getenv and reports every bad
@@ -107,6 +112,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		QueueBytes:          2 << 20,
 		WriteTimeout:        10 * time.Second,
 		HandshakeTimeout:    10 * time.Second,
+
+		Handoff:        true,
+		HandoffTimeout: 20 * time.Second,
 	}
 	var errs []error
 	bad := func(name, value, why string) {
@@ -205,7 +213,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		name string
 		dst  *time.Duration
 	}{{"WRITE_TIMEOUT", &c.WriteTimeout}, {"HANDSHAKE_TIMEOUT", &c.HandshakeTimeout},
-		{"JOIN_TIMEOUT", &c.JoinTimeout}, {"MESSAGE_TIMEOUT", &c.MessageTimeout}, {"RECOVER_AGE", &c.RecoverAge}} {
+		{"JOIN_TIMEOUT", &c.JoinTimeout}, {"MESSAGE_TIMEOUT", &c.MessageTimeout}, {"RECOVER_AGE", &c.RecoverAge},
+		{"HANDOFF_TIMEOUT", &c.HandoffTimeout}} {
 		if v := getenv(d.name); v != "" {
 			t, err := time.ParseDuration(v)
 			if err != nil || t <= 0 {
@@ -234,6 +243,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.ServerAPIKey = getenv("SERVER_API_KEY")
 	if v := c.ServerAPIKey; v != "" && len(v) < 32 {
 		bad("SERVER_API_KEY", "(hidden)", "want at least 32 bytes")
+	}
+	switch v := getenv("HANDOFF"); v {
+	case "", "on":
+	case "off":
+		c.Handoff = false
+	default:
+		bad("HANDOFF", v, "want on or off")
+	}
+	c.HandoffSecret = getenv("HANDOFF_SECRET")
+	if v := c.HandoffSecret; v != "" && len(v) < 32 {
+		bad("HANDOFF_SECRET", "(hidden)", "want at least 32 bytes")
 	}
 	c.WebhookURL, c.WebhookSecret = getenv("WEBHOOK_URL"), getenv("WEBHOOK_SECRET")
 	if v := c.WebhookURL; v != "" {

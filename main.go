@@ -103,6 +103,7 @@ func run(getenv func(string) string) error {
 			Port:         ln.Addr().(*net.TCPAddr).Port,
 			Resolver:     &routing.CachingResolver{Inner: routing.DNSResolver{Server: cfg.InternalDNS}},
 			RoundsPerSec: cfg.ProbesPerSec,
+			Wide:         cfg.Handoff, // rooms may be handed out of their region
 		}
 	}
 	reg := prometheus.NewRegistry()
@@ -135,6 +136,7 @@ func run(getenv func(string) string) error {
 		Budget:              mem,
 		Tokens:              verifier(cfg),
 		APIKey:              cfg.ServerAPIKey,
+		HandoffSecret:       cfg.HandoffSecret,
 		Webhooks:            webhookStats(hooks),
 		Version:             buildVersion(),
 		Prober:              prober,
@@ -162,6 +164,13 @@ func run(getenv func(string) string) error {
 	case s := <-sig:
 		log.Info("draining: no new rooms; exiting when the last room ends", "signal", s.String(), "rooms", srv.Rooms())
 		srv.Drain()
+	}
+	if cfg.Handoff && prober != nil && srv.Rooms() > 0 {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.HandoffTimeout)
+		moved, left := srv.HandOff(ctx)
+		cancel()
+		log.Info("hand-off done", "moved", moved, "left", left, "ms", time.Since(start).Milliseconds())
 	}
 	waitEmpty(srv, sig, log)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -44,6 +44,11 @@ type Options struct {
 	// Since is the last seq a previous client of this slot saw (saved with
 	// the clientId, for Rejoin after a restart); 0 when unknown.
 	Since uint64
+	// RoomWait is how long a reconnect keeps trying while the server says
+	// "Room not found" (default 10 s; negative: give up at once). A
+	// machine that stops hands its rooms to a sibling, and a rejoin can
+	// arrive a moment before the room does.
+	RoomWait time.Duration
 }
 
 // Events. Every server message becomes one; Reconnecting and Closed are
@@ -148,6 +153,9 @@ func (o *Options) defaults() error {
 	}
 	if o.MaxAttempts == 0 {
 		o.MaxAttempts = 20
+	}
+	if o.RoomWait == 0 {
+		o.RoomWait = 10 * time.Second
 	}
 	return nil
 }

@@ -315,7 +315,8 @@ func TestReplacedIsFinal(t *testing.T) {
 	}
 }
 
-// The room ends while the client is away: it stops instead of retrying.
+// The room ends while the client is away: once the room wait is over
+// (a moving room is not found for a moment), it stops instead of retrying.
 func TestRoomGoneWhileAwayIsFinal(t *testing.T) {
 	hs, _ := newServer(t)
 	ctx := t.Context()
@@ -324,15 +325,20 @@ func TestRoomGoneWhileAwayIsFinal(t *testing.T) {
 	proxy := newCutProxy(t, strings.TrimPrefix(hs.URL, "http://"))
 	opts := fast("ws://" + proxy.ln.Addr().String())
 	opts.MinBackoff = 300 * time.Millisecond
+	opts.RoomWait = time.Second
 	guest, err := Join(ctx, opts, room)
 	if err != nil {
 		t.Fatal(err)
 	}
 	next[Joined](t, guest)
 	proxy.cut()
+	cut := time.Now()
 	host.CloseRoom(ctx) // the host was the last member: the room is gone
 	if cl := next[Closed](t, guest); !cl.Final || cl.Reason != "room not found" {
 		t.Fatalf("closed = %+v", cl)
+	}
+	if waited := time.Since(cut); waited < time.Second {
+		t.Fatalf("gave up %v after the cut, before the room wait", waited)
 	}
 }
 

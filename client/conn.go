@@ -181,6 +181,12 @@ func (c *Client) run() {
 		case closecode.Code(code).Final():
 			c.final(Closed{Code: code, Reason: closecode.Code(code).Reason(), Final: true, Err: err})
 			return
+		case code == int(websocket.StatusGoingAway) || code == int(closecode.Restarting):
+			// The machine is stopping (Fly's proxy says 1001, the server
+			// 1012): its room moves to a sibling, so the pin is stale.
+			c.mu.Lock()
+			c.instance = ""
+			c.mu.Unlock()
 		}
 		if closed, ok := c.reconnect(err); !ok {
 			c.final(closed)
@@ -226,9 +232,13 @@ func (c *Client) readAll() error {
 }
 
 // reconnect retries with exponential backoff and jitter, rejoining with the
-// same clientId. It gives up when the room is gone or after MaxAttempts.
+// same clientId. It gives up after MaxAttempts, or when the room is gone:
+// "Room not found" for longer than RoomWait after the socket ended (a
+// room being handed to another machine is not found for a moment; the
+// client then also drops its pin and rejoins by code).
 func (c *Client) reconnect(cause error) (Closed, bool) {
 	delay := c.opts.MinBackoff
+	lost := time.Now()
 	for attempt := 1; c.opts.MaxAttempts < 0 || attempt <= c.opts.MaxAttempts; attempt++ {
 		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1)) // jitter: [d/2, d]
 		c.emit(Reconnecting{Attempt: attempt, Delay: wait, Err: cause})
@@ -245,7 +255,15 @@ func (c *Client) reconnect(cause error) (Closed, bool) {
 		}
 		var se *ServerError
 		if errors.As(err, &se) && se.Message == "Room not found" {
-			return Closed{Reason: "room not found", Final: true, Err: err}, false
+			if time.Since(lost) > c.opts.RoomWait {
+				return Closed{Reason: "room not found", Final: true, Err: err}, false
+			}
+			c.mu.Lock()
+			c.instance = ""
+			c.mu.Unlock()
+			cause, delay = err, min(c.opts.MinBackoff, 500*time.Millisecond)
+			attempt-- // waiting for a moving room is not a failed attempt
+			continue
 		}
 		if c.ctx.Err() != nil {
 			return Closed{Code: 1000, Reason: "closed by the client"}, false

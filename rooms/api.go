@@ -7,6 +7,9 @@ const (
 	EventRoomClosed   = "room.closed"
 	EventPlayerJoined = "player.joined"
 	EventPlayerLeft   = "player.left"
+	// EventRoomMoved: the room was handed to another machine and lives on
+	// there (README "Deploys"); no room.closed follows here.
+	EventRoomMoved = "room.moved"
 )
 
 // Why a room ended (room.closed's reason).

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"sort"
 	"sync"
+	"time"
 )
 
 // clientKey is what a room keeps of a clientId: its SHA-256. The secret
@@ -47,7 +48,9 @@ type Room struct {
 	state     []byte // the retained state frame, nil until the host sets one
 	closed    bool
 	grace     Timer
-	graceTurn int // bumped on every arm and cancel; a stale timer sees a different turn
+	graceAt   time.Time // when grace fires, while it is armed
+	graceTurn int       // bumped on every arm and cancel; a stale timer sees a different turn
+	transfer  string    // the hand-off that brought the room here, "" when created here
 }
 
 // slotHistory is how many clientIds a room remembers: four per member it
@@ -252,7 +255,7 @@ func (r *Room) Leave(idx int, mem Member, clean bool) {
 	}
 	r.broadcastLocked(idx, peerFrame("peer_left", idx))
 	if idx == 0 || (r.live == 0 && r.grace == nil) {
-		r.armGraceLocked()
+		r.armGraceLocked(r.m.cfg.HostGrace)
 	}
 }
 
@@ -350,10 +353,13 @@ func (r *Room) endLocked(code int, reason, why string) {
 	r.m.remove(r)
 }
 
-func (r *Room) armGraceLocked() {
+// armGraceLocked starts the host grace: the room ends after d unless the
+// host's slot is live again.
+func (r *Room) armGraceLocked(d time.Duration) {
 	r.cancelGraceLocked()
 	turn := r.graceTurn
-	r.grace = r.m.cfg.Clock.AfterFunc(r.m.cfg.HostGrace, func() { r.graceExpired(turn) })
+	r.graceAt = r.m.cfg.Clock.Now().Add(d)
+	r.grace = r.m.cfg.Clock.AfterFunc(d, func() { r.graceExpired(turn) })
 }
 
 func (r *Room) cancelGraceLocked() {

@@ -25,6 +25,12 @@ type Input struct {
 	Held         bool   // the candidate code's room lives here
 	Probed       bool   // a peer probe has run for this request
 	Holder       string // the peer that answered 200 to the probe, if any
+	// MovedTo is the sibling this machine handed the candidate code's
+	// room to moments ago (a hand-off on stop), "" otherwise.
+	MovedTo string
+	// HomeEmpty: no machine of the code's home region is running (so a
+	// hand-off took its rooms to another region).
+	HomeEmpty bool
 }
 
 // Decision is one of Serve, ReplayInstance, ReplayRegion, Redirect, Probe.
@@ -58,7 +64,10 @@ func (d Redirect) String() string       { return "Redirect{" + d.Location + "}" 
 func (d Probe) String() string          { return "Probe{" + d.Code + "}" }
 func (Serve) String() string            { return "Serve{}" }
 
-// Decide applies steps 1 and 4 of the wire contract's HTTP order.
+// Decide applies steps 1 and 4 of the wire contract's HTTP order, and
+// follows rooms that a hand-off moved: a code whose room left this machine
+// is replayed to its new holder, and a code whose home region has no
+// machine running is looked for by a probe of every region.
 //
 // Loop guards: with fly-replay-src there is no pin replay and no
 // cross-region replay (a same-region instance hop is still allowed); with
@@ -68,6 +77,11 @@ func (Serve) String() string            { return "Serve{}" }
 func Decide(in Input) Decision {
 	if !in.OnFly || !in.ViaProxy {
 		return Serve{}
+	}
+	if in.MovedTo != "" && in.MovedTo != in.Self && !in.ReplayFailed {
+		// The room left with a hand-off: send the request after it,
+		// pinned here or not. The holder serves it (it holds the code).
+		return ReplayInstance{in.MovedTo}
 	}
 	fallback := in.ReplaySrc || in.ReplayFailed
 	pin, pinned := instanceQuery(in.RawQuery)
@@ -92,10 +106,9 @@ func Decide(in Input) Decision {
 	switch {
 	case !ok:
 		return Serve{}
-	case home != in.Region:
-		if fallback {
-			return Serve{}
-		}
+	case home != in.Region && fallback:
+		return Serve{}
+	case home != in.Region && !in.HomeEmpty:
 		return ReplayRegion{home}
 	case in.Held || in.ReplayFailed:
 		return Serve{}

@@ -63,6 +63,15 @@ func TestDecide(t *testing.T) {
 		{"own region, probe empty", fly(Input{Path: "/" + fraCode, Probed: true}), Serve{}},
 		{"own region, replayed: instance hop allowed", fly(Input{Path: "/" + fraCode, ReplaySrc: true}), Probe{fraCode}},
 		{"own region, fallback: no replay", fly(Input{Path: "/" + fraCode, ReplayFailed: true}), Serve{}},
+		// Hand-off: a room that left follows its holder, pinned or not,
+		// unless this is already a fallback delivery.
+		{"moved, pinned here", fly(Input{Path: "/" + fraCode, RawQuery: "instance=0a1b2c3d4e5f01", MovedTo: "0a1b2c3d4e5f09"}), ReplayInstance{"0a1b2c3d4e5f09"}},
+		{"moved, replayed here", fly(Input{Path: "/" + fraCode, ReplaySrc: true, MovedTo: "0a1b2c3d4e5f09"}), ReplayInstance{"0a1b2c3d4e5f09"}},
+		{"moved, fallback: no replay", fly(Input{Path: "/" + fraCode, ReplayFailed: true, MovedTo: "0a1b2c3d4e5f09"}), Serve{}},
+		{"home region empty: probe everywhere", fly(Input{Path: "/" + iadCode, HomeEmpty: true}), Probe{iadCode}},
+		{"home region empty: holder found", fly(Input{Path: "/" + iadCode, HomeEmpty: true, Probed: true, Holder: "0a1b2c3d4e5f03"}), ReplayInstance{"0a1b2c3d4e5f03"}},
+		{"home region empty, held here", fly(Input{Path: "/" + iadCode, HomeEmpty: true, Held: true}), Serve{}},
+		{"home region empty, replayed: no loop", fly(Input{Path: "/" + iadCode, HomeEmpty: true, ReplaySrc: true}), Serve{}},
 		{"room path percent-decoded", fly(Input{Path: "/room/" + "%" + "31" + fraCode[1:]}), decodedProbe()},
 	}
 	for _, tt := range tests {

@@ -117,6 +117,11 @@ type Prober struct {
 	Limit        time.Duration // per round; 0 means 3 s
 	NegativeTTL  time.Duration // 0 means 2 s
 	RoundsPerSec float64       // machine-wide; 0 means 20 (burst twice that)
+	// Wide: a round that finds nothing in the region asks every other
+	// machine too. A hand-off moves rooms out of their home region when it
+	// has no other machine; this finds them. Its cost is bounded like a
+	// round's: one per code, rate-limited, misses remembered.
+	Wide bool
 
 	once     sync.Once
 	mu       sync.Mutex // guards flights, negative, tokens, last
@@ -252,17 +257,31 @@ func (p *Prober) round(code, region string) (holder, outcome string) {
 	if err != nil {
 		return "", OutcomeDNSError
 	}
-	var ask []string
+	var near, far []string
 	for _, peer := range peers {
-		if peer.ID != p.Self && peer.Region == region {
-			ask = append(ask, peer.ID)
+		switch {
+		case peer.ID == p.Self:
+		case peer.Region == region:
+			near = append(near, peer.ID)
+		case p.Wide:
+			far = append(far, peer.ID)
 		}
 	}
-	if len(ask) == 0 {
+	if len(near)+len(far) == 0 {
 		return "", OutcomeNoPeers
 	}
-	found := make(chan string, len(ask))
-	for _, id := range ask {
+	for _, group := range [][]string{near, far} {
+		if id := p.ask(ctx, group, code); id != "" {
+			return id, OutcomeFound
+		}
+	}
+	return "", OutcomeNotFound
+}
+
+// ask asks every peer in ids at once; the first that holds code wins.
+func (p *Prober) ask(ctx context.Context, ids []string, code string) string {
+	found := make(chan string, len(ids))
+	for _, id := range ids {
 		go func() {
 			if p.holds(ctx, id, code) {
 				found <- id
@@ -271,12 +290,27 @@ func (p *Prober) round(code, region string) (holder, outcome string) {
 			}
 		}()
 	}
-	for range ask {
+	for range ids {
 		if id := <-found; id != "" {
-			return id, OutcomeFound
+			return id
 		}
 	}
-	return "", OutcomeNotFound
+	return ""
+}
+
+// RegionEmpty reports whether DNS lists no started machine in region. A
+// DNS failure says no: the caller goes on as if the region had machines.
+func (p *Prober) RegionEmpty(ctx context.Context, region string) bool {
+	peers, err := Peers(ctx, p.Resolver, p.App)
+	if err != nil {
+		return false
+	}
+	for _, peer := range peers {
+		if peer.Region == region {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Prober) holds(ctx context.Context, id, code string) bool {

@@ -175,6 +175,38 @@ func TestProberFindsHolderOverRealDNS(t *testing.T) {
 	}
 }
 
+// A wide prober asks its own region first, then every other machine: a
+// hand-off can take a room out of its home region.
+func TestWideProberAsksOtherRegionsAfterItsOwn(t *testing.T) {
+	port := freePort(t)
+	addrs := map[string]string{"near": "127.0.10.2", "far1": "127.0.10.3", "far2": "127.0.10.4"}
+	f := &fakeFly{app: "app", txt: "self fra,near fra,far1 iad,far2 syd", addrs: addrs}
+	dnsAddr := startDNS(t, f)
+	var near, far1, far2 atomic.Int32
+	startPeer(t, addrs["near"], port, "NEAR12", &near, false)
+	startPeer(t, addrs["far1"], port, "none", &far1, false)
+	startPeer(t, addrs["far2"], port, "FAR123", &far2, false)
+	p := &Prober{App: "app", Self: "self", Port: port, Resolver: DNSResolver{Server: dnsAddr}, Wide: true}
+	if holder, _ := p.Find(t.Context(), "NEAR12", "fra"); holder != "near" || far1.Load()+far2.Load() != 0 {
+		t.Fatalf("found in the region: %q, other regions asked %d times", holder, far1.Load()+far2.Load())
+	}
+	if holder, outcome := p.Find(t.Context(), "FAR123", "fra"); holder != "far2" || outcome != OutcomeFound {
+		t.Fatalf("Find(elsewhere) = %q %s", holder, outcome)
+	}
+	// A region with no machine: every other machine is asked at once.
+	if holder, _ := p.Find(t.Context(), "FAR123", "ams"); holder != "far2" {
+		t.Fatalf("Find(empty home region) = %q", holder)
+	}
+	if !p.RegionEmpty(t.Context(), "ams") || p.RegionEmpty(t.Context(), "iad") {
+		t.Fatal("RegionEmpty is wrong")
+	}
+	narrow := &Prober{App: "app", Self: "self", Port: port, Resolver: DNSResolver{Server: dnsAddr}}
+	before := far2.Load()
+	if holder, _ := narrow.Find(t.Context(), "FAR124", "fra"); holder != "" || far2.Load() != before {
+		t.Fatal("a prober that is not wide asked another region")
+	}
+}
+
 func TestProberFirstAnswerWinsOverHangingPeer(t *testing.T) {
 	port := freePort(t)
 	f := &fakeFly{app: "app", txt: "self fra,hang fra,good fra", addrs: map[string]string{"hang": "127.0.8.2", "good": "127.0.8.3"}}

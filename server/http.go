@@ -11,10 +11,14 @@ import (
 	"party-sockets/routing"
 )
 
-// ServeHTTP handles a request in the order the wire contract gives:
-// routing, /health, /metrics, the server API, /room/<code>, upgrades, the
+// ServeHTTP handles a request in the order the wire contract gives, after
+// the siblings' internal endpoints (handoff.go): routing, /health, /metrics, the server API, /room/<code>, upgrades, the
 // rest.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isInternal(r) {
+		s.serveInternal(w, r) // siblings only: never routed
+		return
+	}
 	api := isAPI(r)
 	if api && s.apiRefusal(w, r) {
 		return // before routing: a refused call costs no probe

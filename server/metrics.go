@@ -78,6 +78,8 @@ type metrics struct {
 	replays    *prometheus.CounterVec
 	probes     *prometheus.CounterVec
 	probeTime  prometheus.Histogram
+	handoffs   *prometheus.CounterVec
+	handoffDur prometheus.Histogram
 
 	descs map[string]*prometheus.Desc
 }
@@ -110,6 +112,12 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	m.probeTime = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "party_sockets_probe_duration_seconds", Help: "Duration of a peer probe round.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 5},
+	})
+	m.handoffs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "party_sockets_handoff_rooms_total",
+		Help: "Rooms handed to a sibling on stop (sent), taken from one (received), and that could not move (failed)."}, []string{"result"})
+	m.handoffDur = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "party_sockets_handoff_duration_seconds", Help: "Duration of one room's hand-off, from its lock to the sibling's answer.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	})
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
@@ -152,11 +160,14 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	for _, o := range routing.Outcomes {
 		m.probes.WithLabelValues(o)
 	}
+	for _, r := range []string{handoffSent, handoffReceived, handoffFailed} {
+		m.handoffs.WithLabelValues(r)
+	}
 	for _, e := range knownErrors {
 		m.errors.WithLabelValues(errorKind(e))
 	}
 	m.errors.WithLabelValues("Unknown url placeholder")
-	reg.MustRegister(m, m.messages, m.deliveries, m.bytes, m.errors, m.closes, m.replays, m.probes, m.probeTime)
+	reg.MustRegister(m, m.messages, m.deliveries, m.bytes, m.errors, m.closes, m.replays, m.probes, m.probeTime, m.handoffs, m.handoffDur)
 	m.handler = &cachedScrape{g: gatherer, ttl: scrapeTTL}
 	return m
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"party-sockets/regions"
 	"party-sockets/routing"
 )
 
@@ -40,8 +41,18 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 	}
 	if code, ok := routing.CandidateCode(in.Path); ok {
 		in.Held = s.rooms.Held(code)
+		if !in.Held {
+			in.MovedTo = s.movedTo(code)
+		}
 	}
 	d := routing.Decide(in)
+	if rr, ok := d.(routing.ReplayRegion); ok && s.cfg.Prober != nil && s.cfg.Prober.Wide &&
+		s.cfg.Prober.RegionEmpty(r.Context(), rr.Region) {
+		// Nothing runs in the code's region: its rooms, if any, were
+		// handed to another region. Look for the room everywhere.
+		in.HomeEmpty = true
+		d = routing.Decide(in)
+	}
 	if p, ok := d.(routing.Probe); ok {
 		in.Probed = true
 		// Only a join (an upgrade) or a lookup is worth asking the
@@ -88,7 +99,11 @@ func (s *Server) probe(r *http.Request, code string) string {
 		return ""
 	}
 	stop := s.metrics.probeTimer()
-	holder, outcome := s.cfg.Prober.Find(r.Context(), code, s.cfg.Region)
+	region := s.cfg.Region
+	if home, ok := regions.RegionOf(code); ok {
+		region = home // a home region with no machine: the prober asks everyone
+	}
+	holder, outcome := s.cfg.Prober.Find(r.Context(), code, region)
 	stop(outcome)
 	s.log.Debug("probe", "room", code, "outcome", outcome, "holder", holder)
 	return holder

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -42,6 +43,7 @@ type Config struct {
 	Tokens         *tokens.Verifier // create tokens; nil or empty: creates are open
 	APIKey         string           // SERVER_API_KEY: enables the server API
 	Webhooks       WebhookStats     // for metrics; nil without webhooks
+	HandoffSecret  string           // HANDOFF_SECRET: siblings' hand-offs must carry it
 
 	MaxFrameBytes int64         // largest client frame; larger closes with 1009
 	QueueFrames   int           // per-connection send queue, in frames
@@ -117,6 +119,8 @@ type Server struct {
 	tick     atomic.Int64 // coarse clock, advanced by the sweeper
 	conns    registry
 	pending  pending
+	movedMu  sync.Mutex        // guards moved
+	moved    map[string]string // code → the sibling a room held here went to
 }
 
 // New returns a server for the rooms in mgr, registering its metrics in reg.
@@ -155,6 +159,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	s.upgrades = newAddrRate(cfg.UpgradesPerSec, float64(cfg.UpgradeBurst))
 	s.creates = newAddrRate(cfg.CreatesPerMin/60, float64(cfg.CreateBurst))
 	s.conns.all = map[*conn]struct{}{}
+	s.moved = map[string]string{}
 	s.pending = pending{total: cfg.MaxPendingConns, byConn: map[net.Conn]string{}, byAddr: map[string]int{}}
 	if cfg.AppName == "" {
 		// Off Fly the socket's address is the client's.

@@ -16,6 +16,8 @@ export interface PartySocketOptions {
   maxAttempts?: number;
   /** A connect that neither opens nor answers fails (and is retried) after this many ms. Default 10000. */
   connectTimeout?: number;
+  /** While rejoining, "Room not found" is retried (by code, without the pin) for this many ms: a stopping machine hands its room to a sibling. Default 10000. */
+  roomWait?: number;
   /** Message recovery (default true): missed frames are sent again after a reconnect. */
   recover?: boolean;
 }

@@ -51,7 +51,7 @@ export class PartySocket extends EventTarget {
   constructor(url, opts = {}) {
     super();
     this.base = wsBase(url);
-    this.opts = { minBackoff: 250, maxBackoff: 10000, maxAttempts: 20, persist: false, recover: true, connectTimeout: 10000, ...opts };
+    this.opts = { minBackoff: 250, maxBackoff: 10000, maxAttempts: 20, persist: false, recover: true, connectTimeout: 10000, roomWait: 10000, ...opts };
     this.storageKey = this.opts.storageKey || "party-sockets:" + this.base;
     const saved = this.opts.persist ? PartySocket.saved(url, this.opts) : null;
     this.clientId = this.opts.clientId || (saved && saved.clientId) || randomId();
@@ -289,6 +289,10 @@ export class PartySocket extends EventTarget {
       this.#finish({ code, reason: FINAL[code], final: true });
       return;
     }
+    // 1001 (Fly's proxy) or 1012 (the server): the machine is stopping and
+    // hands its room to a sibling, so the pin is stale.
+    if (code === 1001 || code === 1012) this.instance = null;
+    this.lostAt = Date.now();
     this.#retry(code);
   }
 
@@ -306,8 +310,16 @@ export class PartySocket extends EventTarget {
       if (this.userClosed) return;
       const msg = this.#withRecovery({ type: "join", clientId: this.clientId, room: this.room });
       this.#connect(this.#rejoinURL(), msg).catch((err) => {
-        if (err.serverMessage === "Room not found") this.#finish({ code: 0, reason: "room not found", final: true });
-        else this.#retry(0);
+        if (err.serverMessage !== "Room not found") return this.#retry(0);
+        // A room being handed to another machine is not found for a
+        // moment: keep trying by code (no pin) for roomWait.
+        if (Date.now() - this.lostAt > this.opts.roomWait) {
+          this.#finish({ code: 0, reason: "room not found", final: true });
+          return;
+        }
+        this.instance = null;
+        this.attempt = 0;
+        this.#retry(0);
       });
     }, delay);
   }

@@ -57,6 +57,7 @@ func run() error {
 		closeFrames = flag.Bool("stop-close-frames", true, "send WebSocket close frames to a machine's clients before stop/suspend")
 		fallbackSrc = flag.Bool("fallback-src", true, "a force_self fallback delivery also carries fly-replay-src (undocumented on Fly)")
 		fallbackRep = flag.Bool("fallback-replay", false, "honour fly-replay from a fallback delivery (undocumented on Fly)")
+		stoppingRep = flag.Bool("stopping-replays", false, "deliver a replay to a machine that is stopping; off, it fails over like an unreachable one (undocumented on Fly)")
 		quiet       = flag.Bool("quiet", false, "do not copy machine logs to stderr")
 		env         envList
 	)
@@ -74,7 +75,7 @@ func run() error {
 	}
 	c := &cluster{
 		app: *app, machineEnv: env, logs: os.Stderr, killSignal: sig, killTimeout: *killTimeout,
-		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep,
+		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep, stoppingReplays: *stoppingRep,
 	}
 	if *quiet {
 		c.logs = nil

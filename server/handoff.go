@@ -1,0 +1,398 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"party-sockets/rooms"
+	"party-sockets/routing"
+	"party-sockets/tokens"
+)
+
+// Hand-off (README "Deploys"): on its stop signal a machine moves every
+// room it holds to a live sibling over the private network, then exits.
+// Siblings speak two internal endpoints, never reachable through Fly's
+// proxy (a request with Fly-Region is refused) and, when HANDOFF_SECRET is
+// set, only with it as a bearer token (without it, only from a private or
+// loopback address):
+//
+//	GET  /.internal/load    → {"instance","region","rooms","clients","draining"}
+//	POST /.internal/handoff  a rooms.Snapshot → 200, 409 (code taken), 503 (draining, full)
+
+const (
+	internalPrefix = "/.internal/"
+	loadPath       = internalPrefix + "load"
+	handoffPath    = internalPrefix + "handoff"
+
+	// MaxHandoffBytes bounds a snapshot on the wire. A room larger than
+	// this with its recovery windows moves without them.
+	MaxHandoffBytes = 8 << 20
+
+	handoffSent     = "sent"
+	handoffReceived = "received"
+	handoffFailed   = "failed"
+
+	handoffWorkers = 8               // rooms moved at once
+	handoffTry     = 2 * time.Second // one attempt to send a snapshot
+	handoffTries   = 3               // attempts on one sibling when the outcome is unknown
+)
+
+var (
+	errInternalOnly = errors.New("Internal endpoint")
+	errNoSuchPath   = errors.New("Not found")
+	// A sibling that certainly did not take the room (refused, or not
+	// reachable at all): the room may go to another.
+	errRefused = errors.New("hand-off refused")
+	// A sibling that may or may not have taken it: the room stays here
+	// rather than risk two owners.
+	errUnknownOutcome = errors.New("hand-off outcome unknown")
+)
+
+func isInternal(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, internalPrefix) }
+
+// internalAuthorized: the secret when one is set; else a private or
+// loopback socket address.
+func (s *Server) internalAuthorized(r *http.Request) bool {
+	if s.cfg.HandoffSecret != "" {
+		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		return ok && subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.HandoffSecret)) == 1
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	return ip.IsPrivate() || ip.IsLoopback()
+}
+
+// loadInfo is GET /.internal/load.
+type loadInfo struct {
+	Instance string `json:"instance"`
+	Region   string `json:"region"`
+	Rooms    int    `json:"rooms"`
+	Clients  int    `json:"clients"`
+	Draining bool   `json:"draining"`
+}
+
+func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Header.Get("Fly-Region") != "":
+		s.lookupMissed(r)
+		s.apiError(w, http.StatusForbidden, errInternalOnly)
+		return
+	case !s.internalAuthorized(r):
+		s.lookupMissed(r)
+		s.apiError(w, http.StatusUnauthorized, tokens.ErrUnauthorized)
+		return
+	}
+	switch {
+	case r.URL.Path == loadPath && r.Method == http.MethodGet:
+		rooms, clients := s.rooms.Counts()
+		writeJSON(w, http.StatusOK, loadInfo{s.cfg.Instance, s.cfg.Region, rooms, clients, s.draining.Load()})
+	case r.URL.Path == handoffPath && r.Method == http.MethodPost:
+		s.receiveHandoff(w, r)
+	default:
+		s.apiError(w, http.StatusNotFound, errNoSuchPath)
+	}
+}
+
+// DecodeSnapshot reads a hand-off body; Import checks what it says.
+func DecodeSnapshot(body []byte) (*rooms.Snapshot, error) {
+	var snap rooms.Snapshot
+	if err := json.Unmarshal(body, &snap); err != nil {
+		return nil, errInvalidJSON
+	}
+	return &snap, nil
+}
+
+func (s *Server) receiveHandoff(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		s.apiError(w, http.StatusServiceUnavailable, errDraining)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxHandoffBytes))
+	if err != nil {
+		s.apiError(w, http.StatusRequestEntityTooLarge, errBodyTooLarge)
+		return
+	}
+	snap, err := DecodeSnapshot(body)
+	if err == nil {
+		err = s.rooms.Import(snap)
+	}
+	switch {
+	case err == nil:
+		s.metrics.handoffs.WithLabelValues(handoffReceived).Inc()
+		s.log.Info("room received", "room", snap.Code, "from", validCopy(snap.From), "slots", len(snap.Slots))
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	case err == rooms.ErrCodeTaken:
+		s.apiError(w, http.StatusConflict, err)
+	case err == rooms.ErrOverBudget || err == rooms.ErrTooManyRooms:
+		s.apiError(w, http.StatusServiceUnavailable, err)
+	default:
+		s.apiError(w, http.StatusBadRequest, err)
+	}
+}
+
+// movedTo is the sibling a room held here moments ago went to, or "".
+func (s *Server) movedTo(code string) string {
+	s.movedMu.Lock()
+	defer s.movedMu.Unlock()
+	return s.moved[code]
+}
+
+// sibling is a hand-off target and what we know of its load.
+type sibling struct {
+	id, region, addr string
+	rooms, clients   int
+	down             bool
+}
+
+// siblings are the targets of one hand-off, chosen least loaded first.
+type siblings struct {
+	mu   sync.Mutex
+	list []*sibling
+}
+
+// pick returns the least loaded live sibling, of this region when one
+// is left, not in tried, and counts the room's members to it.
+func (ss *siblings) pick(region string, members int, tried map[*sibling]bool) *sibling {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	var best *sibling
+	for _, same := range []bool{true, false} {
+		for _, t := range ss.list {
+			if t.down || tried[t] || (t.region == region) != same {
+				continue
+			}
+			if best == nil || t.clients < best.clients || (t.clients == best.clients && t.rooms < best.rooms) {
+				best = t
+			}
+		}
+		if best != nil {
+			break
+		}
+	}
+	if best != nil {
+		best.clients += members
+		best.rooms++
+	}
+	return best
+}
+
+func (ss *siblings) markDown(t *sibling) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	t.down = true
+}
+
+// handoffClient talks to siblings; each request is bounded by its context.
+var handoffClient = &http.Client{Transport: &http.Transport{
+	Proxy:               nil,
+	DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
+	MaxIdleConnsPerHost: handoffWorkers,
+}}
+
+// findSiblings asks every other started machine for its load; those that
+// answer and are not draining are the targets.
+func (s *Server) findSiblings(ctx context.Context) []*sibling {
+	p := s.cfg.Prober
+	peers, err := routing.Peers(ctx, p.Resolver, p.App)
+	if err != nil {
+		s.log.Warn("hand-off: no peer list", "error", err)
+		return nil
+	}
+	var (
+		mu  sync.Mutex
+		out []*sibling
+		wg  sync.WaitGroup
+	)
+	for _, peer := range peers {
+		if peer.ID == s.cfg.Instance || !routing.MachineID(peer.ID) {
+			continue
+		}
+		wg.Go(func() {
+			ip, err := routing.Address(ctx, p.Resolver, p.App, peer.ID)
+			if err != nil {
+				return
+			}
+			t := &sibling{id: peer.ID, region: peer.Region, addr: net.JoinHostPort(ip.String(), strconv.Itoa(p.Port))}
+			var load loadInfo
+			if err := s.internalCall(ctx, http.MethodGet, t.addr, loadPath, nil, &load); err != nil || load.Draining {
+				return
+			}
+			t.rooms, t.clients = load.Rooms, load.Clients
+			mu.Lock()
+			out = append(out, t)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// internalCall makes one request to a sibling's internal endpoint and
+// decodes its JSON answer into out (when not nil). A status other than
+// 200 is an *internalError.
+func (s *Server) internalCall(ctx context.Context, method, addr, path string, body []byte, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, handoffTry)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if s.cfg.HandoffSecret != "" {
+		req.Header.Set("Authorization", "Bearer "+s.cfg.HandoffSecret)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := handoffClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		json.Unmarshal(answer, &e)
+		return &internalError{status: resp.StatusCode, msg: e.Error}
+	}
+	if out != nil {
+		return json.Unmarshal(answer, out)
+	}
+	return nil
+}
+
+type internalError struct {
+	status int
+	msg    string
+}
+
+func (e *internalError) Error() string { return strconv.Itoa(e.status) + " " + e.msg }
+
+// sendSnapshot delivers snap to t. It retries a delivery whose outcome is
+// unknown (with the same transfer id, which the sibling takes once), and
+// reports errRefused when t certainly did not take the room.
+func (s *Server) sendSnapshot(ctx context.Context, t *sibling, snap *rooms.Snapshot) error {
+	body, err := json.Marshal(snap)
+	if err == nil && len(body) > MaxHandoffBytes {
+		for i := range snap.Slots {
+			snap.Slots[i].Window = nil
+		}
+		body, err = json.Marshal(snap)
+	}
+	if err != nil || len(body) > MaxHandoffBytes {
+		return errRefused
+	}
+	for try := 1; ; try++ {
+		err := s.internalCall(ctx, http.MethodPost, t.addr, handoffPath, body, nil)
+		var ie *internalError
+		var ne *net.OpError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &ie):
+			return errors.Join(errRefused, err)
+		case errors.As(err, &ne) && ne.Op == "dial":
+			return errors.Join(errRefused, err)
+		case try == handoffTries || ctx.Err() != nil:
+			return errors.Join(errUnknownOutcome, err)
+		}
+	}
+}
+
+// HandOff moves every room held here to a live sibling: the least loaded
+// of this region, another region only when this one has none. A room that
+// cannot move stays and drains as before. It returns how many rooms moved
+// and how many are left here.
+func (s *Server) HandOff(ctx context.Context) (moved, left int) {
+	codes := s.rooms.Codes()
+	if len(codes) == 0 {
+		return 0, 0
+	}
+	var targets siblings
+	if s.cfg.Prober != nil {
+		targets.list = s.findSiblings(ctx)
+	}
+	if len(targets.list) == 0 {
+		s.log.Warn("hand-off: no sibling to take the rooms; they drain here", "rooms", len(codes))
+		s.metrics.handoffs.WithLabelValues(handoffFailed).Add(float64(len(codes)))
+		return 0, s.rooms.Len()
+	}
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(handoffWorkers, len(codes)) {
+		wg.Go(func() {
+			for code := range work {
+				s.moveRoom(ctx, code, &targets)
+			}
+		})
+	}
+	for _, code := range codes {
+		work <- code
+	}
+	close(work)
+	wg.Wait()
+	left = s.rooms.Len()
+	return len(codes) - left, left
+}
+
+// moveRoom hands one room to a sibling, trying the next one when a
+// sibling refuses.
+func (s *Server) moveRoom(ctx context.Context, code string, targets *siblings) {
+	info, ok := s.rooms.Lookup(code)
+	if !ok {
+		return // ended on its own meanwhile
+	}
+	transfer := randomID()
+	tried := map[*sibling]bool{}
+	for {
+		t := targets.pick(s.cfg.Region, info.Clients, tried)
+		if t == nil {
+			break
+		}
+		tried[t] = true
+		start := time.Now()
+		err := s.rooms.Move(code, transfer, func(snap *rooms.Snapshot) error { return s.sendSnapshot(ctx, t, snap) })
+		switch {
+		case err == nil:
+			s.movedMu.Lock()
+			s.moved[code] = t.id
+			s.movedMu.Unlock()
+			s.metrics.handoffs.WithLabelValues(handoffSent).Inc()
+			s.metrics.handoffDur.Observe(time.Since(start).Seconds())
+			s.log.Info("room handed off", "room", code, "to", t.id, "region", t.region, "clients", info.Clients,
+				"ms", time.Since(start).Milliseconds())
+			return
+		case errors.Is(err, rooms.ErrRoomNotFound):
+			return
+		case errors.Is(err, errRefused):
+			var ie *internalError
+			if !errors.As(err, &ie) {
+				targets.markDown(t) // unreachable: no other room tries it
+			}
+			s.log.Warn("hand-off refused", "room", code, "to", t.id, "error", err)
+			continue
+		}
+		s.log.Warn("hand-off failed; the room stays", "room", code, "to", t.id, "error", err)
+		break
+	}
+	s.metrics.handoffs.WithLabelValues(handoffFailed).Inc()
+}
+
+func randomID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,221 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"party-sockets/internal/testutil"
+	"party-sockets/regions"
+	"party-sockets/rooms"
+	"party-sockets/routing"
+)
+
+// machineSet is a few real servers on 127.0.0.N, all on one port, with
+// Fly's internal DNS: siblings that can hand rooms to each other.
+type machineSet struct {
+	t    *testing.T
+	dns  *testutil.FlyDNS
+	port int
+}
+
+type machineUnderTest struct {
+	*Server
+	id, region, url string
+}
+
+func newMachineSet(t *testing.T) *machineSet {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return &machineSet{t: t, dns: testutil.StartFlyDNS(t, "app"), port: port}
+}
+
+// start runs machine n (127.0.0.n, id 0000000n0000aa) in region.
+func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
+	t := ms.t
+	id := "0000000" + strconv.Itoa(n) + "0000aa"
+	ip := "127.0.0." + strconv.Itoa(n)
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(ms.port)))
+	if err != nil {
+		t.Skipf("port %d on %s is taken: %v", ms.port, ip, err)
+	}
+	mgr := rooms.NewManager(rooms.Config{Instance: id, Region: region, HostGrace: time.Minute, Codes: regions.NewGenerator(region, nil)})
+	reg := prometheus.NewRegistry()
+	s := New(Config{Instance: id, Region: region, AppName: "app", HandoffSecret: secret,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Prober: &routing.Prober{App: "app", Self: id, Port: ms.port, Resolver: routing.DNSResolver{Server: ms.dns.Addr}, Wide: true},
+	}, mgr, reg, reg)
+	hs := &http.Server{Handler: s}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	ms.dns.Add(id, region, ip)
+	return &machineUnderTest{Server: s, id: id, region: region, url: "http://" + ln.Addr().String()}
+}
+
+// A stopping machine moves its rooms to its region's sibling even when a
+// machine of another region is less loaded; the members are closed with
+// 1012 and find their slots and the state on the sibling. That sibling,
+// last of its region, then moves them to the other region.
+func TestHandOffToTheRegionFirstThenAnywhere(t *testing.T) {
+	ms := newMachineSet(t)
+	a, b, c := ms.start(2, "fra", ""), ms.start(3, "fra", ""), ms.start(4, "iad", "")
+	other := dial(t, b.url, "/", nil)
+	other.create("busy", 4) // b is more loaded than c
+
+	host := dial(t, a.url, "/", nil)
+	code := host.create("host", 4)
+	p := dial(t, a.url, "/", nil)
+	p.join(code, "p")
+	p.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
+	host.expect(`{"type":"peer_joined","index":1}`)
+	host.send(`{"type":"set_state","data":{"round":7}}`)
+	p.expect(`{"type":"state","data":{"round":7}}`)
+
+	a.Drain()
+	if moved, left := a.HandOff(t.Context()); moved != 1 || left != 0 {
+		t.Fatalf("HandOff moved %d, left %d", moved, left)
+	}
+	host.expectClose(1012, "server restarting")
+	p.expectClose(1012, "server restarting")
+	if !b.rooms.Held(code) || a.rooms.Held(code) || c.rooms.Held(code) {
+		t.Fatalf("after the hand-off: a %v, b %v, c %v", a.rooms.Held(code), b.rooms.Held(code), c.rooms.Held(code))
+	}
+	if a.movedTo(code) != b.id {
+		t.Fatalf("a forwards %s to %q", code, a.movedTo(code))
+	}
+	back := dial(t, b.url, "/", nil)
+	back.join(code, "p")
+	back.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[]}`)
+	back.expect(`{"type":"state","data":{"round":7}}`)
+
+	b.Drain()
+	if moved, left := b.HandOff(t.Context()); moved != 2 || left != 0 {
+		t.Fatalf("b's HandOff moved %d, left %d", moved, left)
+	}
+	back.expectClose(1012, "server restarting")
+	if !c.rooms.Held(code) {
+		t.Fatal("the last machine of fra did not hand its rooms to iad")
+	}
+	time.Sleep(scrapeTTL + 100*time.Millisecond)
+	if got := (&testutil.Server{URL: b.url}).Metric(t, "party_sockets_handoff_rooms_total", `result="sent"`); got != 2 {
+		t.Fatalf("b counted %v rooms sent", got)
+	}
+}
+
+// With nowhere to go a room stays and drains as before.
+func TestHandOffWithoutSiblingKeepsTheRoom(t *testing.T) {
+	ms := newMachineSet(t)
+	a := ms.start(2, "fra", "")
+	b := ms.start(3, "fra", "")
+	b.Drain() // a draining sibling takes nothing
+	host := dial(t, a.url, "/", nil)
+	code := host.create("host", 4)
+	if moved, left := a.HandOff(t.Context()); moved != 0 || left != 1 {
+		t.Fatalf("HandOff moved %d, left %d", moved, left)
+	}
+	host.send(`{"type":"send","data":1}`)
+	if !a.rooms.Held(code) {
+		t.Fatal("the room is gone")
+	}
+}
+
+// Only siblings may hand rooms over: never through the proxy, only with
+// the secret, and never onto a code that exists.
+func TestHandOffEndpointRefusesStrangers(t *testing.T) {
+	ms := newMachineSet(t)
+	secret := strings.Repeat("s", 32)
+	b := ms.start(3, "fra", secret)
+	host := dial(t, b.url, "/", nil)
+	code := host.create("host", 4)
+	snap := func(code string) []byte {
+		s, _ := json.Marshal(rooms.Snapshot{Version: 1, Transfer: "forged", Code: code, MaxClients: 8, Next: 2, GraceMs: -1,
+			Slots: []rooms.SlotSnapshot{{Index: 0, Key: strings.Repeat("ab", 32)}, {Index: 1, Key: strings.Repeat("cd", 32)}}})
+		return s
+	}
+	post := func(body []byte, hdr map[string]string) (int, string) {
+		req, _ := http.NewRequest("POST", b.url+handoffPath, bytes.NewReader(body))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(out))
+	}
+	auth := "Bearer " + secret
+	cases := []struct {
+		name   string
+		body   []byte
+		hdr    map[string]string
+		status int
+		answer string
+	}{
+		{"through the proxy", snap("NEW001"), map[string]string{"Fly-Region": "fra", "Authorization": auth}, 403, `{"error":"Internal endpoint"}`},
+		{"no secret", snap("NEW001"), nil, 401, `{"error":"Unauthorized"}`},
+		{"wrong secret", snap("NEW001"), map[string]string{"Authorization": "Bearer " + strings.Repeat("x", 32)}, 401, `{"error":"Unauthorized"}`},
+		{"a live room's code", snap(code), map[string]string{"Authorization": auth}, 409, `{"error":"Room code taken"}`},
+		{"not JSON", []byte("{"), map[string]string{"Authorization": auth}, 400, `{"error":"Invalid JSON"}`},
+		{"too large", bytes.Repeat([]byte(" "), MaxHandoffBytes+1), map[string]string{"Authorization": auth}, 413, `{"error":"Body too large"}`},
+		{"a sibling", snap("NEW001"), map[string]string{"Authorization": auth}, 200, `{"ok":true}`},
+	}
+	for _, tc := range cases {
+		if status, answer := post(tc.body, tc.hdr); status != tc.status || answer != tc.answer {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, status, answer, tc.status, tc.answer)
+		}
+	}
+	// The live room is as it was: still one member, and nobody was added.
+	if info, _ := b.rooms.Lookup(code); info.Clients != 1 || info.MaxClients != 4 {
+		t.Fatalf("the live room changed: %+v", info)
+	}
+	host.send(`{"type":"send","data":1}`)
+	guest := dial(t, b.url, "/", nil)
+	guest.join(code, "g")
+	guest.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
+}
+
+
+// FuzzHandoffSnapshot: whatever a hand-off body says, decoding and
+// importing it never panics, and a room it makes is a room this machine
+// could serve (its code is held, its members' count is zero).
+func FuzzHandoffSnapshot(f *testing.F) {
+	good, _ := json.Marshal(rooms.Snapshot{Version: 1, Transfer: "t", Code: "ABC123", MaxClients: 4, Next: 3, GraceMs: 500, State: json.RawMessage(`{"a":[1,2]}`),
+		Slots: []rooms.SlotSnapshot{{Index: 0, Key: strings.Repeat("ab", 32), Recover: true, Seq: 2,
+			Window: []rooms.FrameSnapshot{{Seq: 1, Frame: `{"type":"peer_joined","index":2}`}, {Seq: 2, AgeMs: 10, Frame: `{"type":"message","from":2}`}}},
+			{Index: 2, Key: strings.Repeat("cd", 32), Live: true}}})
+	f.Add(good)
+	f.Add([]byte(`{"v":1,"transfer":"x","code":"A","maxClients":1e308,"next":1,"graceMs":-1,"slots":[{"index":0,"key":"` + strings.Repeat("0", 64) + `"}]}`))
+	f.Add([]byte(`{"v":1,"slots":[{"window":[{"frame":"{"}]}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		mgr := rooms.NewManager(rooms.Config{Instance: "m", HostGrace: time.Minute, Codes: regions.NewGenerator("", nil), MaxRooms: 10})
+		snap, err := DecodeSnapshot(body)
+		if err != nil {
+			return
+		}
+		if err := mgr.Import(snap); err != nil {
+			if mgr.Len() != 0 {
+				t.Fatalf("a refused snapshot left a room: %v", err)
+			}
+			return
+		}
+		info, ok := mgr.Lookup(snap.Code)
+		if !ok || info.Clients != 0 || info.MaxClients < 1 || info.MaxClients > rooms.DefaultMaxMembers {
+			t.Fatalf("imported room: %+v %v", info, ok)
+		}
+	})
+}
