@@ -189,7 +189,6 @@ func TestHandOffEndpointRefusesStrangers(t *testing.T) {
 	guest.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
 }
 
-
 // FuzzHandoffSnapshot: whatever a hand-off body says, decoding and
 // importing it never panics, and a room it makes is a room this machine
 // could serve (its code is held, its members' count is zero).
