@@ -114,7 +114,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		HandshakeTimeout:    10 * time.Second,
 
 		Handoff:        true,
-		HandoffTimeout: 20 * time.Second,
+		HandoffTimeout: 4 * time.Second, // within Fly's default kill_timeout of 5 s
 	}
 	var errs []error
 	bad := func(name, value, why string) {

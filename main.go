@@ -173,7 +173,13 @@ func run(getenv func(string) string) error {
 		log.Info("hand-off done", "moved", moved, "left", left, "ms", time.Since(start).Milliseconds())
 	}
 	waitEmpty(srv, sig, log)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Close what is left (sockets that never joined) with 1012, and let
+	// every close frame reach its client before the process ends.
+	srv.CloseAll()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	srv.WaitClosed(ctx)
+	cancel()
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err

@@ -15,7 +15,7 @@ const (
 	TooSlow    Code = 4002 // the send queue overflowed, or was shed for the memory budget
 	Policy     Code = 1008 // over the message rate, or no create/join in time
 	TooBig     Code = 1009 // a frame over MAX_FRAME_BYTES
-	Restarting Code = 1012 // the machine is stopping and closes its sockets
+	Restarting Code = 1012 // the machine is stopping: its room moved to a sibling, or a drain was cut short
 )
 
 // Info is what a client should know of a code.

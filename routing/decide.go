@@ -31,6 +31,9 @@ type Input struct {
 	// HomeEmpty: no machine of the code's home region is running (so a
 	// hand-off took its rooms to another region).
 	HomeEmpty bool
+	// PinGone: a replay to the pinned machine failed moments ago (it
+	// stopped): the pin is ignored when the path has a code to route by.
+	PinGone bool
 }
 
 // Decision is one of Serve, ReplayInstance, ReplayRegion, Redirect, Probe.
@@ -84,7 +87,10 @@ func Decide(in Input) Decision {
 		return ReplayInstance{in.MovedTo}
 	}
 	fallback := in.ReplaySrc || in.ReplayFailed
-	pin, pinned := instanceQuery(in.RawQuery)
+	pin, pinned := Pin(in.RawQuery)
+	if _, hasCode := CandidateCode(in.Path); pinned && in.PinGone && pin != in.Self && hasCode {
+		pinned = false // the code finds the room, wherever it went
+	}
 	if pinned {
 		if pin == in.Self {
 			return Serve{}
@@ -120,11 +126,11 @@ func Decide(in Input) Decision {
 	return Serve{}
 }
 
-// instanceQuery returns the value of the instance query parameter. Only a
-// value shaped like a machine id counts: anything else (empty, or a value
-// that would add fields to the fly-replay header Fly's proxy obeys, such as
+// Pin returns the value of the instance query parameter. Only a value
+// shaped like a machine id counts: anything else (empty, or a value that
+// would add fields to the fly-replay header Fly's proxy obeys, such as
 // "x;app=other") is ignored, as if absent.
-func instanceQuery(raw string) (string, bool) {
+func Pin(raw string) (string, bool) {
 	q, _ := url.ParseQuery(raw)
 	v := q.Get("instance")
 	return v, MachineID(v)

@@ -123,13 +123,14 @@ type Prober struct {
 	// round's: one per code, rate-limited, misses remembered.
 	Wide bool
 
-	once     sync.Once
-	mu       sync.Mutex // guards flights, negative, tokens, last
-	flights  map[string]*flight
-	negative map[string]time.Time // code → until
-	tokens   float64
-	last     time.Time
-	rounds   atomic.Int64
+	once      sync.Once
+	mu        sync.Mutex // guards flights, negative, tokens, last, refreshed
+	flights   map[string]*flight
+	negative  map[string]time.Time // code → until
+	tokens    float64
+	last      time.Time
+	refreshed time.Time // the last DNS refresh RegionEmpty asked for
+	rounds    atomic.Int64
 }
 
 // flight is one round that later requests for the same code wait on.
@@ -300,16 +301,38 @@ func (p *Prober) ask(ctx context.Context, ids []string, code string) string {
 
 // RegionEmpty reports whether DNS lists no started machine in region. A
 // DNS failure says no: the caller goes on as if the region had machines.
+// A cached answer that says yes is asked again (at most once a second):
+// machines that started moments ago must not stay invisible for the
+// cache's lifetime.
 func (p *Prober) RegionEmpty(ctx context.Context, region string) bool {
-	peers, err := Peers(ctx, p.Resolver, p.App)
-	if err != nil {
-		return false
-	}
-	for _, peer := range peers {
-		if peer.Region == region {
+	p.init()
+	for fresh := false; ; fresh = true {
+		peers, err := Peers(ctx, p.Resolver, p.App)
+		if err != nil {
 			return false
 		}
+		for _, peer := range peers {
+			if peer.Region == region {
+				return false
+			}
+		}
+		cr, ok := p.Resolver.(*CachingResolver)
+		if fresh || !ok || !p.refreshAllowed() {
+			return true
+		}
+		cr.Forget("vms."+p.App+".internal", dns.TypeTXT)
 	}
+}
+
+// refreshAllowed spends the prober's one DNS refresh per second.
+func (p *Prober) refreshAllowed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	if now.Sub(p.refreshed) < time.Second {
+		return false
+	}
+	p.refreshed = now
 	return true
 }
 
@@ -357,6 +380,13 @@ type cacheEntry struct {
 
 // cacheMax bounds the cache: peer names, one per machine, and vms.
 const cacheMax = 1024
+
+// Forget drops the cached answer to one question: the next Lookup asks.
+func (c *CachingResolver) Forget(name string, qtype uint16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, cacheKey{name, qtype})
+}
 
 // Lookup implements Resolver.
 func (c *CachingResolver) Lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"party-sockets/internal/testutil"
 )
 
 // fakeFly is a real DNS server (miekg/dns, UDP and TCP on loopback) with
@@ -354,5 +356,24 @@ func TestProberReusesConnections(t *testing.T) {
 	}
 	if conns.Load() != 1 {
 		t.Fatalf("20 probes opened %d connections, want 1", conns.Load())
+	}
+}
+
+// A region that the cached DNS answer shows empty is asked about again (at
+// most once a second): a machine that just started is seen.
+func TestRegionEmptyRefreshesACachedAnswer(t *testing.T) {
+	f := testutil.StartFlyDNS(t, "app")
+	f.Add("self", "fra", "127.0.0.1")
+	p := &Prober{App: "app", Self: "self", Resolver: &CachingResolver{Inner: DNSResolver{Server: f.Addr}}, Wide: true}
+	if !p.RegionEmpty(t.Context(), "ams") {
+		t.Fatal("ams has no machine")
+	}
+	f.Add("amsvm", "ams", "127.0.0.2")
+	if !p.RegionEmpty(t.Context(), "ams") {
+		t.Fatal("a second refresh within a second")
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if p.RegionEmpty(t.Context(), "ams") {
+		t.Fatal("the machine that started in ams is not seen after a refresh")
 	}
 }

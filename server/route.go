@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"party-sockets/regions"
 	"party-sockets/routing"
@@ -38,6 +39,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 		Region:       s.cfg.Region,
 		Path:         r.URL.EscapedPath(),
 		RawQuery:     r.URL.RawQuery,
+	}
+	if in.ReplayFailed {
+		s.noteFailedReplay(r.Header.Get("Fly-Replay-Failed"))
+	}
+	if pin, ok := routing.Pin(in.RawQuery); ok {
+		in.PinGone = s.pinGone(pin)
 	}
 	if code, ok := routing.CandidateCode(in.Path); ok {
 		in.Held = s.rooms.Held(code)
@@ -107,4 +114,41 @@ func (s *Server) probe(r *http.Request, code string) string {
 	stop(outcome)
 	s.log.Debug("probe", "room", code, "outcome", outcome, "holder", holder)
 	return holder
+}
+
+// goneTTL is how long a machine that a replay could not reach is taken as
+// gone: pins to it are ignored (the code routes the request) meanwhile.
+// Short: a machine keeps its id when it restarts.
+const goneTTL = 10 * time.Second
+
+// goneMax bounds the table of machines taken as gone.
+const goneMax = 1024
+
+// noteFailedReplay remembers the machine a fallback delivery names as
+// unreachable. A client that forges the header gains nothing: a pin it
+// makes this machine ignore only sends requests through code routing,
+// which reaches every room too.
+func (s *Server) noteFailedReplay(failed string) {
+	id := routing.ParseFields(failed)["instance"]
+	if !routing.MachineID(id) || id == s.cfg.Instance {
+		return
+	}
+	s.goneMu.Lock()
+	defer s.goneMu.Unlock()
+	if len(s.gone) >= goneMax {
+		clear(s.gone)
+	}
+	s.gone[id] = time.Now().Add(goneTTL)
+}
+
+// pinGone reports whether a replay to machine id failed moments ago.
+func (s *Server) pinGone(id string) bool {
+	s.goneMu.Lock()
+	defer s.goneMu.Unlock()
+	until, ok := s.gone[id]
+	if ok && time.Now().After(until) {
+		delete(s.gone, id)
+		return false
+	}
+	return ok
 }

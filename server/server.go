@@ -121,6 +121,8 @@ type Server struct {
 	pending  pending
 	movedMu  sync.Mutex        // guards moved
 	moved    map[string]string // code → the sibling a room held here went to
+	goneMu   sync.Mutex           // guards gone
+	gone     map[string]time.Time // machine id → until when a pin to it is ignored (route.go)
 }
 
 // New returns a server for the rooms in mgr, registering its metrics in reg.
@@ -160,6 +162,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	s.creates = newAddrRate(cfg.CreatesPerMin/60, float64(cfg.CreateBurst))
 	s.conns.all = map[*conn]struct{}{}
 	s.moved = map[string]string{}
+	s.gone = map[string]time.Time{}
 	s.pending = pending{total: cfg.MaxPendingConns, byConn: map[net.Conn]string{}, byAddr: map[string]int{}}
 	if cfg.AppName == "" {
 		// Off Fly the socket's address is the client's.
@@ -191,6 +194,17 @@ func (s *Server) Rooms() int { return s.rooms.Len() }
 // of a drain that ran out of time. Clients reconnect elsewhere. It also
 // stops the sweeper: call it only when the server is done.
 func (s *Server) CloseAll() { s.cancel() }
+
+// WaitClosed waits until every session has ended (their close frames are
+// written), at most until ctx is done: the process may exit then.
+func (s *Server) WaitClosed(ctx context.Context) {
+	for len(s.conns.list()) > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
 
 // errOriginTooLong refuses an Origin header no browser sends.
 var errOriginTooLong = errors.New("Origin header too long")

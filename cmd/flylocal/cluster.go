@@ -25,7 +25,7 @@ type cluster struct {
 	stopCloseFrames bool // close frames to WebSocket clients before stop/suspend
 	fallbackSrc     bool // a force_self fallback also carries fly-replay-src
 	fallbackReplay  bool // a fly-replay answer to a fallback delivery is honoured
-	stoppingReplays bool // a replay to a stopping machine is delivered, not failed over
+	stoppingReplays atomic.Bool // a replay to a stopping machine is delivered, not failed over
 
 	deployment deployment // the rolling deploy (deploy.go)
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"log"
 	"net/http"
 	"strconv"
 	"strings"
@@ -35,6 +36,8 @@ type machineView struct {
 //	POST /.flylocal/deploy                 a rolling deploy, one machine at a time (202; 409 while one runs;
 //	                                       ?close_frames=0: no close frames)
 //	GET  /.flylocal/deploy                 its progress as JSON
+//	POST /.flylocal/settings?stopping_replays=<0|1>
+//	                                       an undocumented Fly behaviour, switched at run time
 func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 	path := strings.Trim(strings.TrimPrefix(r.URL.Path, "/.flylocal"), "/")
 	parts := strings.Split(path, "/")
@@ -60,6 +63,13 @@ func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		json.NewEncoder(w).Encode(c.deployment.status(len(c.machines)))
+	case path == "settings" && r.Method == http.MethodPost:
+		if v := r.URL.Query().Get("stopping_replays"); v != "" {
+			c.stoppingReplays.Store(v == "1")
+			log.Printf("flylocal: stopping_replays=%v", v == "1")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]bool{"stopping_replays": c.stoppingReplays.Load()})
 	case path == "deploy" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(c.deployment.status(len(c.machines)))

@@ -75,8 +75,9 @@ func run() error {
 	}
 	c := &cluster{
 		app: *app, machineEnv: env, logs: os.Stderr, killSignal: sig, killTimeout: *killTimeout,
-		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep, stoppingReplays: *stoppingRep,
+		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep,
 	}
+	c.stoppingReplays.Store(*stoppingRep)
 	if *quiet {
 		c.logs = nil
 	}

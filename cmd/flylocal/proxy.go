@@ -239,7 +239,7 @@ var errTimeout = errors.New("timeout")
 // caller owns conn; target.load is raised until the caller lowers it.
 func (e *edge) send(r *http.Request, body []byte, h hop, reqID string) (net.Conn, *bufio.Reader, *http.Response, error) {
 	m := h.target
-	if st := m.State(); st != stateStarted && !(st == stateStopping && h.src != "" && e.c.stoppingReplays) {
+	if st := m.State(); st != stateStarted && !(st == stateStopping && h.src != "" && e.c.stoppingReplays.Load()) {
 		return nil, nil, nil, fmt.Errorf("machine %s is %s", m.ID, st)
 	}
 	conn, err := net.DialTimeout("tcp", m.addr(), h.timeout)

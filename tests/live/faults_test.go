@@ -60,7 +60,7 @@ func TestMachineKilledMidGame(t *testing.T) {
 	t.Cleanup(func() { cluster.restore(t, "machines/"+victim.ID+"/start") })
 
 	doomed := dial(t, "iad", "/?instance="+victim.ID, nil)
-	doomed.create("k1")
+	lost := doomed.create("k1")
 	host := dial(t, "fra", "/?instance="+survivor.ID, nil)
 	room := host.create("k2")
 	guest := dial(t, "iad", "/"+room.Room, nil)
@@ -70,6 +70,10 @@ func TestMachineKilledMidGame(t *testing.T) {
 	cluster.control(t, "machines/"+victim.ID+"/kill")
 	if code := doomed.closed(); code != -1 {
 		t.Errorf("player of a killed machine closed with %d, want a dropped connection (-1)", code)
+	}
+	// kill -9 gives no chance to hand the room off: it is lost.
+	if resp, body := do(t, noRedirect(), cluster.edgeRequest(t, "GET", "iad", "/room/"+lost.Room)); resp.StatusCode != 404 {
+		t.Errorf("the killed machine's room after the kill: %s %s", resp.Status, body)
 	}
 	// Its player starts over at once, on another machine.
 	again := dial(t, "iad", "/", nil)
@@ -175,11 +179,11 @@ func machineStates(t *testing.T) map[string]machineState {
 	return out
 }
 
-// A rolling deploy, as fly.toml configures it: each machine in turn gets
-// the kill signal (no close frames). New rooms land elsewhere, the live
-// room on it finishes undisturbed, the machine exits 0 once empty (or is
-// killed at the timeout when a room never ends), and no client ever sees
-// a 5xx.
+// A rolling deploy without the proxy's close frames: each machine in turn
+// gets the kill signal with a live room on it. New rooms land elsewhere,
+// the room moves to a sibling (its members get 1012 and rejoin their own
+// slots by code), the machine exits 0 within seconds, and no client ever
+// sees a 5xx.
 func TestRollingDeploy(t *testing.T) {
 	local(t)
 	stopPoll := make(chan struct{})
@@ -225,7 +229,7 @@ func TestRollingDeploy(t *testing.T) {
 		}
 	}()
 	for i, m := range cluster.Machines {
-		last := i == len(cluster.Machines)-1
+		t.Cleanup(func() { cluster.restore(t, "machines/"+m.ID+"/start") })
 		host := dial(t, m.Region, "/?instance="+m.ID, nil)
 		room := host.create(fmt.Sprint("rd-h", i))
 		guest := dial(t, m.Region, "/?instance="+m.ID, nil)
@@ -235,55 +239,49 @@ func TestRollingDeploy(t *testing.T) {
 		codes = append(codes, room.Room)
 		codesMu.Unlock()
 
+		start := time.Now()
 		stopped := make(chan struct{})
 		go func() {
 			defer close(stopped)
 			cluster.post("machines/" + m.ID + "/stop?close_frames=0")
 		}()
-		waitUntil(t, 10*time.Second, m.ID+" stopping", func() bool { return machineStates(t)[m.ID].State == "stopping" })
-
+		for name, p := range map[string]*player{"host": host, "guest": guest} {
+			if code := p.closed(); code != 1012 {
+				t.Fatalf("%s on %s closed with %d, want 1012 once the room moved", name, m.ID, code)
+			}
+		}
 		// New rooms land elsewhere.
 		p := dial(t, m.Region, "/", nil)
 		if got := p.create(fmt.Sprint("rd-new", i)); got.Instance == m.ID {
-			t.Fatalf("a new room landed on the draining machine %s", m.ID)
+			t.Fatalf("a new room landed on the stopping machine %s", m.ID)
 		}
-		// A clean leave (1000) ends the emptied room at once; a blip would
-		// keep it for the host grace and the machine could not drain.
 		p.ws.Close(websocket.StatusNormalClosure, "")
-		// The live room goes on undisturbed.
-		for n := range 10 {
-			guest.send(map[string]any{"type": "send", "data": n})
-			if got := host.expect("message"); string(got.Data) != strconv.Itoa(n) {
-				t.Fatalf("draining room: message %d arrived as %s", n, got.Data)
-			}
+		// The room goes on where it moved.
+		h2, _ := rejoinRaw(t, m.Region, "/"+room.Room, room.Room, fmt.Sprint("rd-h", i))
+		g2, joined := rejoinRaw(t, m.Region, "/"+room.Room, room.Room, fmt.Sprint("rd-g", i))
+		if joined.Index != 1 {
+			t.Fatalf("the guest came back as slot %d", joined.Index)
 		}
-		want := "exit status 0"
-		if last {
-			// This room never ends: the machine is killed at the timeout.
-			want = "signal: killed"
-		} else {
-			codesMu.Lock()
-			codes = codes[:len(codes)-1] // the room ends now
-			codesMu.Unlock()
-			host.ws.Close(websocket.StatusNormalClosure, "")
-			guest.ws.Close(websocket.StatusNormalClosure, "")
+		h2.expect("peer_joined")
+		for n := range 10 {
+			g2.send(map[string]any{"type": "send", "data": n})
+			if got := h2.expect("message"); string(got.Data) != strconv.Itoa(n) {
+				t.Fatalf("moved room: message %d arrived as %s", n, got.Data)
+			}
 		}
 		select {
 		case <-stopped:
 		case <-time.After(30 * time.Second):
 			t.Fatalf("machine %s did not stop", m.ID)
 		}
-		if got := machineStates(t)[m.ID].Exit; got != want {
-			t.Errorf("machine %s ended with %q, want %q", m.ID, got, want)
+		if got := machineStates(t)[m.ID].Exit; got != "exit status 0" || time.Since(start) > 4*time.Second {
+			t.Errorf("machine %s ended with %q after %v, want exit status 0 in seconds", m.ID, got, time.Since(start))
 		}
-		if last {
-			if code := host.closed(); code != -1 {
-				t.Errorf("player of a killed machine closed with %d", code)
-			}
-			codesMu.Lock()
-			codes = codes[:len(codes)-1]
-			codesMu.Unlock()
-		}
+		codesMu.Lock()
+		codes = codes[:len(codes)-1] // the room ends now
+		codesMu.Unlock()
+		h2.ws.Close(websocket.StatusNormalClosure, "")
+		g2.ws.Close(websocket.StatusNormalClosure, "")
 		cluster.control(t, "machines/"+m.ID+"/start")
 	}
 	close(stopPoll)

@@ -107,7 +107,12 @@ func startLocal() (*Cluster, error) {
 	ipBase := fmt.Sprintf("127.%d.%d.2", 10+rand.IntN(200), rand.IntN(250))
 	cmd := exec.Command(bin, "-regions", "fra,iad", "-per-region", "2", "-port", "0",
 		"-machine-port", fmt.Sprint(20000+rand.IntN(20000)), "-ip-base", ipBase,
-		"-kill-timeout", "5s", "-env", "HOST_GRACE=30s", "-env", "LOG_LEVEL=debug", "-env", "SERVER_API_KEY="+localAPIKey)
+		"-kill-timeout", "5s", "-env", "HOST_GRACE=30s", "-env", "LOG_LEVEL=debug", "-env", "SERVER_API_KEY="+localAPIKey,
+		// Every test player comes from 127.0.0.1, where on Fly each has its
+		// own address: the per-address limits fit 80 players at once (a
+		// deploy reconnects them all, and a rejoin that arrives before its
+		// room counts as a miss).
+		"-env", "UPGRADES_PER_SEC=200", "-env", "UPGRADE_BURST=400", "-env", "JOIN_MISSES_PER_MIN=2000")
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
