@@ -119,8 +119,8 @@ type Server struct {
 	tick     atomic.Int64 // coarse clock, advanced by the sweeper
 	conns    registry
 	pending  pending
-	movedMu  sync.Mutex        // guards moved
-	moved    map[string]string // code → the sibling a room held here went to
+	movedMu  sync.Mutex           // guards moved
+	moved    map[string]string    // code → the sibling a room held here went to
 	goneMu   sync.Mutex           // guards gone
 	gone     map[string]time.Time // machine id → until when a pin to it is ignored (route.go)
 }

@@ -22,9 +22,9 @@ type cluster struct {
 
 	killSignal      os.Signal
 	killTimeout     time.Duration
-	stopCloseFrames bool // close frames to WebSocket clients before stop/suspend
-	fallbackSrc     bool // a force_self fallback also carries fly-replay-src
-	fallbackReplay  bool // a fly-replay answer to a fallback delivery is honoured
+	stopCloseFrames bool        // close frames to WebSocket clients before stop/suspend
+	fallbackSrc     bool        // a force_self fallback also carries fly-replay-src
+	fallbackReplay  bool        // a fly-replay answer to a fallback delivery is honoured
 	stoppingReplays atomic.Bool // a replay to a stopping machine is delivered, not failed over
 
 	deployment deployment // the rolling deploy (deploy.go)
