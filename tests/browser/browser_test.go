@@ -61,7 +61,8 @@ func TestBuzzerQuizInChromium(t *testing.T) {
 	t.Cleanup(hostCut.Close)
 	cmd := exec.Command(node, "--test", "buzzer.test.mjs")
 	cmd.Env = append(os.Environ(), "GAME_URL=http://"+gameAddr, "HOST_EDGE="+host.URL(), "HOST_CUT="+hostCut.URL,
-		"PLAYER_EDGE="+players.URL(), "NET_CUT="+playersCut.URL, "OUT_DIR="+out, "CHROMIUM="+chromium)
+		"PLAYER_EDGE="+players.URL(), "NET_CUT="+playersCut.URL, "OUT_DIR="+out, "CHROMIUM="+chromium,
+		"DEPLOY_URL="+cluster.Edges["fra"]+"/.flylocal/deploy")
 	res, err := cmd.CombinedOutput()
 	t.Logf("node --test:\n%s", res)
 	t.Logf("screenshots in %s", out)

@@ -7,11 +7,11 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const { GAME_URL, HOST_EDGE, HOST_CUT, PLAYER_EDGE, NET_CUT, OUT_DIR, CHROMIUM } = process.env;
+const { GAME_URL, HOST_EDGE, HOST_CUT, PLAYER_EDGE, NET_CUT, OUT_DIR, CHROMIUM, DEPLOY_URL } = process.env;
 const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--disable-quic"];
 
-test("buzzer quiz across regions: join by code, buzz, reconnect and reload into the same slot, room closed is final", async (t) => {
+test("buzzer quiz across regions: join by code, buzz, reconnect and reload into the same slot, a rolling deploy mid-game, room closed is final", async (t) => {
   mkdirSync(OUT_DIR, { recursive: true });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
   t.after(() => browser.close());
@@ -104,6 +104,42 @@ test("buzzer quiz across regions: join by code, buzz, reconnect and reload into 
   await host.waitForFunction(() => (document.getElementById("scores").textContent.match(/Alice/g) || []).length === 1);
   await shot(alice, "2-alice-after-reload");
 
+  // A rolling deploy of every machine mid-game (the local `fly deploy`):
+  // the room moves from machine to machine, every page reconnects into its
+  // own slot by itself, and the quiz goes on with its code and scores.
+  const pages = { host, alice, bob };
+  const slots = {};
+  for (const [name, p] of Object.entries(pages)) {
+    slots[name] = await p.evaluate(() => window.party.index);
+    await p.evaluate(() => {
+      window.deployReconnects = 0;
+      window.party.addEventListener("reconnecting", () => window.deployReconnects++);
+    });
+  }
+  assert.equal((await fetch(DEPLOY_URL, { method: "POST" })).status, 202);
+  let deployed;
+  for (let i = 0; i < 300; i++) {
+    deployed = await (await fetch(DEPLOY_URL)).json();
+    if (deployed.finished) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(deployed.finished && !deployed.error && deployed.done.length === 4, "deploy: " + JSON.stringify(deployed));
+  for (const [name, p] of Object.entries(pages)) {
+    await p.waitForFunction(() => window.deployReconnects >= 1 && window.party.status === "open", null, { timeout: 20000 });
+    assert.equal(await p.evaluate(() => window.party.index), slots[name], name + " came back in another slot");
+    assert.equal(await p.evaluate(() => window.party.status), "open", name + " stopped");
+  }
+  assert.equal(await text(host, "#host-code"), code, "the code changed in the deploy");
+  await host.click("#next");
+  for (const p of [alice, bob]) {
+    await p.waitForFunction(() => document.getElementById("p-round").textContent === "6" && !document.getElementById("buzz").disabled,
+      null, { timeout: 15000 });
+  }
+  await alice.click("#buzz");
+  await host.waitForFunction(() => document.getElementById("first").textContent === "Alice");
+  await shot(host, "3-host-after-deploy");
+  await shot(bob, "3-bob-after-deploy");
+
   // The host ends the game: players see it and stop reconnecting.
   for (const p of [alice, bob]) await p.evaluate(() => {
     window.afterClose = 0;
@@ -125,6 +161,6 @@ test("buzzer quiz across regions: join by code, buzz, reconnect and reload into 
     assert.equal(await p.evaluate(() => window.party.status), "closed");
     assert.equal(await p.evaluate(() => window.afterClose), 0, "a player reconnected after the room closed");
   }
-  await shot(alice, "3-alice-room-closed");
-  await shot(host, "3-host-ended");
+  await shot(alice, "4-alice-room-closed");
+  await shot(host, "4-host-ended");
 });
