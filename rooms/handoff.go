@@ -92,12 +92,13 @@ func (m *Manager) Move(code, transfer string, send func(*Snapshot) error) error 
 	if err := send(snap); err != nil {
 		return err
 	}
-	r.closed = true
+	r.closed, r.moved = true, true
 	r.m.event(Event{Type: EventRoomMoved, Room: r.Code})
 	r.cancelGraceLocked()
+	// The members stay recorded: a call of theirs that waited for the
+	// lock gets ErrRoomMoved, and the server forwards what it carried.
 	for i := range r.slots {
 		if mem := r.slots[i].member; mem != nil {
-			r.slots[i].member = nil
 			mem.Close(int(closecode.Restarting), closecode.Restarting.Reason())
 		}
 		r.dropWindowLocked(&r.slots[i])
@@ -105,6 +106,44 @@ func (m *Manager) Move(code, transfer string, send func(*Snapshot) error) error 
 	r.live = 0
 	r.m.cfg.Budget.Add(-int64(len(r.slots)*SlotBytes + len(r.state)))
 	r.m.remove(r)
+	return nil
+}
+
+// Forwarded relays a message frame that slot from sent to the room's old
+// machine while the room was moving (its socket there is closed): to slot
+// to, or to every other slot, as Send would.
+func (r *Room) Forwarded(from int, to *uint64, frame []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return 0, ErrRoomNotFound
+	}
+	if from < 0 || from >= r.next {
+		return 0, ErrNotInRoom
+	}
+	return r.relayLocked(from, to, frame)
+}
+
+// ForwardedState retains a state the host set on the old machine while
+// the room was moving.
+func (r *Room) ForwardedState(data []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrRoomNotFound
+	}
+	return r.setStateLocked(0, data)
+}
+
+// ForwardedClose ends the room as the host's close_room, sent to the old
+// machine while the room was moving, would have.
+func (r *Room) ForwardedClose() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrRoomNotFound
+	}
+	r.endLocked(CloseRoomClosed, "room closed", EndHostClosed)
 	return nil
 }
 

@@ -55,8 +55,13 @@ func TestMoveKeepsSlotsStateAndWindows(t *testing.T) {
 	if src.Held(r.Code) || !dst.Held(r.Code) {
 		t.Fatalf("after the move: old holds %v, new holds %v", src.Held(r.Code), dst.Held(r.Code))
 	}
-	if _, err := r.Send(0, host, nil, MessageFrame(0, nil)); err != ErrRoomNotFound {
+	// A member's call on the old machine after the move is told so (the
+	// server forwards it); anyone else finds no room.
+	if _, err := r.Send(0, host, nil, MessageFrame(0, nil)); err != ErrRoomMoved {
 		t.Fatalf("a send on the old machine after the move: %v", err)
+	}
+	if _, err := r.Send(0, &fakeMember{}, nil, MessageFrame(0, nil)); err != ErrRoomNotFound {
+		t.Fatalf("a stranger's send after the move: %v", err)
 	}
 
 	back1 := &fakeMember{}
@@ -201,5 +206,49 @@ func TestMoveFailureKeepsTheRoom(t *testing.T) {
 	}
 	if code, _ := host.closed(); code != 0 {
 		t.Fatalf("host closed with %d", code)
+	}
+}
+
+// A message that waited for the room's lock while the room moved is not
+// taken here: its sender learns ErrRoomMoved, and Forwarded delivers it on
+// the new machine, numbered into the windows of the slots that recover.
+func TestMessageDuringAMoveIsForwarded(t *testing.T) {
+	clk := &testutil.FakeClock{}
+	src := NewManager(Config{Instance: "old", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}})
+	dst := NewManager(Config{Instance: "new", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{n: 50}})
+	host, p := &fakeMember{}, &fakeMember{}
+	r, _ := src.Create(CreateRequest{Member: host, ClientID: "h", MaxClients: 4, Recover: true})
+	src.Join(r.Code, "p", p, JoinOptions{})
+	result := make(chan error, 1)
+	err := src.Move(r.Code, "t", func(s *Snapshot) error {
+		go func() {
+			_, err := r.Send(1, p, nil, MessageFrame(1, []byte(`"mid-move"`)))
+			result <- err
+		}()
+		time.Sleep(20 * time.Millisecond) // the send is waiting for the lock
+		b, _ := json.Marshal(s)
+		var in Snapshot
+		json.Unmarshal(b, &in)
+		return dst.Import(&in)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-result; err != ErrRoomMoved {
+		t.Fatalf("the waiting send: %v", err)
+	}
+	moved := dst.Room(r.Code)
+	if n, err := moved.Forwarded(1, nil, MessageFrame(1, []byte(`"mid-move"`))); err != nil || n != 0 {
+		t.Fatalf("Forwarded: %d %v", n, err)
+	}
+	back := &fakeMember{}
+	dst.Join(r.Code, "h", back, since(0))
+	expectFrames(t, "host", back,
+		`{"type":"joined","room":"`+r.Code+`","index":0,"peers":[],"seq":3,"recovered":true}`,
+		`{"type":"peer_joined","index":1,"seq":1}`,
+		`{"type":"peer_left","index":1,"seq":2}`,
+		`{"type":"message","from":1,"data":"mid-move","seq":3}`)
+	if _, err := moved.Forwarded(7, nil, MessageFrame(7, nil)); err != ErrNotInRoom {
+		t.Fatalf("a forward from a slot that never existed: %v", err)
 	}
 }

@@ -51,6 +51,7 @@ type Room struct {
 	graceAt   time.Time // when grace fires, while it is armed
 	graceTurn int       // bumped on every arm and cancel; a stale timer sees a different turn
 	transfer  string    // the hand-off that brought the room here, "" when created here
+	moved     bool      // closed because a hand-off took it: members stay recorded (handoff.go)
 }
 
 // slotHistory is how many clientIds a room remembers: four per member it
@@ -223,6 +224,13 @@ func (r *Room) broadcastLocked(skip int, frame []byte) int {
 // memberLocked returns slot idx when mem is its live socket.
 func (r *Room) memberLocked(idx int, mem Member) (*slot, error) {
 	if r.closed {
+		if r.moved {
+			// The room went to a sibling while mem's call waited for its
+			// lock: the caller forwards what mem sent (handoff.go).
+			if s := r.slotLocked(idx); s != nil && s.member == mem {
+				return nil, ErrRoomMoved
+			}
+		}
 		return nil, ErrRoomNotFound
 	}
 	s := r.slotLocked(idx)

@@ -31,11 +31,13 @@ import (
 //
 //	GET  /.internal/load    → {"instance","region","rooms","clients","draining"}
 //	POST /.internal/handoff  a rooms.Snapshot → 200, 409 (code taken), 503 (draining, full)
+//	POST /.internal/relay    what a member sent to the old machine while its room moved
 
 const (
 	internalPrefix = "/.internal/"
 	loadPath       = internalPrefix + "load"
 	handoffPath    = internalPrefix + "handoff"
+	relayPath      = internalPrefix + "relay"
 
 	// MaxHandoffBytes bounds a snapshot on the wire. A room larger than
 	// this with its recovery windows moves without them.
@@ -104,6 +106,8 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, loadInfo{s.cfg.Instance, s.cfg.Region, rooms, clients, s.draining.Load()})
 	case r.URL.Path == handoffPath && r.Method == http.MethodPost:
 		s.receiveHandoff(w, r)
+	case r.URL.Path == relayPath && r.Method == http.MethodPost:
+		s.receiveRelay(w, r)
 	default:
 		s.apiError(w, http.StatusNotFound, errNoSuchPath)
 	}
@@ -395,4 +399,79 @@ func randomID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// relayCall is a message, state or close a member sent to the old machine
+// while its room was moving: the old machine forwards it to the new one.
+type relayCall struct {
+	Code string          `json:"code"`
+	From int             `json:"from"`
+	To   *uint64         `json:"to,omitempty"`
+	Kind string          `json:"kind"` // send, state or close
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// forward hands what slot idx sent to the machine its room moved to. It
+// runs on the session's reader: bounded by one internal call.
+func (se *session) forward(kind string, to *uint64, data []byte) error {
+	s := se.s
+	code := se.room.Code
+	holder := s.movedTo(code)
+	if holder == "" || s.cfg.Prober == nil {
+		return rooms.ErrRoomNotFound
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), handoffTry)
+	defer cancel()
+	p := s.cfg.Prober
+	ip, err := routing.Address(ctx, p.Resolver, p.App, holder)
+	if err != nil {
+		return rooms.ErrRoomNotFound
+	}
+	body, _ := json.Marshal(relayCall{Code: code, From: se.idx, To: to, Kind: kind, Data: data})
+	if err := s.internalCall(ctx, http.MethodPost, net.JoinHostPort(ip.String(), strconv.Itoa(p.Port)), relayPath, body, nil); err != nil {
+		s.log.Warn("forward after hand-off failed", "room", code, "to", holder, "kind", kind, "error", err)
+		return rooms.ErrRoomNotFound
+	}
+	return nil
+}
+
+func (s *Server) receiveRelay(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxFrameBytes+4096))
+	if err != nil {
+		s.apiError(w, http.StatusRequestEntityTooLarge, errBodyTooLarge)
+		return
+	}
+	var call relayCall
+	if json.Unmarshal(body, &call) != nil || call.From < 0 {
+		s.apiError(w, http.StatusBadRequest, errInvalidJSON)
+		return
+	}
+	room := s.rooms.Room(call.Code)
+	if room == nil {
+		s.apiError(w, http.StatusNotFound, rooms.ErrRoomNotFound)
+		return
+	}
+	var data []byte
+	if len(call.Data) > 0 {
+		data = compactData(call.Data)
+	}
+	switch call.Kind {
+	case "send":
+		frame := rooms.MessageFrame(call.From, data)
+		n, err := room.Forwarded(call.From, call.To, frame)
+		if err == nil {
+			s.metrics.relayed(n, len(frame))
+		}
+	case "state":
+		err = room.ForwardedState(data)
+	case "close":
+		err = room.ForwardedClose()
+	default:
+		err = errUnknownType
+	}
+	if err != nil {
+		s.apiError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }

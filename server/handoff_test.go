@@ -26,6 +26,7 @@ type machineSet struct {
 	t    *testing.T
 	dns  *testutil.FlyDNS
 	port int
+	slow time.Duration // each machine takes this long to answer a hand-off
 }
 
 type machineUnderTest struct {
@@ -58,7 +59,16 @@ func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Prober: &routing.Prober{App: "app", Self: id, Port: ms.port, Resolver: routing.DNSResolver{Server: ms.dns.Addr}, Wide: true},
 	}, mgr, reg, reg)
-	hs := &http.Server{Handler: s}
+	var h http.Handler = s
+	if slow := ms.slow; slow > 0 {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == handoffPath {
+				time.Sleep(slow)
+			}
+			s.ServeHTTP(w, r)
+		})
+	}
+	hs := &http.Server{Handler: h}
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
 	ms.dns.Add(id, region, ip)
@@ -109,6 +119,17 @@ func TestHandOffToTheRegionFirstThenAnywhere(t *testing.T) {
 	back.join(code, "p")
 	back.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[]}`)
 	back.expect(`{"type":"state","data":{"round":7}}`)
+	// What the host sent to a while the room moved, forwarded by a.
+	for _, call := range []string{`{"code":"` + code + `","from":0,"kind":"send","data":"late"}`,
+		`{"code":"` + code + `","from":0,"kind":"state","data":{"round":8}}`} {
+		resp, err := http.Post(b.url+relayPath, "application/json", strings.NewReader(call))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("relay %s: %v %v", call, resp, err)
+		}
+		resp.Body.Close()
+	}
+	back.expect(`{"type":"message","from":0,"data":"late"}`)
+	back.expect(`{"type":"state","data":{"round":8}}`)
 
 	b.Drain()
 	if moved, left := b.HandOff(t.Context()); moved != 2 || left != 0 {
@@ -122,6 +143,39 @@ func TestHandOffToTheRegionFirstThenAnywhere(t *testing.T) {
 	if got := (&testutil.Server{URL: b.url}).Metric(t, "party_sockets_handoff_rooms_total", `result="sent"`); got != 2 {
 		t.Fatalf("b counted %v rooms sent", got)
 	}
+}
+
+// A message sent while its room is on its way to a sibling waits, is not
+// taken by the old machine, and reaches the room on the new one: the host
+// that rejoins recovers it.
+func TestMessageDuringAHandOffIsForwarded(t *testing.T) {
+	ms := newMachineSet(t)
+	ms.slow = 300 * time.Millisecond
+	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
+	host := dial(t, a.url, "/", nil)
+	host.send(`{"type":"create","clientId":"host","maxClients":4,"recover":true}`)
+	var created struct{ Room string }
+	got, _ := host.read()
+	json.Unmarshal([]byte(got), &created)
+	p := dial(t, a.url, "/", nil)
+	p.join(created.Room, "p")
+	p.read()
+	host.read() // peer_joined
+	done := make(chan struct{})
+	go func() { defer close(done); a.Drain(); a.HandOff(t.Context()) }()
+	time.Sleep(100 * time.Millisecond) // the room is locked, its snapshot on the way
+	p.send(`{"type":"send","data":"in flight"}`)
+	<-done
+	p.expectClose(1012, "server restarting")
+	// It comes by the forward, not in the snapshot: b relays it.
+	testutil.Eventually(t, 5*time.Second, "b to relay the forwarded message", func() bool {
+		return (&testutil.Server{URL: b.url}).Metric(t, "party_sockets_messages_total") == 1
+	})
+	back := dial(t, b.url, "/", nil)
+	back.send(`{"type":"join","room":"` + created.Room + `","clientId":"host","recover":true,"since":1}`)
+	back.expect(`{"type":"joined","room":"` + created.Room + `","index":0,"peers":[],"seq":3,"recovered":true}`)
+	back.expect(`{"type":"peer_left","index":1,"seq":2}`)
+	back.expect(`{"type":"message","from":1,"data":"in flight","seq":3}`)
 }
 
 // With nowhere to go a room stays and drains as before.

@@ -133,12 +133,20 @@ func (se *session) dispatch(m *message) error {
 		if m.Data != nil {
 			data = compactData(m.Data)
 		}
-		return se.room.SetState(se.idx, se.c, data)
+		err := se.room.SetState(se.idx, se.c, data)
+		if err == rooms.ErrRoomMoved {
+			return se.forward("state", nil, data)
+		}
+		return err
 	case "close_room":
 		if se.room == nil {
 			return rooms.ErrNotInRoom
 		}
-		return se.room.CloseRoom(se.idx, se.c)
+		err := se.room.CloseRoom(se.idx, se.c)
+		if err == rooms.ErrRoomMoved {
+			return se.forward("close", nil, nil)
+		}
+		return err
 	}
 	return errUnknownType
 }
@@ -244,10 +252,15 @@ func (se *session) send(m *message) error {
 		}
 		to = &i
 	}
-	frame := rooms.MessageFrame(se.idx, compactData(m.Data))
+	data := compactData(m.Data)
+	frame := rooms.MessageFrame(se.idx, data)
 	n, err := se.room.Send(se.idx, se.c, to, frame)
-	if err == nil {
+	switch err {
+	case nil:
 		se.s.metrics.relayed(n, len(frame))
+	case rooms.ErrRoomMoved:
+		// It waited for the room while a hand-off took it: not lost.
+		return se.forward("send", to, data)
 	}
 	return err
 }
