@@ -88,7 +88,7 @@ func Decide(in Input) Decision {
 	}
 	fallback := in.ReplaySrc || in.ReplayFailed
 	pin, pinned := Pin(in.RawQuery)
-	if _, hasCode := CandidateCode(in.Path); pinned && in.PinGone && pin != in.Self && hasCode {
+	if _, hasCode := CandidateCode(in.Path); pinned && in.PinGone && pin != in.Self && hasCode && !in.ReplayFailed {
 		pinned = false // the code finds the room, wherever it went
 	}
 	if pinned {

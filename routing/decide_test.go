@@ -69,6 +69,7 @@ func TestDecide(t *testing.T) {
 		{"moved, replayed here", fly(Input{Path: "/" + fraCode, ReplaySrc: true, MovedTo: "0a1b2c3d4e5f09"}), ReplayInstance{"0a1b2c3d4e5f09"}},
 		{"moved, fallback: no replay", fly(Input{Path: "/" + fraCode, ReplayFailed: true, MovedTo: "0a1b2c3d4e5f09"}), Serve{}},
 		{"pin to a machine that is gone: the code routes", fly(Input{Path: "/" + iadCode, RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true}), ReplayRegion{"iad"}},
+		{"pin gone, on the fallback itself: redirect without the pin", fly(Input{Path: "/room/" + iadCode, RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true, ReplayFailed: true}), Redirect{"/room/" + iadCode}},
 		{"pin gone, no code: the pin is all there is", fly(Input{Path: "/", RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true}), ReplayInstance{"0a1b2c3d4e5f02"}},
 		{"pin gone, own region", fly(Input{Path: "/" + fraCode, RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true}), Probe{fraCode}},
 		{"home region empty: probe everywhere", fly(Input{Path: "/" + iadCode, HomeEmpty: true}), Probe{iadCode}},

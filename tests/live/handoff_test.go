@@ -268,6 +268,10 @@ func TestHandOffFollowsAnOldPin(t *testing.T) {
 			host.send(map[string]any{"type": "set_state", "data": map[string]string{"phase": "vote"}})
 			guest.expect("state")
 
+			// A socket that never reads keeps the stopping machine up for
+			// a moment (its close frame is never answered).
+			dial(t, "iad", pin, nil)
+
 			start := time.Now()
 			stopped := make(chan struct{})
 			go func() { defer close(stopped); cluster.post("machines/" + victim.ID + "/stop?close_frames=0") }()
@@ -275,6 +279,17 @@ func TestHandOffFollowsAnOldPin(t *testing.T) {
 				if code := p.closed(); code != 1012 {
 					t.Fatalf("%s closed with %d, want 1012 once the room moved", name, code)
 				}
+			}
+			// While it still runs, a request pinned to it is either
+			// replayed on by it to the new holder (a replay to a stopping
+			// machine delivered) or falls back (302 without the pin).
+			resp, _ := do(t, noRedirect(), cluster.edgeRequest(t, "GET", "fra", "/room/"+room.Room+"?instance="+victim.ID))
+			holder := resp.Header.Get("X-Instance-Id")
+			switch {
+			case delivered == "1" && (resp.StatusCode != 200 || holder == victim.ID || cluster.machine(holder).Region != "iad"):
+				t.Errorf("pinned GET while the old machine hands off: %s from %q, want 200 from the new holder", resp.Status, holder)
+			case delivered == "0" && resp.StatusCode != 302:
+				t.Errorf("pinned GET to a stopping machine: %s, want the fallback's 302", resp.Status)
 			}
 			h2, joined := rejoinRaw(t, "iad", "/"+room.Room+"?instance="+victim.ID, room.Room, "pin-host")
 			if joined.Index != 0 {
@@ -296,7 +311,7 @@ func TestHandOffFollowsAnOldPin(t *testing.T) {
 			if exit := machineStates(t)[victim.ID].Exit; exit != "exit status 0" {
 				t.Errorf("the stopped machine ended with %q", exit)
 			}
-			if took := time.Since(start); took > 4*time.Second {
+			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("stopping took %v: the machine waited instead of handing off", took)
 			}
 		})
