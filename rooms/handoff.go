@@ -113,39 +113,19 @@ func (m *Manager) Move(code, transfer string, send func(*Snapshot) error) error 
 // machine while the room was moving (its socket there is closed): to slot
 // to, or to every other slot, as Send would.
 func (r *Room) Forwarded(from int, to *uint64, frame []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return 0, ErrRoomNotFound
-	}
-	if from < 0 || from >= r.next {
+	if from < 0 {
 		return 0, ErrNotInRoom
 	}
-	return r.relayLocked(from, to, frame)
+	return r.relayFrom(from, to, frame)
 }
 
 // ForwardedState retains a state the host set on the old machine while
 // the room was moving.
-func (r *Room) ForwardedState(data []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return ErrRoomNotFound
-	}
-	return r.setStateLocked(0, data)
-}
+func (r *Room) ForwardedState(data []byte) error { return r.stateFrom(0, data) }
 
 // ForwardedClose ends the room as the host's close_room, sent to the old
 // machine while the room was moving, would have.
-func (r *Room) ForwardedClose() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return ErrRoomNotFound
-	}
-	r.endLocked(CloseRoomClosed, "room closed", EndHostClosed)
-	return nil
-}
+func (r *Room) ForwardedClose() error { return r.closeFor(EndHostClosed) }
 
 // Codes returns the codes of every room held here.
 func (m *Manager) Codes() []string {

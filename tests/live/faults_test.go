@@ -340,13 +340,7 @@ func TestDeployThroughTheControlAPI(t *testing.T) {
 	} else {
 		again.Body.Close()
 	}
-	var st struct {
-		Running, Finished bool
-		Done              []string
-		Error             string
-		Log               []string
-	}
-	waitUntil(t, 90*time.Second, "the deploy to finish", func() bool {
+	waitDeploy(t, func() {
 		// The edges keep answering while machines are replaced.
 		for _, region := range cluster.regions() {
 			h, err := http.Get(cluster.Edges[region] + "/health")
@@ -355,17 +349,7 @@ func TestDeployThroughTheControlAPI(t *testing.T) {
 			}
 			h.Body.Close()
 		}
-		r, err := http.Get(edge + "/.flylocal/deploy")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		json.NewDecoder(r.Body).Decode(&st)
-		return st.Finished
 	})
-	if st.Error != "" || len(st.Done) != len(cluster.Machines) {
-		t.Fatalf("deploy: error %q, replaced %v of %d machines\n%s", st.Error, st.Done, len(cluster.Machines), strings.Join(st.Log, "\n"))
-	}
 	after := machineStates(t)
 	for id, m := range after {
 		if m.State != "started" || m.PID == before[id].PID {

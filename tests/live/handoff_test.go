@@ -198,13 +198,27 @@ func deploy(t *testing.T) {
 		t.Fatalf("POST deploy: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	for _, line := range waitDeploy(t, nil) {
+		t.Log("deploy: " + line)
+	}
+}
+
+// waitDeploy polls the deploy under way until it ends, calling during on
+// every poll (nil: nothing), fails the test unless every machine was
+// replaced, and returns the deploy's log.
+func waitDeploy(t *testing.T, during func()) []string {
+	t.Helper()
+	edge := cluster.Edges[cluster.regions()[0]]
 	var st struct {
 		Finished bool
 		Error    string
 		Done     []string
 		Log      []string
 	}
-	waitUntil(t, 2*time.Minute, "the deploy", func() bool {
+	waitUntil(t, 2*time.Minute, "the deploy to finish", func() bool {
+		if during != nil {
+			during()
+		}
 		r, err := http.Get(edge + "/.flylocal/deploy")
 		if err != nil {
 			t.Fatal(err)
@@ -214,11 +228,9 @@ func deploy(t *testing.T) {
 		return st.Finished
 	})
 	if st.Error != "" || len(st.Done) != len(cluster.Machines) {
-		t.Fatalf("deploy: %q, replaced %v\n%s", st.Error, st.Done, strings.Join(st.Log, "\n"))
+		t.Fatalf("deploy: error %q, replaced %v of %d machines\n%s", st.Error, st.Done, len(cluster.Machines), strings.Join(st.Log, "\n"))
 	}
-	for _, line := range st.Log {
-		t.Log("deploy: " + line)
-	}
+	return st.Log
 }
 
 // rejoinRaw rejoins code as clientID over a raw socket through region's
