@@ -116,6 +116,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Handoff:        true,
 		HandoffTimeout: 4 * time.Second, // within Fly's default kill_timeout of 5 s
 	}
+	// One identity off Fly, the same in created, X-Instance-Id, logs and
+	// metric labels (which upper-case regions, as for Fly's).
+	if c.Instance == "" {
+		c.Instance = "local"
+	}
+	if c.Region == "" {
+		c.Region = "local"
+	}
 	var errs []error
 	bad := func(name, value, why string) {
 		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, why))

@@ -71,7 +71,7 @@ func run(getenv func(string) string) error {
 		return err
 	}
 	mgr := rooms.NewManager(rooms.Config{
-		Events:     roomEvents(hooks, cfg),
+		Events:     roomEvents(hooks, cfg, log),
 		Instance:   cfg.Instance,
 		Region:     cfg.Region,
 		HostGrace:  cfg.HostGrace,
@@ -227,12 +227,16 @@ type eventData struct {
 	Reason   string `json:"reason,omitempty"`
 }
 
-// roomEvents turns the rooms' events into webhooks (nil without them).
-func roomEvents(hooks *webhook.Sender, cfg config) func(rooms.Event) {
-	if hooks == nil {
-		return nil
-	}
+// roomEvents logs how every room ends (the server logs its creation and
+// its hand-off), and turns every event into a webhook when they are on.
+func roomEvents(hooks *webhook.Sender, cfg config, log *slog.Logger) func(rooms.Event) {
 	return func(e rooms.Event) {
+		if e.Type == rooms.EventRoomClosed {
+			log.Info("room ended", "room", e.Room, "reason", e.Reason)
+		}
+		if hooks == nil {
+			return
+		}
 		d := eventData{Room: e.Room, Instance: cfg.Instance, Region: cfg.Region, Reason: e.Reason}
 		if e.Type == rooms.EventPlayerJoined || e.Type == rooms.EventPlayerLeft {
 			d.Index = &e.Index

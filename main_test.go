@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +30,14 @@ func TestMain(m *testing.M) {
 // startServer runs the real main in a child process and returns its address.
 func startServer(t *testing.T, extraEnv ...string) (*exec.Cmd, string) {
 	t.Helper()
+	cmd, addr, _ := startServerLog(t, extraEnv...)
+	return cmd, addr
+}
+
+// startServerLog is startServer that also returns the log: its lines so
+// far, and later ones as they come (read it under the test's own wait).
+func startServerLog(t *testing.T, extraEnv ...string) (*exec.Cmd, string, *logLines) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), append([]string{"PARTY_SOCKETS_RUN_MAIN=1", "HOST=127.0.0.1", "PORT=0"}, extraEnv...)...)
 	stderr, err := cmd.StderrPipe()
@@ -38,10 +49,12 @@ func startServer(t *testing.T, extraEnv ...string) (*exec.Cmd, string) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	addr := make(chan string, 1)
+	logs := &logLines{}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
+			logs.add(line)
 			if i := strings.Index(line, "addr="); i >= 0 && strings.Contains(line, "listening") {
 				addr <- strings.Fields(line[i+5:])[0]
 			}
@@ -49,11 +62,35 @@ func startServer(t *testing.T, extraEnv ...string) (*exec.Cmd, string) {
 	}()
 	select {
 	case a := <-addr:
-		return cmd, a
+		return cmd, a, logs
 	case <-time.After(10 * time.Second):
 		t.Fatal("server did not start")
 	}
-	return nil, ""
+	return nil, "", nil
+}
+
+// logLines is a child server's log.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) add(s string) { l.mu.Lock(); defer l.mu.Unlock(); l.lines = append(l.lines, s) }
+
+// find returns the first line that contains every part, or "".
+func (l *logLines) find(parts ...string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(line, p)
+		}
+		if ok {
+			return line
+		}
+	}
+	return ""
 }
 
 func wsDial(t *testing.T, addr string) *websocket.Conn {
@@ -179,5 +216,47 @@ func TestHandshakeTimeout(t *testing.T) {
 	time.Sleep(600 * time.Millisecond)
 	if got := roundTrip(t, ws, `{"type":"create","clientId":"h","maxClients":2}`); !strings.HasPrefix(got, `{"type":"created"`) {
 		t.Fatalf("after the handshake timeout: %s", got)
+	}
+}
+
+// With no identity configured (off Fly), the machine is "local" in region
+// "local" everywhere it names itself: created, X-Instance-Id, the log and
+// the metric labels (regions upper-cased there, as Fly's are). Room ends
+// are logged with their reason.
+func TestIdentityDefaultsAgree(t *testing.T) {
+	_, addr, logs := startServerLog(t, "INSTANCE_ID=", "FLY_MACHINE_ID=", "REGION=", "FLY_REGION=", "FLY_APP_NAME=")
+	ws := wsDial(t, addr)
+	created := roundTrip(t, ws, `{"type":"create","clientId":"h","maxClients":2}`)
+	if !strings.Contains(created, `"instance":"local","region":"local"`) {
+		t.Fatalf("created: %s", created)
+	}
+	code := created[strings.Index(created, `"room":"`)+8:][:6]
+	resp, err := http.Get("http://" + addr + "/room/" + code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Instance-Id"); got != "local" {
+		t.Errorf("X-Instance-Id %q", got)
+	}
+	if logs.find("listening", "instance=local", "region=local") == "" {
+		t.Errorf("no listening line with instance=local region=local")
+	}
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `party_sockets_rooms{instance="local",region="LOCAL"`) {
+		t.Errorf("metrics do not name the machine local/LOCAL")
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
+	deadline := time.Now().Add(5 * time.Second)
+	for logs.find("room ended", "room="+code, "reason=empty") == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the room's end was not logged")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
