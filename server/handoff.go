@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,12 +34,17 @@ import (
 //	GET  /.internal/load    → {"instance","region","rooms","clients","draining"}
 //	POST /.internal/handoff  a rooms.Snapshot → 200, 409 (code taken), 503 (draining, full)
 //	POST /.internal/relay    what a member sent to the old machine while its room moved
+//	GET  /.internal/rooms    {"total": n, "rooms": [{"code","clients"}, ...]} (at most 200; the local cluster's overview)
 
 const (
 	internalPrefix = "/.internal/"
 	loadPath       = internalPrefix + "load"
 	handoffPath    = internalPrefix + "handoff"
 	relayPath      = internalPrefix + "relay"
+	roomsPath      = internalPrefix + "rooms"
+
+	// maxListedRooms bounds GET /.internal/rooms.
+	maxListedRooms = 200
 
 	// MaxHandoffBytes bounds a snapshot on the wire. A room larger than
 	// this with its recovery windows moves without them.
@@ -108,6 +115,18 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {
 		s.receiveHandoff(w, r)
 	case r.URL.Path == relayPath && r.Method == http.MethodPost:
 		s.receiveRelay(w, r)
+	case r.URL.Path == roomsPath && r.Method == http.MethodGet:
+		type room struct {
+			Code    string `json:"code"`
+			Clients int    `json:"clients"`
+		}
+		all := s.rooms.Snapshot()
+		slices.SortFunc(all, func(a, b rooms.Info) int { return cmp.Compare(a.Code, b.Code) })
+		list := make([]room, 0, min(len(all), maxListedRooms))
+		for _, in := range all[:min(len(all), maxListedRooms)] {
+			list = append(list, room{in.Code, in.Clients})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"total": len(all), "rooms": list})
 	default:
 		s.apiError(w, http.StatusNotFound, errNoSuchPath)
 	}

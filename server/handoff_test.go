@@ -112,7 +112,7 @@ func TestHandOffToTheRegionFirstThenAnywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if want := "instance=" + b.id + ";timeout=5s;fallback=force_self"; resp.StatusCode != 409 || resp.Header.Get("Fly-Replay") != want {
+	if want := "instance=" + b.id + ";timeout=5s;fallback=force_self;state=moved"; resp.StatusCode != 409 || resp.Header.Get("Fly-Replay") != want {
 		t.Fatalf("a request for the moved room: %d %q, want 409 %q", resp.StatusCode, resp.Header.Get("Fly-Replay"), want)
 	}
 	back := dial(t, b.url, "/", nil)

@@ -88,7 +88,16 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 			kind = "region"
 		}
 		s.metrics.replays.WithLabelValues(kind).Inc()
-		w.Header().Set("Fly-Replay", routing.ReplayHeader(d))
+		// state says why (Fly hands it on in fly-replay-src; the local
+		// cluster's overview shows it): a room that moved, a probe's find.
+		header := routing.ReplayHeader(d)
+		switch ri, _ := d.(routing.ReplayInstance); {
+		case ri.ID != "" && ri.ID == in.MovedTo:
+			header += ";state=moved"
+		case ri.ID != "" && ri.ID == in.Holder:
+			header += ";state=probe"
+		}
+		w.Header().Set("Fly-Replay", header)
 		w.WriteHeader(http.StatusConflict)
 		return r, true
 	case routing.Redirect:

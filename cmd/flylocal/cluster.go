@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -27,7 +28,11 @@ type cluster struct {
 	fallbackReplay  bool        // a fly-replay answer to a fallback delivery is honoured
 	stoppingReplays atomic.Bool // a replay to a stopping machine is delivered, not failed over
 
-	deployment deployment // the rolling deploy (deploy.go)
+	deployment    deployment // the rolling deploy (deploy.go)
+	watch         watch      // replays and history for the overview (watch.go)
+	handoffSecret string     // HANDOFF_SECRET given to the machines, for their internal endpoints
+	quit          chan struct{}
+	quitOnce      sync.Once
 
 	dnsDown    atomic.Bool  // the resolver ignores every question
 	dnsDelay   atomic.Int64 // nanoseconds every answer waits
@@ -137,3 +142,6 @@ func (c *cluster) stopAll() {
 		<-done
 	}
 }
+
+// shutdown asks flylocal to stop every machine and exit, as SIGTERM does.
+func (c *cluster) shutdown() { c.quitOnce.Do(func() { close(c.quit) }) }

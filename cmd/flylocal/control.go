@@ -1,29 +1,29 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"html/template"
 	"log"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
 
 type machineView struct {
-	ID      string `json:"id"`
-	Region  string `json:"region"`
-	State   string `json:"state"`
-	Addr    string `json:"addr"`
-	PID     int    `json:"pid"`
-	Rooms   int    `json:"rooms"`
-	Clients int    `json:"clients"`
-	Load    int64  `json:"load"`
-	Exit    string `json:"exit,omitempty"` // how the last process ended
-	Frozen  bool   `json:"frozen,omitempty"`
+	ID       string     `json:"id"`
+	Region   string     `json:"region"`
+	State    string     `json:"state"`
+	Addr     string     `json:"addr"`
+	PID      int        `json:"pid"`
+	Rooms    int        `json:"rooms"`
+	Clients  int        `json:"clients"`
+	Load     int64      `json:"load"`
+	Exit     string     `json:"exit,omitempty"` // how the last process ended
+	Frozen   bool       `json:"frozen,omitempty"`
+	RoomList []roomView `json:"roomList,omitempty"` // at most 200
 }
 
 // control serves the edges' /.flylocal/ API:
@@ -38,12 +38,26 @@ type machineView struct {
 //	GET  /.flylocal/deploy                 its progress as JSON
 //	POST /.flylocal/settings?stopping_replays=<0|1>
 //	                                       an undocumented Fly behaviour, switched at run time
+//	GET  /.flylocal/state                  everything the overview shows, as JSON
+//	POST /.flylocal/shutdown               stop every machine and exit, as SIGTERM does
+//
+// Every POST is logged.
 func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 	path := strings.Trim(strings.TrimPrefix(r.URL.Path, "/.flylocal"), "/")
 	parts := strings.Split(path, "/")
+	if r.Method == http.MethodPost {
+		log.Printf("flylocal: control %s from %s", r.URL.RequestURI(), r.RemoteAddr)
+	}
 	switch {
 	case path == "" && r.Method == http.MethodGet:
 		c.overview(w)
+	case path == "state" && r.Method == http.MethodGet:
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(c.state())
+	case path == "shutdown" && r.Method == http.MethodPost:
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]bool{"stopping": true})
+		c.shutdown()
 	case path == "machines" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(c.views())
@@ -115,73 +129,62 @@ func (c *cluster) act(m *machine, action string, closeFrames bool) error {
 func (c *cluster) views() []machineView {
 	out := make([]machineView, len(c.machines))
 	for i, m := range c.machines {
-		out[i] = machineView{ID: m.ID, Region: m.Region, State: m.State(), Addr: m.addr(), PID: m.pid(), Load: m.load.Load(), Exit: m.lastExit()}
-		m.mu.Lock()
-		out[i].Frozen = m.frozen
-		m.mu.Unlock()
-		if m.routable() && !out[i].Frozen {
-			out[i].Rooms, out[i].Clients = scrape(m)
+		v := machineView{ID: m.ID, Region: m.Region, State: m.State(), Addr: m.addr(), PID: m.pid(), Load: m.load.Load(),
+			Exit: m.lastExit(), Frozen: m.isFrozen()}
+		if m.routable() && !v.Frozen {
+			g := scrapeMetrics(m, "party_sockets_rooms", "party_sockets_clients")
+			v.Rooms, v.Clients = int(g["party_sockets_rooms"]), int(g["party_sockets_clients"])
+			_, v.RoomList = c.listRooms(m)
 		}
+		out[i] = v
 	}
 	return out
 }
 
-// scrape reads the rooms and clients gauges from a machine's /metrics.
-func scrape(m *machine) (rooms, clients int) {
-	client := &http.Client{Timeout: 500 * time.Millisecond}
-	resp, err := client.Get("http://" + m.addr() + "/metrics")
-	if err != nil {
-		return 0, 0
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		name, _, _ := strings.Cut(line, "{")
-		fields := strings.Fields(line)
-		v, _ := strconv.ParseFloat(fields[len(fields)-1], 64)
-		switch name {
-		case "party_sockets_rooms":
-			rooms = int(v)
-		case "party_sockets_clients":
-			clients = int(v)
-		}
-	}
-	return rooms, clients
+//go:embed overview.html
+var overviewHTML string
+
+// overviewPage is the live overview: it draws GET /.flylocal/state every
+// second and its buttons call the control API.
+var overviewPage = template.Must(template.New("overview").Parse(overviewHTML))
+
+// clusterState is GET /.flylocal/state: what the overview draws.
+type clusterState struct {
+	App      string            `json:"app"`
+	Edges    map[string]string `json:"edges"`
+	DNS      string            `json:"dns"` // up, down or slow
+	Machines []machineView     `json:"machines"`
+	Replays  []replayEvent     `json:"replays"` // newest last
+	History  history           `json:"history"`
+	Deploy   deployStatus      `json:"deploy"`
+	WS       int64             `json:"websockets"`
+	Requests int64             `json:"requests"`
+	Settings map[string]bool   `json:"settings"`
 }
 
-var overviewPage = template.Must(template.New("overview").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
-<title>flylocal: {{.App}}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}
-.started{color:#070}.stopped{color:#a00}.suspended{color:#a60}.stopping{color:#a60}</style></head>
-<body><h1>flylocal: {{.App}}</h1>
-<p>{{len .Machines}} machines · {{.Rooms}} rooms · {{.Clients}} clients · {{.WS}} WebSockets through the edges · {{.Replays}} replays</p>
-<h2>Edges</h2><ul>{{range .Edges}}<li>{{.Region}}: <a href="{{.URL}}">{{.URL}}</a></li>{{end}}</ul>
-<h2>Machines</h2>
-<table><tr><th>region</th><th>id</th><th>state</th><th>address</th><th>pid</th><th>rooms</th><th>clients</th><th>load</th></tr>
-{{range .Machines}}<tr><td>{{.Region}}</td><td><code>{{.ID}}</code></td><td class="{{.State}}">{{.State}}</td>
-<td>{{.Addr}}</td><td>{{.PID}}</td><td>{{.Rooms}}</td><td>{{.Clients}}</td><td>{{.Load}}</td></tr>{{end}}
-</table></body></html>`))
-
-func (c *cluster) overview(w http.ResponseWriter) {
-	views := c.views()
-	data := struct {
-		App            string
-		Machines       []machineView
-		Edges          []struct{ Region, URL string }
-		Rooms, Clients int
-		WS, Replays    int64
-	}{App: c.app, Machines: views, WS: c.websockets.Load(), Replays: c.replays.Load()}
-	for _, v := range views {
-		data.Rooms += v.Rooms
-		data.Clients += v.Clients
+func (c *cluster) state() clusterState {
+	st := clusterState{App: c.app, Edges: map[string]string{}, DNS: "up", Machines: c.views(),
+		Deploy: c.deployment.status(len(c.machines)), WS: c.websockets.Load(), Requests: c.requests.Load(),
+		Settings: map[string]bool{"stopping_replays": c.stoppingReplays.Load(), "stop_close_frames": c.stopCloseFrames,
+			"fallback_src": c.fallbackSrc, "fallback_replay": c.fallbackReplay}}
+	switch {
+	case c.dnsDown.Load():
+		st.DNS = "down"
+	case c.dnsDelay.Load() > 0:
+		st.DNS = "slow"
 	}
 	for _, e := range c.edges {
-		data.Edges = append(data.Edges, struct{ Region, URL string }{e.region, e.url()})
+		st.Edges[e.region] = e.url()
 	}
+	st.Replays, st.History = c.watch.snapshot()
+	return st
+}
+
+func (c *cluster) overview(w http.ResponseWriter) {
+	initial, _ := json.Marshal(c.state())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	overviewPage.Execute(w, data)
+	overviewPage.Execute(w, struct {
+		App     string
+		Initial template.JS
+	}{c.app, template.JS(initial)})
 }

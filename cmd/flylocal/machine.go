@@ -267,3 +267,9 @@ func (m *machine) pid() int {
 	}
 	return m.cmd.Process.Pid
 }
+
+func (m *machine) isFrozen() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.frozen
+}

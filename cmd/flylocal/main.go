@@ -78,6 +78,13 @@ func run() error {
 		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep,
 	}
 	c.stoppingReplays.Store(*stoppingRep)
+	c.quit = make(chan struct{})
+	c.watch.clients, c.watch.msgs, c.watch.last = map[string][]float64{}, map[string][]float64{}, map[string]float64{}
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "HANDOFF_SECRET="); ok {
+			c.handoffSecret = v
+		}
+	}
 	if *quiet {
 		c.logs = nil
 	}
@@ -132,9 +139,14 @@ func run() error {
 	if err := c.announce(); err != nil {
 		return err
 	}
+	go c.sampleEvery(c.quit)
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
-	<-stop
+	select {
+	case <-stop:
+	case <-c.quit: // POST /.flylocal/shutdown
+	}
+	c.shutdown()
 	fmt.Fprintln(os.Stderr, "flylocal: stopping every machine")
 	return nil
 }

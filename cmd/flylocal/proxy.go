@@ -128,6 +128,15 @@ func (e *edge) forward(w http.ResponseWriter, r *http.Request, body []byte, firs
 			}
 			e.c.replays.Add(1)
 			next, err := e.replayHop(h.target, rv)
+			if err == nil {
+				ev := replayEvent{Edge: e.region, Kind: replayKind(rv), From: h.target.ID, Path: r.URL.RequestURI()}
+				if next.target != nil && next.failed == "" {
+					ev.To = next.target.ID
+				} else {
+					ev.Kind, ev.To = "fallback", "back to "+next.target.ID+" (no machine)"
+				}
+				e.c.watch.replay(ev)
+			}
 			if err != nil {
 				http.Error(w, "fly-local proxy: "+err.Error(), http.StatusBadGateway)
 				return
@@ -156,6 +165,7 @@ func (e *edge) onFailure(h hop, err error, start time.Time, tried map[*machine]b
 		if errors.Is(err, errTimeout) {
 			reason = "timeout"
 		}
+		e.c.watch.replay(replayEvent{Edge: e.region, Kind: "fallback", From: h.target.ID, To: "back to " + h.fallback.ID + " (" + reason + ")"})
 		return e.fallbackHop(h, h.target.ID, h.target.Region, reason, time.Since(start)), true
 	case h.src == "":
 		// A first delivery: the proxy routes around a machine it cannot reach.

@@ -59,10 +59,11 @@ func TestBuzzerQuizInChromium(t *testing.T) {
 	host := startNetCut(t, cluster.Edges["fra"])
 	hostCut := httptest.NewServer(host)
 	t.Cleanup(hostCut.Close)
-	cmd := exec.Command(node, "--test", "buzzer.test.mjs")
+	// One file after the other: the overview test suspends a machine.
+	cmd := exec.Command(node, "--test", "--test-concurrency=1", "buzzer.test.mjs", "overview.test.mjs")
 	cmd.Env = append(os.Environ(), "GAME_URL=http://"+gameAddr, "HOST_EDGE="+host.URL(), "HOST_CUT="+hostCut.URL,
 		"PLAYER_EDGE="+players.URL(), "NET_CUT="+playersCut.URL, "OUT_DIR="+out, "CHROMIUM="+chromium,
-		"DEPLOY_URL="+cluster.Edges["fra"]+"/.flylocal/deploy")
+		"DEPLOY_URL="+cluster.Edges["fra"]+"/.flylocal/deploy", "FLY_EDGE="+cluster.Edges["fra"])
 	res, err := cmd.CombinedOutput()
 	t.Logf("node --test:\n%s", res)
 	t.Logf("screenshots in %s", out)

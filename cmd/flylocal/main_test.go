@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// The real flylocal binary: GET /.flylocal/state describes the cluster,
+// every control call is logged, and POST /.flylocal/shutdown stops every
+// machine and exits 0 (how to stop a cluster started in the background).
+func TestStateAndShutdownThroughTheControlAPI(t *testing.T) {
+	dir := t.TempDir()
+	for _, b := range []struct{ out, pkg string }{{"flylocal", "."}, {"server", "../.."}} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", b.pkg, err, out)
+		}
+	}
+	cmd := exec.Command(filepath.Join(dir, "flylocal"), "-bin", filepath.Join(dir, "server"), "-regions", "fra", "-per-region", "1",
+		"-port", "0", "-machine-port", fmt.Sprint(20000+rand.IntN(20000)), "-ip-base", fmt.Sprintf("127.%d.%d.2", 10+rand.IntN(200), rand.IntN(250)))
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var info struct {
+		Edges    map[string]string
+		Machines []struct{ ID, Addr string }
+	}
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &info) != nil || len(info.Machines) != 1 {
+		t.Fatalf("flylocal announced %q\n%s", sc.Text(), stderr.String())
+	}
+	edge := info.Edges["fra"]
+
+	resp, err := http.Get(edge + "/.flylocal/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st clusterState
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if st.DNS != "up" || len(st.Machines) != 1 || st.Machines[0].State != stateStarted || st.Machines[0].ID != info.Machines[0].ID {
+		t.Fatalf("state: %+v", st)
+	}
+
+	resp, err = http.Post(edge+"/.flylocal/shutdown", "", nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST shutdown: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("flylocal exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("flylocal did not exit after POST /.flylocal/shutdown")
+	}
+	if c, err := net.DialTimeout("tcp", info.Machines[0].Addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("the machine still listens after the shutdown")
+	}
+	if !strings.Contains(stderr.String(), "flylocal: control /.flylocal/shutdown") {
+		t.Fatalf("the control call was not logged:\n%s", stderr.String())
+	}
+}
