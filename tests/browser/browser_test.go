@@ -1,5 +1,6 @@
-// Package browser runs the buzzer quiz example in Debian's Chromium through
-// playwright-core (tests/browser/buzzer.test.mjs), against a local cluster
+// Package browser runs the buzzer quiz example, the local cluster's
+// overview and the client package's README in Debian's Chromium through
+// playwright-core (tests/browser/*.test.mjs), against a local cluster
 // started here. .ci/run installs chromium and the npm package; locally the
 // test is skipped when they are missing.
 package browser
@@ -29,8 +30,10 @@ func TestBuzzerQuizInChromium(t *testing.T) {
 	need(t, err == nil, "node")
 	chromium, err := exec.LookPath("chromium")
 	need(t, err == nil, "chromium (apt-get install chromium)")
-	_, err = os.Stat("node_modules/playwright-core")
-	need(t, err == nil, "playwright-core (npm ci in tests/browser)")
+	for _, pkg := range []string{"playwright-core", "marked"} {
+		_, err = os.Stat("node_modules/" + pkg)
+		need(t, err == nil, pkg+" (npm ci in tests/browser)")
+	}
 
 	bin := t.TempDir()
 	for _, b := range []struct{ out, pkg string }{{"flylocal", "../../cmd/flylocal"}, {"party-game", "../../examples/party-game"}} {
