@@ -14,7 +14,7 @@ import (
 // sender, so no kind of frame costs the machine CPU beyond the limits. It
 // also bounds the fragments of one message.
 //
-// It parses only frame headers (RFC 6455 §5.2: two bytes, a 16- or 64-bit
+// It parses only frame headers (RFC 6455's base framing: two bytes, a 16- or 64-bit
 // extended length, a 4-byte mask) to find where each frame starts, and
 // skips payloads in bulk; coder/websocket still parses and validates
 // everything. Measured: a flood of empty pings cost 16 µs of server CPU

@@ -167,7 +167,7 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// ClientFrame encodes one masked WebSocket client frame (RFC 6455 §5.2),
+// ClientFrame encodes one masked WebSocket client frame (RFC 6455's base framing),
 // with a fixed mask key, so tests can send what no library would.
 func ClientFrame(fin bool, opcode byte, payload []byte) []byte {
 	b0 := opcode
