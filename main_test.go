@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -10,12 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"party-sockets/internal/testutil"
 )
 
 // TestMain lets a test start this very binary as the server.
@@ -30,67 +30,29 @@ func TestMain(m *testing.M) {
 // startServer runs the real main in a child process and returns its address.
 func startServer(t *testing.T, extraEnv ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd, addr, _ := startServerLog(t, extraEnv...)
-	return cmd, addr
+	s := startMain(t, extraEnv...)
+	return s.Cmd, s.Addr
 }
 
-// startServerLog is startServer that also returns the log: its lines so
-// far, and later ones as they come (read it under the test's own wait).
-func startServerLog(t *testing.T, extraEnv ...string) (*exec.Cmd, string, *logLines) {
+// startMain is startServer with the whole testutil.Server (its log).
+func startMain(t *testing.T, extraEnv ...string) *testutil.Server {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{"PARTY_SOCKETS_RUN_MAIN=1", "HOST=127.0.0.1", "PORT=0"}, extraEnv...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := make(chan string, 1)
-	logs := &logLines{}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			logs.add(line)
-			if i := strings.Index(line, "addr="); i >= 0 && strings.Contains(line, "listening") {
-				addr <- strings.Fields(line[i+5:])[0]
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return cmd, a, logs
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not start")
-	}
-	return nil, "", nil
+	return testutil.StartCmd(t, exec.Command(os.Args[0], "-test.run=^$"), append([]string{"PARTY_SOCKETS_RUN_MAIN=1"}, extraEnv...)...)
 }
 
-// logLines is a child server's log.
-type logLines struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logLines) add(s string) { l.mu.Lock(); defer l.mu.Unlock(); l.lines = append(l.lines, s) }
-
-// find returns the first line that contains every part, or "".
-func (l *logLines) find(parts ...string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range l.lines {
+// logHas reports whether a line of the server's log so far contains every
+// part.
+func logHas(s *testutil.Server, parts ...string) bool {
+	for _, line := range strings.Split(s.Log(), "\n") {
 		ok := true
 		for _, p := range parts {
 			ok = ok && strings.Contains(line, p)
 		}
 		if ok {
-			return line
+			return true
 		}
 	}
-	return ""
+	return false
 }
 
 func wsDial(t *testing.T, addr string) *websocket.Conn {
@@ -224,7 +186,8 @@ func TestHandshakeTimeout(t *testing.T) {
 // the metric labels (regions upper-cased there, as Fly's are). Room ends
 // are logged with their reason.
 func TestIdentityDefaultsAgree(t *testing.T) {
-	_, addr, logs := startServerLog(t, "INSTANCE_ID=", "FLY_MACHINE_ID=", "REGION=", "FLY_REGION=", "FLY_APP_NAME=")
+	srv := startMain(t, "INSTANCE_ID=", "FLY_MACHINE_ID=", "REGION=", "FLY_REGION=", "FLY_APP_NAME=")
+	addr := srv.Addr
 	ws := wsDial(t, addr)
 	created := roundTrip(t, ws, `{"type":"create","clientId":"h","maxClients":2}`)
 	if !strings.Contains(created, `"instance":"local","region":"local"`) {
@@ -239,7 +202,7 @@ func TestIdentityDefaultsAgree(t *testing.T) {
 	if got := resp.Header.Get("X-Instance-Id"); got != "local" {
 		t.Errorf("X-Instance-Id %q", got)
 	}
-	if logs.find("listening", "instance=local", "region=local") == "" {
+	if !logHas(srv, "listening", "instance=local", "region=local") {
 		t.Errorf("no listening line with instance=local region=local")
 	}
 	resp, err = http.Get("http://" + addr + "/metrics")
@@ -253,7 +216,7 @@ func TestIdentityDefaultsAgree(t *testing.T) {
 	}
 	ws.Close(websocket.StatusNormalClosure, "")
 	deadline := time.Now().Add(5 * time.Second)
-	for logs.find("room ended", "room="+code, "reason=empty") == "" {
+	for !logHas(srv, "room ended", "room="+code, "reason=empty") {
 		if time.Now().After(deadline) {
 			t.Fatal("the room's end was not logged")
 		}

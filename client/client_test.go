@@ -1,86 +1,25 @@
 package client
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"party-sockets/internal/testutil"
 	"party-sockets/regions"
 	"party-sockets/rooms"
 	"party-sockets/server"
 )
 
-// cutProxy sits between clients and the server so a test can cut every
-// connection, as a network would, and see each request line.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	lines  []string
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target}
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c)
-		}
-	}()
-	return p
-}
-
-func (p *cutProxy) serve(c net.Conn) {
-	s, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	br := bufio.NewReader(c)
-	line, _ := br.ReadString('\n')
-	p.mu.Lock()
-	p.conns = append(p.conns, c, s)
-	p.lines = append(p.lines, strings.TrimSpace(line))
-	p.mu.Unlock()
-	io.WriteString(s, line)
-	go func() { io.Copy(s, br); s.Close() }()
-	io.Copy(c, s)
-	c.Close()
-}
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *cutProxy) requestLines() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.lines...)
+// newCutProxy puts a network the test can cut between clients and target.
+func newCutProxy(t *testing.T, target string) *testutil.NetCut {
+	return testutil.StartNetCut(t, target)
 }
 
 func newServer(t *testing.T) (*httptest.Server, *rooms.Manager) {
@@ -174,7 +113,7 @@ func TestReconnectKeepsSlotAndState(t *testing.T) {
 	room := next[Created](t, host).Room
 	host.SetState(ctx, "round 3")
 	proxy := newCutProxy(t, strings.TrimPrefix(hs.URL, "http://"))
-	opts := fast("ws://" + proxy.ln.Addr().String())
+	opts := fast("ws://" + proxy.Addr())
 	opts.NoRecover = true
 	guest, err := Join(ctx, opts, room)
 	if err != nil {
@@ -185,7 +124,7 @@ func TestReconnectKeepsSlotAndState(t *testing.T) {
 	next[State](t, guest)
 	next[PeerJoined](t, host)
 
-	proxy.cut()
+	proxy.Cut(0)
 	if r := next[Reconnecting](t, guest); r.Attempt != 1 {
 		t.Fatalf("reconnecting = %+v", r)
 	}
@@ -195,7 +134,7 @@ func TestReconnectKeepsSlotAndState(t *testing.T) {
 	if s := next[State](t, guest); string(s.Data) != `"round 3"` {
 		t.Fatalf("state after reconnect = %s", s.Data)
 	}
-	lines := proxy.requestLines()
+	lines := proxy.RequestLines()
 	if last := lines[len(lines)-1]; !strings.Contains(last, "/"+room+"?instance=m1 ") {
 		t.Fatalf("reconnect request %q is not pinned to the room's instance", last)
 	}
@@ -225,14 +164,14 @@ func TestReconnectRecoversEveryMessage(t *testing.T) {
 	defer host.Close()
 	room := next[Created](t, host).Room
 	proxy := newCutProxy(t, strings.TrimPrefix(hs.URL, "http://"))
-	guest, err := Join(ctx, fast("ws://"+proxy.ln.Addr().String()), room)
+	guest, err := Join(ctx, fast("ws://"+proxy.Addr()), room)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer guest.Close()
 	next[Joined](t, guest)
 	next[PeerJoined](t, host)
-	proxy.cut()
+	proxy.Cut(0)
 	for i := range 100 {
 		for host.SendTo(ctx, 1, i) != nil || host.Send(ctx, 1000+i) != nil {
 			t.Fatal("the host could not send")
@@ -323,7 +262,7 @@ func TestRoomGoneWhileAwayIsFinal(t *testing.T) {
 	host, _ := Create(ctx, fast(hs.URL), 4, "")
 	room := next[Created](t, host).Room
 	proxy := newCutProxy(t, strings.TrimPrefix(hs.URL, "http://"))
-	opts := fast("ws://" + proxy.ln.Addr().String())
+	opts := fast("ws://" + proxy.Addr())
 	opts.MinBackoff = 300 * time.Millisecond
 	opts.RoomWait = time.Second
 	guest, err := Join(ctx, opts, room)
@@ -331,7 +270,7 @@ func TestRoomGoneWhileAwayIsFinal(t *testing.T) {
 		t.Fatal(err)
 	}
 	next[Joined](t, guest)
-	proxy.cut()
+	proxy.Cut(0)
 	cut := time.Now()
 	host.CloseRoom(ctx) // the host was the last member: the room is gone
 	if cl := next[Closed](t, guest); !cl.Final || cl.Reason != "room not found" {
@@ -358,13 +297,13 @@ func TestSendWhileDisconnectedIsAnError(t *testing.T) {
 func TestLoneHostBlipKeepsTheRoom(t *testing.T) {
 	hs, _ := newServer(t)
 	proxy := newCutProxy(t, strings.TrimPrefix(hs.URL, "http://"))
-	host, err := Create(t.Context(), fast("ws://"+proxy.ln.Addr().String()), 4, "")
+	host, err := Create(t.Context(), fast("ws://"+proxy.Addr()), 4, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer host.Close()
 	room := next[Created](t, host).Room
-	proxy.cut()
+	proxy.Cut(0)
 	if j := next[Joined](t, host); j.Room != room || j.Index != 0 {
 		t.Fatalf("after the blip the host joined %+v, want room %s slot 0", j, room)
 	}

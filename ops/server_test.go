@@ -1,11 +1,9 @@
 package ops
 
 import (
-	"bufio"
 	"debug/elf"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,7 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"party-sockets/internal/testutil"
 )
 
 var (
@@ -46,45 +45,12 @@ func serverBinary(t *testing.T) string {
 	return binPath
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+var freePort = testutil.FreePort
 
 // startServer runs the built binary on loopback and returns host:port.
 func startServer(t *testing.T, env ...string) string {
 	t.Helper()
-	cmd := exec.Command(serverBinary(t))
-	cmd.Env = append(os.Environ(), append([]string{"HOST=127.0.0.1", "PORT=0"}, env...)...)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if i := strings.Index(sc.Text(), "addr="); i >= 0 {
-				select {
-				case addr <- strings.Fields(sc.Text()[i+5:])[0]:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return a
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not start")
-	}
-	return ""
+	return testutil.StartCmd(t, exec.Command(serverBinary(t)), env...).Addr
 }
 
 // The Dockerfile's build step, run outside Docker: a static binary with the

@@ -126,15 +126,7 @@ func startPeerCounting(t *testing.T, ip string, port int, held string, hits, mis
 func itoa(i int) string   { return strconv.Itoa(i) }
 func fmtInt(i int) string { return strconv.Itoa(i) }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+var freePort = testutil.FreePort
 
 func TestProberFindsHolderOverRealDNS(t *testing.T) {
 	port := freePort(t)

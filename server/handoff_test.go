@@ -35,13 +35,7 @@ type machineUnderTest struct {
 }
 
 func newMachineSet(t *testing.T) *machineSet {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return &machineSet{t: t, dns: testutil.StartFlyDNS(t, "app"), port: port}
+	return &machineSet{t: t, dns: testutil.StartFlyDNS(t, "app"), port: testutil.FreePort(t)}
 }
 
 // start runs machine n (127.0.0.n, id 0000000n0000aa) in region.

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -60,8 +61,17 @@ type Server struct {
 // ("K=V"), and stops it when the test ends.
 func Start(t testing.TB, env ...string) *Server {
 	t.Helper()
-	cmd := exec.Command(Binary(t))
-	cmd.Env = append(os.Environ(), append([]string{"HOST=127.0.0.1", "PORT=0"}, env...)...)
+	return StartCmd(t, exec.Command(Binary(t)), env...)
+}
+
+// StartCmd is Start for a server command the caller made (another build of
+// it, or a test binary that runs main): env is added to cmd's.
+func StartCmd(t testing.TB, cmd *exec.Cmd, env ...string) *Server {
+	t.Helper()
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, append([]string{"HOST=127.0.0.1", "PORT=0"}, env...)...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +109,17 @@ func Start(t testing.TB, env ...string) *Server {
 		t.Fatalf("server did not start:\n%s", s.Log())
 	}
 	return nil
+}
+
+// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // Log is what the server wrote to stderr so far (first MiB).

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -56,10 +55,10 @@ func TestBuzzerQuizInChromium(t *testing.T) {
 	out, _ := filepath.Abs("out")
 	// The players and the host reach their edges through networks the
 	// test can cut.
-	players := startNetCut(t, cluster.Edges["iad"])
+	players := testutil.StartNetCut(t, cluster.Edges["iad"])
 	playersCut := httptest.NewServer(players)
 	t.Cleanup(playersCut.Close)
-	host := startNetCut(t, cluster.Edges["fra"])
+	host := testutil.StartNetCut(t, cluster.Edges["fra"])
 	hostCut := httptest.NewServer(host)
 	t.Cleanup(hostCut.Close)
 	// One file after the other: the overview test suspends a machine.
@@ -121,15 +120,7 @@ func startCluster(t *testing.T, bin string) clusterInfo {
 	return clusterInfo{}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)) }
 
 func waitHTTP(t *testing.T, u string) {
 	t.Helper()

@@ -1,0 +1,126 @@
+package testutil
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// NetCut is a network a test can cut for real: a TCP relay on loopback in
+// front of target. A cut resets every connection through it and refuses
+// new ones until the network is back, so a client sees what a phone sees
+// when its Wi-Fi drops (no close frame, failed reconnects), not a hook
+// inside the client. It records the first line of every connection (an
+// HTTP request line).
+type NetCut struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex // guards conns, until, lines
+	conns map[net.Conn]struct{}
+	until time.Time
+	lines []string
+}
+
+// StartNetCut relays to target (host:port, or an http:// URL) until the
+// test ends.
+func StartNetCut(t testing.TB, target string) *NetCut {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &NetCut{ln: ln, target: strings.TrimPrefix(target, "http://"), conns: map[net.Conn]struct{}{}}
+	t.Cleanup(func() { ln.Close(); n.Cut(0) })
+	go n.accept()
+	return n
+}
+
+// Addr is the relay's host:port; URL is it as http://.
+func (n *NetCut) Addr() string { return n.ln.Addr().String() }
+func (n *NetCut) URL() string  { return "http://" + n.Addr() }
+
+func (n *NetCut) accept() {
+	for {
+		c, err := n.ln.Accept()
+		if err != nil {
+			return
+		}
+		n.mu.Lock()
+		down := time.Now().Before(n.until)
+		if !down {
+			n.conns[c] = struct{}{}
+		}
+		n.mu.Unlock()
+		if down {
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+			continue
+		}
+		go n.relay(c)
+	}
+}
+
+func (n *NetCut) relay(c net.Conn) {
+	defer func() {
+		n.mu.Lock()
+		delete(n.conns, c)
+		n.mu.Unlock()
+		c.Close()
+	}()
+	up, err := net.Dial("tcp", n.target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	n.mu.Lock()
+	n.conns[up] = struct{}{}
+	n.mu.Unlock()
+	defer func() { n.mu.Lock(); delete(n.conns, up); n.mu.Unlock() }()
+	br := bufio.NewReader(c)
+	line, _ := br.ReadString('\n')
+	n.mu.Lock()
+	n.lines = append(n.lines, strings.TrimSpace(line))
+	n.mu.Unlock()
+	if _, err := io.WriteString(up, line); err != nil {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(up, br); done <- struct{}{} }()
+	go func() { io.Copy(c, up); done <- struct{}{} }()
+	<-done
+}
+
+// Cut resets every connection and keeps the network down for d.
+func (n *NetCut) Cut(d time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.until = time.Now().Add(d)
+	for c := range n.conns {
+		c.(*net.TCPConn).SetLinger(0) // a reset, as a dropped network gives
+		c.Close()
+	}
+}
+
+// RequestLines is the first line of every connection so far.
+func (n *NetCut) RequestLines() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.lines...)
+}
+
+// ServeHTTP is a control for a test in another process: POST /cut?ms=3000.
+func (n *NetCut) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+	if r.Method != http.MethodPost || err != nil || ms < 0 || ms > 60000 {
+		http.Error(w, "POST /cut?ms=N (0-60000)", http.StatusBadRequest)
+		return
+	}
+	n.Cut(time.Duration(ms) * time.Millisecond)
+}
