@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds the static server binary. This is the one build line the Dockerfile
-# runs, so it is tested outside Docker too (ops/flytoml_test.go).
+# runs, so it is tested outside Docker too: ops/server_test.go builds with it
+# and runs the binary, ops/flytoml_test.go checks the Dockerfile calls it.
 #   VERSION=v1.2.3 sh ops/build.sh [output]
 set -eu
 cd "$(dirname "$0")/.."
