@@ -225,6 +225,7 @@ type eventData struct {
 	Region   string `json:"region"`
 	Index    *int   `json:"index,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+	To       string `json:"to,omitempty"` // room.moved: the machine that took it
 }
 
 // roomEvents logs how every room ends (the server logs its creation and
@@ -237,7 +238,7 @@ func roomEvents(hooks *webhook.Sender, cfg config, log *slog.Logger) func(rooms.
 		if hooks == nil {
 			return
 		}
-		d := eventData{Room: e.Room, Instance: cfg.Instance, Region: cfg.Region, Reason: e.Reason}
+		d := eventData{Room: e.Room, Instance: cfg.Instance, Region: cfg.Region, Reason: e.Reason, To: e.To}
 		if e.Type == rooms.EventPlayerJoined || e.Type == rooms.EventPlayerLeft {
 			d.Index = &e.Index
 		}

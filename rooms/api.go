@@ -26,6 +26,7 @@ type Event struct {
 	Room   string
 	Index  int    // the slot, for player events
 	Reason string // for room.closed
+	To     string // for room.moved: the machine that took the room
 }
 
 func (m *Manager) event(e Event) {

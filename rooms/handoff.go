@@ -71,14 +71,14 @@ var (
 	errHandoffFormat = errors.New("Invalid hand-off")
 )
 
-// Move hands the room with code over. send delivers the snapshot to the
+// Move hands the room with code over to machine to. send delivers the snapshot to the
 // sibling and returns nil once the sibling holds the room; it is called
 // with the room's lock held, so it must not touch this room. It may drop
 // the recovery windows from the snapshot (a room too large to send whole:
 // its members then resync from the state). On success the
 // room is gone from here and its members are closed with 1012; on failure
 // it goes on here as if nothing happened.
-func (m *Manager) Move(code, transfer string, send func(*Snapshot) error) error {
+func (m *Manager) Move(code, transfer, to string, send func(*Snapshot) error) error {
 	r := m.get(code)
 	if r == nil {
 		return ErrRoomNotFound
@@ -93,7 +93,7 @@ func (m *Manager) Move(code, transfer string, send func(*Snapshot) error) error 
 		return err
 	}
 	r.closed, r.moved = true, true
-	r.m.event(Event{Type: EventRoomMoved, Room: r.Code})
+	r.m.event(Event{Type: EventRoomMoved, Room: r.Code, To: to})
 	r.cancelGraceLocked()
 	// The members stay recorded: a call of theirs that waited for the
 	// lock gets ErrRoomMoved, and the server forwards what it carried.

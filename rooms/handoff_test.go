@@ -14,7 +14,7 @@ import (
 // moveRoom moves code from src to dst through JSON, as the wire does.
 func moveRoom(t *testing.T, src, dst *Manager, code, transfer string) {
 	t.Helper()
-	err := src.Move(code, transfer, func(s *Snapshot) error {
+	err := src.Move(code, transfer, "dst", func(s *Snapshot) error {
 		b, err := json.Marshal(s)
 		if err != nil {
 			return err
@@ -198,7 +198,7 @@ func TestMoveFailureKeepsTheRoom(t *testing.T) {
 	host := &fakeMember{}
 	r := create(t, m, host, 4)
 	host.take()
-	if err := m.Move(r.Code, "t", func(*Snapshot) error { return errors.New("peer down") }); err == nil {
+	if err := m.Move(r.Code, "t", "dst", func(*Snapshot) error { return errors.New("peer down") }); err == nil {
 		t.Fatal("Move reported success")
 	}
 	if _, err := r.Send(0, host, nil, MessageFrame(0, nil)); err != nil {
@@ -220,7 +220,7 @@ func TestMessageDuringAMoveIsForwarded(t *testing.T) {
 	r, _ := src.Create(CreateRequest{Member: host, ClientID: "h", MaxClients: 4, Recover: true})
 	src.Join(r.Code, "p", p, JoinOptions{})
 	result := make(chan error, 1)
-	err := src.Move(r.Code, "t", func(s *Snapshot) error {
+	err := src.Move(r.Code, "t", "dst", func(s *Snapshot) error {
 		go func() {
 			_, err := r.Send(1, p, nil, MessageFrame(1, []byte(`"mid-move"`)))
 			result <- err
@@ -250,5 +250,25 @@ func TestMessageDuringAMoveIsForwarded(t *testing.T) {
 		`{"type":"message","from":1,"data":"mid-move","seq":3}`)
 	if _, err := moved.Forwarded(7, nil, MessageFrame(7, nil)); err != ErrNotInRoom {
 		t.Fatalf("a forward from a slot that never existed: %v", err)
+	}
+}
+
+// The old machine tells the backend where the room went, and never that
+// it closed: it lives on.
+func TestMoveEventNamesTheNewMachine(t *testing.T) {
+	var events []Event
+	src := NewManager(Config{Instance: "old", HostGrace: time.Minute, Codes: &seqCodes{},
+		Events: func(e Event) { events = append(events, e) }})
+	dst := NewManager(Config{Instance: "new", HostGrace: time.Minute, Codes: &seqCodes{n: 50}})
+	r, _ := src.Create(CreateRequest{Member: &fakeMember{}, ClientID: "h", MaxClients: 2})
+	moveRoom(t, src, dst, r.Code, "t")
+	last := events[len(events)-1]
+	if last.Type != EventRoomMoved || last.To != "dst" || last.Room != r.Code {
+		t.Fatalf("last event %+v", last)
+	}
+	for _, e := range events {
+		if e.Type == EventRoomClosed {
+			t.Fatalf("a moved room was reported closed: %+v", e)
+		}
 	}
 }

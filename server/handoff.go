@@ -387,7 +387,7 @@ func (s *Server) moveRoom(ctx context.Context, code string, targets *siblings) {
 		}
 		tried[t] = true
 		start := time.Now()
-		err := s.rooms.Move(code, transfer, func(snap *rooms.Snapshot) error { return s.sendSnapshot(ctx, t, snap) })
+		err := s.rooms.Move(code, transfer, t.id, func(snap *rooms.Snapshot) error { return s.sendSnapshot(ctx, t, snap) })
 		switch {
 		case err == nil:
 			s.movedMu.Lock()
