@@ -1,9 +1,11 @@
 package rooms
 
 import (
+	"encoding/json"
 	"fmt"
-	"party-sockets/internal/testutil"
 	"testing"
+
+	"party-sockets/internal/testutil"
 )
 
 // nopMember takes frames without keeping them, like a queue that drains.
@@ -73,5 +75,43 @@ func BenchmarkCreateJoinLeave(b *testing.B) {
 		r.Leave(1, a, true)
 		r.Leave(2, c, true)
 		r.Leave(0, host, true)
+	}
+}
+
+// BenchmarkMoveRoom8 is one room of 8 handed over: snapshot under the
+// lock, JSON both ways, checks and import; each slot recovers and holds
+// 64 frames. The network is not in it.
+func BenchmarkMoveRoom8(b *testing.B) {
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		src := NewManager(Config{Instance: "old", Clock: &testutil.FakeClock{}, Codes: &seqCodes{}})
+		dst := NewManager(Config{Instance: "new", Clock: &testutil.FakeClock{}, Codes: &seqCodes{}})
+		host := &nopMember{}
+		r, _ := src.Create(CreateRequest{Member: host, ClientID: "h", MaxClients: 8, Recover: true})
+		for i := 1; i < 8; i++ {
+			src.Join(r.Code, fmt.Sprint(i), &nopMember{}, JoinOptions{Recover: true})
+		}
+		r.SetState(0, host, []byte(`{"round":3,"scores":[1,2,3,4,5,6,7]}`))
+		for i := range 64 {
+			r.Send(0, host, nil, MessageFrame(0, []byte(fmt.Sprintf(`{"tick":%d,"p":"abcdefghijklmnopqrstuvwxyz"}`, i))))
+		}
+		b.StartTimer()
+		err := src.Move(r.Code, fmt.Sprint(n), "new", func(s *Snapshot) error {
+			body, err := json.Marshal(s)
+			if err != nil {
+				return err
+			}
+			var in Snapshot
+			if err := json.Unmarshal(body, &in); err != nil {
+				return err
+			}
+			return dst.Import(&in)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n++
 	}
 }
