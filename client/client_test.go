@@ -313,3 +313,45 @@ func TestLoneHostBlipKeepsTheRoom(t *testing.T) {
 	}
 	defer guest.Close()
 }
+
+// A stopping machine hands the room away and closes its members with
+// 1012; their rejoin can come before the room arrives. The client keeps
+// trying "Room not found" (RoomWait) and is back in its slot once the
+// room is there (the state it has already: recovery is complete).
+func TestRejoinWaitsForAMovingRoom(t *testing.T) {
+	hs, mgr := newServer(t)
+	ctx := t.Context()
+	host, _ := Create(ctx, fast(hs.URL), 4, "")
+	room := next[Created](t, host).Room
+	guest, err := Join(ctx, fast(hs.URL), room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next[Joined](t, guest)
+	host.SetState(ctx, map[string]int{"round": 2})
+	next[State](t, guest)
+
+	// The room leaves (its members get 1012) and comes back a second
+	// later, as a hand-off's import would bring it.
+	var snap *rooms.Snapshot
+	if err := mgr.Move(room, "t", "elsewhere", func(s *rooms.Snapshot) error { snap = s; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if mgr.Held(room) {
+		t.Fatal("the room is still here")
+	}
+	if err := mgr.Import(snap); err != nil {
+		t.Fatal(err)
+	}
+	if j := next[Joined](t, guest); j.Index != 1 {
+		t.Fatalf("the guest came back as slot %d", j.Index)
+	}
+	if j := next[Joined](t, host); j.Index != 0 {
+		t.Fatalf("the host came back as slot %d", j.Index)
+	}
+	host.Send(ctx, "after the move")
+	if m := next[Message](t, guest); string(m.Data) != `"after the move"` {
+		t.Fatalf("guest got %s", m.Data)
+	}
+}

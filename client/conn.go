@@ -239,6 +239,10 @@ func (c *Client) readAll() error {
 func (c *Client) reconnect(cause error) (Closed, bool) {
 	delay := c.opts.MinBackoff
 	lost := time.Now()
+	// Waiting for a moving room: quick first (the hand-off takes
+	// milliseconds), then no more than one try every 2 s, so a room that
+	// is really gone costs the address few misses.
+	roomDelay := min(c.opts.MinBackoff, 500*time.Millisecond)
 	for attempt := 1; c.opts.MaxAttempts < 0 || attempt <= c.opts.MaxAttempts; attempt++ {
 		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1)) // jitter: [d/2, d]
 		c.emit(Reconnecting{Attempt: attempt, Delay: wait, Err: cause})
@@ -261,7 +265,7 @@ func (c *Client) reconnect(cause error) (Closed, bool) {
 			c.mu.Lock()
 			c.instance = ""
 			c.mu.Unlock()
-			cause, delay = err, min(c.opts.MinBackoff, 500*time.Millisecond)
+			cause, delay, roomDelay = err, roomDelay, min(2*roomDelay, 2*time.Second)
 			attempt-- // waiting for a moving room is not a failed attempt
 			continue
 		}

@@ -293,6 +293,7 @@ export class PartySocket extends EventTarget {
     // hands its room to a sibling, so the pin is stale.
     if (code === 1001 || code === 1012) this.instance = null;
     this.lostAt = Date.now();
+    this.roomTries = 0;
     this.#retry(code);
   }
 
@@ -317,8 +318,11 @@ export class PartySocket extends EventTarget {
           this.#finish({ code: 0, reason: "room not found", final: true });
           return;
         }
+        // Quick first (a hand-off takes milliseconds), then at most one
+        // try every 2 s: a room that is really gone costs few misses.
         this.instance = null;
-        this.attempt = 0;
+        this.roomTries = (this.roomTries || 0) + 1;
+        this.attempt = Math.max(0, Math.min(this.roomTries, Math.ceil(Math.log2(2000 / this.opts.minBackoff)) + 1) - 1);
         this.#retry(0);
       });
     }, delay);

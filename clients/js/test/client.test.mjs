@@ -8,32 +8,47 @@ import { spawn } from "node:child_process";
 import net from "node:net";
 import { PartySocket, CLOSE_CODES } from "../party-sockets.js";
 
-let server;
-let relay;
+let server, other;
+let relay, otherRelay;
 
-before(async () => {
-  const bin = process.env.PARTY_SOCKETS_BIN;
-  assert.ok(bin, "PARTY_SOCKETS_BIN is not set (go test ./clients/js sets it)");
-  server = spawn(bin, [], { env: { ...process.env, HOST: "127.0.0.1", PORT: "0" }, stdio: ["ignore", "ignore", "pipe"] });
-  relay = await new Promise((resolve, reject) => {
+// startRelay runs a server binary and resolves with its URL.
+function startRelay(bin) {
+  const proc = spawn(bin, [], { env: { ...process.env, HOST: "127.0.0.1", PORT: "0" }, stdio: ["ignore", "ignore", "pipe"] });
+  const url = new Promise((resolve, reject) => {
     let buf = "";
-    server.stderr.on("data", (d) => {
+    proc.stderr.on("data", (d) => {
       buf += d;
       const m = buf.match(/msg=listening addr=(\S+)/);
       if (m) resolve("http://" + m[1]);
     });
-    server.on("exit", (code) => reject(new Error("server exited " + code)));
+    proc.on("exit", (code) => reject(new Error("server exited " + code)));
   });
+  return { proc, url };
+}
+
+before(async () => {
+  const bin = process.env.PARTY_SOCKETS_BIN;
+  assert.ok(bin, "PARTY_SOCKETS_BIN is not set (go test ./clients/js sets it)");
+  // A second relay plays the machine a rejoin reaches before its room.
+  const a = startRelay(bin), b = startRelay(bin);
+  server = a.proc;
+  other = b.proc;
+  [relay, otherRelay] = await Promise.all([a.url, b.url]);
 });
-after(() => server.kill("SIGKILL"));
+after(() => {
+  server.kill("SIGKILL");
+  other.kill("SIGKILL");
+});
 
 const next = (s, type) => new Promise((resolve) => s.addEventListener(type, (e) => resolve(e.detail), { once: true }));
 
-// cutter is a network between a client and the relay that the test cuts.
+// cutter is a network between a client and a relay that the test cuts;
+// retarget sends new connections to another relay.
 function cutter(target) {
   const socks = new Set();
+  let port = Number(new URL(target).port);
   const srv = net.createServer((c) => {
-    const up = net.connect(Number(new URL(target).port), "127.0.0.1");
+    const up = net.connect(port, "127.0.0.1");
     socks.add(c).add(up);
     c.pipe(up).pipe(c);
     const end = () => { c.destroy(); up.destroy(); };
@@ -43,6 +58,7 @@ function cutter(target) {
   return new Promise((resolve) => srv.listen(0, "127.0.0.1", () => resolve({
     url: "http://127.0.0.1:" + srv.address().port,
     cut: () => { for (const s of socks) s.resetAndDestroy ? s.resetAndDestroy() : s.destroy(); socks.clear(); },
+    retarget: (u) => { port = Number(new URL(u).port); },
     close: () => srv.close(),
   })));
 }
@@ -104,4 +120,44 @@ test("a connect that never answers times out", async () => {
   await assert.rejects(PartySocket.create(url, { connectTimeout: 300 }), /connect timeout/);
   assert.ok(Date.now() - start < 5000);
   silent.close();
+});
+
+// A machine that stops hands its room to a sibling, and a rejoin can come
+// before the room: "Room not found" is retried for roomWait, and the
+// client is back in its slot once the room is there.
+test("a rejoin that finds no room keeps trying for roomWait, then finds it", async () => {
+  const host = await PartySocket.create(relay, { maxClients: 4 });
+  const net = await cutter(relay);
+  const player = await PartySocket.join(net.url, host.room, { minBackoff: 50, maxBackoff: 200 });
+  let attempts = 0;
+  player.addEventListener("reconnecting", () => attempts++);
+  const rejoined = next(player, "joined");
+  net.retarget(otherRelay); // where the room is not (yet)
+  net.cut();
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(player.status, "reconnecting");
+  assert.ok(attempts >= 3, "only " + attempts + " attempts while the room was not found");
+  net.retarget(relay); // the room is there now
+  const j = await rejoined;
+  assert.equal(j.index, 1);
+  assert.equal(player.status, "open");
+  host.close();
+  player.close();
+  net.close();
+});
+
+test("a room still not found after roomWait is final", async () => {
+  const host = await PartySocket.create(relay, { maxClients: 4 });
+  const net = await cutter(relay);
+  const player = await PartySocket.join(net.url, host.room, { minBackoff: 50, maxBackoff: 200, roomWait: 600 });
+  const closed = next(player, "closed");
+  net.retarget(otherRelay);
+  const start = Date.now();
+  net.cut();
+  const c = await closed;
+  assert.equal(c.reason, "room not found");
+  assert.equal(c.final, true);
+  assert.ok(Date.now() - start >= 600, "gave up before roomWait");
+  host.close();
+  net.close();
 });
