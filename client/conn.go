@@ -239,9 +239,10 @@ func (c *Client) readAll() error {
 func (c *Client) reconnect(cause error) (Closed, bool) {
 	delay := c.opts.MinBackoff
 	lost := time.Now()
-	// Waiting for a moving room: quick first (the hand-off takes
-	// milliseconds), then no more than one try every 2 s, so a room that
-	// is really gone costs the address few misses.
+	// Waiting for a moving room: quick first (a hand-off takes
+	// milliseconds), then half as long again each time, up to one try
+	// every 2 s, so a room that is really gone costs the address few
+	// misses.
 	roomDelay := min(c.opts.MinBackoff, 500*time.Millisecond)
 	for attempt := 1; c.opts.MaxAttempts < 0 || attempt <= c.opts.MaxAttempts; attempt++ {
 		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1)) // jitter: [d/2, d]
@@ -265,7 +266,7 @@ func (c *Client) reconnect(cause error) (Closed, bool) {
 			c.mu.Lock()
 			c.instance = ""
 			c.mu.Unlock()
-			cause, delay, roomDelay = err, roomDelay, min(2*roomDelay, 2*time.Second)
+			cause, delay, roomDelay = err, roomDelay, min(roomDelay*3/2, 2*time.Second)
 			attempt-- // waiting for a moving room is not a failed attempt
 			continue
 		}

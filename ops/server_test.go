@@ -25,6 +25,7 @@ var (
 // step, once per test run.
 func serverBinary(t *testing.T) string {
 	t.Helper()
+	testutil.TrackModule(t)
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "ops-build")
 		if err != nil {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"party-sockets/internal/testutil"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
@@ -34,6 +36,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // every control call is logged, and POST /.flylocal/shutdown stops every
 // machine and exits 0 (how to stop a cluster started in the background).
 func TestStateAndShutdownThroughTheControlAPI(t *testing.T) {
+	testutil.TrackModule(t)
 	dir := t.TempDir()
 	for _, b := range []struct{ out, pkg string }{{"flylocal", "."}, {"server", "../.."}} {
 		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg).CombinedOutput(); err != nil {

@@ -5,8 +5,10 @@ package testutil
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +31,7 @@ var (
 // returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
+	TrackModule(t)
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "party-sockets-bin")
 		if err != nil {
@@ -252,4 +255,55 @@ func Need(t testing.TB, ok bool, what string) {
 		t.Fatalf("%s is missing: .ci/run must install it", what)
 	}
 	t.Skipf("%s is missing (.ci/run installs it)", what)
+}
+
+// TrackModule makes Go's test cache see every file of this module (Go
+// sources, embedded pages, the JS client, the browser tests, the example),
+// so a test that builds or runs them in another process reruns when one
+// changes. The cache notes the files a test opens or stats, not what a
+// subprocess (go build, node) reads: without this, such a test passed
+// from the cache after a change to the code it tests. node_modules, .git
+// and test output are left out.
+func TrackModule(t testing.TB) {
+	t.Helper()
+	trackOnce.Do(func() { trackErr = trackModule() }) // once a process is enough for the cache
+	if trackErr != nil {
+		t.Fatal(trackErr)
+	}
+}
+
+var (
+	trackOnce sync.Once
+	trackErr  error
+)
+
+func trackModule() error {
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(root)
+		if parent == root {
+			return errors.New("TrackModule: no go.mod above the test's directory")
+		}
+		root = parent
+	}
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case "node_modules", ".git", "out":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		_, err = os.Stat(path) // the cache records it
+		return err
+	})
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"party-sockets/internal/testutil"
 )
 
 // player is a real WebSocket client of the app.
@@ -34,6 +36,7 @@ func dial(t *testing.T, region, path string, hdr http.Header) *player {
 }
 
 func tryDial(t *testing.T, region, path string, hdr http.Header) (*player, error) {
+	testutil.TrackModule(t) // the cluster runs binaries built from the whole module
 	h := cluster.edgeHeader(region)
 	for k, v := range hdr {
 		h[k] = v

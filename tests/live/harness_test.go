@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"party-sockets/internal/testutil"
 )
 
 // Machine is one machine of the app under test.
@@ -168,6 +170,7 @@ func (c *Cluster) stop() {
 // local skips a test that needs the local cluster's control API.
 func local(t *testing.T) {
 	t.Helper()
+	testutil.TrackModule(t) // the cluster runs binaries built from the whole module
 	if cluster.live {
 		t.Skip("needs the local cluster (machine lifecycle or DNS control)")
 	}
