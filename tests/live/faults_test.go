@@ -298,10 +298,12 @@ func TestRollingDeploy(t *testing.T) {
 func TestHangingPeerDegradesToLocal(t *testing.T) {
 	local(t)
 	fra := cluster.inRegion("fra")
-	// A test before this one may have spent fra[0]'s probe rounds (20 a
-	// second, a burst of 40): a probe over that bound is answered at once,
-	// and the hang would never be seen. Let the bucket fill again.
-	time.Sleep(2100 * time.Millisecond)
+	// Tests before this one stop and start machines, and may spend fra[0]'s
+	// probe rounds (20 a second, a burst of 40). fra[0] keeps a DNS answer
+	// for its TTL (5 s): one from when fra[1] was stopped lists no peer to
+	// hang on, and a probe over the bound is answered at once. Either way
+	// the hang would never be seen: let both expire first.
+	time.Sleep(5200 * time.Millisecond)
 	cluster.control(t, "machines/"+fra[1].ID+"/freeze")
 	t.Cleanup(func() { cluster.restore(t, "machines/"+fra[1].ID+"/thaw") })
 	req := cluster.edgeRequest(t, "GET", "fra", "/room/"+codeFor("fra"))
