@@ -34,6 +34,10 @@ type Input struct {
 	// PinGone: a replay to the pinned machine failed moments ago (it
 	// stopped): the pin is ignored when the path has a code to route by.
 	PinGone bool
+	// SrcState is the state field of fly-replay-src: "moved" or "probe"
+	// when the machine that replayed this request here had followed a
+	// hand-off or a probe. Such a request is not sent on again that way.
+	SrcState string
 }
 
 // Decision is one of Serve, ReplayInstance, ReplayRegion, Redirect, Probe.
@@ -81,7 +85,9 @@ func Decide(in Input) Decision {
 	if !in.OnFly || !in.ViaProxy {
 		return Serve{}
 	}
-	if in.MovedTo != "" && in.MovedTo != in.Self && !in.ReplayFailed {
+	// Followed once already (state in fly-replay-src): no chain.
+	followed := in.SrcState == "moved" || in.SrcState == "probe"
+	if in.MovedTo != "" && in.MovedTo != in.Self && !in.ReplayFailed && !followed {
 		// The room left with a hand-off: send the request after it,
 		// pinned here or not. The holder serves it (it holds the code).
 		return ReplayInstance{in.MovedTo}
@@ -116,7 +122,7 @@ func Decide(in Input) Decision {
 		return Serve{}
 	case home != in.Region && !in.HomeEmpty:
 		return ReplayRegion{home}
-	case in.Held || in.ReplayFailed:
+	case in.Held || in.ReplayFailed || followed:
 		return Serve{}
 	case !in.Probed:
 		return Probe{code}

@@ -72,6 +72,8 @@ func TestDecide(t *testing.T) {
 		{"pin gone, on the fallback itself: redirect without the pin", fly(Input{Path: "/room/" + iadCode, RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true, ReplayFailed: true}), Redirect{"/room/" + iadCode}},
 		{"pin gone, no code: the pin is all there is", fly(Input{Path: "/", RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true}), ReplayInstance{"0a1b2c3d4e5f02"}},
 		{"pin gone, own region", fly(Input{Path: "/" + fraCode, RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true}), Probe{fraCode}},
+		{"moved twice: not followed again", fly(Input{Path: "/" + fraCode, ReplaySrc: true, SrcState: "moved", MovedTo: "0a1b2c3d4e5f09"}), Serve{}},
+		{"replayed after a probe: no second probe", fly(Input{Path: "/" + fraCode, ReplaySrc: true, SrcState: "probe"}), Serve{}},
 		{"home region empty: probe everywhere", fly(Input{Path: "/" + iadCode, HomeEmpty: true}), Probe{iadCode}},
 		{"home region empty: holder found", fly(Input{Path: "/" + iadCode, HomeEmpty: true, Probed: true, Holder: "0a1b2c3d4e5f03"}), ReplayInstance{"0a1b2c3d4e5f03"}},
 		{"home region empty, held here", fly(Input{Path: "/" + iadCode, HomeEmpty: true, Held: true}), Serve{}},

@@ -43,6 +43,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 	if in.ReplayFailed {
 		s.noteFailedReplay(r.Header.Get("Fly-Replay-Failed"))
 	}
+	if in.ReplaySrc {
+		in.SrcState = routing.ParseFields(r.Header.Get("Fly-Replay-Src"))["state"]
+	}
 	if pin, ok := routing.Pin(in.RawQuery); ok {
 		in.PinGone = s.pinGone(pin)
 	}
