@@ -34,7 +34,8 @@ import (
 //	GET  /.internal/load    → {"instance","region","rooms","clients","draining"}
 //	POST /.internal/handoff  a rooms.Snapshot → 200, 409 (code taken), 503 (draining, full)
 //	POST /.internal/relay    what a member sent to the old machine while its room moved
-//	GET  /.internal/rooms    {"total": n, "rooms": [{"code","clients"}, ...]} (at most 200; the local cluster's overview)
+//	GET  /.internal/rooms    {"total": n, "rooms": [{"code","clients"}, ...]} (at most 200; the local
+//	                         cluster's overview); only with HANDOFF_SECRET set, as codes let anyone join
 
 const (
 	internalPrefix = "/.internal/"
@@ -115,7 +116,9 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {
 		s.receiveHandoff(w, r)
 	case r.URL.Path == relayPath && r.Method == http.MethodPost:
 		s.receiveRelay(w, r)
-	case r.URL.Path == roomsPath && r.Method == http.MethodGet:
+	case r.URL.Path == roomsPath && r.Method == http.MethodGet && s.cfg.HandoffSecret != "":
+		// Codes let anyone join: listed only to a caller with the secret,
+		// never on the strength of a private address alone.
 		type room struct {
 			Code    string `json:"code"`
 			Clients int    `json:"clients"`

@@ -236,6 +236,27 @@ func TestHandOffEndpointRefusesStrangers(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d %s", tc.name, status, answer, tc.status, tc.answer)
 		}
 	}
+	// The room list needs the secret (codes let anyone join); a machine
+	// without one never lists its rooms.
+	for _, tc := range []struct {
+		m      *machineUnderTest
+		auth   string
+		status int
+	}{{b, auth, 200}, {b, "", 401}, {ms.start(4, "fra", ""), "", 404}} {
+		req, _ := http.NewRequest("GET", tc.m.url+roomsPath, nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || (tc.status == 200 && !strings.Contains(string(body), `{"code":"`+code+`","clients":1}`)) {
+			t.Errorf("GET %s on %s: %d %s, want %d", roomsPath, tc.m.id, resp.StatusCode, body, tc.status)
+		}
+	}
 	// The live room is as it was: still one member, and nobody was added.
 	if info, _ := b.rooms.Lookup(code); info.Clients != 1 || info.MaxClients != 4 {
 		t.Fatalf("the live room changed: %+v", info)

@@ -44,6 +44,13 @@ type machine struct {
 	load atomic.Int64 // requests in flight + live WebSockets through the edges
 }
 
+// newSecret is 32 random bytes in hex.
+func newSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 func newMachineID() string {
 	b := make([]byte, 7)
 	rand.Read(b)

@@ -85,6 +85,12 @@ func run() error {
 			c.handoffSecret = v
 		}
 	}
+	if c.handoffSecret == "" {
+		// The machines' hand-offs carry a secret, as on a deployed app, and
+		// the overview needs it to list their rooms.
+		c.handoffSecret = newSecret()
+		c.machineEnv = append(c.machineEnv, "HANDOFF_SECRET="+c.handoffSecret)
+	}
 	if *quiet {
 		c.logs = nil
 	}
