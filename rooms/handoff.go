@@ -219,6 +219,9 @@ func (m *Manager) Import(s *Snapshot) error {
 		return ErrOverBudget
 	}
 	m.cfg.Budget.Add(cost)
+	// The one place a room is locked under the manager's lock (the order
+	// is room, then manager): r is not in the map yet, so nobody else can
+	// hold or wait for its lock.
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// The members that were live have left, as far as this room knows:
@@ -242,6 +245,7 @@ const (
 	maxTransferBytes = 64
 	maxCodeBytes     = 32
 	maxOriginBytes   = 300
+	maxAgeMs         = 1 << 32 // about 50 days: longer than any grace or window, short of overflowing a Duration
 )
 
 // checkSnapshot refuses a snapshot that this machine could not have made
@@ -267,7 +271,7 @@ func (m *Manager) checkSnapshot(s *Snapshot) error {
 		return bad("no host slot")
 	case len(s.Slots) > slotHistory(min(s.MaxClients, float64(m.cfg.MaxMembers))):
 		return bad("too many slots")
-	case s.GraceMs < -1:
+	case s.GraceMs < -1 || s.GraceMs > maxAgeMs:
 		return bad("graceMs")
 	}
 	if s.State != nil {
@@ -312,7 +316,7 @@ func (m *Manager) checkWindow(sl SlotSnapshot) error {
 			return errors.New("window too large")
 		case f.Seq == 0 || f.Seq > sl.Seq || (i > 0 && f.Seq <= sl.Window[i-1].Seq):
 			return errors.New("window seq")
-		case f.AgeMs < 0:
+		case f.AgeMs < 0 || f.AgeMs > maxAgeMs:
 			return errors.New("window age")
 		case len(f.Frame) < 2 || f.Frame[0] != '{' || !json.Valid([]byte(f.Frame)):
 			return errors.New("window frame")

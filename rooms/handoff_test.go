@@ -157,6 +157,11 @@ func TestImportRefusals(t *testing.T) {
 		func(s *Snapshot) { s.Slots = append(s.Slots, SlotSnapshot{Index: 0, Key: key}) },
 		func(s *Snapshot) { s.Slots[0].Index = 5 },
 		func(s *Snapshot) { s.State = json.RawMessage(`{"a":`) },
+		func(s *Snapshot) { s.GraceMs = 1 << 50 },
+		func(s *Snapshot) {
+			s.Slots[0].Recover, s.Slots[0].Seq = true, 1
+			s.Slots[0].Window = []FrameSnapshot{{Seq: 1, AgeMs: 1 << 62, Frame: "{}"}}
+		},
 		func(s *Snapshot) { s.Slots[0].Window = []FrameSnapshot{{Seq: 1, Frame: "{}"}} },
 		func(s *Snapshot) {
 			s.Slots[0].Recover, s.Slots[0].Seq = true, 1
