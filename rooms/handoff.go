@@ -65,10 +65,12 @@ type FrameSnapshot struct {
 
 // Errors of the hand-off, in the contract's shape.
 var (
-	ErrCodeTaken     = errors.New("Room code taken")
-	ErrRoomMoved     = errors.New("Room moved")
-	ErrOverBudget    = errors.New("Over memory budget")
-	errHandoffFormat = errors.New("Invalid hand-off")
+	ErrCodeTaken  = errors.New("Room code taken")
+	ErrRoomMoved  = errors.New("Room moved")
+	ErrOverBudget = errors.New("Over memory budget")
+	// ErrTransferAborted: the sender kept the room; its snapshot came late.
+	ErrTransferAborted = errors.New("Transfer aborted")
+	errHandoffFormat   = errors.New("Invalid hand-off")
 )
 
 // Move hands the room with code over to machine to. send delivers the snapshot to the
@@ -92,21 +94,45 @@ func (m *Manager) Move(code, transfer, to string, send func(*Snapshot) error) er
 	if err := send(snap); err != nil {
 		return err
 	}
-	r.closed, r.moved = true, true
+	r.moved = true
 	r.m.event(Event{Type: EventRoomMoved, Room: r.Code, To: to})
-	r.cancelGraceLocked()
 	// The members stay recorded: a call of theirs that waited for the
 	// lock gets ErrRoomMoved, and the server forwards what it carried.
 	for i := range r.slots {
 		if mem := r.slots[i].member; mem != nil {
 			mem.Close(int(closecode.Restarting), closecode.Restarting.Reason())
 		}
-		r.dropWindowLocked(&r.slots[i])
 	}
-	r.live = 0
-	r.m.cfg.Budget.Add(-int64(len(r.slots)*SlotBytes + len(r.state)))
-	r.m.remove(r)
+	r.releaseLocked()
 	return nil
+}
+
+// Abort drops a room that transfer brought here, if nobody has joined it
+// since: the sender could not learn that it arrived and kept the room, so
+// this copy must not serve. The transfer is also refused if it arrives
+// later (an abort can overtake its own transfer). It reports whether a
+// room was dropped.
+func (m *Manager) Abort(code, transfer string) bool {
+	if transfer == "" {
+		return false
+	}
+	m.mu.Lock()
+	if len(m.aborted) >= maxAborted {
+		clear(m.aborted)
+	}
+	m.aborted[transfer] = struct{}{}
+	m.mu.Unlock()
+	r := m.get(code)
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.transfer == "" || r.transfer != transfer || r.live > 0 {
+		return false
+	}
+	r.releaseLocked()
+	return true
 }
 
 // Forwarded relays a message frame that slot from sent to the room's old
@@ -206,6 +232,9 @@ func (m *Manager) Import(s *Snapshot) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, gone := m.aborted[s.Transfer]; gone {
+		return ErrTransferAborted
+	}
 	if old := m.rooms[s.Code]; old != nil {
 		if old.transfer == s.Transfer {
 			return nil // a retry of a transfer already taken
@@ -246,6 +275,7 @@ const (
 	maxCodeBytes     = 32
 	maxOriginBytes   = 300
 	maxAgeMs         = 1 << 32 // about 50 days: longer than any grace or window, short of overflowing a Duration
+	maxAborted       = 1024    // aborted transfer ids remembered; past it, forgotten
 )
 
 // checkSnapshot refuses a snapshot that this machine could not have made

@@ -197,6 +197,47 @@ func TestImportRefusals(t *testing.T) {
 	}
 }
 
+// A sender that could not learn whether its room arrived keeps it, and
+// aborts the transfer: the copy goes, unless someone joined it already.
+func TestAbortDropsAnUnusedCopy(t *testing.T) {
+	clk := &testutil.FakeClock{}
+	b := budget.New(1 << 20)
+	dst := NewManager(Config{Instance: "new", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}, Budget: b})
+	key := strings.Repeat("ab", 32)
+	snap := func(code, transfer string) *Snapshot {
+		return &Snapshot{Version: 1, Transfer: transfer, Code: code, MaxClients: 4, Next: 1, GraceMs: -1,
+			Slots: []SlotSnapshot{{Index: 0, Key: key}}}
+	}
+	dst.Import(snap("ABORT1", "t1"))
+	if dst.Abort("ABORT1", "other") || !dst.Held("ABORT1") {
+		t.Fatal("a wrong transfer id aborted the room")
+	}
+	if !dst.Abort("ABORT1", "t1") || dst.Held("ABORT1") {
+		t.Fatal("the unused copy is still here")
+	}
+	if b.Used() != 0 || clk.Pending() != 0 {
+		t.Fatalf("an aborted room left %d bytes and %d timers", b.Used(), clk.Pending())
+	}
+	dst.Import(snap("ABORT2", "t2"))
+	if _, _, err := dst.Join("ABORT2", "someone", &fakeMember{}, JoinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if dst.Abort("ABORT2", "t2") || !dst.Held("ABORT2") {
+		t.Fatal("a room someone joined was aborted")
+	}
+	if mine, _ := dst.Create(CreateRequest{Member: &fakeMember{}, ClientID: "h", MaxClients: 2}); dst.Abort(mine.Code, "") {
+		t.Fatal("a room made here was aborted")
+	}
+	// The abort overtook its transfer: the snapshot that comes after it is
+	// refused.
+	if dst.Abort("ABORT3", "t3") {
+		t.Fatal("dropped a room that is not here")
+	}
+	if err := dst.Import(snap("ABORT3", "t3")); err != ErrTransferAborted || dst.Held("ABORT3") {
+		t.Fatalf("an aborted transfer arriving late: %v", err)
+	}
+}
+
 // Move with a failing send leaves the room as it was.
 func TestMoveFailureKeepsTheRoom(t *testing.T) {
 	m, _ := newManager(t)

@@ -88,9 +88,10 @@ type Config struct {
 
 // Manager owns every room on this machine.
 type Manager struct {
-	cfg   Config
-	mu    sync.RWMutex // guards rooms
-	rooms map[string]*Room
+	cfg     Config
+	mu      sync.RWMutex // guards rooms, aborted
+	rooms   map[string]*Room
+	aborted map[string]struct{} // transfers whose senders kept the room (handoff.go)
 }
 
 // NewManager returns an empty manager.
@@ -110,7 +111,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.RecoverAge <= 0 {
 		cfg.RecoverAge = max(cfg.HostGrace, time.Second)
 	}
-	return &Manager{cfg: cfg, rooms: make(map[string]*Room)}
+	return &Manager{cfg: cfg, rooms: make(map[string]*Room), aborted: map[string]struct{}{}}
 }
 
 // CreateRequest is a checked create message.

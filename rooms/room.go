@@ -344,15 +344,21 @@ func (r *Room) CloseRoom(idx int, mem Member) error {
 // endLocked removes the room and closes every live member with code (when
 // not zero). No other frame is sent. why is the reason webhooks see.
 func (r *Room) endLocked(code int, reason, why string) {
-	r.closed = true
 	r.m.event(Event{Type: EventRoomClosed, Room: r.Code, Reason: why})
-	r.cancelGraceLocked()
 	for i := range r.slots {
 		if mem := r.slots[i].member; mem != nil {
 			r.slots[i].member = nil
 			mem.Close(code, reason)
 		}
 	}
+	r.releaseLocked()
+}
+
+// releaseLocked closes the room and gives back what it held: its grace
+// timer, windows, slots and state in the budget, and its code.
+func (r *Room) releaseLocked() {
+	r.closed = true
+	r.cancelGraceLocked()
 	r.live = 0
 	for i := range r.slots {
 		r.dropWindowLocked(&r.slots[i])

@@ -34,6 +34,7 @@ import (
 //	GET  /.internal/load    → {"instance","region","rooms","clients","draining"}
 //	POST /.internal/handoff  a rooms.Snapshot → 200, 409 (code taken), 503 (draining, full)
 //	POST /.internal/relay    what a member sent to the old machine while its room moved
+//	POST /.internal/abort    {"code","transfer"}: drop a copy whose sender kept the room → {"dropped": bool}
 //	GET  /.internal/rooms    {"total": n, "rooms": [{"code","clients"}, ...]} (at most 200; the local
 //	                         cluster's overview); only with HANDOFF_SECRET set, as codes let anyone join
 
@@ -42,6 +43,7 @@ const (
 	loadPath       = internalPrefix + "load"
 	handoffPath    = internalPrefix + "handoff"
 	relayPath      = internalPrefix + "relay"
+	abortPath      = internalPrefix + "abort"
 	roomsPath      = internalPrefix + "rooms"
 
 	// maxListedRooms bounds GET /.internal/rooms.
@@ -55,10 +57,12 @@ const (
 	handoffReceived = "received"
 	handoffFailed   = "failed"
 
-	handoffWorkers = 8               // rooms moved at once
-	handoffTry     = 2 * time.Second // one attempt to send a snapshot
-	handoffTries   = 3               // attempts on one sibling when the outcome is unknown
+	handoffWorkers = 8 // rooms moved at once
+	handoffTries   = 3 // attempts on one sibling when the outcome is unknown
 )
+
+// handoffTry bounds one call to a sibling (a variable for tests).
+var handoffTry = 2 * time.Second
 
 var (
 	errInternalOnly = errors.New("Internal endpoint")
@@ -116,6 +120,17 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {
 		s.receiveHandoff(w, r)
 	case r.URL.Path == relayPath && r.Method == http.MethodPost:
 		s.receiveRelay(w, r)
+	case r.URL.Path == abortPath && r.Method == http.MethodPost:
+		var call struct{ Code, Transfer string }
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&call); err != nil {
+			s.apiError(w, http.StatusBadRequest, errInvalidJSON)
+			return
+		}
+		dropped := s.rooms.Abort(call.Code, call.Transfer)
+		if dropped {
+			s.log.Warn("hand-off aborted by its sender: copy dropped", "room", validCopy(call.Code))
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"dropped": dropped})
 	case r.URL.Path == roomsPath && r.Method == http.MethodGet && s.cfg.HandoffSecret != "":
 		// Codes let anyone join: listed only to a caller with the secret,
 		// never on the strength of a private address alone.
@@ -163,7 +178,7 @@ func (s *Server) receiveHandoff(w http.ResponseWriter, r *http.Request) {
 		s.metrics.handoffs.WithLabelValues(handoffReceived).Inc()
 		s.log.Info("room received", "room", snap.Code, "from", validCopy(snap.From), "slots", len(snap.Slots))
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-	case err == rooms.ErrCodeTaken:
+	case err == rooms.ErrCodeTaken || err == rooms.ErrTransferAborted:
 		s.apiError(w, http.StatusConflict, err)
 	case err == rooms.ErrOverBudget || err == rooms.ErrTooManyRooms:
 		s.apiError(w, http.StatusServiceUnavailable, err)
@@ -411,10 +426,22 @@ func (s *Server) moveRoom(ctx context.Context, code string, targets *siblings) {
 			s.log.Warn("hand-off refused", "room", code, "to", t.id, "error", err)
 			continue
 		}
+		// The sibling may hold a copy it took without our learning so:
+		// this room stays, and the copy must go (unless someone joined it).
 		s.log.Warn("hand-off failed; the room stays", "room", code, "to", t.id, "error", err)
+		s.abortTransfer(t, code, transfer)
 		break
 	}
 	s.metrics.handoffs.WithLabelValues(handoffFailed).Inc()
+}
+
+// abortTransfer asks t, best effort and briefly, to drop its copy of a
+// room whose transfer we could not confirm.
+func (s *Server) abortTransfer(t *sibling, code, transfer string) {
+	body, _ := json.Marshal(map[string]string{"code": code, "transfer": transfer})
+	var answer struct{ Dropped bool }
+	err := s.internalCall(context.Background(), http.MethodPost, t.addr, abortPath, body, &answer)
+	s.log.Warn("hand-off aborted", "room", code, "to", t.id, "dropped", answer.Dropped, "error", err)
 }
 
 func randomID() string {

@@ -296,3 +296,30 @@ func FuzzHandoffSnapshot(f *testing.F) {
 		}
 	})
 }
+
+// A sibling that takes the room but answers too late: the sender cannot
+// know it arrived, keeps the room, and aborts the transfer, so the copy
+// does not serve (whichever of the two arrives first).
+func TestHandOffWithoutAnAnswerKeepsOneOwner(t *testing.T) {
+	old := handoffTry
+	handoffTry = 150 * time.Millisecond
+	t.Cleanup(func() { handoffTry = old })
+	ms := newMachineSet(t)
+	ms.slow = 400 * time.Millisecond // longer than a try: every answer is too late
+	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
+	host := dial(t, a.url, "/", nil)
+	code := host.create("host", 4)
+	a.Drain()
+	if moved, left := a.HandOff(t.Context()); moved != 0 || left != 1 {
+		t.Fatalf("HandOff moved %d, left %d", moved, left)
+	}
+	// Every slow snapshot has reached b's handler by now (and been refused).
+	time.Sleep(ms.slow + 200*time.Millisecond)
+	if b.rooms.Held(code) {
+		t.Fatal("b kept a copy of a room that a still serves")
+	}
+	host.send(`{"type":"send","data":"still here"}`)
+	guest := dial(t, a.url, "/", nil)
+	guest.join(code, "g")
+	guest.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
+}
