@@ -32,6 +32,21 @@ func newServer(t *testing.T) (*httptest.Server, *rooms.Manager) {
 	return hs, mgr
 }
 
+// hostAndGuest creates a room of 4 at url and joins a guest to it.
+func hostAndGuest(t *testing.T, url string) (host, guest *Client, room string) {
+	t.Helper()
+	host, err := Create(t.Context(), fast(url), 4, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	room = next[Created](t, host).Room
+	if guest, err = Join(t.Context(), fast(url), room); err != nil {
+		t.Fatal(err)
+	}
+	next[Joined](t, guest)
+	return host, guest, room
+}
+
 // next waits for the next event of type E, skipping others.
 func next[E any](t *testing.T, c *Client) E {
 	t.Helper()
@@ -209,13 +224,7 @@ func TestReconnectRecoversEveryMessage(t *testing.T) {
 func TestRoomClosedIsFinal(t *testing.T) {
 	hs, _ := newServer(t)
 	ctx := t.Context()
-	host, _ := Create(ctx, fast(hs.URL), 4, "")
-	room := next[Created](t, host).Room
-	guest, err := Join(ctx, fast(hs.URL), room)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next[Joined](t, guest)
+	host, guest, _ := hostAndGuest(t, hs.URL)
 	host.CloseRoom(ctx)
 	for _, c := range []*Client{host, guest} {
 		if cl := next[Closed](t, c); !cl.Final || cl.Code != CodeRoomClosed {
@@ -321,13 +330,7 @@ func TestLoneHostBlipKeepsTheRoom(t *testing.T) {
 func TestRejoinWaitsForAMovingRoom(t *testing.T) {
 	hs, mgr := newServer(t)
 	ctx := t.Context()
-	host, _ := Create(ctx, fast(hs.URL), 4, "")
-	room := next[Created](t, host).Room
-	guest, err := Join(ctx, fast(hs.URL), room)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next[Joined](t, guest)
+	host, guest, room := hostAndGuest(t, hs.URL)
 	host.SetState(ctx, map[string]int{"round": 2})
 	next[State](t, guest)
 

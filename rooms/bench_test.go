@@ -1,7 +1,6 @@
 package rooms
 
 import (
-	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -98,18 +97,7 @@ func BenchmarkMoveRoom8(b *testing.B) {
 			r.Send(0, host, nil, MessageFrame(0, []byte(fmt.Sprintf(`{"tick":%d,"p":"abcdefghijklmnopqrstuvwxyz"}`, i))))
 		}
 		b.StartTimer()
-		err := src.Move(r.Code, fmt.Sprint(n), "new", func(s *Snapshot) error {
-			body, err := json.Marshal(s)
-			if err != nil {
-				return err
-			}
-			var in Snapshot
-			if err := json.Unmarshal(body, &in); err != nil {
-				return err
-			}
-			return dst.Import(&in)
-		})
-		if err != nil {
+		if err := src.Move(r.Code, fmt.Sprint(n), "new", viaJSON(dst)); err != nil {
 			b.Fatal(err)
 		}
 		n++

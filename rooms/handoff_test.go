@@ -11,10 +11,10 @@ import (
 	"party-sockets/internal/testutil"
 )
 
-// moveRoom moves code from src to dst through JSON, as the wire does.
-func moveRoom(t *testing.T, src, dst *Manager, code, transfer string) {
-	t.Helper()
-	err := src.Move(code, transfer, "dst", func(s *Snapshot) error {
+// viaJSON is a Move's send that carries the snapshot to dst through JSON,
+// as the wire does.
+func viaJSON(dst *Manager) func(*Snapshot) error {
+	return func(s *Snapshot) error {
 		b, err := json.Marshal(s)
 		if err != nil {
 			return err
@@ -24,10 +24,23 @@ func moveRoom(t *testing.T, src, dst *Manager, code, transfer string) {
 			return err
 		}
 		return dst.Import(&in)
-	})
-	if err != nil {
+	}
+}
+
+// moveRoom moves code from src to dst through JSON.
+func moveRoom(t *testing.T, src, dst *Manager, code, transfer string) {
+	t.Helper()
+	if err := src.Move(code, transfer, "dst", viaJSON(dst)); err != nil {
 		t.Fatalf("Move: %v", err)
 	}
+}
+
+// machines is an old and a new machine's managers on one clock, with codes
+// that do not collide.
+func machines(clk Clock) (src, dst *Manager) {
+	src = NewManager(Config{Instance: "old", Region: "fra", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}})
+	dst = NewManager(Config{Instance: "new", Region: "fra", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{n: 50}})
+	return src, dst
 }
 
 // A room moves whole: members are closed with 1012 on the old machine and
@@ -36,8 +49,7 @@ func moveRoom(t *testing.T, src, dst *Manager, code, transfer string) {
 // move; a fresh player gets the next index.
 func TestMoveKeepsSlotsStateAndWindows(t *testing.T) {
 	clk := &testutil.FakeClock{}
-	src := NewManager(Config{Instance: "old", Region: "fra", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}})
-	dst := NewManager(Config{Instance: "new", Region: "fra", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}})
+	src, dst := machines(clk)
 	host, p1, p2 := &fakeMember{}, &fakeMember{}, &fakeMember{}
 	r, _ := src.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 4, Origin: "https://g.example", Recover: true})
 	src.Join(r.Code, "p1", p1, JoinOptions{Recover: true})
@@ -92,8 +104,7 @@ func TestMoveKeepsSlotsStateAndWindows(t *testing.T) {
 // a host that was live starts a whole grace on the new machine.
 func TestMoveCarriesTheHostGraceLeft(t *testing.T) {
 	clk := &testutil.FakeClock{}
-	src := NewManager(Config{Instance: "old", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}})
-	dst := NewManager(Config{Instance: "new", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{n: 50}})
+	src, dst := machines(clk)
 	host, p := &fakeMember{}, &fakeMember{}
 	away, _ := src.Create(CreateRequest{Member: host, ClientID: "h", MaxClients: 4})
 	src.Join(away.Code, "p", p, JoinOptions{})
@@ -260,8 +271,7 @@ func TestMoveFailureKeepsTheRoom(t *testing.T) {
 // the new machine, numbered into the windows of the slots that recover.
 func TestMessageDuringAMoveIsForwarded(t *testing.T) {
 	clk := &testutil.FakeClock{}
-	src := NewManager(Config{Instance: "old", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}})
-	dst := NewManager(Config{Instance: "new", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{n: 50}})
+	src, dst := machines(clk)
 	host, p := &fakeMember{}, &fakeMember{}
 	r, _ := src.Create(CreateRequest{Member: host, ClientID: "h", MaxClients: 4, Recover: true})
 	src.Join(r.Code, "p", p, JoinOptions{})
@@ -272,10 +282,7 @@ func TestMessageDuringAMoveIsForwarded(t *testing.T) {
 			result <- err
 		}()
 		time.Sleep(20 * time.Millisecond) // the send is waiting for the lock
-		b, _ := json.Marshal(s)
-		var in Snapshot
-		json.Unmarshal(b, &in)
-		return dst.Import(&in)
+		return viaJSON(dst)(s)
 	})
 	if err != nil {
 		t.Fatal(err)
