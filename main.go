@@ -179,6 +179,14 @@ func run(getenv func(string) string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	srv.WaitClosed(ctx)
 	cancel()
+	if hooks != nil {
+		// The last events (room.moved, room.closed) go out before exit.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if left := hooks.Flush(ctx); left > 0 {
+			log.Warn("exiting with webhook events undelivered", "events", left)
+		}
+		cancel()
+	}
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

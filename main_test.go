@@ -6,9 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -221,5 +223,48 @@ func TestIdentityDefaultsAgree(t *testing.T) {
 			t.Fatal("the room's end was not logged")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The last webhook events go out before the process exits: a room that
+// ends a moment before the stop signal still reaches a slow receiver.
+func TestWebhooksFlushedAtExit(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond) // a slow receiver
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(b))
+		mu.Unlock()
+	}))
+	t.Cleanup(rcv.Close)
+	srv := startMain(t, "WEBHOOK_URL="+rcv.URL, "WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	ws := wsDial(t, srv.Addr)
+	created := roundTrip(t, ws, `{"type":"create","clientId":"h","maxClients":2}`)
+	code := created[strings.Index(created, `"room":"`)+8:][:6]
+	ws.Close(websocket.StatusNormalClosure, "")
+	for !logHas(srv, "room ended", "room="+code) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.Cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- srv.Cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("server exited with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not exit")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var closed bool
+	for _, b := range got {
+		closed = closed || (strings.Contains(b, `"type":"room.closed"`) && strings.Contains(b, code))
+	}
+	if !closed {
+		t.Fatalf("the receiver got %d events, none room.closed for %s", len(got), code)
 	}
 }

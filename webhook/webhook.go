@@ -46,6 +46,7 @@ type Sender struct {
 	q    chan job
 
 	delivered, retried, failed, dropped atomic.Uint64
+	pending                             atomic.Int64 // queued or being delivered
 }
 
 type job struct {
@@ -113,13 +114,30 @@ func (s *Sender) Send(eventType string, data any) bool {
 	}
 	id := make([]byte, 12)
 	s.opts.RandomBytes(id)
+	s.pending.Add(1)
 	select {
 	case s.q <- job{id: "msg_" + hex.EncodeToString(id), body: body}:
 		return true
 	default:
+		s.pending.Add(-1)
 		s.dropped.Add(1)
 		return false
 	}
+}
+
+// Flush waits until every queued event has been delivered or given up on,
+// or until ctx ends, and returns how many were still waiting: a machine
+// calls it before it exits, so its last events (room.moved, room.closed)
+// are not lost without a word.
+func (s *Sender) Flush(ctx context.Context) int {
+	for s.pending.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return int(s.pending.Load())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return 0
 }
 
 // Stats counts events delivered, attempts retried, events given up on, and
@@ -136,6 +154,7 @@ func (s *Sender) Run(ctx context.Context) {
 			return
 		case j := <-s.q:
 			s.deliver(ctx, j)
+			s.pending.Add(-1)
 		}
 	}
 }
