@@ -293,17 +293,19 @@ export class PartySocket extends EventTarget {
     // hands its room to a sibling, so the pin is stale.
     if (code === 1001 || code === 1012) this.instance = null;
     this.lostAt = Date.now();
-    this.roomTries = 0;
+    this.roomDelay = 0;
     this.#retry(code);
   }
 
-  #retry(code) {
+  // #retry reconnects after a backoff that doubles with each attempt, or
+  // after d ms when given.
+  #retry(code, d) {
     if (this.opts.maxAttempts >= 0 && this.attempt >= this.opts.maxAttempts) {
       this.#finish({ code, reason: "gave up after " + this.attempt + " attempts", final: false });
       return;
     }
     this.attempt++;
-    const d = Math.min(this.opts.maxBackoff, this.opts.minBackoff * 2 ** (this.attempt - 1));
+    d ??= Math.min(this.opts.maxBackoff, this.opts.minBackoff * 2 ** (this.attempt - 1));
     const delay = d / 2 + Math.random() * (d / 2);
     this.status = "reconnecting";
     this.#emit("reconnecting", { attempt: this.attempt, delay, code });
@@ -318,12 +320,13 @@ export class PartySocket extends EventTarget {
           this.#finish({ code: 0, reason: "room not found", final: true });
           return;
         }
-        // Quick first (a hand-off takes milliseconds), then at most one
-        // try every 2 s: a room that is really gone costs few misses.
+        // Quick first (a hand-off takes milliseconds), then half as long
+        // again each time, up to one try every 2 s: a room that is really
+        // gone costs the address few misses.
         this.instance = null;
-        this.roomTries = (this.roomTries || 0) + 1;
-        this.attempt = Math.max(0, Math.min(this.roomTries, Math.ceil(Math.log2(2000 / this.opts.minBackoff)) + 1) - 1);
-        this.#retry(0);
+        this.attempt = 0;
+        this.roomDelay = Math.min(2000, this.roomDelay ? this.roomDelay * 1.5 : Math.min(this.opts.minBackoff, 500));
+        this.#retry(0, this.roomDelay);
       });
     }, delay);
   }
