@@ -38,8 +38,14 @@ func isAPI(r *http.Request) bool {
 
 // apiAuthorized compares the bearer key in constant time.
 func (s *Server) apiAuthorized(r *http.Request) bool {
-	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return s.cfg.APIKey != "" && ok && subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) == 1
+	return s.cfg.APIKey != "" && bearer(r, s.cfg.APIKey)
+}
+
+// bearer reports, in constant time, whether r carries "Authorization:
+// Bearer <key>".
+func bearer(r *http.Request, key string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(key)) == 1
 }
 
 // apiRefusal answers a call that may not run, before any routing or probe:

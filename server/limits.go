@@ -258,6 +258,12 @@ func (s *Server) exempt(r *http.Request) bool {
 	if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/room/") {
 		return false
 	}
+	return privateSocket(r)
+}
+
+// privateSocket reports whether r's socket address is private or loopback
+// (on Fly: another machine of the organisation, over 6PN).
+func privateSocket(r *http.Request) bool {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return false
