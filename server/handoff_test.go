@@ -202,8 +202,8 @@ func TestHandOffEndpointRefusesStrangers(t *testing.T) {
 			Slots: []rooms.SlotSnapshot{{Index: 0, Key: strings.Repeat("ab", 32)}, {Index: 1, Key: strings.Repeat("cd", 32)}}})
 		return s
 	}
-	post := func(body []byte, hdr map[string]string) (int, string) {
-		req, _ := http.NewRequest("POST", b.url+handoffPath, bytes.NewReader(body))
+	post := func(path string, body []byte, hdr map[string]string) (int, string) {
+		req, _ := http.NewRequest("POST", b.url+path, bytes.NewReader(body))
 		for k, v := range hdr {
 			req.Header.Set(k, v)
 		}
@@ -218,21 +218,27 @@ func TestHandOffEndpointRefusesStrangers(t *testing.T) {
 	auth := "Bearer " + secret
 	cases := []struct {
 		name   string
+		path   string
 		body   []byte
 		hdr    map[string]string
 		status int
 		answer string
 	}{
-		{"through the proxy", snap("NEW001"), map[string]string{"Fly-Region": "fra", "Authorization": auth}, 403, `{"error":"Internal endpoint"}`},
-		{"no secret", snap("NEW001"), nil, 401, `{"error":"Unauthorized"}`},
-		{"wrong secret", snap("NEW001"), map[string]string{"Authorization": "Bearer " + strings.Repeat("x", 32)}, 401, `{"error":"Unauthorized"}`},
-		{"a live room's code", snap(code), map[string]string{"Authorization": auth}, 409, `{"error":"Room code taken"}`},
-		{"not JSON", []byte("{"), map[string]string{"Authorization": auth}, 400, `{"error":"Invalid JSON"}`},
-		{"too large", bytes.Repeat([]byte(" "), MaxHandoffBytes+1), map[string]string{"Authorization": auth}, 413, `{"error":"Body too large"}`},
-		{"a sibling", snap("NEW001"), map[string]string{"Authorization": auth}, 200, `{"ok":true}`},
+		{"through the proxy", handoffPath, snap("NEW001"), map[string]string{"Fly-Region": "fra", "Authorization": auth}, 403, `{"error":"Internal endpoint"}`},
+		{"no secret", handoffPath, snap("NEW001"), nil, 401, `{"error":"Unauthorized"}`},
+		{"wrong secret", handoffPath, snap("NEW001"), map[string]string{"Authorization": "Bearer " + strings.Repeat("x", 32)}, 401, `{"error":"Unauthorized"}`},
+		{"a live room's code", handoffPath, snap(code), map[string]string{"Authorization": auth}, 409, `{"error":"Room code taken"}`},
+		{"not JSON", handoffPath, []byte("{"), map[string]string{"Authorization": auth}, 400, `{"error":"Invalid JSON"}`},
+		{"too large", handoffPath, bytes.Repeat([]byte(" "), MaxHandoffBytes+1), map[string]string{"Authorization": auth}, 413, `{"error":"Body too large"}`},
+		{"a sibling", handoffPath, snap("NEW001"), map[string]string{"Authorization": auth}, 200, `{"ok":true}`},
+		// The other bodies siblings send are bounded too: a forwarded
+		// message by the frame limit, an abort to a code and an id.
+		{"relay too large", relayPath, bytes.Repeat([]byte(" "), DefaultMaxFrameBytes+4097), map[string]string{"Authorization": auth}, 413, `{"error":"Body too large"}`},
+		{"abort too large", abortPath, []byte(`{"code":"` + strings.Repeat("x", maxAbortBody) + `"}`), map[string]string{"Authorization": auth}, 400, `{"error":"Invalid JSON"}`},
+		{"abort of nothing", abortPath, []byte(`{"code":"NOPE12","transfer":"t"}`), map[string]string{"Authorization": auth}, 200, `{"dropped":false}`},
 	}
 	for _, tc := range cases {
-		if status, answer := post(tc.body, tc.hdr); status != tc.status || answer != tc.answer {
+		if status, answer := post(tc.path, tc.body, tc.hdr); status != tc.status || answer != tc.answer {
 			t.Errorf("%s: %d %s, want %d %s", tc.name, status, answer, tc.status, tc.answer)
 		}
 	}
