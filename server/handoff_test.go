@@ -259,7 +259,7 @@ func TestHandOffEndpointRefusesStrangers(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != tc.status || (tc.status == 200 && !strings.Contains(string(body), `{"code":"`+code+`","clients":1}`)) {
+		if resp.StatusCode != tc.status || (tc.status == 200 && !strings.Contains(string(body), `"clients":1,"rooms":[{"code":"`+code+`","clients":1}`)) {
 			t.Errorf("GET %s on %s: %d %s, want %d", roomsPath, tc.m.id, resp.StatusCode, body, tc.status)
 		}
 	}

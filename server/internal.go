@@ -23,7 +23,7 @@ import (
 //	POST /.internal/handoff  a rooms.Snapshot → 200, 409 (code taken), 503 (draining, full)
 //	POST /.internal/relay    what a member sent to the old machine while its room moved
 //	POST /.internal/abort    {"code","transfer"}: drop a copy whose sender kept the room → {"dropped": bool}
-//	GET  /.internal/rooms    {"total": n, "rooms": [{"code","clients"}, ...]} (at most 200; the local
+//	GET  /.internal/rooms    {"total": n, "clients": n, "rooms": [{"code","clients"}, ...]} (at most 200; the local
 //	                         cluster's overview); only with HANDOFF_SECRET set, as codes let anyone join
 
 const (
@@ -158,11 +158,15 @@ func (s *Server) listRooms(w http.ResponseWriter) {
 	}
 	all := s.rooms.Snapshot()
 	slices.SortFunc(all, func(a, b rooms.Info) int { return cmp.Compare(a.Code, b.Code) })
+	clients := 0
+	for _, in := range all {
+		clients += in.Clients
+	}
 	list := make([]room, 0, min(len(all), maxListedRooms))
 	for _, in := range all[:min(len(all), maxListedRooms)] {
 		list = append(list, room{in.Code, in.Clients})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"total": len(all), "rooms": list})
+	writeJSON(w, http.StatusOK, map[string]any{"total": len(all), "clients": clients, "rooms": list})
 }
 
 // relayCall is a message, state or close a member sent to the old machine

@@ -132,9 +132,7 @@ func (c *cluster) views() []machineView {
 		v := machineView{ID: m.ID, Region: m.Region, State: m.State(), Addr: m.addr(), PID: m.pid(), Load: m.load.Load(),
 			Exit: m.lastExit(), Frozen: m.isFrozen()}
 		if m.routable() && !v.Frozen {
-			g := scrapeMetrics(m, "party_sockets_rooms", "party_sockets_clients")
-			v.Rooms, v.Clients = int(g["party_sockets_rooms"]), int(g["party_sockets_clients"])
-			_, v.RoomList = c.listRooms(m)
+			v.Rooms, v.Clients, v.RoomList = c.listRooms(m) // one call, not a /metrics scrape besides
 		}
 		out[i] = v
 	}

@@ -177,21 +177,23 @@ type roomView struct {
 	Clients int    `json:"clients"`
 }
 
-// listRooms asks a machine which rooms it holds (at most 200 are listed).
-func (c *cluster) listRooms(m *machine) (total int, list []roomView) {
+// listRooms asks a machine how many rooms and members it holds, and which
+// rooms (at most 200 are listed).
+func (c *cluster) listRooms(m *machine) (rooms, clients int, list []roomView) {
 	req, _ := http.NewRequest(http.MethodGet, "http://"+m.addr()+"/.internal/rooms", nil)
 	if c.handoffSecret != "" {
 		req.Header.Set("Authorization", "Bearer "+c.handoffSecret)
 	}
 	resp, err := scrapeClient.Do(req)
 	if err != nil {
-		return 0, nil
+		return 0, 0, nil
 	}
 	defer resp.Body.Close()
 	var body struct {
-		Total int        `json:"total"`
-		Rooms []roomView `json:"rooms"`
+		Total   int        `json:"total"`
+		Clients int        `json:"clients"`
+		Rooms   []roomView `json:"rooms"`
 	}
 	json.NewDecoder(resp.Body).Decode(&body)
-	return body.Total, body.Rooms
+	return body.Total, body.Clients, body.Rooms
 }
