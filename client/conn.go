@@ -147,6 +147,14 @@ func (c *Client) learnInstance(ctx context.Context, code string) {
 	}
 }
 
+// unpin forgets the room's machine: the next rejoin goes by code, and
+// learns the machine again.
+func (c *Client) unpin() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.instance = ""
+}
+
 func (c *Client) rejoinURL() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -184,9 +192,7 @@ func (c *Client) run() {
 		case code == int(websocket.StatusGoingAway) || code == int(closecode.Restarting):
 			// The machine is stopping (Fly's proxy says 1001, the server
 			// 1012): its room moves to a sibling, so the pin is stale.
-			c.mu.Lock()
-			c.instance = ""
-			c.mu.Unlock()
+			c.unpin()
 		}
 		if closed, ok := c.reconnect(err); !ok {
 			c.final(closed)
@@ -263,9 +269,7 @@ func (c *Client) reconnect(cause error) (Closed, bool) {
 			if time.Since(lost) > c.opts.RoomWait {
 				return Closed{Reason: "room not found", Final: true, Err: err}, false
 			}
-			c.mu.Lock()
-			c.instance = ""
-			c.mu.Unlock()
+			c.unpin()
 			cause, delay, roomDelay = err, roomDelay, min(roomDelay*3/2, 2*time.Second)
 			attempt-- // waiting for a moving room is not a failed attempt
 			continue
