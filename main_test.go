@@ -122,18 +122,7 @@ func TestDrainOnSignal(t *testing.T) {
 			}
 			host.Close(websocket.StatusNormalClosure, "")
 			other.Close(websocket.StatusNormalClosure, "")
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("server exited with %v, want status 0", err)
-				}
-			case <-time.After(10 * time.Second):
-				cmd.Process.Kill()
-				<-done // one Wait at a time: the cleanup waits too
-				t.Fatal("server did not exit after its last room ended")
-			}
+			testutil.ExitsCleanly(t, cmd, 10*time.Second, "the server, once its last room ended,")
 		})
 	}
 }
@@ -248,16 +237,7 @@ func TestWebhooksFlushedAtExit(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	srv.Cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- srv.Cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("server exited with %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not exit")
-	}
+	testutil.ExitsCleanly(t, srv.Cmd, 10*time.Second, "the server")
 	mu.Lock()
 	defer mu.Unlock()
 	var closed bool

@@ -79,16 +79,7 @@ func TestStateAndShutdownThroughTheControlAPI(t *testing.T) {
 		t.Fatalf("POST shutdown: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("flylocal exited with %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("flylocal did not exit after POST /.flylocal/shutdown")
-	}
+	testutil.ExitsCleanly(t, cmd, 30*time.Second, "flylocal, after POST /.flylocal/shutdown,")
 	if c, err := net.DialTimeout("tcp", info.Machines[0].Addr, time.Second); err == nil {
 		c.Close()
 		t.Fatal("the machine still listens after the shutdown")

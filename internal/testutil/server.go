@@ -307,3 +307,21 @@ func trackModule() error {
 		return err
 	})
 }
+
+// ExitsCleanly fails the test unless cmd exits with status 0 within d;
+// what names the process in the failure. On time out it kills cmd.
+func ExitsCleanly(t testing.TB, cmd *exec.Cmd, d time.Duration, what string) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s exited with %v, want status 0", what, err)
+		}
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done // one Wait at a time: a cleanup may wait too
+		t.Fatalf("%s did not exit within %v", what, d)
+	}
+}
