@@ -200,12 +200,7 @@ func TestNeverJoinAndPartialMessageDeadlines(t *testing.T) {
 // fail the connection.
 func TestInvalidUTF8Refused(t *testing.T) {
 	srv := testutil.Start(t)
-	h := mustDial(t, srv.URL)
-	code := h.create("host", 4)
-	p := mustDial(t, srv.URL)
-	p.join(code, "player")
-	p.expectType("joined")
-	h.expectType("peer_joined")
+	h, p, _ := pair(t, srv.URL, "utf8", 4)
 	for _, typ := range []websocket.MessageType{websocket.MessageText, websocket.MessageBinary} {
 		frame := append([]byte(`{"type":"send","data":"bad `), 0xff, 0xfe, '"', '}')
 		if err := h.ws.Write(context.Background(), typ, frame); err != nil {

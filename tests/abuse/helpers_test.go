@@ -120,14 +120,22 @@ func (m *member) join(code, clientID string) {
 
 // healthyPair checks that a fresh room works: create, join, one message
 // each way.
+// pair is a room of max at url with its host and one player joined, the
+// join chatter read; who names their clientIds (who-host, who-player).
+func pair(t testing.TB, url, who string, max float64) (host, player *member, code string) {
+	t.Helper()
+	host = mustDial(t, url)
+	code = host.create(who+"-host", max)
+	player = mustDial(t, url)
+	player.join(code, who+"-player")
+	player.expectType("joined")
+	host.expectType("peer_joined")
+	return host, player, code
+}
+
 func healthyPair(t testing.TB, url string) {
 	t.Helper()
-	h := mustDial(t, url)
-	code := h.create("healthy-host", 4)
-	p := mustDial(t, url)
-	p.join(code, "healthy-player")
-	p.expectType("joined")
-	h.expectType("peer_joined")
+	h, p, _ := pair(t, url, "healthy", 4)
 	h.send(`{"type":"send","data":"ping"}`)
 	if v := p.expectType("message"); v["data"] != "ping" {
 		t.Fatalf("player got %v", v)

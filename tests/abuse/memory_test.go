@@ -174,12 +174,7 @@ func attackFlood(t *testing.T, srv *testutil.Server) {
 		m.join(code, fmt.Sprintf("stalled-%d", i)) // never reads
 	})
 	// Another room's healthy pair times a message every 20 ms meanwhile.
-	ph := mustDial(t, srv.URL)
-	pcode := ph.create("pair-host", 2)
-	pp := mustDial(t, srv.URL)
-	pp.join(pcode, "pair-player")
-	pp.expectType("joined")
-	ph.expectType("peer_joined")
+	ph, pp, _ := pair(t, srv.URL, "pair", 2)
 	lat := make(chan []time.Duration, 1)
 	stop := make(chan struct{})
 	go func() {
