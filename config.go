@@ -259,6 +259,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	default:
 		bad("HANDOFF", v, "want on or off")
 	}
+	if c.HandoffTimeout > 5*time.Minute {
+		bad("HANDOFF_TIMEOUT", getenv("HANDOFF_TIMEOUT"), "want at most 5m: Fly's kill_timeout ends a machine by then")
+	}
 	c.HandoffSecret = getenv("HANDOFF_SECRET")
 	if v := c.HandoffSecret; v != "" && len(v) < 32 {
 		bad("HANDOFF_SECRET", "(hidden)", "want at least 32 bytes")

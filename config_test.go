@@ -110,6 +110,7 @@ func TestLoadConfigBoundsRatesRecoveryAndBackend(t *testing.T) {
 		"RECOVER_FRAMES": "0", "RECOVER_BYTES": "10", "RECOVER_AGE": "-1s",
 		"CREATE_TOKEN_SECRET": "short", "CREATE_TOKEN_PUBLIC_KEY": "not pem", "SERVER_API_KEY": "short",
 		"WEBHOOK_URL": "ftp://x", "WEBHOOK_SECRET": "plain",
+		"HANDOFF": "maybe", "HANDOFF_SECRET": "short",
 	}
 	_, err := loadConfig(env(bad))
 	if err == nil {
@@ -122,5 +123,22 @@ func TestLoadConfigBoundsRatesRecoveryAndBackend(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "short\"") {
 		t.Error("a secret's value was printed")
+	}
+}
+
+// The hand-off's time is bounded both ways, and it is on by default.
+func TestLoadConfigHandoff(t *testing.T) {
+	c, err := loadConfig(env(nil))
+	if err != nil || !c.Handoff || c.HandoffTimeout != 4*time.Second || c.HandoffSecret != "" {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	for _, v := range []string{"-1s", "0s", "6m", "soon"} {
+		if _, err := loadConfig(env(map[string]string{"HANDOFF_TIMEOUT": v})); err == nil || !strings.Contains(err.Error(), "HANDOFF_TIMEOUT=") {
+			t.Errorf("HANDOFF_TIMEOUT=%s: %v", v, err)
+		}
+	}
+	c, err = loadConfig(env(map[string]string{"HANDOFF": "off", "HANDOFF_TIMEOUT": "30s", "HANDOFF_SECRET": strings.Repeat("k", 32)}))
+	if err != nil || c.Handoff || c.HandoffTimeout != 30*time.Second || len(c.HandoffSecret) != 32 {
+		t.Fatalf("set: %+v %v", c, err)
 	}
 }
