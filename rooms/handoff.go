@@ -287,6 +287,8 @@ func (m *Manager) checkSnapshot(s *Snapshot) error {
 		return bad("unknown version")
 	case s.Transfer == "" || len(s.Transfer) > maxTransferBytes:
 		return bad("transfer")
+	case len(s.From) > maxTransferBytes: // a machine id, which the receiver logs
+		return bad("from")
 	case !codeShaped(s.Code):
 		return bad("code")
 	case math.IsNaN(s.MaxClients) || math.IsInf(s.MaxClients, 0) || s.MaxClients < 1:

@@ -169,6 +169,7 @@ func TestImportRefusals(t *testing.T) {
 		func(s *Snapshot) { s.Slots[0].Index = 5 },
 		func(s *Snapshot) { s.State = json.RawMessage(`{"a":`) },
 		func(s *Snapshot) { s.GraceMs = 1 << 50 },
+		func(s *Snapshot) { s.From = strings.Repeat("f", 65) },
 		func(s *Snapshot) {
 			s.Slots[0].Recover, s.Slots[0].Seq = true, 1
 			s.Slots[0].Window = []FrameSnapshot{{Seq: 1, AgeMs: 1 << 62, Frame: "{}"}}
