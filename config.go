@@ -7,11 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"party-sockets/tokens"
-	"party-sockets/webhook"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/party-sockets/party-sockets/internal/webhook"
+	"github.com/party-sockets/party-sockets/tokens"
 )
 
 // config is everything main reads from the environment, read once.

@@ -1,4 +1,4 @@
-module party-sockets
+module github.com/party-sockets/party-sockets
 
 go 1.26.0
 

@@ -17,13 +17,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"party-sockets/budget"
-	"party-sockets/regions"
-	"party-sockets/rooms"
-	"party-sockets/routing"
-	"party-sockets/server"
-	"party-sockets/tokens"
-	"party-sockets/webhook"
+	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/webhook"
+	"github.com/party-sockets/party-sockets/regions"
+	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/routing"
+	"github.com/party-sockets/party-sockets/server"
+	"github.com/party-sockets/party-sockets/tokens"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".

@@ -17,7 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // TestMain lets a test start this very binary as the server.

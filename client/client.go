@@ -23,7 +23,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/closecode"
 )
 
 // Options configure a client.

@@ -11,10 +11,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"party-sockets/internal/testutil"
-	"party-sockets/regions"
-	"party-sockets/rooms"
-	"party-sockets/server"
+	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/regions"
+	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/server"
 )
 
 // newCutProxy puts a network the test can cut between clients and target.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/closecode"
 )
 
 // ServerError is an error message the server answered with.

@@ -10,10 +10,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"party-sockets/client"
-	"party-sockets/regions"
-	"party-sockets/rooms"
-	"party-sockets/server"
+	"github.com/party-sockets/party-sockets/client"
+	"github.com/party-sockets/party-sockets/regions"
+	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/server"
 )
 
 // A host creates a room, a player joins it by its code, and the host

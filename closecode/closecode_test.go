@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"testing"
 
-	"party-sockets/client"
-	"party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/client"
+	"github.com/party-sockets/party-sockets/closecode"
 )
 
 // The JS client's table is the same as this one, code for code.

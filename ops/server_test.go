@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 var (

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // nopMember takes frames without keeping them, like a queue that drains.

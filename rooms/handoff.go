@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/closecode"
 )
 
 // Hand-off (README "Deploys"): a stopping machine moves every room it

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"party-sockets/budget"
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // viaJSON is a Move's send that carries the snapshot to dst through JSON,

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"party-sockets/budget"
-	"party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/internal/budget"
 )
 
 // Member is one player's connection as the room sees it. Both methods must

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"party-sockets/budget"
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 func since(n uint64) JoinOptions { return JoinOptions{Recover: true, Since: &n} }

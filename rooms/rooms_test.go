@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"party-sockets/budget"
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // fakeMember records what a room sent it.

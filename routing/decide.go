@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"strings"
 
-	"party-sockets/regions"
+	"github.com/party-sockets/party-sockets/regions"
 )
 
 // Input is what Decide needs to know about a request and this machine.

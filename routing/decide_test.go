@@ -3,7 +3,7 @@ package routing
 import (
 	"testing"
 
-	"party-sockets/regions"
+	"github.com/party-sockets/party-sockets/regions"
 )
 
 var (

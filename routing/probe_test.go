@@ -13,7 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // fakeFly is a real DNS server (miekg/dns, UDP and TCP on loopback) with

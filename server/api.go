@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"strings"
 
-	"party-sockets/rooms"
-	"party-sockets/routing"
-	"party-sockets/tokens"
+	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/routing"
+	"github.com/party-sockets/party-sockets/tokens"
 )
 
 // The server API: the game's backend speaks into a room by its code, from

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"party-sockets/internal/testutil"
-	"party-sockets/rooms"
-	"party-sockets/tokens"
-	"party-sockets/webhook"
+	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/webhook"
+	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/tokens"
 )
 
 var tokenSecret = []byte("a-secret-of-at-least-32-bytes-for-tests")

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"party-sockets/rooms"
-	"party-sockets/routing"
+	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/routing"
 )
 
 // Hand-off (README "Deploys"): on its stop signal a machine moves every

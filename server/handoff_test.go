@@ -14,10 +14,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"party-sockets/internal/testutil"
-	"party-sockets/regions"
-	"party-sockets/rooms"
-	"party-sockets/routing"
+	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/regions"
+	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/routing"
 )
 
 // machineSet is a few real servers on 127.0.0.N, all on one port, with

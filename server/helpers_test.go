@@ -15,8 +15,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"party-sockets/internal/testutil"
-	"party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/rooms"
 )
 
 // testServer is a real handler on a loopback listener.

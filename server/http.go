@@ -8,7 +8,7 @@ import (
 	"path"
 	"strings"
 
-	"party-sockets/routing"
+	"github.com/party-sockets/party-sockets/routing"
 )
 
 // ServeHTTP handles a request in the order the wire contract gives, after

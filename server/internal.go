@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strings"
 
-	"party-sockets/rooms"
-	"party-sockets/tokens"
+	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/tokens"
 )
 
 // The siblings' internal endpoints (README "Deploys"): a stopping machine

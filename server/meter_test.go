@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 var clientFrame = testutil.ClientFrame

@@ -20,10 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
-	"party-sockets/budget"
-	"party-sockets/rooms"
-	"party-sockets/routing"
-	"party-sockets/tokens"
+	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/routing"
+	"github.com/party-sockets/party-sockets/tokens"
 )
 
 // Bounds of the per-origin table (the wire contract fixes 500 and 100).

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"party-sockets/regions"
-	"party-sockets/routing"
+	"github.com/party-sockets/party-sockets/regions"
+	"github.com/party-sockets/party-sockets/routing"
 )
 
 // missCharged marks a request whose probe already spent a miss: a local

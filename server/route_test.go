@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"testing"
 
-	"party-sockets/regions"
+	"github.com/party-sockets/party-sockets/regions"
 )
 
 func TestRoutingAnswers(t *testing.T) {

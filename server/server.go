@@ -19,11 +19,11 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"party-sockets/budget"
-	"party-sockets/closecode"
-	"party-sockets/rooms"
-	"party-sockets/routing"
-	"party-sockets/tokens"
+	"github.com/party-sockets/party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/routing"
+	"github.com/party-sockets/party-sockets/tokens"
 )
 
 // WebhookStats is what metrics show of webhook delivery.

@@ -9,8 +9,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"party-sockets/rooms"
-	"party-sockets/tokens"
+	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/tokens"
 )
 
 // Session errors beyond the rooms package, exactly as the contract spells them.

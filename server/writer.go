@@ -10,8 +10,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"party-sockets/closecode"
-	"party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/rooms"
 )
 
 // Close codes this server adds (closecode has the whole table); every one

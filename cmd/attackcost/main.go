@@ -28,9 +28,9 @@ import (
 
 	"github.com/coder/websocket"
 
-	"party-sockets/internal/procstat"
-	"party-sockets/internal/testutil"
-	"party-sockets/regions"
+	"github.com/party-sockets/party-sockets/internal/procstat"
+	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/regions"
 )
 
 const selfID = "0a1b2c3d4e5f01"

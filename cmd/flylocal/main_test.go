@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"party-sockets/routing"
+	"github.com/party-sockets/party-sockets/routing"
 )
 
 const (

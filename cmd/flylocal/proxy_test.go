@@ -16,7 +16,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"party-sockets/routing"
+	"github.com/party-sockets/party-sockets/routing"
 )
 
 // fakeMachine is an HTTP server standing in for a machine process.

@@ -9,9 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"party-sockets/regions"
-	"party-sockets/rooms"
-	"party-sockets/server"
+	"github.com/party-sockets/party-sockets/regions"
+	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/server"
 )
 
 func testServer(t *testing.T) string {

@@ -12,7 +12,7 @@
 package main
 
 import (
-	"party-sockets/internal/procstat"
+	"github.com/party-sockets/party-sockets/internal/procstat"
 
 	"context"
 	"encoding/json"

@@ -39,7 +39,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		buildPath = filepath.Join(dir, "party-sockets")
-		out, err := exec.Command("go", "build", "-o", buildPath, "party-sockets").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", buildPath, "github.com/party-sockets/party-sockets").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 const selfID = "0a1b2c3d4e5f01" // shaped like a Fly machine id

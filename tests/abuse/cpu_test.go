@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"party-sockets/internal/testutil"
-	"party-sockets/regions"
+	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/regions"
 )
 
 // The work no limit saw: each test counts what one address can make the

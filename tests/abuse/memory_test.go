@@ -13,7 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // The memory attacks of the review that filed "one stranger cannot run a

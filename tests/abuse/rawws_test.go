@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // rawWS is a WebSocket client that writes frames byte by byte, so a test

@@ -12,7 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // player is a real WebSocket client of the app.

@@ -3,13 +3,14 @@ package live
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/coder/websocket"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // A machine stopped mid-game: its players are closed, and can create rooms

@@ -12,7 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"party-sockets/client"
+	"github.com/party-sockets/party-sockets/client"
 )
 
 // gamer is one Go client of a game under deploy, and what it lived through.

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // Machine is one machine of the app under test.

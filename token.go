@@ -13,7 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"party-sockets/tokens"
+	"github.com/party-sockets/party-sockets/tokens"
 )
 
 // runToken is `party-sockets token`: it mints one create token and prints
