@@ -108,6 +108,7 @@ type Server struct {
 	upgrades  addrRate // new WebSockets per address
 	creates   addrRate // rooms created per address
 	budget    *budget.Budget
+	peer      *peerKeys // siblings' signed calls; nil without HANDOFF_SECRET (peer.go)
 	joinTicks int64 // cfg.JoinTimeout in sweeper ticks
 	msgTicks  int64 // cfg.MessageTimeout in sweeper ticks
 	baseCtx   context.Context
@@ -158,6 +159,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	}
 	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, ipl: newIPLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin, cfg.MachineMissesPerMin),
 		budget: cfg.Budget, joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
+	s.peer = newPeerKeys(cfg.HandoffSecret)
 	s.upgrades = newAddrRate(cfg.UpgradesPerSec, float64(cfg.UpgradeBurst))
 	s.creates = newAddrRate(cfg.CreatesPerMin/60, float64(cfg.CreateBurst))
 	s.conns.all = map[*conn]struct{}{}

@@ -1,0 +1,66 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/party-sockets/party-sockets/internal/peerauth"
+)
+
+// What a machine trusts of a request's path to it (README "Whom the limits
+// count, and what we trust of Fly"): a sibling proves itself by a signature
+// made with the app's shared secret (peerauth), never by its address; and a
+// request that carries any header Fly's proxy adds came through the proxy,
+// whatever the header's value.
+
+// proxyHeaders are the request headers Fly's proxy adds (FLY.md). A
+// request between machines over the private network carries none.
+var proxyHeaders = []string{"Fly-Region", "Fly-Client-Ip", "Fly-Forwarded-Port", "Fly-Request-Id",
+	"Fly-Forwarded-Proto", "Fly-Forwarded-Ssl", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port",
+	"X-Forwarded-Ssl", "Via"}
+
+// viaProxy reports whether r carries any header of Fly's proxy, present
+// with any value, empty included: present is what counts, so an empty
+// first value cannot hide a real one.
+func viaProxy(r *http.Request) bool {
+	for _, h := range proxyHeaders {
+		if _, ok := r.Header[h]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// peerKeys are the keys a machine signs and checks its siblings' calls
+// with, derived from HANDOFF_SECRET; nil without one (no call is then
+// accepted, and none is signed).
+type peerKeys struct {
+	internal []byte
+	verifier *peerauth.Verifier
+}
+
+func newPeerKeys(secret string) *peerKeys {
+	if secret == "" {
+		return nil
+	}
+	k := peerauth.DeriveKey([]byte(secret), peerauth.LabelInternal)
+	return &peerKeys{internal: k, verifier: peerauth.NewVerifier(k, 0, 0, nil)}
+}
+
+// signPeer signs a call this machine makes to a sibling; body is what the
+// request will carry. Without a secret it does nothing.
+func (s *Server) signPeer(req *http.Request, body []byte) {
+	if s.peer == nil {
+		return
+	}
+	req.Header.Set(peerauth.Header, peerauth.Sign(s.peer.internal, s.cfg.Instance, req.Method, req.URL.RequestURI(), body, time.Now()))
+}
+
+// verifyPeer checks a sibling's signed call, whose body the caller has
+// read (bounded) first, and returns the sender's machine id.
+func (s *Server) verifyPeer(r *http.Request, body []byte) (string, error) {
+	if s.peer == nil {
+		return "", peerauth.ErrMissing
+	}
+	return s.peer.verifier.Verify(r.Header.Get(peerauth.Header), r.Method, r.URL.RequestURI(), body)
+}
