@@ -109,8 +109,8 @@ type Server struct {
 	creates   addrRate // rooms created per address
 	budget    *budget.Budget
 	peer      *peerKeys // siblings' signed calls; nil without HANDOFF_SECRET (peer.go)
-	joinTicks int64 // cfg.JoinTimeout in sweeper ticks
-	msgTicks  int64 // cfg.MessageTimeout in sweeper ticks
+	joinTicks int64     // cfg.JoinTimeout in sweeper ticks
+	msgTicks  int64     // cfg.MessageTimeout in sweeper ticks
 	baseCtx   context.Context
 	cancel    context.CancelFunc
 
