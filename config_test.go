@@ -142,3 +142,25 @@ func TestLoadConfigHandoff(t *testing.T) {
 		t.Fatalf("set: %+v %v", c, err)
 	}
 }
+
+// A bad WEBHOOK_URL is reported without what may be a credential in it.
+func TestBadWebhookURLIsRedacted(t *testing.T) {
+	tests := []struct{ in, want, secret string }{
+		{"ftp://hook:pa55word@hooks.example/x?token=t0ken", `"ftp://redacted@hooks.example/redacted?redacted"`, "pa55word"},
+		{"ftp://hooks.example/services/T0/B0/s3cretpath", `"ftp://hooks.example/redacted"`, "s3cretpath"},
+		{"ftp://hooks.example#frag-s3cret", `"ftp://hooks.example#redacted"`, "s3cret"},
+		{"http://us3r:pass@ho st/%zz", `"(26 bytes, not shown)"`, "us3r"},
+		{"http:user:opaque-s3cret@host", `"(28 bytes, not shown)"`, "s3cret"},
+		{"https://hooks.example/" + strings.Repeat("p", 3000), `"https://hooks.example/redacted"`, "ppp"},
+	}
+	for _, tt := range tests {
+		_, err := loadConfig(env(map[string]string{"WEBHOOK_URL": tt.in, "WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}))
+		if err == nil {
+			t.Errorf("WEBHOOK_URL=%s accepted", tt.in)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, tt.secret) || !strings.Contains(msg, "WEBHOOK_URL="+tt.want) {
+			t.Errorf("WEBHOOK_URL=%s reported as %q, want %s without %q", tt.in, msg, tt.want, tt.secret)
+		}
+	}
+}
