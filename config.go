@@ -50,6 +50,7 @@ type config struct {
 	// The game's backend (README "The game's backend in control").
 	CreateTokenSecret    string
 	CreateTokenPublicKey string
+	CreateTokenAudience  string // a token's aud must name it, when set
 	ServerAPIKey         string
 	WebhookURL           string
 	WebhookSecret        string
@@ -248,6 +249,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 			bad("CREATE_TOKEN_PUBLIC_KEY", "(PEM)", "want a PEM Ed25519 public key: "+err.Error())
 		}
 		c.CreateTokenPublicKey = v
+	}
+	c.CreateTokenAudience = getenv("CREATE_TOKEN_AUDIENCE")
+	if v := c.CreateTokenAudience; v != "" {
+		switch {
+		case len(v) > 256:
+			bad("CREATE_TOKEN_AUDIENCE", v[:64]+"…", "want at most 256 bytes")
+		case c.CreateTokenSecret == "" && c.CreateTokenPublicKey == "":
+			// An audience alone checks nothing: every create is open.
+			bad("CREATE_TOKEN_AUDIENCE", v, "set CREATE_TOKEN_SECRET or CREATE_TOKEN_PUBLIC_KEY too: without one, creates need no token")
+		}
 	}
 	c.ServerAPIKey = getenv("SERVER_API_KEY")
 	if v := c.ServerAPIKey; v != "" && len(v) < 32 {
