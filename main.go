@@ -251,7 +251,7 @@ func roomEvents(hooks *webhook.Sender, cfg config, log *slog.Logger) func(rooms.
 		if e.Type == rooms.EventPlayerJoined || e.Type == rooms.EventPlayerLeft {
 			d.Index = &e.Index
 		}
-		hooks.Send(e.Type, d)
+		hooks.Send(e.Room, e.Type, d)
 	}
 }
 
