@@ -50,6 +50,7 @@ type config struct {
 	// The game's backend (README "The game's backend in control").
 	CreateTokenSecret    string
 	CreateTokenPublicKey string
+	CreateTokenAudience  string // a token's aud must name it, when set
 	ServerAPIKey         string
 	WebhookURL           string
 	WebhookSecret        string
@@ -249,6 +250,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		c.CreateTokenPublicKey = v
 	}
+	c.CreateTokenAudience = getenv("CREATE_TOKEN_AUDIENCE")
+	if v := c.CreateTokenAudience; v != "" {
+		switch {
+		case len(v) > 256:
+			bad("CREATE_TOKEN_AUDIENCE", v[:64]+"…", "want at most 256 bytes")
+		case c.CreateTokenSecret == "" && c.CreateTokenPublicKey == "":
+			// An audience alone checks nothing: every create is open.
+			bad("CREATE_TOKEN_AUDIENCE", v, "set CREATE_TOKEN_SECRET or CREATE_TOKEN_PUBLIC_KEY too: without one, creates need no token")
+		}
+	}
 	c.ServerAPIKey = getenv("SERVER_API_KEY")
 	if v := c.ServerAPIKey; v != "" && len(v) < 32 {
 		bad("SERVER_API_KEY", "(hidden)", "want at least 32 bytes")
@@ -270,7 +281,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.WebhookURL, c.WebhookSecret = getenv("WEBHOOK_URL"), getenv("WEBHOOK_SECRET")
 	if v := c.WebhookURL; v != "" {
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(v) > 2048 {
-			bad("WEBHOOK_URL", v, "want an absolute http(s) URL")
+			bad("WEBHOOK_URL", redactURL(v), "want an absolute http(s) URL")
 		}
 		if _, err := webhook.ParseSecret(c.WebhookSecret); err != nil {
 			bad("WEBHOOK_SECRET", "(hidden)", err.Error())
@@ -295,6 +306,31 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// redactURL is a URL as an error may print it: only its scheme and host
+// are shown. Its user and password, query and fragment are replaced, and
+// so is its path, which is the secret of many webhook URLs (a Slack or
+// Discord hook's); a value that does not parse shows only its length.
+func redactURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.Opaque != "" || len(u.Host) > 253 {
+		return fmt.Sprintf("(%d bytes, not shown)", len(v))
+	}
+	shown := url.URL{Scheme: u.Scheme, Host: u.Host}
+	if u.User != nil {
+		shown.User = url.User("redacted")
+	}
+	if u.Path != "" && u.Path != "/" {
+		shown.Path = "/redacted"
+	}
+	if u.RawQuery != "" {
+		shown.RawQuery = "redacted"
+	}
+	if u.Fragment != "" {
+		shown.Fragment = "redacted"
+	}
+	return shown.String()
 }
 
 func or(a, b string) string {

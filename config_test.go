@@ -142,3 +142,85 @@ func TestLoadConfigHandoff(t *testing.T) {
 		t.Fatalf("set: %+v %v", c, err)
 	}
 }
+
+// CREATE_TOKEN_AUDIENCE reaches the verifier; alone, without a token
+// secret or key, it would check nothing, so it is refused.
+func TestLoadConfigCreateTokenAudience(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	c, err := loadConfig(env(map[string]string{"CREATE_TOKEN_SECRET": secret, "CREATE_TOKEN_AUDIENCE": "relay.game.example", "INSTANCE_ID": "m1"}))
+	if err != nil || c.CreateTokenAudience != "relay.game.example" {
+		t.Fatalf("loadConfig = %+v, %v", c, err)
+	}
+	if v := verifier(c); v.Audience != "relay.game.example" || v.Instance != "m1" {
+		t.Fatalf("verifier = audience %q, instance %q", v.Audience, v.Instance)
+	}
+	for name, e := range map[string]map[string]string{
+		"no secret": {"CREATE_TOKEN_AUDIENCE": "relay.game.example"},
+		"too long":  {"CREATE_TOKEN_SECRET": secret, "CREATE_TOKEN_AUDIENCE": strings.Repeat("a", 257)},
+	} {
+		if _, err := loadConfig(env(e)); err == nil || !strings.Contains(err.Error(), "CREATE_TOKEN_AUDIENCE=") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// A bad WEBHOOK_URL is reported without what may be a credential in it.
+func TestBadWebhookURLIsRedacted(t *testing.T) {
+	tests := []struct{ in, want, secret string }{
+		{"ftp://hook:pa55word@hooks.example/x?token=t0ken", `"ftp://redacted@hooks.example/redacted?redacted"`, "pa55word"},
+		{"ftp://hooks.example/services/T0/B0/s3cretpath", `"ftp://hooks.example/redacted"`, "s3cretpath"},
+		{"ftp://hooks.example#frag-s3cret", `"ftp://hooks.example#redacted"`, "s3cret"},
+		{"http://us3r:pass@ho st/%zz", `"(26 bytes, not shown)"`, "us3r"},
+		{"http:user:opaque-s3cret@host", `"(28 bytes, not shown)"`, "s3cret"},
+		{"https://hooks.example/" + strings.Repeat("p", 3000), `"https://hooks.example/redacted"`, "ppp"},
+	}
+	for _, tt := range tests {
+		_, err := loadConfig(env(map[string]string{"WEBHOOK_URL": tt.in, "WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}))
+		if err == nil {
+			t.Errorf("WEBHOOK_URL=%s accepted", tt.in)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, tt.secret) || !strings.Contains(msg, "WEBHOOK_URL="+tt.want) {
+			t.Errorf("WEBHOOK_URL=%s reported as %q, want %s without %q", tt.in, msg, tt.want, tt.secret)
+		}
+	}
+}
+
+// The token command sets aud, a fresh jti (or the one given) and a
+// machine, and the verifier holds each token to them.
+func TestTokenCommandAudienceJTIInstance(t *testing.T) {
+	secret := "a-secret-of-at-least-32-bytes-long"
+	mint := func(args ...string) string {
+		t.Helper()
+		var out strings.Builder
+		if err := runToken(args, env(map[string]string{"CREATE_TOKEN_SECRET": secret}), &out); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out.String())
+	}
+	v := verifier(config{CreateTokenSecret: secret, CreateTokenAudience: "relay", Instance: "m1"})
+	if _, err := v.Check(mint(), 1, ""); err == nil {
+		t.Fatal("a token without -aud passed a verifier with an audience")
+	}
+	a, err := v.Check(mint("-aud", "relay"), 1, "")
+	if err != nil {
+		t.Fatalf("-aud relay: %v", err)
+	}
+	b, err := v.Check(mint("-aud", "relay"), 1, "")
+	if err != nil || a.ID == "" || a.ID == b.ID {
+		t.Fatalf("two minted tokens: jti %q and %q (%v)", a.ID, b.ID, err)
+	}
+	named := mint("-aud", "relay", "-jti", "order-7")
+	if c, err := v.Check(named, 1, ""); err != nil || c.ID != "order-7" {
+		t.Fatalf("-jti order-7: %+v %v", c, err)
+	}
+	if _, err := v.Check(named, 1, ""); err == nil {
+		t.Fatal("a spent token was accepted again")
+	}
+	if _, err := v.Check(mint("-aud", "relay", "-instance", "m2"), 1, ""); err == nil {
+		t.Fatal("a token for machine m2 was accepted on m1")
+	}
+	if _, err := v.Check(mint("-aud", "relay", "-instance", "m1"), 1, ""); err != nil {
+		t.Fatalf("-instance m1 on m1: %v", err)
+	}
+}

@@ -196,9 +196,10 @@ func run(getenv func(string) string) error {
 	return nil
 }
 
-// verifier checks create tokens when a secret or key is configured.
+// verifier checks create tokens when a secret or key is configured, and
+// remembers the ones this machine has spent.
 func verifier(cfg config) *tokens.Verifier {
-	v := &tokens.Verifier{Secret: []byte(cfg.CreateTokenSecret)}
+	v := &tokens.Verifier{Secret: []byte(cfg.CreateTokenSecret), Audience: cfg.CreateTokenAudience, Instance: cfg.Instance}
 	if cfg.CreateTokenPublicKey != "" {
 		v.PublicKey, _ = tokens.ParsePublicKey(cfg.CreateTokenPublicKey) // checked by loadConfig
 	}
@@ -250,7 +251,7 @@ func roomEvents(hooks *webhook.Sender, cfg config, log *slog.Logger) func(rooms.
 		if e.Type == rooms.EventPlayerJoined || e.Type == rooms.EventPlayerLeft {
 			d.Index = &e.Index
 		}
-		hooks.Send(e.Type, d)
+		hooks.Send(e.Room, e.Type, d)
 	}
 }
 

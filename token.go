@@ -25,6 +25,9 @@ func runToken(args []string, getenv func(string) string, out io.Writer) error {
 	maxClients := fs.Float64("max-clients", 0, "the largest maxClients a create may ask for (0: no cap)")
 	origin := fs.String("origin", "", "the Origin the creating page must have (empty: any)")
 	sub := fs.String("sub", "", "game or tenant name (a metrics label)")
+	aud := fs.String("aud", "", "the audience a relay with CREATE_TOKEN_AUDIENCE requires (empty: none)")
+	jti := fs.String("jti", "", "the token's id, spent by its first create (empty: a fresh random one)")
+	instance := fs.String("instance", "", "the one machine id that accepts the token (empty: any)")
 	edKey := fs.String("ed25519-key", "", "PEM file of an Ed25519 private key (EdDSA instead of HS256)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -32,7 +35,11 @@ func runToken(args []string, getenv func(string) string, out io.Writer) error {
 	if *ttl <= 0 || *ttl > tokens.MaxLifetime {
 		return fmt.Errorf("-ttl %v: want more than 0 and at most %v", *ttl, tokens.MaxLifetime)
 	}
-	c := tokens.Claims{MaxClients: *maxClients, Origin: *origin, RegisteredClaims: jwt.RegisteredClaims{Subject: *sub}}
+	c := tokens.Claims{MaxClients: *maxClients, Origin: *origin, Instance: *instance,
+		RegisteredClaims: jwt.RegisteredClaims{Subject: *sub, ID: *jti}}
+	if *aud != "" {
+		c.Audience = jwt.ClaimStrings{*aud}
+	}
 	var tok string
 	var err error
 	if *edKey != "" {

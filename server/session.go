@@ -169,21 +169,6 @@ func (se *session) create(m *message) error {
 	if !ok || max < 1 {
 		return errMaxClients
 	}
-	tenant := ""
-	if v := se.s.cfg.Tokens; v.Enabled() {
-		tok, _ := jsonString(m.Token)
-		claims, err := v.Check(tok, max, se.origin)
-		if err != nil {
-			// A bad token is a failed lookup: it spends the address's
-			// misses, so tokens cannot be guessed at speed.
-			if se.counted {
-				se.s.ipl.miss(se.ip)
-			}
-			se.s.log.Debug("create refused", "origin", se.origin, "reason", err.Error())
-			return tokens.ErrUnauthorized
-		}
-		tenant = cleanLabel(claims.Subject)
-	}
 	req := rooms.CreateRequest{Member: se.c, ClientID: clientID, MaxClients: max, Origin: se.origin,
 		Recover: wantsRecovery(m)}
 	if m.URL != nil {
@@ -197,9 +182,18 @@ func (se *session) create(m *message) error {
 		}
 		req.URL = tpl
 	}
-	r, err := se.s.rooms.Create(req)
+	claims, err := se.checkToken(m, max)
 	if err != nil {
 		return err
+	}
+	r, err := se.s.rooms.Create(req)
+	if err != nil {
+		se.s.cfg.Tokens.Refund(claims) // the token made no room: it may try again
+		return err
+	}
+	tenant := ""
+	if claims != nil {
+		tenant = cleanLabel(claims.Subject)
 	}
 	se.room, se.idx = r, 0
 	se.c.joined.Store(true)
@@ -207,6 +201,32 @@ func (se *session) create(m *message) error {
 	se.s.metrics.tenantCreated(tenant)
 	se.s.log.Info("room created", "room", r.Code, "origin", se.origin)
 	return nil
+}
+
+// checkToken spends the create's token when creates need one, and returns
+// its claims (nil when they do not). A bad, expired or replayed token is a
+// failed lookup: it answers Unauthorized and spends one of the address's
+// misses, so tokens cannot be guessed or replayed at speed.
+func (se *session) checkToken(m *message, max float64) (*tokens.Claims, error) {
+	v := se.s.cfg.Tokens
+	if !v.Enabled() {
+		return nil, nil
+	}
+	tok, _ := jsonString(m.Token)
+	claims, err := v.Check(tok, max, se.origin)
+	switch {
+	case err == nil:
+		return claims, nil
+	case errors.Is(err, tokens.ErrTooManyTokens):
+		// The machine cannot remember another token: no fault of this one.
+		se.s.log.Warn("create refused: spent tokens at their bound", "origin", se.origin)
+		return nil, errTooManyCreates
+	}
+	if se.counted {
+		se.s.ipl.miss(se.ip)
+	}
+	se.s.log.Debug("create refused", "origin", se.origin, "reason", err.Error())
+	return nil, tokens.ErrUnauthorized
 }
 
 func (se *session) join(m *message) error {

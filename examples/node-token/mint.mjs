@@ -4,11 +4,14 @@
 // lasts five minutes and allows one create of at most maxClients.
 //
 //   CREATE_TOKEN_SECRET=... node mint.mjs 8 https://game.example quiz
+import { randomUUID } from "node:crypto";
 import jwt from "jsonwebtoken";
 
 export function createToken({ maxClients = 8, origin, game } = {}) {
   const claims = { maxClients, ...(origin && { origin }), ...(game && { sub: game }) };
-  return jwt.sign(claims, process.env.CREATE_TOKEN_SECRET, { algorithm: "HS256", expiresIn: "5m" });
+  // A fresh jwtid: the relay spends a token by its jti, and two tokens
+  // signed in the same second with the same claims would otherwise be one.
+  return jwt.sign(claims, process.env.CREATE_TOKEN_SECRET, { algorithm: "HS256", expiresIn: "5m", jwtid: randomUUID() });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -1,10 +1,16 @@
 // Package webhook posts a room's events to the game's backend, signed the
 // way the Standard Webhooks spec says (webhook-id, webhook-timestamp,
 // webhook-signature: v1,base64(HMAC-SHA256(key, id.timestamp.body))), so a
-// receiver can verify with any library of the spec. Delivery is at least
-// once: one worker sends events in order and retries each with backoff,
-// keeping its webhook-id; a full queue drops new events (counted), so a
-// slow receiver never slows the relay.
+// receiver can verify with any library of the spec.
+//
+// Delivery is at least once and in order per room: each room has its own
+// queue (queue.go), whose head is sent, and retried with backoff keeping
+// its webhook-id, while the other rooms' events go on. A bounded number of
+// workers serve the rooms in turn (run.go), so one busy room cannot starve
+// the rest. Enqueueing never blocks: past a room's bound or the machine's,
+// player events are dropped before room events, and the room with the
+// most player events waiting loses one first (counted). A slow receiver
+// never slows the relay.
 package webhook
 
 import (
@@ -22,36 +28,55 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // Options tune a Sender; zero values take the defaults.
 type Options struct {
-	QueueSize   int           // events waiting to be sent (1000)
+	QueueSize   int           // events waiting, all rooms together (1000)
+	RoomQueue   int           // events waiting for one room (100)
+	Workers     int           // deliveries in flight at once (8)
 	Attempts    int           // tries per event (6)
 	FirstRetry  time.Duration // backoff before the second try, doubling (500 ms)
 	MaxRetry    time.Duration // longest backoff (30 s)
 	Timeout     time.Duration // one attempt (5 s)
-	Client      *http.Client
-	Now         func() time.Time
-	RandomBytes func([]byte) // message ids; crypto/rand by default
+	Client      *http.Client  // default: at most Workers connections, no redirects
+	Clock       Clock         // nil: the time package
+	RandomBytes func([]byte)  // message ids; crypto/rand by default
+}
+
+// Clock dates events and schedules retries. internal/testutil's FakeClock
+// is one.
+type Clock interface {
+	Now() time.Time
+	AfterFunc(d time.Duration, f func()) interface{ Stop() bool }
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+func (realClock) AfterFunc(d time.Duration, f func()) interface{ Stop() bool } {
+	return time.AfterFunc(d, f)
 }
 
 // Sender delivers events to one URL.
 type Sender struct {
+	// Static after New.
 	url  string
 	key  []byte
 	opts Options
-	q    chan job
+	wake chan struct{} // 1-buffered: a room may be ready for a worker
+
+	// Guarded by mu, which is never held across a network call.
+	mu     sync.Mutex
+	rooms  map[string]*roomQueue // rooms with events queued, in flight or waiting to retry
+	hogs   hogHeap               // every room of rooms, most droppable player events first
+	ready  []*roomQueue          // rooms whose head may be sent now, served in turn
+	queued int                   // events of every room, heads included
 
 	delivered, retried, failed, dropped atomic.Uint64
-	pending                             atomic.Int64 // queued or being delivered
-}
-
-type job struct {
-	id   string
-	body []byte
 }
 
 // ParseSecret reads a Standard Webhooks secret: "whsec_" and base64.
@@ -73,56 +98,61 @@ func New(url, secret string, opts Options) (*Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.QueueSize <= 0 {
-		opts.QueueSize = 1000
+	opts = withDefaults(opts)
+	return &Sender{url: url, key: key, opts: opts, wake: make(chan struct{}, 1), rooms: map[string]*roomQueue{}}, nil
+}
+
+func withDefaults(opts Options) Options {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if opts.Attempts <= 0 {
-		opts.Attempts = 6
+	def(&opts.QueueSize, 1000)
+	def(&opts.RoomQueue, 100)
+	def(&opts.Workers, 8)
+	def(&opts.Attempts, 6)
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if opts.FirstRetry <= 0 {
-		opts.FirstRetry = 500 * time.Millisecond
-	}
-	if opts.MaxRetry <= 0 {
-		opts.MaxRetry = 30 * time.Second
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 5 * time.Second
-	}
+	defDur(&opts.FirstRetry, 500*time.Millisecond)
+	defDur(&opts.MaxRetry, 30*time.Second)
+	defDur(&opts.Timeout, 5*time.Second)
 	if opts.Client == nil {
-		opts.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost = opts.Workers, opts.Workers
+		tr.MaxResponseHeaderBytes = 16 << 10
+		opts.Client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = realClock{}
 	}
 	if opts.RandomBytes == nil {
 		opts.RandomBytes = func(b []byte) { rand.Read(b) }
 	}
-	return &Sender{url: url, key: key, opts: opts, q: make(chan job, opts.QueueSize)}, nil
+	return opts
 }
 
-// Send queues an event without blocking: {"type", "timestamp", "data"}.
-// It reports false when the queue was full and the event was dropped.
-func (s *Sender) Send(eventType string, data any) bool {
+// Send queues an event of room without blocking: {"type", "timestamp",
+// "data"}. Types that start with "player." are player events, the first
+// to go when the queue is full; every other type is a room event. It
+// reports false when the event was dropped.
+func (s *Sender) Send(room, eventType string, data any) bool {
 	body, err := json.Marshal(struct {
 		Type      string `json:"type"`
 		Timestamp string `json:"timestamp"`
 		Data      any    `json:"data"`
-	}{eventType, s.opts.Now().UTC().Format(time.RFC3339Nano), data})
+	}{eventType, s.opts.Clock.Now().UTC().Format(time.RFC3339Nano), data})
 	if err != nil {
 		s.dropped.Add(1)
 		return false
 	}
 	id := make([]byte, 12)
 	s.opts.RandomBytes(id)
-	s.pending.Add(1)
-	select {
-	case s.q <- job{id: "msg_" + hex.EncodeToString(id), body: body}:
-		return true
-	default:
-		s.pending.Add(-1)
-		s.dropped.Add(1)
-		return false
-	}
+	j := &job{id: "msg_" + hex.EncodeToString(id), body: body, player: strings.HasPrefix(eventType, "player."), wait: s.opts.FirstRetry}
+	return s.enqueue(room, j)
 }
 
 // Flush waits until every queued event has been delivered or given up on,
@@ -130,56 +160,31 @@ func (s *Sender) Send(eventType string, data any) bool {
 // calls it before it exits, so its last events (room.moved, room.closed)
 // are not lost without a word.
 func (s *Sender) Flush(ctx context.Context) int {
-	for s.pending.Load() > 0 {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n := s.pending()
+		if n == 0 {
+			return 0
+		}
 		select {
 		case <-ctx.Done():
-			return int(s.pending.Load())
-		case <-time.After(10 * time.Millisecond):
+			return n
+		case <-tick.C:
 		}
 	}
-	return 0
+}
+
+func (s *Sender) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queued
 }
 
 // Stats counts events delivered, attempts retried, events given up on, and
-// events dropped because the queue was full.
+// events dropped because a queue was full.
 func (s *Sender) Stats() (delivered, retried, failed, dropped uint64) {
 	return s.delivered.Load(), s.retried.Load(), s.failed.Load(), s.dropped.Load()
-}
-
-// Run delivers queued events in order until ctx ends.
-func (s *Sender) Run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case j := <-s.q:
-			s.deliver(ctx, j)
-			s.pending.Add(-1)
-		}
-	}
-}
-
-// deliver tries one event until a 2xx answer or the attempts run out.
-func (s *Sender) deliver(ctx context.Context, j job) {
-	wait := s.opts.FirstRetry
-	for attempt := 1; ; attempt++ {
-		if s.post(ctx, j) {
-			s.delivered.Add(1)
-			return
-		}
-		if attempt == s.opts.Attempts || ctx.Err() != nil {
-			s.failed.Add(1)
-			return
-		}
-		s.retried.Add(1)
-		select {
-		case <-ctx.Done():
-			s.failed.Add(1)
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, s.opts.MaxRetry)
-	}
 }
 
 // Sign is the webhook-signature value for a message.
@@ -190,14 +195,14 @@ func Sign(key []byte, id string, ts int64, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-func (s *Sender) post(ctx context.Context, j job) bool {
+func (s *Sender) post(ctx context.Context, j *job) bool {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(j.body))
 	if err != nil {
 		return false
 	}
-	ts := s.opts.Now().Unix()
+	ts := s.opts.Clock.Now().Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("webhook-id", j.id)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))

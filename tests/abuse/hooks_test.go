@@ -1,0 +1,231 @@
+package abuse
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/party-sockets/party-sockets/internal/testutil"
+)
+
+// hookKey is the receiver's key; hookSecret the same as WEBHOOK_SECRET.
+var (
+	hookKey    = []byte("a-webhook-key-for-the-abuse-test")
+	hookSecret = "whsec_" + base64.StdEncoding.EncodeToString(hookKey)
+)
+
+// hookEvent is what the receiver keeps of one delivered event.
+type hookEvent struct {
+	Type      string `json:"type"`
+	Timestamp string `json:"timestamp"`
+	Data      struct {
+		Room   string `json:"room"`
+		Index  *int   `json:"index"`
+		Reason string `json:"reason"`
+	} `json:"data"`
+}
+
+// receiver is a game's webhook endpoint on loopback that answers after
+// delay. It checks every signature itself (HMAC-SHA256 of
+// id.timestamp.body, the Standard Webhooks scheme), keeps each webhook-id
+// once (delivery is at least once) and notes the most requests it had in
+// flight at once.
+type receiver struct {
+	delay time.Duration
+
+	mu       sync.Mutex // guards the fields below
+	ids      map[string]bool
+	byRoom   map[string][]hookEvent
+	order    []string // rooms, in the order their events arrived
+	forged   int
+	inflight int
+	peak     int
+}
+
+func newReceiver(t *testing.T, delay time.Duration) (*receiver, string) {
+	rc := &receiver{delay: delay, ids: map[string]bool{}, byRoom: map[string][]hookEvent{}}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	return rc, srv.URL
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc.mu.Lock()
+	rc.inflight++
+	rc.peak = max(rc.peak, rc.inflight)
+	rc.mu.Unlock()
+	defer func() {
+		rc.mu.Lock()
+		rc.inflight--
+		rc.mu.Unlock()
+	}()
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	select { // the receiver's own latency
+	case <-time.After(rc.delay):
+	case <-r.Context().Done():
+		return
+	}
+	id, ts := r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp")
+	mac := hmac.New(sha256.New, hookKey)
+	fmt.Fprintf(mac, "%s.%s.", id, ts)
+	mac.Write(body)
+	sec, _ := strconv.ParseInt(ts, 10, 64)
+	var ev hookEvent
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if r.Header.Get("webhook-signature") != "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)) ||
+		time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute || json.Unmarshal(body, &ev) != nil {
+		rc.forged++
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if !rc.ids[id] {
+		rc.ids[id] = true
+		rc.byRoom[ev.Data.Room] = append(rc.byRoom[ev.Data.Room], ev)
+		rc.order = append(rc.order, ev.Data.Room)
+	}
+}
+
+// events are room's events as delivered, "type" or "type index".
+func (rc *receiver) events(room string) []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var out []string
+	for _, e := range rc.byRoom[room] {
+		s := e.Type
+		if e.Data.Index != nil {
+			s += " " + strconv.Itoa(*e.Data.Index)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// inOrder reports a room whose events arrived out of the order they
+// happened in (their timestamps), or "".
+func (rc *receiver) inOrder() string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for room, evs := range rc.byRoom {
+		for i := 1; i < len(evs); i++ {
+			if evs[i].Timestamp < evs[i-1].Timestamp {
+				return fmt.Sprintf("%s: %s at %s after %s at %s", room, evs[i].Type, evs[i].Timestamp, evs[i-1].Type, evs[i-1].Timestamp)
+			}
+		}
+	}
+	return ""
+}
+
+// within polls cond every 20 ms until it holds or d passes, and reports
+// whether it held: the caller prints its figures before it fails.
+func within(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// churn joins and leaves rooms n times in all, k sockets at a time: each
+// join is a new socket that waits for joined, then drops.
+func churn(t *testing.T, url string, codes []string, n, k int) time.Duration {
+	start := time.Now()
+	var failed atomic.Int64
+	parallel(n, k, func(i int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), nil)
+		if err != nil {
+			failed.Add(1)
+			return
+		}
+		defer ws.CloseNow()
+		msg, _ := json.Marshal(map[string]any{"type": "join", "clientId": fmt.Sprintf("churn-%d", i), "room": codes[i%len(codes)]})
+		if ws.Write(ctx, websocket.MessageText, msg) != nil {
+			failed.Add(1)
+			return
+		}
+		for {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			if strings.Contains(string(b), `"type":"joined"`) {
+				return
+			}
+		}
+	})
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d of %d churn joins failed", f, n)
+	}
+	return time.Since(start)
+}
+
+// Finding 6: one client made the game's webhooks disappear. 600 joins and
+// leaves in a fraction of a second filled the one queue of a receiver that
+// answers in 50 ms; the newest events were dropped, so a real game that
+// came next lost room.created, both player.joined and room.closed. Its
+// events must all arrive, in order, while the attacker's churn is still
+// queued; and the attacker's own room events survive its player events.
+func TestWebhooksKeepTheGamesEvents(t *testing.T) {
+	for _, rooms := range []int{1, 12} { // the finding; and more churning rooms than deliveries in flight
+		t.Run(fmt.Sprintf("churn in %d rooms", rooms), func(t *testing.T) {
+			rc, url := newReceiver(t, 50*time.Millisecond)
+			srv := testutil.Start(t, "WEBHOOK_URL="+url, "WEBHOOK_SECRET="+hookSecret, "UPGRADES_PER_SEC=0")
+			var codes []string
+			for i := range rooms {
+				codes = append(codes, mustDial(t, srv.URL).create(fmt.Sprintf("attacker-%d", i), 100))
+			}
+			took := churn(t, srv.URL, codes, 600, 20)
+			host, guest, game := pair(t, srv.URL, "game", 4)
+			host.send(`{"type":"close_room"}`)
+			if code := guest.closeCode(5 * time.Second); code != 4001 {
+				t.Fatalf("guest closed with %d, want 4001", code)
+			}
+			want := "room.created|player.joined 0|player.joined 1|room.closed"
+			closed := time.Now()
+			within(15*time.Second, func() bool { return strings.Join(rc.events(game), "|") == want })
+			dropped := srv.Metric(t, "party_sockets_webhooks_total", `result="dropped"`)
+			t.Logf("600 joins and leaves in %d room(s) in %.2f s: %v dropped; the game's events %.2f s after its close: %q",
+				rooms, took.Seconds(), dropped, time.Since(closed).Seconds(), rc.events(game))
+			if got := strings.Join(rc.events(game), "|"); got != want {
+				t.Fatalf("the game's webhooks: %q, want %q (%v events dropped)", got, want, dropped)
+			}
+			for _, code := range codes {
+				if evs := rc.events(code); len(evs) == 0 || evs[0] != "room.created" {
+					t.Errorf("attacker room %s: first event delivered %q, want room.created", code, evs)
+				}
+			}
+			if bad := rc.inOrder(); bad != "" {
+				t.Errorf("a room's events out of order: %s", bad)
+			}
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			t.Logf("deliveries in flight at once: at most %d", rc.peak)
+			if rc.peak > 8 {
+				t.Errorf("%d deliveries in flight at once, bound 8", rc.peak)
+			}
+			if rc.forged != 0 {
+				t.Errorf("%d deliveries failed the receiver's signature check", rc.forged)
+			}
+		})
+	}
+}
