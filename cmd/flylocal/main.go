@@ -120,9 +120,11 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("edge %s: %w", region, err)
 		}
-		e.port = ln.Addr().(*net.TCPAddr).Port
+		e.port, e.ln = ln.Addr().(*net.TCPAddr).Port, ln
 		c.edges = append(c.edges, e)
-		go (&http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
+	}
+	for _, e := range c.edges { // once c.edges is whole: control requests read it
+		go (&http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}).Serve(e.ln)
 	}
 	n := 0
 	for _, region := range regionList {

@@ -30,6 +30,7 @@ type edge struct {
 	c      *cluster
 	region string
 	port   int
+	ln     net.Listener
 }
 
 func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -243,12 +243,23 @@ func (c *Cluster) restore(t *testing.T, path string) {
 }
 
 func (c *Cluster) post(path string) int {
-	resp, err := http.Post(c.Edges[c.regions()[0]]+"/.flylocal/"+path, "", nil)
+	resp, err := c.postControl(path)
 	if err != nil {
 		return 0
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// postControl POSTs to the local cluster's control API with the header
+// flylocal asks of every POST (X-Flylocal: 1); the caller closes the body.
+func (c *Cluster) postControl(path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, c.Edges[c.regions()[0]]+"/.flylocal/"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-Flylocal", "1")
+	return http.DefaultClient.Do(req)
 }
 
 // localAPIKey is the local cluster's SERVER_API_KEY; against a deployed
