@@ -28,6 +28,10 @@ type cluster struct {
 	fallbackReplay  bool        // a fly-replay answer to a fallback delivery is honoured
 	stoppingReplays atomic.Bool // a replay to a stopping machine is delivered, not failed over
 
+	// What an edge does with a client's own proxy headers (settings.go).
+	appendProxyHeaders atomic.Bool // the client's Fly-Region and Fly-Client-IP stay, before the edge's
+	keepReplayHeaders  atomic.Bool // the client's fly-replay-src and fly-replay-failed reach the machine
+
 	deployment    deployment // the rolling deploy (deploy.go)
 	watch         watch      // replays and history for the overview (watch.go)
 	handoffSecret string     // HANDOFF_SECRET given to the machines, for their internal endpoints

@@ -37,8 +37,8 @@ type machineView struct {
 //	POST /.flylocal/deploy                 a rolling deploy, one machine at a time (202; 409 while one runs;
 //	                                       ?close_frames=0: no close frames)
 //	GET  /.flylocal/deploy                 its progress as JSON
-//	POST /.flylocal/settings?stopping_replays=<0|1>
-//	                                       an undocumented Fly behaviour, switched at run time
+//	POST /.flylocal/settings?stopping_replays=<0|1>&client_proxy_headers=<replace|append>&client_replay_headers=<strip|keep>
+//	                                       undocumented Fly behaviours, switched at run time (settings.go)
 //	GET  /.flylocal/state                  everything the overview shows, as JSON
 //	POST /.flylocal/shutdown               stop every machine and exit, as SIGTERM does
 //
@@ -87,12 +87,7 @@ func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		json.NewEncoder(w).Encode(c.deployment.status(len(c.machines)))
 	case path == "settings" && r.Method == http.MethodPost:
-		if v := r.URL.Query().Get("stopping_replays"); v != "" {
-			c.stoppingReplays.Store(v == "1")
-			log.Printf("flylocal: stopping_replays=%v", v == "1")
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]bool{"stopping_replays": c.stoppingReplays.Load()})
+		c.serveSettings(w, r.URL.Query())
 	case path == "deploy" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(c.deployment.status(len(c.machines)))
@@ -211,14 +206,13 @@ type clusterState struct {
 	Deploy   deployStatus      `json:"deploy"`
 	WS       int64             `json:"websockets"`
 	Requests int64             `json:"requests"`
-	Settings map[string]bool   `json:"settings"`
+	Settings map[string]any    `json:"settings"`
 }
 
 func (c *cluster) state() clusterState {
 	st := clusterState{App: c.app, Edges: map[string]string{}, DNS: "up", Machines: c.views(),
 		Deploy: c.deployment.status(len(c.machines)), WS: c.websockets.Load(), Requests: c.requests.Load(),
-		Settings: map[string]bool{"stopping_replays": c.stoppingReplays.Load(), "stop_close_frames": c.stopCloseFrames,
-			"fallback_src": c.fallbackSrc, "fallback_replay": c.fallbackReplay}}
+		Settings: c.settings()}
 	switch {
 	case c.dnsDown.Load():
 		st.DNS = "down"

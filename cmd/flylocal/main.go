@@ -58,6 +58,8 @@ func run() error {
 		fallbackSrc = flag.Bool("fallback-src", true, "a force_self fallback delivery also carries fly-replay-src (undocumented on Fly)")
 		fallbackRep = flag.Bool("fallback-replay", false, "honour fly-replay from a fallback delivery (undocumented on Fly)")
 		stoppingRep = flag.Bool("stopping-replays", false, "deliver a replay to a machine that is stopping; off, it fails over like an unreachable one (undocumented on Fly)")
+		proxyHdrs   = flag.String("client-proxy-headers", proxyHeadersReplace, "a client's own Fly-Region and Fly-Client-IP: replace them, or append the edge's after them (undocumented on Fly)")
+		replayHdrs  = flag.String("client-replay-headers", replayHeadersStrip, "a client's own fly-replay-src and fly-replay-failed: strip or keep them (undocumented on Fly)")
 		quiet       = flag.Bool("quiet", false, "do not copy machine logs to stderr")
 		env         envList
 	)
@@ -78,6 +80,16 @@ func run() error {
 		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep,
 	}
 	c.stoppingReplays.Store(*stoppingRep)
+	appendHdrs, err := parseMode("-client-proxy-headers", *proxyHdrs, proxyHeadersReplace, proxyHeadersAppend)
+	if err != nil {
+		return err
+	}
+	keepHdrs, err := parseMode("-client-replay-headers", *replayHdrs, replayHeadersStrip, replayHeadersKeep)
+	if err != nil {
+		return err
+	}
+	c.appendProxyHeaders.Store(appendHdrs)
+	c.keepReplayHeaders.Store(keepHdrs)
 	c.quit = make(chan struct{})
 	c.watch.clients, c.watch.msgs, c.watch.last = map[string][]float64{}, map[string][]float64{}, map[string]float64{}
 	for _, kv := range env {
