@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"slices"
 	"sync"
@@ -18,6 +19,7 @@ type cluster struct {
 	dnsAddr    string
 	machines   []*machine // fixed after start; each machine guards its own state
 	edges      []*edge
+	proxyIP    net.IP // the edges' source address towards machines; nil: the system's choice
 	machineEnv []string
 	logs       io.Writer
 

@@ -138,6 +138,9 @@ func run() error {
 	for _, e := range c.edges { // once c.edges is whole: control requests read it
 		go (&http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}).Serve(e.ln)
 	}
+	if int(base[3])+len(regionList)**perRegion > 254 {
+		return fmt.Errorf("-ip-base %s: %d machines and the edges' address do not fit in its /24", *ipBase, len(regionList)**perRegion)
+	}
 	n := 0
 	for _, region := range regionList {
 		for range *perRegion {
@@ -146,6 +149,9 @@ func run() error {
 			n++
 		}
 	}
+	// Fly's proxy is never the client: the edges connect to machines from
+	// the address after the last machine's.
+	c.proxyIP = net.IPv4(base[0], base[1], base[2], base[3]+byte(n))
 	defer c.stopAll()
 	errs := make(chan error, len(c.machines))
 	for _, m := range c.machines {
@@ -183,7 +189,8 @@ func (c *cluster) announce() error {
 		Edges    map[string]string `json:"edges"`
 		Machines []machineOut      `json:"machines"`
 		DNS      string            `json:"dns"`
-	}{App: c.app, Edges: map[string]string{}, DNS: c.dnsAddr}
+		Proxy    string            `json:"proxy"` // the address the edges connect to machines from
+	}{App: c.app, Edges: map[string]string{}, DNS: c.dnsAddr, Proxy: c.proxyIP.String()}
 	for _, e := range c.edges {
 		out.Edges[e.region] = e.url()
 	}

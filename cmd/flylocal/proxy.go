@@ -253,7 +253,11 @@ func (e *edge) send(r *http.Request, body []byte, h hop, reqID string) (net.Conn
 	if st := m.State(); st != stateStarted && !(st == stateStopping && h.src != "" && e.c.stoppingReplays.Load()) {
 		return nil, nil, nil, fmt.Errorf("machine %s is %s", m.ID, st)
 	}
-	conn, err := net.DialTimeout("tcp", m.addr(), h.timeout)
+	d := net.Dialer{Timeout: h.timeout}
+	if e.c.proxyIP != nil {
+		d.LocalAddr = &net.TCPAddr{IP: e.c.proxyIP}
+	}
+	conn, err := d.Dial("tcp", m.addr())
 	if err != nil {
 		return nil, nil, nil, err
 	}
