@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -57,4 +58,22 @@ func TestClientIPIsTheProxys(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Whatever a client puts before the proxy's Fly-Client-IP, the value read
+// is a piece of the proxy's own, trimmed and with no comma.
+func FuzzProxyValue(f *testing.F) {
+	for _, s := range []string{"", "203.0.113.7", "203.0.113.7, 203.0.113.8", ",", " , ,x", "\t"} {
+		f.Add(s, "198.51.100.9")
+		f.Add(s, "203.0.113.7, 198.51.100.9")
+	}
+	f.Fuzz(func(t *testing.T, client, proxy string) {
+		got := proxyValue(&http.Request{Header: http.Header{"Fly-Client-Ip": {client, proxy}}}, "Fly-Client-Ip")
+		if strings.Contains(got, ",") || got != strings.TrimSpace(got) || !strings.Contains(proxy, got) {
+			t.Fatalf("proxyValue(%q, %q) = %q", client, proxy, got)
+		}
+		if other := proxyValue(&http.Request{Header: http.Header{"Fly-Client-Ip": {"x", proxy}}}, "Fly-Client-Ip"); other != got {
+			t.Fatalf("the client's value %q changed the answer: %q, with another %q", client, got, other)
+		}
+	})
 }
