@@ -80,16 +80,9 @@ func run() error {
 		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep,
 	}
 	c.stoppingReplays.Store(*stoppingRep)
-	appendHdrs, err := parseMode("-client-proxy-headers", *proxyHdrs, proxyHeadersReplace, proxyHeadersAppend)
-	if err != nil {
+	if err := c.setClientHeaderModes(*proxyHdrs, *replayHdrs); err != nil {
 		return err
 	}
-	keepHdrs, err := parseMode("-client-replay-headers", *replayHdrs, replayHeadersStrip, replayHeadersKeep)
-	if err != nil {
-		return err
-	}
-	c.appendProxyHeaders.Store(appendHdrs)
-	c.keepReplayHeaders.Store(keepHdrs)
 	c.quit = make(chan struct{})
 	c.watch.clients, c.watch.msgs, c.watch.last = map[string][]float64{}, map[string][]float64{}, map[string]float64{}
 	for _, kv := range env {

@@ -39,6 +39,22 @@ func parseMode(name, v, off, on string) (bool, error) {
 	return false, fmt.Errorf("%s %.40q: want %s or %s", name, v, off, on)
 }
 
+// setClientHeaderModes applies the flags -client-proxy-headers and
+// -client-replay-headers.
+func (c *cluster) setClientHeaderModes(proxy, replay string) error {
+	appendHdrs, err := parseMode("-client-proxy-headers", proxy, proxyHeadersReplace, proxyHeadersAppend)
+	if err != nil {
+		return err
+	}
+	keepHdrs, err := parseMode("-client-replay-headers", replay, replayHeadersStrip, replayHeadersKeep)
+	if err != nil {
+		return err
+	}
+	c.appendProxyHeaders.Store(appendHdrs)
+	c.keepReplayHeaders.Store(keepHdrs)
+	return nil
+}
+
 // settings is what GET /.flylocal/state and POST /.flylocal/settings show.
 func (c *cluster) settings() map[string]any {
 	proxy, replay := proxyHeadersReplace, replayHeadersStrip
