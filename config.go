@@ -72,6 +72,8 @@ type config struct {
 	Handoff        bool          // HANDOFF=off turns it off
 	HandoffSecret  string        // HANDOFF_SECRET
 	HandoffTimeout time.Duration // HANDOFF_TIMEOUT: the whole hand-off, within kill_timeout
+
+	TrustCheck bool // TRUST_CHECK=on: the operator's trust check (README "What we trust of Fly, checked")
 }
 
 // loadConfig reads the environment through getenv and reports every bad
@@ -277,6 +279,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.HandoffSecret = getenv("HANDOFF_SECRET")
 	if v := c.HandoffSecret; v != "" && len(v) < 32 {
 		bad("HANDOFF_SECRET", "(hidden)", "want at least 32 bytes")
+	}
+	switch v := getenv("TRUST_CHECK"); v {
+	case "", "off":
+	case "on":
+		c.TrustCheck = true
+		if c.HandoffSecret == "" {
+			bad("TRUST_CHECK", v, "needs HANDOFF_SECRET: its calls are signed with a key derived from it")
+		}
+	default:
+		bad("TRUST_CHECK", v, "want on or off")
 	}
 	c.WebhookURL, c.WebhookSecret = getenv("WEBHOOK_URL"), getenv("WEBHOOK_SECRET")
 	if v := c.WebhookURL; v != "" {

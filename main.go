@@ -137,6 +137,7 @@ func run(getenv func(string) string) error {
 		Tokens:              verifier(cfg),
 		APIKey:              cfg.ServerAPIKey,
 		HandoffSecret:       cfg.HandoffSecret,
+		TrustCheck:          cfg.TrustCheck,
 		Webhooks:            webhookStats(hooks),
 		Version:             buildVersion(),
 		Prober:              prober,

@@ -19,6 +19,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveInternal(w, r) // siblings only: never routed
 		return
 	}
+	if r.URL.Path == TrustCheckPath {
+		s.serveTrustCheck(w, r) // the operator's, off by default: never routed (trustcheck.go)
+		return
+	}
 	api := isAPI(r)
 	if api && s.apiRefusal(w, r) {
 		return // before routing: a refused call costs no probe

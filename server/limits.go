@@ -215,13 +215,13 @@ func (l *ipLimits) refundMiss(ip string) {
 	l.machine.add(now, -1)
 }
 
-// clientIP is the address a request counts against: Fly-Client-IP for a
-// request that came through Fly's proxy (it carries Fly-Region), else the
-// socket's address. IPv6 addresses are keyed by their /64, the block one
-// subscriber gets, so rotating addresses within it buys nothing.
+// clientIP is the address a request counts against: the proxy's (last)
+// Fly-Client-IP for a request that came through Fly's proxy (viaProxy),
+// else the socket's address. IPv6 addresses are keyed by their /64, the
+// block one subscriber gets, so rotating addresses within it buys nothing.
 func (s *Server) clientIP(r *http.Request) string {
-	if s.cfg.AppName != "" && r.Header.Get("Fly-Region") != "" {
-		if ip, err := netip.ParseAddr(r.Header.Get("Fly-Client-IP")); err == nil {
+	if s.cfg.AppName != "" && viaProxy(r) {
+		if ip, err := netip.ParseAddr(proxyValue(r, "Fly-Client-IP")); err == nil {
 			return addrKey(ip)
 		}
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/party-sockets/party-sockets/internal/peerauth"
@@ -29,6 +30,23 @@ func viaProxy(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// proxyValue is the value Fly's proxy wrote for header name: the last
+// one. A client can send its own; whether the proxy replaces it or adds
+// its own after it is undocumented (README "What we trust of Fly,
+// checked"), and the last value is the proxy's either way, appended as a
+// field line of its own or after a comma.
+func proxyValue(r *http.Request, name string) string {
+	vs := r.Header.Values(name)
+	if len(vs) == 0 {
+		return ""
+	}
+	v := vs[len(vs)-1]
+	if i := strings.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	return strings.TrimSpace(v)
 }
 
 // peerKeys are the keys a machine signs and checks its siblings' calls

@@ -44,6 +44,7 @@ type Config struct {
 	APIKey         string           // SERVER_API_KEY: enables the server API
 	Webhooks       WebhookStats     // for metrics; nil without webhooks
 	HandoffSecret  string           // HANDOFF_SECRET: siblings' hand-offs must carry it
+	TrustCheck     bool             // TRUST_CHECK=on: the operator's signed GET /.trust-check is answered (trustcheck.go)
 
 	MaxFrameBytes int64         // largest client frame; larger closes with 1009
 	QueueFrames   int           // per-connection send queue, in frames
@@ -114,6 +115,8 @@ type Server struct {
 	baseCtx   context.Context
 	cancel    context.CancelFunc
 
+	trust *trustCheck // the operator's trust check; nil when off (trustcheck.go). Static after construction.
+
 	// Safe for concurrent use.
 	draining atomic.Bool
 	shedding atomic.Bool  // a shedding pass is running
@@ -160,6 +163,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, ipl: newIPLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin, cfg.MachineMissesPerMin),
 		budget: cfg.Budget, joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
 	s.peer = newPeerKeys(cfg.HandoffSecret)
+	s.trust = newTrustCheck(cfg.TrustCheck, cfg.HandoffSecret)
 	s.upgrades = newAddrRate(cfg.UpgradesPerSec, float64(cfg.UpgradeBurst))
 	s.creates = newAddrRate(cfg.CreatesPerMin/60, float64(cfg.CreateBurst))
 	s.conns.all = map[*conn]struct{}{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"slices"
 	"sync"
@@ -18,6 +19,7 @@ type cluster struct {
 	dnsAddr    string
 	machines   []*machine // fixed after start; each machine guards its own state
 	edges      []*edge
+	proxyIP    net.IP // the edges' source address towards machines; nil: the system's choice
 	machineEnv []string
 	logs       io.Writer
 
@@ -27,6 +29,10 @@ type cluster struct {
 	fallbackSrc     bool        // a force_self fallback also carries fly-replay-src
 	fallbackReplay  bool        // a fly-replay answer to a fallback delivery is honoured
 	stoppingReplays atomic.Bool // a replay to a stopping machine is delivered, not failed over
+
+	// What an edge does with a client's own proxy headers (settings.go).
+	appendProxyHeaders atomic.Bool // the client's Fly-Region and Fly-Client-IP stay, before the edge's
+	keepReplayHeaders  atomic.Bool // the client's fly-replay-src and fly-replay-failed reach the machine
 
 	deployment    deployment // the rolling deploy (deploy.go)
 	watch         watch      // replays and history for the overview (watch.go)

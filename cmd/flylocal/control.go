@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"log"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -36,13 +37,21 @@ type machineView struct {
 //	POST /.flylocal/deploy                 a rolling deploy, one machine at a time (202; 409 while one runs;
 //	                                       ?close_frames=0: no close frames)
 //	GET  /.flylocal/deploy                 its progress as JSON
-//	POST /.flylocal/settings?stopping_replays=<0|1>
-//	                                       an undocumented Fly behaviour, switched at run time
+//	POST /.flylocal/settings?stopping_replays=<0|1>&client_proxy_headers=<replace|append>&client_replay_headers=<strip|keep>
+//	                                       undocumented Fly behaviours, switched at run time (settings.go)
 //	GET  /.flylocal/state                  everything the overview shows, as JSON
 //	POST /.flylocal/shutdown               stop every machine and exit, as SIGTERM does
 //
-// Every POST is logged.
+// Only this machine's own pages and tools are answered (controlRefusal).
+// Every POST is logged, and every refusal.
 func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
+	if status, why := c.controlRefusal(r); status != 0 {
+		log.Printf("flylocal: refused control %s %.200s from %s: %s", r.Method, r.URL.RequestURI(), r.RemoteAddr, why)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(map[string]string{"error": why})
+		return
+	}
 	path := strings.Trim(strings.TrimPrefix(r.URL.Path, "/.flylocal"), "/")
 	parts := strings.Split(path, "/")
 	if r.Method == http.MethodPost {
@@ -78,12 +87,7 @@ func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		json.NewEncoder(w).Encode(c.deployment.status(len(c.machines)))
 	case path == "settings" && r.Method == http.MethodPost:
-		if v := r.URL.Query().Get("stopping_replays"); v != "" {
-			c.stoppingReplays.Store(v == "1")
-			log.Printf("flylocal: stopping_replays=%v", v == "1")
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]bool{"stopping_replays": c.stoppingReplays.Load()})
+		c.serveSettings(w, r.URL.Query())
 	case path == "deploy" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(c.deployment.status(len(c.machines)))
@@ -102,6 +106,51 @@ func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, "unknown flylocal control request", http.StatusNotFound)
 	}
+}
+
+// controlRefusal says why a control request is refused, or 0. The
+// control API can stop the cluster and shows room codes, and every page
+// the developer's browser opens can send it requests:
+//   - a DNS-rebound page reaches 127.0.0.1 under its own name, so the Host
+//     must be a loopback name of one of our edges (ownHost);
+//   - a cross-site form or no-cors fetch can POST but cannot set a header,
+//     so a POST needs X-Flylocal: 1; a fetch that sets it is preflighted,
+//     and the OPTIONS is refused here with no CORS headers, so the browser
+//     never sends it.
+func (c *cluster) controlRefusal(r *http.Request) (int, string) {
+	if !c.ownHost(r.Host) {
+		return http.StatusForbidden, "Foreign host"
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodPost:
+		if v := r.Header.Values("X-Flylocal"); len(v) != 1 || v[0] != "1" {
+			return http.StatusForbidden, "Missing X-Flylocal: 1"
+		}
+	default:
+		return http.StatusMethodNotAllowed, "Method not allowed"
+	}
+	return 0, ""
+}
+
+// ownHost reports whether host (a request's Host) names one of the edges
+// by a loopback name: 127.0.0.1:<port>, localhost:<port> or [::1]:<port>,
+// the port left out only for port 80. An exact match, so a name that only
+// looks like one (evil.localhost, 127.0.0.1.evil.example) is foreign.
+func (c *cluster) ownHost(host string) bool {
+	if len(host) > len("localhost:65535") {
+		return false
+	}
+	host = strings.ToLower(host)
+	for _, e := range c.edges {
+		port := strconv.Itoa(e.port)
+		for _, name := range []string{"127.0.0.1", "localhost", "[::1]"} {
+			if host == name+":"+port || (e.port == 80 && host == name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (c *cluster) act(m *machine, action string, closeFrames bool) error {
@@ -157,14 +206,13 @@ type clusterState struct {
 	Deploy   deployStatus      `json:"deploy"`
 	WS       int64             `json:"websockets"`
 	Requests int64             `json:"requests"`
-	Settings map[string]bool   `json:"settings"`
+	Settings map[string]any    `json:"settings"`
 }
 
 func (c *cluster) state() clusterState {
 	st := clusterState{App: c.app, Edges: map[string]string{}, DNS: "up", Machines: c.views(),
 		Deploy: c.deployment.status(len(c.machines)), WS: c.websockets.Load(), Requests: c.requests.Load(),
-		Settings: map[string]bool{"stopping_replays": c.stoppingReplays.Load(), "stop_close_frames": c.stopCloseFrames,
-			"fallback_src": c.fallbackSrc, "fallback_replay": c.fallbackReplay}}
+		Settings: c.settings()}
 	switch {
 	case c.dnsDown.Load():
 		st.DNS = "down"

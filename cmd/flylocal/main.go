@@ -58,6 +58,8 @@ func run() error {
 		fallbackSrc = flag.Bool("fallback-src", true, "a force_self fallback delivery also carries fly-replay-src (undocumented on Fly)")
 		fallbackRep = flag.Bool("fallback-replay", false, "honour fly-replay from a fallback delivery (undocumented on Fly)")
 		stoppingRep = flag.Bool("stopping-replays", false, "deliver a replay to a machine that is stopping; off, it fails over like an unreachable one (undocumented on Fly)")
+		proxyHdrs   = flag.String("client-proxy-headers", proxyHeadersReplace, "a client's own Fly-Region and Fly-Client-IP: replace them, or append the edge's after them (undocumented on Fly)")
+		replayHdrs  = flag.String("client-replay-headers", replayHeadersStrip, "a client's own fly-replay-src and fly-replay-failed: strip or keep them (undocumented on Fly)")
 		quiet       = flag.Bool("quiet", false, "do not copy machine logs to stderr")
 		env         envList
 	)
@@ -78,6 +80,9 @@ func run() error {
 		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep,
 	}
 	c.stoppingReplays.Store(*stoppingRep)
+	if err := c.setClientHeaderModes(*proxyHdrs, *replayHdrs); err != nil {
+		return err
+	}
 	c.quit = make(chan struct{})
 	c.watch.clients, c.watch.msgs, c.watch.last = map[string][]float64{}, map[string][]float64{}, map[string]float64{}
 	for _, kv := range env {
@@ -120,9 +125,14 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("edge %s: %w", region, err)
 		}
-		e.port = ln.Addr().(*net.TCPAddr).Port
+		e.port, e.ln = ln.Addr().(*net.TCPAddr).Port, ln
 		c.edges = append(c.edges, e)
-		go (&http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
+	}
+	for _, e := range c.edges { // once c.edges is whole: control requests read it
+		go (&http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}).Serve(e.ln)
+	}
+	if int(base[3])+len(regionList)**perRegion > 254 {
+		return fmt.Errorf("-ip-base %s: %d machines and the edges' address do not fit in its /24", *ipBase, len(regionList)**perRegion)
 	}
 	n := 0
 	for _, region := range regionList {
@@ -132,6 +142,9 @@ func run() error {
 			n++
 		}
 	}
+	// Fly's proxy is never the client: the edges connect to machines from
+	// the address after the last machine's.
+	c.proxyIP = net.IPv4(base[0], base[1], base[2], base[3]+byte(n))
 	defer c.stopAll()
 	errs := make(chan error, len(c.machines))
 	for _, m := range c.machines {
@@ -169,7 +182,8 @@ func (c *cluster) announce() error {
 		Edges    map[string]string `json:"edges"`
 		Machines []machineOut      `json:"machines"`
 		DNS      string            `json:"dns"`
-	}{App: c.app, Edges: map[string]string{}, DNS: c.dnsAddr}
+		Proxy    string            `json:"proxy"` // the address the edges connect to machines from
+	}{App: c.app, Edges: map[string]string{}, DNS: c.dnsAddr, Proxy: c.proxyIP.String()}
 	for _, e := range c.edges {
 		out.Edges[e.region] = e.url()
 	}

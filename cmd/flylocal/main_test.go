@@ -33,8 +33,9 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // The real flylocal binary: GET /.flylocal/state describes the cluster,
-// every control call is logged, and POST /.flylocal/shutdown stops every
-// machine and exits 0 (how to stop a cluster started in the background).
+// every control call is logged, and POST /.flylocal/shutdown (with
+// X-Flylocal: 1) stops every machine and exits 0 (how to stop a cluster
+// started in the background).
 func TestStateAndShutdownThroughTheControlAPI(t *testing.T) {
 	testutil.TrackModule(t)
 	dir := t.TempDir()
@@ -74,7 +75,21 @@ func TestStateAndShutdownThroughTheControlAPI(t *testing.T) {
 		t.Fatalf("state: %+v", st)
 	}
 
-	resp, err = http.Post(edge+"/.flylocal/shutdown", "", nil)
+	// A POST without X-Flylocal: 1, as a cross-site page sends it, is
+	// refused (control_test.go has the cases); the cluster keeps running.
+	resp, err = http.Post(edge+"/.flylocal/shutdown", "text/plain", nil)
+	if err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("POST shutdown without X-Flylocal: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if resp, err = http.Get(edge + "/.flylocal/state"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after a refused shutdown: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	req, _ := http.NewRequest("POST", edge+"/.flylocal/shutdown", nil)
+	req.Header.Set("X-Flylocal", "1")
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("POST shutdown: %v %v", resp, err)
 	}

@@ -30,6 +30,7 @@ type edge struct {
 	c      *cluster
 	region string
 	port   int
+	ln     net.Listener
 }
 
 func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -252,7 +253,11 @@ func (e *edge) send(r *http.Request, body []byte, h hop, reqID string) (net.Conn
 	if st := m.State(); st != stateStarted && !(st == stateStopping && h.src != "" && e.c.stoppingReplays.Load()) {
 		return nil, nil, nil, fmt.Errorf("machine %s is %s", m.ID, st)
 	}
-	conn, err := net.DialTimeout("tcp", m.addr(), h.timeout)
+	d := net.Dialer{Timeout: h.timeout}
+	if e.c.proxyIP != nil {
+		d.LocalAddr = &net.TCPAddr{IP: e.c.proxyIP}
+	}
+	conn, err := d.Dial("tcp", m.addr())
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -263,21 +268,20 @@ func (e *edge) send(r *http.Request, body []byte, h hop, reqID string) (net.Conn
 	out.ContentLength = int64(len(body))
 	hdr := out.Header
 	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
-	hdr.Set("Fly-Client-IP", clientIP)
+	e.c.proxyHeader(hdr, "Fly-Client-IP", clientIP)
 	hdr.Set("X-Forwarded-For", strings.TrimPrefix(r.Header.Get("X-Forwarded-For")+", "+clientIP, ", "))
 	hdr.Set("X-Forwarded-Proto", "http")
 	hdr.Set("X-Forwarded-Port", strconv.Itoa(e.port))
 	hdr.Set("Fly-Forwarded-Port", strconv.Itoa(e.port))
-	hdr.Set("Fly-Region", e.region)
+	e.c.proxyHeader(hdr, "Fly-Region", e.region)
 	hdr.Set("Fly-Request-Id", reqID)
 	hdr.Set("Via", "1.1 fly.io")
-	hdr.Del("Fly-Replay-Src")
-	hdr.Del("Fly-Replay-Failed")
+	e.c.clientReplayHeaders(hdr)
 	if h.src != "" {
-		hdr.Set("Fly-Replay-Src", h.src)
+		hdr.Add("Fly-Replay-Src", h.src) // after the client's, when kept
 	}
 	if h.failed != "" {
-		hdr.Set("Fly-Replay-Failed", h.failed)
+		hdr.Add("Fly-Replay-Failed", h.failed)
 	}
 	conn.SetDeadline(time.Now().Add(h.timeout))
 	m.load.Add(1)

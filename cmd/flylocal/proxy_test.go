@@ -246,3 +246,19 @@ func TestDNSNames(t *testing.T) {
 		t.Fatalf("UDP answer over 512 bytes not truncated: %v %v", in, err)
 	}
 }
+
+// Fly's proxy is never the client: the edges connect to machines from the
+// cluster's own address, and the client's is only in Fly-Client-IP.
+func TestEdgesConnectFromTheProxyAddress(t *testing.T) {
+	type seen struct{ remote, client string }
+	got := make(chan seen, 1)
+	c, _ := newFakeCluster(t, func(f *fakeMachine, w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		got <- seen{host, r.Header.Get("Fly-Client-IP")}
+	}, "a:fra")
+	c.proxyIP = net.ParseIP("127.0.77.250")
+	get(t, edgeServer(t, c, "fra")+"/x", nil)
+	if s := <-got; s != (seen{"127.0.77.250", "127.0.0.1"}) {
+		t.Fatalf("the machine saw the socket %s and Fly-Client-IP %s; want 127.0.77.250 and 127.0.0.1", s.remote, s.client)
+	}
+}

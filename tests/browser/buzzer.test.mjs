@@ -116,7 +116,7 @@ test("buzzer quiz across regions: join by code, buzz, reconnect and reload into 
       window.party.addEventListener("reconnecting", () => window.deployReconnects++);
     });
   }
-  assert.equal((await fetch(DEPLOY_URL, { method: "POST" })).status, 202);
+  assert.equal((await fetch(DEPLOY_URL, { method: "POST", headers: { "X-Flylocal": "1" } })).status, 202);
   let deployed;
   for (let i = 0; i < 300; i++) {
     deployed = await (await fetch(DEPLOY_URL)).json();

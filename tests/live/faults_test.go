@@ -336,13 +336,12 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 func TestDeployThroughTheControlAPI(t *testing.T) {
 	local(t)
 	before := machineStates(t)
-	edge := cluster.Edges[cluster.regions()[0]]
-	resp, err := http.Post(edge+"/.flylocal/deploy", "", nil)
+	resp, err := cluster.postControl("deploy")
 	if err != nil || resp.StatusCode != 202 {
 		t.Fatalf("POST deploy: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if again, _ := http.Post(edge+"/.flylocal/deploy", "", nil); again == nil || again.StatusCode != 409 {
+	if again, _ := cluster.postControl("deploy"); again == nil || again.StatusCode != 409 {
 		t.Fatalf("a second deploy while one runs: %v", again)
 	} else {
 		again.Body.Close()

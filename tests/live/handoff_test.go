@@ -192,8 +192,7 @@ func TestRollingDeployMidGame(t *testing.T) {
 // deploy runs the local cluster's rolling deploy and waits for its end.
 func deploy(t *testing.T) {
 	t.Helper()
-	edge := cluster.Edges[cluster.regions()[0]]
-	resp, err := http.Post(edge+"/.flylocal/deploy", "", nil)
+	resp, err := cluster.postControl("deploy")
 	if err != nil || resp.StatusCode != 202 {
 		t.Fatalf("POST deploy: %v %v", resp, err)
 	}

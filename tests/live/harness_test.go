@@ -35,6 +35,7 @@ type Cluster struct {
 	Edges    map[string]string `json:"edges"` // region → base URL
 	Machines []Machine         `json:"machines"`
 	DNS      string            `json:"dns"`
+	Proxy    string            `json:"proxy"` // local cluster only: the address its edges connect to machines from
 	live     bool              // LIVE_URL: edges are one URL plus fly-prefer-region
 	cmd      *exec.Cmd
 }
@@ -110,6 +111,7 @@ func startLocal() (*Cluster, error) {
 	cmd := exec.Command(bin, "-regions", "fra,iad", "-per-region", "2", "-port", "0",
 		"-machine-port", fmt.Sprint(20000+rand.IntN(20000)), "-ip-base", ipBase,
 		"-kill-timeout", "5s", "-env", "HOST_GRACE=30s", "-env", "LOG_LEVEL=debug", "-env", "SERVER_API_KEY="+localAPIKey,
+		"-env", "HANDOFF_SECRET="+localSecret, "-env", "TRUST_CHECK=on",
 		// Every test player comes from 127.0.0.1, where on Fly each has its
 		// own address: the per-address limits fit 80 players at once (a
 		// deploy reconnects them all, and a rejoin that arrives before its
@@ -243,13 +245,28 @@ func (c *Cluster) restore(t *testing.T, path string) {
 }
 
 func (c *Cluster) post(path string) int {
-	resp, err := http.Post(c.Edges[c.regions()[0]]+"/.flylocal/"+path, "", nil)
+	resp, err := c.postControl(path)
 	if err != nil {
 		return 0
 	}
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// postControl POSTs to the local cluster's control API with the header
+// flylocal asks of every POST (X-Flylocal: 1); the caller closes the body.
+func (c *Cluster) postControl(path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, c.Edges[c.regions()[0]]+"/.flylocal/"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-Flylocal", "1")
+	return http.DefaultClient.Do(req)
+}
+
+// localSecret is the local cluster's HANDOFF_SECRET; against a deployed
+// app the trust check uses LIVE_SECRET (and is skipped without it).
+const localSecret = "local-cluster-handoff-secret-0123456789abcdef"
 
 // localAPIKey is the local cluster's SERVER_API_KEY; against a deployed
 // app the tests use LIVE_API_KEY (and skip the server API without it).
