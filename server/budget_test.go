@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/party-sockets/party-sockets/internal/budget"
@@ -27,4 +28,43 @@ func TestSpentBudgetRefusesCreate(t *testing.T) {
 	back := dial(t, ts.URL, "/", nil)
 	back.join(code, "h")
 	back.expect(`{"type":"joined","room":"` + code + `","index":0,"peers":[]}`)
+}
+
+// Over the budget, shedding frees vacant slots' recovery windows before
+// it looks at send queues: the player away loses its window (its rejoin
+// says recovered: false), nobody connected is closed.
+func TestShedFreesVacantWindowsFirst(t *testing.T) {
+	b := budget.New(4 << 20)
+	ts := newTestServer(t, Config{Budget: b})
+	h := dial(t, ts.URL, "/", nil)
+	code := h.create("h", 4)
+	p := dial(t, ts.URL, "/", nil)
+	p.send(`{"type":"join","clientId":"p","room":"` + code + `","recover":true}`)
+	p.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0],"seq":0}`)
+	h.expect(`{"type":"peer_joined","index":1}`)
+	p.ws.CloseNow()
+	h.expect(`{"type":"peer_left","index":1}`)
+	before := b.Used()
+	for range 4 {
+		h.send(`{"type":"send","data":"` + strings.Repeat("w", 50_000) + `"}`)
+	}
+	h.send(`{"type":"send","data":"mark","to":0}`) // to itself: after the four in the room's order
+	h.expect(`{"type":"message","from":0,"data":"mark"}`)
+	windows := b.Used() - before
+	// What only counts (queues) puts the budget over shedding's target of
+	// nine tenths, by less than the window holds.
+	extra := b.Limit()/10*9 - b.Used() + windows/2
+	b.Add(extra)
+	defer b.Add(-extra)
+	ts.shed()
+	// What is left is what was held before the window filled, give or
+	// take a frame in flight.
+	if left := b.Used() - extra; left > before+1024 {
+		t.Fatalf("after shedding the budget counts %d, %d before the vacant window took %d", left, before, windows)
+	}
+	back := dial(t, ts.URL, "/", nil)
+	back.send(`{"type":"join","clientId":"p","room":"` + code + `","recover":true,"since":0}`)
+	back.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0],"seq":5,"recovered":false}`)
+	h.send(`{"type":"send","data":"still here"}`)
+	back.expect(`{"type":"message","from":0,"data":"still here","seq":6}`)
 }
