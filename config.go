@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/party-sockets/party-sockets/internal/webhook"
+	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/tokens"
 )
 
@@ -45,6 +46,7 @@ type config struct {
 
 	RecoverFrames int
 	RecoverBytes  int
+	RecoverRoom   int           // bytes of a room's windows together
 	RecoverAge    time.Duration // 0: HOST_GRACE
 
 	// The game's backend (README "The game's backend in control").
@@ -103,6 +105,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 		RecoverFrames: 256,
 		RecoverBytes:  256 << 10,
+		RecoverRoom:   rooms.DefaultRecoverRoomBytes,
 
 		FramesPerSec:        200,
 		BytesPerSec:         1 << 20,
@@ -186,6 +189,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"UPGRADE_BURST", &c.UpgradeBurst, 1, 1 << 20},
 		{"RECOVER_FRAMES", &c.RecoverFrames, 1, 1 << 16},
 		{"RECOVER_BYTES", &c.RecoverBytes, 1024, 64 << 20},
+		{"RECOVER_ROOM_BYTES", &c.RecoverRoom, 64 << 10, 4 << 20}, // a room must fit in a hand-off (rooms.DefaultRecoverRoomBytes)
 		{"CREATE_BURST", &c.CreateBurst, 1, 1 << 20},
 		{"MACHINE_MISSES_PER_MIN", &c.MachineMissesPerMin, 0, 1 << 30},
 		{"SEND_QUEUE_FRAMES", &c.QueueFrames, 1, 1 << 20},

@@ -107,7 +107,7 @@ func TestLoadConfigBoundsRatesRecoveryAndBackend(t *testing.T) {
 	bad := map[string]string{
 		"FRAMES_PER_SEC": "-1", "BYTES_PER_SEC": "lots", "UPGRADES_PER_SEC": "1e9", "CREATES_PER_MIN": "NaN",
 		"PROBES_PER_SEC": "-3", "UPGRADE_BURST": "0", "CREATE_BURST": "x", "MACHINE_MISSES_PER_MIN": "-1",
-		"RECOVER_FRAMES": "0", "RECOVER_BYTES": "10", "RECOVER_AGE": "-1s",
+		"RECOVER_FRAMES": "0", "RECOVER_BYTES": "10", "RECOVER_AGE": "-1s", "RECOVER_ROOM_BYTES": "8388608",
 		"CREATE_TOKEN_SECRET": "short", "CREATE_TOKEN_PUBLIC_KEY": "not pem", "SERVER_API_KEY": "short",
 		"WEBHOOK_URL": "ftp://x", "WEBHOOK_SECRET": "plain",
 		"HANDOFF": "maybe", "HANDOFF_SECRET": "short",
@@ -222,5 +222,22 @@ func TestTokenCommandAudienceJTIInstance(t *testing.T) {
 	}
 	if _, err := v.Check(mint("-aud", "relay", "-instance", "m1"), 1, ""); err != nil {
 		t.Fatalf("-instance m1 on m1: %v", err)
+	}
+}
+
+// A room's windows are bounded by default, and the bound stays one a
+// hand-off can carry (4 MiB at most).
+func TestLoadConfigRecoverRoomBytes(t *testing.T) {
+	c, err := loadConfig(env(nil))
+	if err != nil || c.RecoverRoom != 1<<20 {
+		t.Fatalf("default RECOVER_ROOM_BYTES = %d (%v), want 1 MiB", c.RecoverRoom, err)
+	}
+	if c, err = loadConfig(env(map[string]string{"RECOVER_ROOM_BYTES": "4194304"})); err != nil || c.RecoverRoom != 4<<20 {
+		t.Fatalf("RECOVER_ROOM_BYTES=4194304: %d, %v", c.RecoverRoom, err)
+	}
+	for _, v := range []string{"65535", "4194305", "-1", "lots"} {
+		if _, err := loadConfig(env(map[string]string{"RECOVER_ROOM_BYTES": v})); err == nil || !strings.Contains(err.Error(), "RECOVER_ROOM_BYTES=") {
+			t.Errorf("RECOVER_ROOM_BYTES=%s: %v", v, err)
+		}
 	}
 }

@@ -83,6 +83,8 @@ func run(getenv func(string) string) error {
 		RecoverFrames: cfg.RecoverFrames,
 		RecoverBytes:  cfg.RecoverBytes,
 		RecoverAge:    cfg.RecoverAge,
+		// A room's windows together (README "Catch-up after a blip").
+		RecoverRoomBytes: cfg.RecoverRoom,
 	})
 	// Catch the signals before serving anything: a stop that arrives right
 	// after start must drain, not kill (the default action).

@@ -213,11 +213,9 @@ func (m *Manager) Import(s *Snapshot) error {
 		sl := slot{index: in.Index, left: in.Left, recover: in.Recover, seq: in.Seq}
 		enchex.Decode(sl.key[:], []byte(in.Key))
 		for _, f := range in.Window {
-			e := entry{seq: f.Seq, frame: []byte(f.Frame), at: now.Add(-time.Duration(f.AgeMs) * time.Millisecond)}
-			sl.win.entries = append(sl.win.entries, e)
-			sl.win.bytes += len(e.frame)
+			sl.win.push(entry{seq: f.Seq, frame: []byte(f.Frame), at: now.Add(-time.Duration(f.AgeMs) * time.Millisecond)})
 		}
-		cost += int64(sl.win.bytes)
+		cost += int64(sl.win.cost)
 		r.byKey[sl.key] = sl.index
 		r.slots = append(r.slots, sl)
 		if in.Live {
@@ -253,6 +251,7 @@ func (m *Manager) Import(s *Snapshot) error {
 	// hold or wait for its lock.
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.importedLocked(now)
 	// The members that were live have left, as far as this room knows:
 	// the slots that recover are told so, in order, as after any blip.
 	for _, idx := range wasLive {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/party-sockets/party-sockets/closecode"
@@ -78,6 +79,9 @@ type Config struct {
 	RecoverFrames int
 	RecoverBytes  int
 	RecoverAge    time.Duration
+	// RecoverRoomBytes bounds a room's windows together, overhead
+	// included; 0 means DefaultRecoverRoomBytes.
+	RecoverRoomBytes int
 	// Events, when set, is told of every room's life (webhooks). It is
 	// called with the room's lock held: it must not block or call back.
 	Events func(Event)
@@ -86,12 +90,25 @@ type Config struct {
 	Budget *budget.Budget
 }
 
+// DefaultRecoverRoomBytes is the default bound on a room's recovery
+// windows together. A room moves whole in a hand-off, windows included:
+// with JSON's escaping (encoding/json writes '<' as \u003c) a window's
+// bytes can grow six times in a snapshot, and 6 MiB leaves room for the
+// state and 4,004 slots under the 8 MiB hand-off body. It is also what
+// one room can hold of a 50 MiB budget: 2%.
+const DefaultRecoverRoomBytes = 1 << 20
+
 // Manager owns every room on this machine.
 type Manager struct {
 	cfg     Config
 	mu      sync.RWMutex // guards rooms, aborted
 	rooms   map[string]*Room
 	aborted map[string]struct{} // transfers whose senders kept the room (handoff.go)
+
+	// Atomic.
+	vacant       atomic.Int64 // bytes of vacant slots' windows, all rooms (recover.go)
+	reclaiming   atomic.Bool  // a reclaimFor pass is running (reclaim.go)
+	reclaimAfter atomic.Int64 // no reclaimFor pass before this (clock's Unix ns)
 }
 
 // NewManager returns an empty manager.
@@ -110,6 +127,9 @@ func NewManager(cfg Config) *Manager {
 	}
 	if cfg.RecoverAge <= 0 {
 		cfg.RecoverAge = max(cfg.HostGrace, time.Second)
+	}
+	if cfg.RecoverRoomBytes <= 0 {
+		cfg.RecoverRoomBytes = DefaultRecoverRoomBytes
 	}
 	return &Manager{cfg: cfg, rooms: make(map[string]*Room), aborted: map[string]struct{}{}}
 }
@@ -131,6 +151,17 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 		return nil, ErrClientIDTooLong
 	}
 	req.MaxClients = min(req.MaxClients, float64(m.cfg.MaxMembers))
+	// The slot's bytes, before the manager's lock: reserving may free
+	// windows in other rooms. Given back unless the room is made.
+	if !m.reserve(SlotBytes) {
+		return nil, ErrOverBudget
+	}
+	made := false
+	defer func() {
+		if !made {
+			m.cfg.Budget.Add(-SlotBytes)
+		}
+	}()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cfg.MaxRooms > 0 && len(m.rooms) >= m.cfg.MaxRooms {
@@ -155,7 +186,6 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 		next:    1,
 		live:    1,
 	}
-	m.cfg.Budget.Add(SlotBytes)
 	m.event(Event{Type: EventRoomCreated, Room: code})
 	m.event(Event{Type: EventPlayerJoined, Room: code, Index: 0})
 	created := createdFrame(code, m.cfg.Instance, m.cfg.Region, 0, resolved)
@@ -164,6 +194,7 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 	}
 	req.Member.Send(created)
 	m.rooms[code] = r
+	made = true
 	return r, nil
 }
 

@@ -12,6 +12,16 @@ import (
 // across reconnects, and keeps the latest in a window bounded by frames,
 // bytes and age. A rejoin with "since": n gets every frame above n that the
 // window still holds, right after joined and before any live frame.
+//
+// What windows may hold is bounded three ways: each window (frames, bytes,
+// age), each room's windows together (RecoverRoomBytes) and the machine's
+// memory budget, which a frame must fit in before it is kept (TryAdd).
+// When a frame does not fit, vacant slots' windows go first, oldest
+// vacancy first: such a slot stops being numbered (it lapses) and answers
+// its next rejoin with "recovered": false and the state. Then a live
+// slot's own oldest frames; a live slot whose frame still cannot be kept
+// loses its whole window (its member got the frame live). A vacant slot
+// lapses too once it has been vacant for the window's age (reclaim.go).
 
 // Errors of the recovery extension, in the contract's shape.
 var (
@@ -23,19 +33,6 @@ var (
 type JoinOptions struct {
 	Recover bool
 	Since   *uint64 // with Recover: the last seq the client has
-}
-
-// entry is one frame in a window, as it was sent: with its seq.
-type entry struct {
-	seq   uint64
-	frame []byte
-	at    time.Time
-}
-
-// window is a slot's recovery buffer, oldest first.
-type window struct {
-	entries []entry
-	bytes   int
 }
 
 // withSeq is frame (a JSON object) with ,"seq":n before its closing brace.
@@ -51,7 +48,7 @@ func withSeq(frame []byte, seq uint64) []byte {
 // opt in, numbered and kept to one that did, even while it is away. It
 // reports whether a live socket got it.
 func (r *Room) deliverLocked(s *slot, frame []byte) bool {
-	if !s.recover {
+	if !s.numbering() {
 		if s.member == nil {
 			return false
 		}
@@ -60,62 +57,191 @@ func (r *Room) deliverLocked(s *slot, frame []byte) bool {
 	}
 	s.seq++
 	f := withSeq(frame, s.seq)
-	r.keepLocked(s, f)
+	kept := r.keepLocked(s, f)
 	if s.member == nil {
+		if !kept {
+			r.stopNumberingLocked(s) // s.seq, this frame's, marks the gap
+		}
 		return false
+	}
+	if !kept {
+		r.dropWindowLocked(s) // no hole in the middle: the window restarts after f
 	}
 	s.member.Send(f)
 	return true
 }
 
-// keepLocked adds a numbered frame to s's window and trims it to its
-// bounds.
-func (r *Room) keepLocked(s *slot, f []byte) {
-	now := r.m.cfg.Clock.Now()
-	s.win.entries = append(s.win.entries, entry{seq: s.seq, frame: f, at: now})
-	s.win.bytes += len(f)
-	r.m.cfg.Budget.Add(int64(len(f)))
-	r.trimLocked(s, now)
+// keepLocked adds a numbered frame to s's window, within the window's own
+// bounds, the room's and the machine's budget, and reports whether it could.
+func (r *Room) keepLocked(s *slot, f []byte) bool {
+	cfg := &r.m.cfg
+	now := cfg.Clock.Now()
+	r.trimLocked(s, now, 1, len(f))
+	if len(f) > cfg.RecoverBytes || !r.fitRoomLocked(s, f) || !r.fitBudgetLocked(s, f) {
+		return false
+	}
+	r.accountLocked(s, s.win.push(entry{seq: s.seq, frame: f, at: now}))
+	r.armAgeLocked(now.Add(cfg.RecoverAge))
+	return true
 }
 
-// trimLocked drops the oldest frames past the window's bounds.
-func (r *Room) trimLocked(s *slot, now time.Time) {
-	cfg := r.m.cfg
-	drop := 0
-	for drop < len(s.win.entries) {
-		e := s.win.entries[drop]
-		if len(s.win.entries)-drop <= cfg.RecoverFrames && s.win.bytes <= cfg.RecoverBytes && now.Sub(e.at) <= cfg.RecoverAge {
-			break
+// fitRoomLocked makes room for f under the room's bound: vacant windows
+// go first, then s's own oldest frames if s is live.
+func (r *Room) fitRoomLocked(s *slot, f []byte) bool {
+	for r.winCost+s.win.pushCost(f) > r.m.cfg.RecoverRoomBytes {
+		if v := r.oldestVacantLocked(s); v != nil {
+			r.lapseLocked(v)
+			continue
 		}
-		s.win.bytes -= len(e.frame)
-		r.m.cfg.Budget.Add(-int64(len(e.frame)))
-		drop++
+		if s.member == nil || len(s.win.entries) == 0 {
+			return false
+		}
+		r.popLocked(s)
 	}
-	if drop > 0 {
-		clear(s.win.entries[:drop])
-		s.win.entries = s.win.entries[drop:]
+	return true
+}
+
+// fitBudgetLocked takes f's cost from the memory budget: vacant windows
+// go first, this room's then the machine's (reserveLocked), then s's own
+// oldest frames if s is live.
+func (r *Room) fitBudgetLocked(s *slot, f []byte) bool {
+	for !r.reserveLocked(int64(s.win.pushCost(f)), s) {
+		if s.member == nil || len(s.win.entries) == 0 {
+			return false
+		}
+		r.popLocked(s)
 	}
+	return true
+}
+
+// trimLocked drops s's oldest frames until room for extra more frames of
+// extraBytes fits the window's bounds, and every frame older than the
+// window's age.
+func (r *Room) trimLocked(s *slot, now time.Time, extra, extraBytes int) {
+	cfg := &r.m.cfg
+	for len(s.win.entries) > 0 {
+		e := &s.win.entries[0]
+		if len(s.win.entries)+extra <= cfg.RecoverFrames && s.win.frames+extraBytes <= cfg.RecoverBytes && now.Sub(e.at) <= cfg.RecoverAge {
+			return
+		}
+		r.popLocked(s)
+	}
+}
+
+// popLocked drops s's oldest frame.
+func (r *Room) popLocked(s *slot) {
+	c := s.win.popOldest()
+	r.accountLocked(s, c)
+	r.m.cfg.Budget.Add(int64(c))
 }
 
 // dropWindowLocked frees s's window.
 func (r *Room) dropWindowLocked(s *slot) {
-	r.m.cfg.Budget.Add(-int64(s.win.bytes))
+	c := s.win.cost
 	s.win = window{}
+	r.accountLocked(s, -c)
+	r.m.cfg.Budget.Add(-int64(c))
+}
+
+// accountLocked records a change of c bytes in s's window in the room's
+// totals, and in the manager's when s is vacant.
+func (r *Room) accountLocked(s *slot, c int) {
+	r.winCost += c
+	if s.member == nil {
+		r.vacantCost += c
+		r.m.vacant.Add(int64(c))
+	}
+}
+
+// lapseLocked stops numbering a vacant slot and frees its window: the seq
+// it skips stands for every frame it will not get, so its next rejoin
+// cannot be told recovered: true.
+func (r *Room) lapseLocked(s *slot) {
+	s.seq++
+	r.stopNumberingLocked(s)
+}
+
+// stopNumberingLocked frees a vacant slot's window and stops numbering
+// frames for it until its owner is back.
+func (r *Room) stopNumberingLocked(s *slot) {
+	r.dropWindowLocked(s)
+	s.lapsed = true
+}
+
+// oldestVacantLocked returns the slot other than except (which may be nil)
+// that has been vacant longest and still holds a window, or nil.
+func (r *Room) oldestVacantLocked(except *slot) *slot {
+	own := 0
+	if except != nil && except.member == nil {
+		own = except.win.cost
+	}
+	if r.vacantCost-own <= 0 {
+		return nil
+	}
+	var v *slot
+	for i := range r.slots {
+		s := &r.slots[i]
+		if s != except && s.member == nil && s.win.cost > 0 && (v == nil || s.left < v.left) {
+			v = s
+		}
+	}
+	return v
+}
+
+// vacateLocked records that s's member is gone: its window now counts as
+// vacant, and the age sweep will lapse it if it stays away.
+func (r *Room) vacateLocked(s *slot) {
+	s.member = nil
+	r.leaves++
+	s.left, s.leftAt = r.leaves, r.m.cfg.Clock.Now()
+	r.vacantCost += s.win.cost
+	r.m.vacant.Add(int64(s.win.cost))
+	if s.numbering() {
+		r.armAgeLocked(s.leftAt.Add(r.m.cfg.RecoverAge))
+	}
+}
+
+// occupyLocked gives vacant slot s to mem.
+func (r *Room) occupyLocked(s *slot, mem Member) {
+	r.vacantCost -= s.win.cost
+	r.m.vacant.Add(-int64(s.win.cost))
+	s.member = mem
+}
+
+// importedLocked counts the windows of a room that arrived by hand-off,
+// every slot vacant since now, and holds them to the room's bound.
+func (r *Room) importedLocked(now time.Time) {
+	for i := range r.slots {
+		s := &r.slots[i]
+		s.leftAt = now
+		r.winCost += s.win.cost
+		r.vacantCost += s.win.cost
+		r.m.vacant.Add(int64(s.win.cost))
+		if s.numbering() {
+			r.armAgeLocked(now.Add(r.m.cfg.RecoverAge))
+		}
+	}
+	for r.winCost > r.m.cfg.RecoverRoomBytes {
+		v := r.oldestVacantLocked(nil)
+		if v == nil {
+			return
+		}
+		r.lapseLocked(v)
+	}
 }
 
 // missedLocked returns the frames of s numbered above since, and whether
 // they are all there (the window still holds since+1, or nothing was sent
 // after since).
 func (r *Room) missedLocked(s *slot, since uint64) (frames [][]byte, complete bool) {
-	r.trimLocked(s, r.m.cfg.Clock.Now())
+	r.trimLocked(s, r.m.cfg.Clock.Now(), 0, 0)
 	if since == s.seq {
 		return nil, true
 	}
-	es := s.win.entries
-	if len(es) == 0 || es[0].seq > since+1 {
+	if len(s.win.entries) == 0 || s.win.first() > since+1 {
 		return nil, false
 	}
-	for _, e := range es {
+	for _, e := range s.win.entries {
 		if e.seq > since {
 			frames = append(frames, e.frame)
 		}

@@ -76,7 +76,8 @@ func TestRecoveryWindowBounds(t *testing.T) {
 	back := &fakeMember{}
 	m.Join(r.Code, "p", back, since(0))
 	expectFrames(t, "player", back, `{"type":"joined","room":"AAAA01","index":1,"peers":[0],"seq":5,"recovered":false}`, `{"type":"state","data":"s"}`)
-	// Age: frames older than the window's age are gone.
+	// Age: away longer than the window's age, the slot lapsed: its frames
+	// are gone and it skipped a seq (7), so it cannot be told recovered.
 	r.Leave(1, back, false)
 	r.Send(0, host, nil, MessageFrame(0, []byte(`"old"`)))
 	clk.Advance(2 * time.Minute)
@@ -84,7 +85,7 @@ func TestRecoveryWindowBounds(t *testing.T) {
 	if _, _, err := m.Join(r.Code, "p", late, since(5)); err != nil {
 		t.Fatal(err)
 	}
-	if got := late.take(); len(got) != 2 || got[0] != `{"type":"joined","room":"AAAA01","index":1,"peers":[0],"seq":6,"recovered":false}` {
+	if got := late.take(); len(got) != 2 || got[0] != `{"type":"joined","room":"AAAA01","index":1,"peers":[0],"seq":7,"recovered":false}` {
 		t.Fatalf("after the window's age: %q", got)
 	}
 }

@@ -17,12 +17,17 @@ func keyOf(clientID string) clientKey { return sha256.Sum256([]byte(clientID)) }
 type slot struct {
 	index   int
 	key     clientKey
-	member  Member // nil while the slot is vacant
-	left    uint64 // the room's leave counter when the slot went vacant
-	recover bool   // the owner opted in to recovery: frames are numbered and kept
-	seq     uint64 // the last number handed out (recover.go)
+	member  Member    // nil while the slot is vacant
+	left    uint64    // the room's leave counter when the slot went vacant
+	leftAt  time.Time // when it went vacant
+	recover bool      // the owner opted in to recovery: frames are numbered and kept
+	lapsed  bool      // vacant, and no longer numbered (recover.go) until the owner is back
+	seq     uint64    // the last number handed out (recover.go)
 	win     window
 }
+
+// numbering reports whether frames for s are numbered and kept.
+func (s *slot) numbering() bool { return s.recover && !s.lapsed }
 
 // SlotBytes is what one remembered slot costs, roughly: the slot, its map
 // entry and its share of the slice. The memory budget counts it.
@@ -52,6 +57,12 @@ type Room struct {
 	graceTurn int       // bumped on every arm and cancel; a stale timer sees a different turn
 	transfer  string    // the hand-off that brought the room here, "" when created here
 	moved     bool      // closed because a hand-off took it: members stay recorded (handoff.go)
+	// Recovery windows (recover.go, reclaim.go): bytes held by all, and by
+	// vacant slots'; the age sweep's timer, as grace's.
+	winCost, vacantCost int
+	ageTimer            Timer
+	ageAt               time.Time
+	ageTurn             int
 }
 
 // slotHistory is how many clientIds a room remembers: four per member it
@@ -118,7 +129,7 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		if r.full() {
 			return 0, ErrRoomFull
 		}
-		s.member = mem
+		r.occupyLocked(s, mem)
 		r.live++
 		if idx == 0 {
 			r.cancelGraceLocked()
@@ -129,8 +140,10 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		if r.full() {
 			return 0, ErrRoomFull
 		}
-		if len(r.slots) >= r.history {
-			r.forgetOldestVacantLocked()
+		// A forgotten slot's bytes go to the new one; else they are
+		// reserved, and refused when the budget is spent.
+		if !(len(r.slots) >= r.history && r.forgetOldestVacantLocked()) && !r.reserveLocked(SlotBytes, nil) {
+			return 0, ErrOverBudget
 		}
 		idx = r.next
 		r.next++
@@ -139,7 +152,6 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		s.member = mem
 		r.byKey[key] = idx
 		r.live++
-		r.m.cfg.Budget.Add(SlotBytes)
 		r.m.event(Event{Type: EventPlayerJoined, Room: r.Code, Index: idx})
 		r.broadcastLocked(idx, peerFrame("peer_joined", idx))
 	}
@@ -147,7 +159,7 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		r.dropWindowLocked(s)
 		s.seq = 0
 	}
-	s.recover = opt.Recover
+	s.recover, s.lapsed = opt.Recover, false
 	joined := joinedFrame(r.Code, idx, r.peersLocked(idx), r.URL)
 	if !opt.Recover {
 		mem.Send(joined)
@@ -178,10 +190,11 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 }
 
 // forgetOldestVacantLocked drops the key of the slot that has been vacant
-// longest. The host's slot is never forgotten: it may be reclaimed until
-// the grace ends. A full room has a vacant slot to forget: live members
-// never exceed maxClients, which is below the history.
-func (r *Room) forgetOldestVacantLocked() {
+// longest, and reports whether there was one. The host's slot is never
+// forgotten: it may be reclaimed until the grace ends. A full room has a
+// vacant slot to forget: live members never exceed maxClients, which is
+// below the history.
+func (r *Room) forgetOldestVacantLocked() bool {
 	victim := -1
 	for i := range r.slots {
 		s := &r.slots[i]
@@ -190,12 +203,12 @@ func (r *Room) forgetOldestVacantLocked() {
 		}
 	}
 	if victim < 0 {
-		return
+		return false
 	}
 	delete(r.byKey, r.slots[victim].key)
 	r.dropWindowLocked(&r.slots[victim])
 	r.slots = append(r.slots[:victim], r.slots[victim+1:]...)
-	r.m.cfg.Budget.Add(-SlotBytes)
+	return true
 }
 
 func (r *Room) peersLocked(self int) []int {
@@ -252,9 +265,7 @@ func (r *Room) Leave(idx int, mem Member, clean bool) {
 	if err != nil {
 		return
 	}
-	s.member = nil
-	r.leaves++
-	s.left = r.leaves
+	r.vacateLocked(s)
 	r.live--
 	r.m.event(Event{Type: EventPlayerLeft, Room: r.Code, Index: idx})
 	if r.live == 0 && clean {
@@ -288,7 +299,7 @@ func (r *Room) relayLocked(skip int, to *uint64, frame []byte) (int, error) {
 		return 0, ErrTargetNotFound
 	}
 	s := r.slotLocked(int(*to))
-	if s == nil || (s.member == nil && !s.recover) {
+	if s == nil || (s.member == nil && !s.numbering()) {
 		return 0, ErrTargetNotFound
 	}
 	if r.deliverLocked(s, frame) {
@@ -320,9 +331,11 @@ func (r *Room) setStateLocked(skip int, data []byte) error {
 	case len(data) > MaxStateBytes:
 		return ErrStateTooLarge
 	}
-	old := len(r.state)
-	r.state = StateFrame(data)
-	r.m.cfg.Budget.Add(int64(len(r.state) - old))
+	state := StateFrame(data)
+	if !r.reserveLocked(int64(len(state)-len(r.state)), nil) {
+		return ErrOverBudget
+	}
+	r.state = state
 	r.broadcastLocked(skip, r.state)
 	return nil
 }
@@ -359,11 +372,14 @@ func (r *Room) endLocked(code int, reason, why string) {
 func (r *Room) releaseLocked() {
 	r.closed = true
 	r.cancelGraceLocked()
+	r.cancelAgeLocked()
 	r.live = 0
 	for i := range r.slots {
-		r.dropWindowLocked(&r.slots[i])
+		r.slots[i].win = window{}
 	}
-	r.m.cfg.Budget.Add(-int64(len(r.slots)*SlotBytes + len(r.state)))
+	r.m.vacant.Add(-int64(r.vacantCost))
+	r.m.cfg.Budget.Add(-int64(len(r.slots)*SlotBytes + len(r.state) + r.winCost))
+	r.winCost, r.vacantCost = 0, 0
 	r.m.remove(r)
 }
 

@@ -74,15 +74,22 @@ func (s *Server) maybeShed() {
 	}
 }
 
-// shed closes the connections that hold the most queued bytes, largest
-// first, until the budget would be back under nine tenths of its limit.
-// Readers that stopped reading hold the most; healthy members hold next to
-// none, so they stay. Connections already closing still hold their
-// in-flight batch until their socket is cut: that memory is on its way out
-// and is not shed twice.
+// shed brings the budget back under nine tenths of its limit. Vacant
+// slots' recovery windows go first, oldest vacancy first: nobody is
+// connected to them. Then the connections that hold the most queued
+// bytes, largest first. Readers that stopped reading hold the most;
+// healthy members hold next to none, so they stay. Connections already
+// closing still hold their in-flight batch until their socket is cut:
+// that memory is on its way out and is not shed twice.
 func (s *Server) shed() {
 	defer s.shedding.Store(false)
 	target := s.budget.Limit() / 10 * 9
+	if over := s.budget.Used() - target; over > 0 {
+		if freed := s.rooms.ReclaimVacant(over); freed > 0 {
+			s.log.Warn("memory budget exceeded: freed vacant slots' recovery windows", "freed_bytes", freed,
+				"budget_used", s.budget.Used(), "budget_limit", s.budget.Limit())
+		}
+	}
 	type held struct {
 		c *conn
 		n int

@@ -216,6 +216,7 @@ var knownErrors = []error{
 	errRateLimited, errTooManyMisses, errTooManyConns, errTooManyRequests, errInvalidUTF8, errOriginTooLong,
 	errTooComplex, errTooManyUpgrades, errTooManyCreates, tokens.ErrUnauthorized, errAPIOff, errBodyTooLarge,
 	errDataRequired, errNotObject,
+	rooms.ErrOverBudget,
 }
 
 // probeTimer starts timing a probe round; the returned func records it.

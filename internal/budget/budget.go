@@ -1,7 +1,9 @@
 // Package budget is the machine's memory budget: one counter of the bytes
 // that clients can make the server hold (send queues, partial messages,
-// slot history, retained state), and its limit, sized from GOMEMLIMIT or
-// the machine's memory.
+// slot history, retained state, recovery windows), and its limit, sized
+// from GOMEMLIMIT or the machine's memory. A cost that can be refused is
+// reserved with TryAdd; one that cannot (a frame already owed to a live
+// member) is counted with Add, and the server sheds when it is over.
 package budget
 
 import (
@@ -36,6 +38,41 @@ func (b *Budget) Add(n int64) int64 {
 		return 0
 	}
 	return b.used.Add(n)
+}
+
+// TryAdd reserves n more bytes if the total stays within the ceiling, and
+// reports whether it did: the way to refuse a new cost rather than count
+// it and shed later. n <= 0 always succeeds (it releases). A nil budget
+// always succeeds.
+func (b *Budget) TryAdd(n int64) bool {
+	if b == nil {
+		return true
+	}
+	if n <= 0 {
+		b.used.Add(n)
+		return true
+	}
+	ceiling := b.Ceiling()
+	for {
+		u := b.used.Load()
+		if n > ceiling-u {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+// Ceiling is how far TryAdd fills the budget: four fifths of the limit.
+// The last fifth is headroom for what can only be counted (frames owed to
+// live members, the message being read), so that a budget full of what
+// could have been refused does not shed a healthy member's queue.
+func (b *Budget) Ceiling() int64 {
+	if b == nil {
+		return math.MaxInt64
+	}
+	return b.limit / 5 * 4
 }
 
 // Used returns the bytes held now.

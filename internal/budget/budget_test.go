@@ -3,6 +3,8 @@ package budget
 import (
 	"math"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -38,5 +40,54 @@ func TestDefaultLimitFollowsGOMEMLIMIT(t *testing.T) {
 	debug.SetMemoryLimit(math.MaxInt64)
 	if got := DefaultLimit(); got <= 0 || got == math.MaxInt64 {
 		t.Fatalf("DefaultLimit without GOMEMLIMIT = %d, want a quarter of the machine", got)
+	}
+}
+
+// TryAdd refuses what would pass the ceiling (four fifths of the limit:
+// the rest is for what only counts) and takes nothing then; many
+// reservations at once never take more than the ceiling between them.
+func TestTryAddRefusesPastTheCeiling(t *testing.T) {
+	b := New(100)
+	if !b.TryAdd(60) || b.Used() != 60 {
+		t.Fatalf("TryAdd(60) of 100: used %d", b.Used())
+	}
+	if b.TryAdd(21) || b.Used() != 60 {
+		t.Fatalf("TryAdd(21) past the ceiling was taken: used %d", b.Used())
+	}
+	if !b.TryAdd(20) || b.Used() != 80 {
+		t.Fatalf("TryAdd(20) up to the ceiling: used %d", b.Used())
+	}
+	if b.Add(20); b.Over() || b.TryAdd(1) {
+		t.Fatal("counting past the ceiling is not over the limit, and TryAdd still refuses")
+	}
+	if !b.TryAdd(-100) || b.Used() != 0 {
+		t.Fatalf("a release: used %d", b.Used())
+	}
+	if !New(0).TryAdd(1 << 60) {
+		t.Fatal("an unlimited budget refused")
+	}
+	var none *Budget
+	if !none.TryAdd(1 << 40) {
+		t.Fatal("a nil budget refused")
+	}
+
+	const workers, each = 8, 1000
+	b = New(5000)
+	var wg sync.WaitGroup
+	var taken atomic.Int64
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if b.TryAdd(3) {
+					taken.Add(3)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Used() != taken.Load() || b.Used() > 4000 || b.Used() < 4000-2 {
+		t.Fatalf("concurrent TryAdd: used %d, taken %d, ceiling 4000", b.Used(), taken.Load())
 	}
 }
