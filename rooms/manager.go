@@ -88,10 +88,10 @@ type Config struct {
 
 // Manager owns every room on this machine.
 type Manager struct {
-	cfg     Config
-	mu      sync.RWMutex // guards rooms, aborted
-	rooms   map[string]*Room
-	aborted map[string]struct{} // transfers whose senders kept the room (handoff.go)
+	cfg       Config
+	mu        sync.RWMutex // guards rooms, transfers
+	rooms     map[string]*Room
+	transfers *transferLog // transfers taken in or aborted (transfers.go)
 }
 
 // NewManager returns an empty manager.
@@ -111,7 +111,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.RecoverAge <= 0 {
 		cfg.RecoverAge = max(cfg.HostGrace, time.Second)
 	}
-	return &Manager{cfg: cfg, rooms: make(map[string]*Room), aborted: map[string]struct{}{}}
+	return &Manager{cfg: cfg, rooms: make(map[string]*Room), transfers: newTransferLog(TransferMemory, MaxTransfers)}
 }
 
 // CreateRequest is a checked create message.
