@@ -71,11 +71,13 @@ type config struct {
 	HandshakeTimeout    time.Duration
 
 	// Hand-off on stop (README "Deploys").
-	Handoff        bool          // HANDOFF=off turns it off
+	Handoff        bool          // HANDOFF=off turns it off; so does a Fly app without HANDOFF_SECRET
 	HandoffSecret  string        // HANDOFF_SECRET
 	HandoffTimeout time.Duration // HANDOFF_TIMEOUT: the whole hand-off, within kill_timeout
 
 	TrustCheck bool // TRUST_CHECK=on: the operator's trust check (README "What we trust of Fly, checked")
+	// Warnings are said once at start: settings that turned something off.
+	Warnings []string
 }
 
 // loadConfig reads the environment through getenv and reports every bad
@@ -293,6 +295,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 	default:
 		bad("TRUST_CHECK", v, "want on or off")
+	}
+	if c.Handoff && c.AppName != "" && c.HandoffSecret == "" {
+		// Siblings prove themselves with the secret only: without it none
+		// would take a room. An app upgraded without it still starts.
+		c.Handoff = false
+		c.Warnings = append(c.Warnings, "hand-off is off: HANDOFF_SECRET is not set, so rooms drain on stop "+
+			"instead of moving to a sibling (fly secrets set HANDOFF_SECRET=$(openssl rand -hex 32) turns it on)")
 	}
 	c.WebhookURL, c.WebhookSecret = getenv("WEBHOOK_URL"), getenv("WEBHOOK_SECRET")
 	if v := c.WebhookURL; v != "" {

@@ -241,3 +241,26 @@ func TestLoadConfigRecoverRoomBytes(t *testing.T) {
 		}
 	}
 }
+
+// Issue 20: on Fly without HANDOFF_SECRET, hand-off turns itself off with
+// a warning rather than refuse to start: an app upgraded without the
+// secret must not crash-loop.
+func TestLoadConfigHandoffNeedsTheSecretOnFly(t *testing.T) {
+	secret := strings.Repeat("k", 32)
+	for _, tt := range []struct {
+		env     map[string]string
+		handoff bool
+		warned  bool
+	}{
+		{map[string]string{"FLY_APP_NAME": "app"}, false, true},
+		{map[string]string{"FLY_APP_NAME": "app", "HANDOFF_SECRET": secret}, true, false},
+		{map[string]string{"FLY_APP_NAME": "app", "HANDOFF": "off"}, false, false},
+		{map[string]string{}, true, false}, // off Fly there is no hand-off to turn off
+	} {
+		c, err := loadConfig(env(tt.env))
+		warned := len(c.Warnings) == 1 && strings.Contains(c.Warnings[0], "HANDOFF_SECRET")
+		if err != nil || c.Handoff != tt.handoff || warned != tt.warned {
+			t.Errorf("%v: Handoff %v, warnings %q, %v; want %v, warned %v", tt.env, c.Handoff, c.Warnings, err, tt.handoff, tt.warned)
+		}
+	}
+}

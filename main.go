@@ -60,6 +60,9 @@ func run(getenv func(string) string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	slog.SetDefault(log)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 
 	limit := cfg.MemoryBudget
 	if limit == 0 {

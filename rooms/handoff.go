@@ -1,14 +1,9 @@
 package rooms
 
 import (
-	"bytes"
 	enchex "encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"math"
-	"time"
-	"unicode/utf8"
 
 	"github.com/party-sockets/party-sockets/closecode"
 )
@@ -107,51 +102,94 @@ func (m *Manager) Move(code, transfer, to string, send func(*Snapshot) error) er
 	return nil
 }
 
-// Abort drops a room that transfer brought here, if nobody has joined it
-// since: the sender could not learn that it arrived and kept the room, so
-// this copy must not serve. The transfer is also refused if it arrives
-// later (an abort can overtake its own transfer). It reports whether a
-// room was dropped.
-func (m *Manager) Abort(code, transfer string) bool {
+// Abort drops a room that transfer brought here from machine sender ("":
+// a sender of the previous release, which does not sign), if nobody has
+// joined it since: the sender could not learn that it arrived and kept
+// the room, so this copy must not serve. The transfer is also refused if
+// it arrives later (an abort can overtake its own transfer): an error
+// (ErrTooManyTransfers) says that could not be remembered. It reports
+// whether a room was dropped.
+func (m *Manager) Abort(code, transfer, sender string) (bool, error) {
 	if transfer == "" {
-		return false
+		return false, nil
 	}
 	m.mu.Lock()
-	if len(m.aborted) >= maxAborted {
-		clear(m.aborted)
-	}
-	m.aborted[transfer] = struct{}{}
+	err := m.transfers.addLocked(transfer, true, m.cfg.Clock.Now())
 	m.mu.Unlock()
 	r := m.get(code)
 	if r == nil {
-		return false
+		return false, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed || r.transfer == "" || r.transfer != transfer || r.live > 0 {
-		return false
+	if r.closed || r.transfer == "" || r.transfer != transfer || (sender != "" && sender != r.sender) || r.live > 0 {
+		return false, err
 	}
 	r.releaseLocked()
-	return true
+	return true, err
 }
+
+// ErrNotFromSender refuses a forward into a room that did not come here
+// from the machine forwarding (or was made here).
+var ErrNotFromSender = errors.New("Room not handed over by this machine")
 
 // Forwarded relays a message frame that slot from sent to the room's old
 // machine while the room was moving (its socket there is closed): to slot
-// to, or to every other slot, as Send would.
-func (r *Room) Forwarded(from int, to *uint64, frame []byte) (int, error) {
-	if from < 0 {
-		return 0, ErrNotInRoom
+// to, or to every other slot, as Send would. sender is the machine that
+// forwards it, which must be the one that handed the room here ("": a
+// machine of the previous release, which does not sign; any room that
+// arrived by hand-off).
+func (r *Room) Forwarded(sender string, from int, to *uint64, frame []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.forwardLocked(sender, from); err != nil {
+		return 0, err
 	}
-	return r.relayFrom(from, to, frame)
+	return r.relayLocked(from, to, frame)
 }
 
 // ForwardedState retains a state the host set on the old machine while
 // the room was moving.
-func (r *Room) ForwardedState(data []byte) error { return r.stateFrom(0, data) }
+func (r *Room) ForwardedState(sender string, from int, data []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.forwardLocked(sender, from); err != nil {
+		return err
+	}
+	if from != 0 {
+		return ErrOnlyHostState
+	}
+	return r.setStateLocked(0, data)
+}
 
 // ForwardedClose ends the room as the host's close_room, sent to the old
 // machine while the room was moving, would have.
-func (r *Room) ForwardedClose() error { return r.closeFor(EndHostClosed) }
+func (r *Room) ForwardedClose(sender string, from int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.forwardLocked(sender, from); err != nil {
+		return err
+	}
+	if from != 0 {
+		return ErrOnlyHostClose
+	}
+	r.endLocked(CloseRoomClosed, "room closed", EndHostClosed)
+	return nil
+}
+
+// forwardLocked checks a forward from machine sender as slot from: the
+// room came here from sender, and from is a slot it remembers.
+func (r *Room) forwardLocked(sender string, from int) error {
+	switch {
+	case r.closed:
+		return ErrRoomNotFound
+	case r.transfer == "" || (sender != "" && sender != r.sender):
+		return ErrNotFromSender
+	case r.slotLocked(from) == nil:
+		return ErrNotInRoom
+	}
+	return nil
+}
 
 // Codes returns the codes of every room held here.
 func (m *Manager) Codes() []string {
@@ -191,181 +229,4 @@ func (r *Room) snapshotLocked(transfer string) *Snapshot {
 func stateData(frame []byte) json.RawMessage {
 	const prefix = len(`{"type":"state","data":`)
 	return json.RawMessage(frame[prefix : len(frame)-1])
-}
-
-// Import takes a room handed over by a sibling. It refuses a code held
-// here by another room (ErrCodeTaken) and takes a retry of a transfer it
-// already took as done. Every slot arrives vacant: its owner reconnects.
-// The room is checked whole before anything changes: a forged snapshot
-// can make a room nobody knows the clientIds of, but never touch one that
-// exists.
-func (m *Manager) Import(s *Snapshot) error {
-	if err := m.checkSnapshot(s); err != nil {
-		return err
-	}
-	now := m.cfg.Clock.Now()
-	r := &Room{m: m, Code: s.Code, MaxClients: min(s.MaxClients, float64(m.cfg.MaxMembers)), Origin: s.Origin, URL: s.URL,
-		next: s.Next, leaves: s.Leaves, byKey: make(map[clientKey]int, len(s.Slots)), transfer: s.Transfer}
-	r.history = slotHistory(r.MaxClients)
-	cost := int64(len(s.Slots) * SlotBytes)
-	var wasLive []int
-	for _, in := range s.Slots {
-		sl := slot{index: in.Index, left: in.Left, recover: in.Recover, seq: in.Seq}
-		enchex.Decode(sl.key[:], []byte(in.Key))
-		for _, f := range in.Window {
-			sl.win.push(entry{seq: f.Seq, frame: []byte(f.Frame), at: now.Add(-time.Duration(f.AgeMs) * time.Millisecond)})
-		}
-		cost += int64(sl.win.cost)
-		r.byKey[sl.key] = sl.index
-		r.slots = append(r.slots, sl)
-		if in.Live {
-			wasLive = append(wasLive, in.Index)
-		}
-	}
-	if s.State != nil {
-		var buf bytes.Buffer
-		json.Compact(&buf, s.State) // checked valid
-		r.state = StateFrame(buf.Bytes())
-		cost += int64(len(r.state))
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, gone := m.aborted[s.Transfer]; gone {
-		return ErrTransferAborted
-	}
-	if old := m.rooms[s.Code]; old != nil {
-		if old.transfer == s.Transfer {
-			return nil // a retry of a transfer already taken
-		}
-		return ErrCodeTaken
-	}
-	if m.cfg.MaxRooms > 0 && len(m.rooms) >= m.cfg.MaxRooms {
-		return ErrTooManyRooms
-	}
-	if b := m.cfg.Budget; b != nil && b.Used()+cost > b.Limit() {
-		return ErrOverBudget
-	}
-	m.cfg.Budget.Add(cost)
-	// The one place a room is locked under the manager's lock (the order
-	// is room, then manager): r is not in the map yet, so nobody else can
-	// hold or wait for its lock.
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.importedLocked(now)
-	// The members that were live have left, as far as this room knows:
-	// the slots that recover are told so, in order, as after any blip.
-	for _, idx := range wasLive {
-		r.leaves++
-		r.slotLocked(idx).left = r.leaves
-		r.broadcastLocked(idx, peerFrame("peer_left", idx))
-	}
-	grace := m.cfg.HostGrace
-	if s.GraceMs >= 0 {
-		grace = min(grace, time.Duration(s.GraceMs)*time.Millisecond)
-	}
-	r.armGraceLocked(grace)
-	m.rooms[s.Code] = r
-	return nil
-}
-
-// Limits on a snapshot beyond what the receiver's own configuration bounds.
-const (
-	maxTransferBytes = 64
-	maxCodeBytes     = 32
-	maxOriginBytes   = 300
-	maxAgeMs         = 1 << 32 // about 50 days: longer than any grace or window, short of overflowing a Duration
-	maxAborted       = 1024    // aborted transfer ids remembered; past it, forgotten
-)
-
-// checkSnapshot refuses a snapshot that this machine could not have made
-// itself: every field bounded, every frame valid JSON.
-func (m *Manager) checkSnapshot(s *Snapshot) error {
-	bad := func(why string) error { return fmt.Errorf("%w: %s", errHandoffFormat, why) }
-	switch {
-	case s.Version != SnapshotVersion:
-		return bad("unknown version")
-	case s.Transfer == "" || len(s.Transfer) > maxTransferBytes:
-		return bad("transfer")
-	case len(s.From) > maxTransferBytes: // a machine id, which the receiver logs
-		return bad("from")
-	case !codeShaped(s.Code):
-		return bad("code")
-	case math.IsNaN(s.MaxClients) || math.IsInf(s.MaxClients, 0) || s.MaxClients < 1:
-		return bad("maxClients")
-	case len(s.Origin) > maxOriginBytes || !utf8.ValidString(s.Origin):
-		return bad("origin")
-	case len(s.URL) > MaxURLBytes || !utf8.ValidString(s.URL):
-		return bad("url")
-	case s.Next < 1 || s.Next > math.MaxInt32:
-		return bad("next")
-	case len(s.Slots) == 0 || s.Slots[0].Index != 0:
-		return bad("no host slot")
-	case len(s.Slots) > slotHistory(min(s.MaxClients, float64(m.cfg.MaxMembers))):
-		return bad("too many slots")
-	case s.GraceMs < -1 || s.GraceMs > maxAgeMs:
-		return bad("graceMs")
-	}
-	if s.State != nil {
-		if len(s.State) > 4*MaxStateBytes || !json.Valid(s.State) {
-			return bad("state")
-		}
-		var buf bytes.Buffer
-		json.Compact(&buf, s.State)
-		if buf.Len() > MaxStateBytes {
-			return ErrStateTooLarge
-		}
-	}
-	keys := make(map[string]bool, len(s.Slots))
-	for i, sl := range s.Slots {
-		if (i > 0 && sl.Index <= s.Slots[i-1].Index) || sl.Index >= s.Next {
-			return bad("slot index")
-		}
-		if k, err := enchex.DecodeString(sl.Key); err != nil || len(k) != 32 || keys[sl.Key] {
-			return bad("slot key")
-		}
-		keys[sl.Key] = true
-		if err := m.checkWindow(sl); err != nil {
-			return bad(err.Error())
-		}
-	}
-	return nil
-}
-
-// checkWindow bounds a slot's window by the receiver's own bounds.
-func (m *Manager) checkWindow(sl SlotSnapshot) error {
-	if len(sl.Window) > 0 && !sl.Recover {
-		return errors.New("window without recover")
-	}
-	if len(sl.Window) > m.cfg.RecoverFrames {
-		return errors.New("window too long")
-	}
-	total := 0
-	for i, f := range sl.Window {
-		total += len(f.Frame)
-		switch {
-		case total > m.cfg.RecoverBytes:
-			return errors.New("window too large")
-		case f.Seq == 0 || f.Seq > sl.Seq || (i > 0 && f.Seq <= sl.Window[i-1].Seq):
-			return errors.New("window seq")
-		case f.AgeMs < 0 || f.AgeMs > maxAgeMs:
-			return errors.New("window age")
-		case len(f.Frame) < 2 || f.Frame[0] != '{' || !json.Valid([]byte(f.Frame)):
-			return errors.New("window frame")
-		}
-	}
-	return nil
-}
-
-// codeShaped reports whether s could be a room code: 1 to 32 ASCII letters
-// and digits.
-func codeShaped(s string) bool {
-	if len(s) == 0 || len(s) > maxCodeBytes {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
-			return false
-		}
-	}
-	return true
 }

@@ -3,6 +3,7 @@ package rooms
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -200,8 +201,8 @@ func TestImportRefusals(t *testing.T) {
 	big := snap()
 	big.Code, big.Transfer = "BIG001", "big"
 	big.Slots[0].Recover, big.Slots[0].Seq = true, 20
-	frame := `{"type":"message","from":0,"data":"` + strings.Repeat("x", 8000) + `"}`
 	for i := range 20 {
+		frame := `{"type":"message","from":0,"data":"` + strings.Repeat("x", 8000) + `","seq":` + strconv.Itoa(i+1) + `}`
 		big.Slots[0].Window = append(big.Slots[0].Window, FrameSnapshot{Seq: uint64(i + 1), Frame: frame})
 	}
 	if err := dst.Import(big); err != ErrOverBudget {
@@ -221,10 +222,10 @@ func TestAbortDropsAnUnusedCopy(t *testing.T) {
 			Slots: []SlotSnapshot{{Index: 0, Key: key}}}
 	}
 	dst.Import(snap("ABORT1", "t1"))
-	if dst.Abort("ABORT1", "other") || !dst.Held("ABORT1") {
+	if dropped, _ := dst.Abort("ABORT1", "other", ""); dropped || !dst.Held("ABORT1") {
 		t.Fatal("a wrong transfer id aborted the room")
 	}
-	if !dst.Abort("ABORT1", "t1") || dst.Held("ABORT1") {
+	if dropped, _ := dst.Abort("ABORT1", "t1", ""); !dropped || dst.Held("ABORT1") {
 		t.Fatal("the unused copy is still here")
 	}
 	if b.Used() != 0 || clk.Pending() != 0 {
@@ -234,15 +235,16 @@ func TestAbortDropsAnUnusedCopy(t *testing.T) {
 	if _, _, err := dst.Join("ABORT2", "someone", &fakeMember{}, JoinOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if dst.Abort("ABORT2", "t2") || !dst.Held("ABORT2") {
+	if dropped, _ := dst.Abort("ABORT2", "t2", ""); dropped || !dst.Held("ABORT2") {
 		t.Fatal("a room someone joined was aborted")
 	}
-	if mine, _ := dst.Create(CreateRequest{Member: &fakeMember{}, ClientID: "h", MaxClients: 2}); dst.Abort(mine.Code, "") {
+	mine, _ := dst.Create(CreateRequest{Member: &fakeMember{}, ClientID: "h", MaxClients: 2})
+	if dropped, _ := dst.Abort(mine.Code, "", ""); dropped {
 		t.Fatal("a room made here was aborted")
 	}
 	// The abort overtook its transfer: the snapshot that comes after it is
 	// refused.
-	if dst.Abort("ABORT3", "t3") {
+	if dropped, _ := dst.Abort("ABORT3", "t3", ""); dropped {
 		t.Fatal("dropped a room that is not here")
 	}
 	if err := dst.Import(snap("ABORT3", "t3")); err != ErrTransferAborted || dst.Held("ABORT3") {
@@ -292,7 +294,7 @@ func TestMessageDuringAMoveIsForwarded(t *testing.T) {
 		t.Fatalf("the waiting send: %v", err)
 	}
 	moved := dst.Room(r.Code)
-	if n, err := moved.Forwarded(1, nil, MessageFrame(1, []byte(`"mid-move"`))); err != nil || n != 0 {
+	if n, err := moved.Forwarded("old", 1, nil, MessageFrame(1, []byte(`"mid-move"`))); err != nil || n != 0 {
 		t.Fatalf("Forwarded: %d %v", n, err)
 	}
 	back := &fakeMember{}
@@ -302,7 +304,7 @@ func TestMessageDuringAMoveIsForwarded(t *testing.T) {
 		`{"type":"peer_joined","index":1,"seq":1}`,
 		`{"type":"peer_left","index":1,"seq":2}`,
 		`{"type":"message","from":1,"data":"mid-move","seq":3}`)
-	if _, err := moved.Forwarded(7, nil, MessageFrame(7, nil)); err != ErrNotInRoom {
+	if _, err := moved.Forwarded("old", 7, nil, MessageFrame(7, nil)); err != ErrNotInRoom {
 		t.Fatalf("a forward from a slot that never existed: %v", err)
 	}
 }

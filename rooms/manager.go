@@ -100,10 +100,10 @@ const DefaultRecoverRoomBytes = 1 << 20
 
 // Manager owns every room on this machine.
 type Manager struct {
-	cfg     Config
-	mu      sync.RWMutex // guards rooms, aborted
-	rooms   map[string]*Room
-	aborted map[string]struct{} // transfers whose senders kept the room (handoff.go)
+	cfg       Config
+	mu        sync.RWMutex // guards rooms, transfers
+	rooms     map[string]*Room
+	transfers *transferLog // transfers taken in or aborted (transfers.go)
 
 	// Atomic.
 	vacant       atomic.Int64 // bytes of vacant slots' windows, all rooms (recover.go)
@@ -131,7 +131,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.RecoverRoomBytes <= 0 {
 		cfg.RecoverRoomBytes = DefaultRecoverRoomBytes
 	}
-	return &Manager{cfg: cfg, rooms: make(map[string]*Room), aborted: map[string]struct{}{}}
+	return &Manager{cfg: cfg, rooms: make(map[string]*Room), transfers: newTransferLog(TransferMemory, MaxTransfers)}
 }
 
 // CreateRequest is a checked create message.

@@ -208,28 +208,6 @@ func (r *Room) occupyLocked(s *slot, mem Member) {
 	s.member = mem
 }
 
-// importedLocked counts the windows of a room that arrived by hand-off,
-// every slot vacant since now, and holds them to the room's bound.
-func (r *Room) importedLocked(now time.Time) {
-	for i := range r.slots {
-		s := &r.slots[i]
-		s.leftAt = now
-		r.winCost += s.win.cost
-		r.vacantCost += s.win.cost
-		r.m.vacant.Add(int64(s.win.cost))
-		if s.numbering() {
-			r.armAgeLocked(now.Add(r.m.cfg.RecoverAge))
-		}
-	}
-	for r.winCost > r.m.cfg.RecoverRoomBytes {
-		v := r.oldestVacantLocked(nil)
-		if v == nil {
-			return
-		}
-		r.lapseLocked(v)
-	}
-}
-
 // missedLocked returns the frames of s numbered above since, and whether
 // they are all there (the window still holds since+1, or nothing was sent
 // after since).

@@ -56,6 +56,7 @@ type Room struct {
 	graceAt   time.Time // when grace fires, while it is armed
 	graceTurn int       // bumped on every arm and cancel; a stale timer sees a different turn
 	transfer  string    // the hand-off that brought the room here, "" when created here
+	sender    string    // the machine that handed it here, "" when created here (handoff.go)
 	moved     bool      // closed because a hand-off took it: members stay recorded (handoff.go)
 	// Recovery windows (recover.go, reclaim.go): bytes held by all, and by
 	// vacant slots'; the age sweep's timer, as grace's.

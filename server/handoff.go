@@ -150,35 +150,62 @@ func (s *Server) siblingAddr(ctx context.Context, id string) (string, error) {
 	return net.JoinHostPort(ip.String(), strconv.Itoa(p.Port)), nil
 }
 
-// internalCall makes one request to a sibling's internal endpoint and
-// decodes its JSON answer into out (when not nil). A status other than
+// internalCall makes one request to a sibling's internal endpoint, signed,
+// and decodes its JSON answer into out (when not nil). A status other than
 // 200 is an *internalError.
+//
+// A sibling of the previous release knows only the unsigned bearer form:
+// it answers 401 without this release's marker (peerMarker), and the call
+// is made once more in that form, to that sibling only. This goes in the
+// next release, with the receiving side's bearer form (README "Deploys").
 func (s *Server) internalCall(ctx context.Context, method, addr, path string, body []byte, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, handoffTry)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
+	status, answer, err := s.internalDo(ctx, method, addr, path, body, false)
+	if err == nil && status == http.StatusUnauthorized && !answer.marked && s.cfg.HandoffSecret != "" {
+		status, answer, err = s.internalDo(ctx, method, addr, path, body, true)
+	}
 	if err != nil {
 		return err
 	}
-	if s.cfg.HandoffSecret != "" {
+	if status != http.StatusOK {
+		var e struct{ Error string }
+		json.Unmarshal(answer.body, &e)
+		return &internalError{status: status, msg: e.Error}
+	}
+	if out != nil {
+		return json.Unmarshal(answer.body, out)
+	}
+	return nil
+}
+
+// internalAnswer is a sibling's answer: its body (at most 64 KiB) and
+// whether it carries this release's marker.
+type internalAnswer struct {
+	body   []byte
+	marked bool
+}
+
+// internalDo sends one request, signed or (bearer) in the previous
+// release's form.
+func (s *Server) internalDo(ctx context.Context, method, addr, path string, body []byte, bearer bool) (int, internalAnswer, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, internalAnswer{}, err
+	}
+	if bearer {
 		req.Header.Set("Authorization", "Bearer "+s.cfg.HandoffSecret)
+	} else {
+		s.signPeer(req, body)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := handoffClient.Do(req)
 	if err != nil {
-		return err
+		return 0, internalAnswer{}, err
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		json.Unmarshal(answer, &e)
-		return &internalError{status: resp.StatusCode, msg: e.Error}
-	}
-	if out != nil {
-		return json.Unmarshal(answer, out)
-	}
-	return nil
+	return resp.StatusCode, internalAnswer{answer, resp.Header.Get(peerMarker) != ""}, nil
 }
 
 type internalError struct {
@@ -192,12 +219,12 @@ func (e *internalError) Error() string { return strconv.Itoa(e.status) + " " + e
 // unknown (with the same transfer id, which the sibling takes once), and
 // reports errRefused when t certainly did not take the room.
 func (s *Server) sendSnapshot(ctx context.Context, t *sibling, snap *rooms.Snapshot) error {
-	body, err := json.Marshal(snap)
+	body, err := encodeSnapshot(snap)
 	if err == nil && len(body) > MaxHandoffBytes {
 		for i := range snap.Slots {
 			snap.Slots[i].Window = nil
 		}
-		body, err = json.Marshal(snap)
+		body, err = encodeSnapshot(snap)
 	}
 	if err != nil || len(body) > MaxHandoffBytes {
 		return errRefused

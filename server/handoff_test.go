@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -38,9 +37,16 @@ func newMachineSet(t *testing.T) *machineSet {
 	return &machineSet{t: t, dns: testutil.StartFlyDNS(t, "app"), port: testutil.FreePort(t)}
 }
 
-// start runs machine n (127.0.0.n, id 0000000n0000aa) in region.
+// testSecret is the HANDOFF_SECRET of a machineSet's machines.
+var testSecret = strings.Repeat("s", 32)
+
+// start runs machine n (127.0.0.n, id 0000000n0000aa) in region, with
+// secret as HANDOFF_SECRET ("": testSecret).
 func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
 	t := ms.t
+	if secret == "" {
+		secret = testSecret
+	}
 	id := "0000000" + strconv.Itoa(n) + "0000aa"
 	ip := "127.0.0." + strconv.Itoa(n)
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(ms.port)))
@@ -116,11 +122,9 @@ func TestHandOffToTheRegionFirstThenAnywhere(t *testing.T) {
 	// What the host sent to a while the room moved, forwarded by a.
 	for _, call := range []string{`{"code":"` + code + `","from":0,"kind":"send","data":"late"}`,
 		`{"code":"` + code + `","from":0,"kind":"state","data":{"round":8}}`} {
-		resp, err := http.Post(b.url+relayPath, "application/json", strings.NewReader(call))
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("relay %s: %v %v", call, resp, err)
+		if status, answer := signedCall(t, a.Server, b.url, http.MethodPost, relayPath, []byte(call), nil); status != 200 {
+			t.Fatalf("relay %s: %d %s", call, status, answer)
 		}
-		resp.Body.Close()
 	}
 	back.expect(`{"type":"message","from":0,"data":"late"}`)
 	back.expect(`{"type":"state","data":{"round":8}}`)
@@ -187,120 +191,6 @@ func TestHandOffWithoutSiblingKeepsTheRoom(t *testing.T) {
 	if !a.rooms.Held(code) {
 		t.Fatal("the room is gone")
 	}
-}
-
-// Only siblings may hand rooms over: never through the proxy, only with
-// the secret, and never onto a code that exists.
-func TestHandOffEndpointRefusesStrangers(t *testing.T) {
-	ms := newMachineSet(t)
-	secret := strings.Repeat("s", 32)
-	b := ms.start(3, "fra", secret)
-	host := dial(t, b.url, "/", nil)
-	code := host.create("host", 4)
-	snap := func(code string) []byte {
-		s, _ := json.Marshal(rooms.Snapshot{Version: 1, Transfer: "forged", Code: code, MaxClients: 8, Next: 2, GraceMs: -1,
-			Slots: []rooms.SlotSnapshot{{Index: 0, Key: strings.Repeat("ab", 32)}, {Index: 1, Key: strings.Repeat("cd", 32)}}})
-		return s
-	}
-	post := func(path string, body []byte, hdr map[string]string) (int, string) {
-		req, _ := http.NewRequest("POST", b.url+path, bytes.NewReader(body))
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, strings.TrimSpace(string(out))
-	}
-	auth := "Bearer " + secret
-	cases := []struct {
-		name   string
-		path   string
-		body   []byte
-		hdr    map[string]string
-		status int
-		answer string
-	}{
-		{"through the proxy", handoffPath, snap("NEW001"), map[string]string{"Fly-Region": "fra", "Authorization": auth}, 403, `{"error":"Internal endpoint"}`},
-		{"no secret", handoffPath, snap("NEW001"), nil, 401, `{"error":"Unauthorized"}`},
-		{"wrong secret", handoffPath, snap("NEW001"), map[string]string{"Authorization": "Bearer " + strings.Repeat("x", 32)}, 401, `{"error":"Unauthorized"}`},
-		{"a live room's code", handoffPath, snap(code), map[string]string{"Authorization": auth}, 409, `{"error":"Room code taken"}`},
-		{"not JSON", handoffPath, []byte("{"), map[string]string{"Authorization": auth}, 400, `{"error":"Invalid JSON"}`},
-		{"too large", handoffPath, bytes.Repeat([]byte(" "), MaxHandoffBytes+1), map[string]string{"Authorization": auth}, 413, `{"error":"Body too large"}`},
-		{"a sibling", handoffPath, snap("NEW001"), map[string]string{"Authorization": auth}, 200, `{"ok":true}`},
-		// The other bodies siblings send are bounded too: a forwarded
-		// message by the frame limit, an abort to a code and an id.
-		{"relay too large", relayPath, bytes.Repeat([]byte(" "), DefaultMaxFrameBytes+4097), map[string]string{"Authorization": auth}, 413, `{"error":"Body too large"}`},
-		{"abort too large", abortPath, []byte(`{"code":"` + strings.Repeat("x", maxAbortBody) + `"}`), map[string]string{"Authorization": auth}, 400, `{"error":"Invalid JSON"}`},
-		{"abort of nothing", abortPath, []byte(`{"code":"NOPE12","transfer":"t"}`), map[string]string{"Authorization": auth}, 200, `{"dropped":false}`},
-	}
-	for _, tc := range cases {
-		if status, answer := post(tc.path, tc.body, tc.hdr); status != tc.status || answer != tc.answer {
-			t.Errorf("%s: %d %s, want %d %s", tc.name, status, answer, tc.status, tc.answer)
-		}
-	}
-	// The room list needs the secret (codes let anyone join); a machine
-	// without one never lists its rooms.
-	for _, tc := range []struct {
-		m      *machineUnderTest
-		auth   string
-		status int
-	}{{b, auth, 200}, {b, "", 401}, {ms.start(4, "fra", ""), "", 404}} {
-		req, _ := http.NewRequest("GET", tc.m.url+roomsPath, nil)
-		if tc.auth != "" {
-			req.Header.Set("Authorization", tc.auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != tc.status || (tc.status == 200 && !strings.Contains(string(body), `"clients":1,"rooms":[{"code":"`+code+`","clients":1}`)) {
-			t.Errorf("GET %s on %s: %d %s, want %d", roomsPath, tc.m.id, resp.StatusCode, body, tc.status)
-		}
-	}
-	// The live room is as it was: still one member, and nobody was added.
-	if info, _ := b.rooms.Lookup(code); info.Clients != 1 || info.MaxClients != 4 {
-		t.Fatalf("the live room changed: %+v", info)
-	}
-	host.send(`{"type":"send","data":1}`)
-	guest := dial(t, b.url, "/", nil)
-	guest.join(code, "g")
-	guest.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
-}
-
-// FuzzHandoffSnapshot: whatever a hand-off body says, decoding and
-// importing it never panics, and a room it makes is a room this machine
-// could serve (its code is held, its members' count is zero).
-func FuzzHandoffSnapshot(f *testing.F) {
-	good, _ := json.Marshal(rooms.Snapshot{Version: 1, Transfer: "t", Code: "ABC123", MaxClients: 4, Next: 3, GraceMs: 500, State: json.RawMessage(`{"a":[1,2]}`),
-		Slots: []rooms.SlotSnapshot{{Index: 0, Key: strings.Repeat("ab", 32), Recover: true, Seq: 2,
-			Window: []rooms.FrameSnapshot{{Seq: 1, Frame: `{"type":"peer_joined","index":2}`}, {Seq: 2, AgeMs: 10, Frame: `{"type":"message","from":2}`}}},
-			{Index: 2, Key: strings.Repeat("cd", 32), Live: true}}})
-	f.Add(good)
-	f.Add([]byte(`{"v":1,"transfer":"x","code":"A","maxClients":1e308,"next":1,"graceMs":-1,"slots":[{"index":0,"key":"` + strings.Repeat("0", 64) + `"}]}`))
-	f.Add([]byte(`{"v":1,"slots":[{"window":[{"frame":"{"}]}]}`))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		mgr := rooms.NewManager(rooms.Config{Instance: "m", HostGrace: time.Minute, Codes: regions.NewGenerator("", nil), MaxRooms: 10})
-		snap, err := DecodeSnapshot(body)
-		if err != nil {
-			return
-		}
-		if err := mgr.Import(snap); err != nil {
-			if mgr.Len() != 0 {
-				t.Fatalf("a refused snapshot left a room: %v", err)
-			}
-			return
-		}
-		info, ok := mgr.Lookup(snap.Code)
-		if !ok || info.Clients != 0 || info.MaxClients < 1 || info.MaxClients > rooms.DefaultMaxMembers {
-			t.Fatalf("imported room: %+v %v", info, ok)
-		}
-	})
 }
 
 // A sibling that takes the room but answers too late: the sender cannot

@@ -2,29 +2,32 @@ package server
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 
+	"github.com/party-sockets/party-sockets/internal/peerauth"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/tokens"
 )
 
-// The siblings' internal endpoints (README "Deploys"): a stopping machine
-// hands its rooms over with them (handoff.go). They are never reachable through Fly's
-// proxy (a request with Fly-Region is refused) and, when HANDOFF_SECRET is
-// set, only with it as a bearer token (without it, only from a private or
-// loopback address):
+// The siblings' internal endpoints (README "Deploys", "Only siblings"): a
+// stopping machine hands its rooms over with them (handoff.go). They are
+// served only when HANDOFF_SECRET is set (else every path answers 404),
+// never to a request that came through Fly's proxy (403), and only to a
+// call signed with a key derived from the secret (peer.go; the previous
+// release's bearer form on the endpoints it calls, for one release). The
+// signature is checked before a byte of the body is read, and the body
+// against it before it is decoded.
 //
 //	GET  /.internal/load    → {"instance","region","rooms","clients","draining"}
-//	POST /.internal/handoff  a rooms.Snapshot → 200, 409 (code taken), 503 (draining, full)
+//	POST /.internal/handoff  a rooms.Snapshot → 200, 409 (code taken, transfer done or aborted), 503 (draining, full, busy)
 //	POST /.internal/relay    what a member sent to the old machine while its room moved
 //	POST /.internal/abort    {"code","transfer"}: drop a copy whose sender kept the room → {"dropped": bool}
 //	GET  /.internal/rooms    {"total": n, "clients": n, "rooms": [{"code","clients"}, ...]} (at most 200; the local
-//	                         cluster's overview); only with HANDOFF_SECRET set, as codes let anyone join
+//	                         cluster's overview); signed calls only
 
 const (
 	internalPrefix = "/.internal/"
@@ -36,10 +39,6 @@ const (
 
 	// maxListedRooms bounds GET /.internal/rooms.
 	maxListedRooms = 200
-
-	// MaxHandoffBytes bounds a snapshot on the wire. A room larger than
-	// this with its recovery windows moves without them.
-	MaxHandoffBytes = 8 << 20
 )
 
 var (
@@ -49,13 +48,97 @@ var (
 
 func isInternal(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, internalPrefix) }
 
-// internalAuthorized: the secret when one is set; else a private or
-// loopback socket address.
-func (s *Server) internalAuthorized(r *http.Request) bool {
-	if s.cfg.HandoffSecret != "" {
-		return bearer(r, s.cfg.HandoffSecret)
+// peerCall is an authenticated call to an internal endpoint.
+type peerCall struct {
+	sender   string // the signing machine's id; "" for the previous release's bearer form
+	legacy   bool   // the bearer form: no signature, no body hash
+	bodyHash string // the hash the signature covers
+}
+
+// internalEndpoint is one internal endpoint: its method, whether the
+// previous release's bearer form is taken (this release only), and its
+// handler, which reads the body itself (readCall) within its own bound.
+type internalEndpoint struct {
+	method string
+	legacy bool
+	serve  func(s *Server, w http.ResponseWriter, r *http.Request, call peerCall)
+}
+
+// internalEndpoints is every internal path; one line each.
+var internalEndpoints = map[string]internalEndpoint{
+	loadPath:    {http.MethodGet, true, (*Server).serveLoad},
+	handoffPath: {http.MethodPost, true, (*Server).receiveHandoff},
+	relayPath:   {http.MethodPost, true, (*Server).receiveRelay},
+	abortPath:   {http.MethodPost, true, (*Server).receiveAbort},
+	roomsPath:   {http.MethodGet, false, (*Server).listRooms}, // codes let anyone join: signed calls only
+}
+
+func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {
+	if s.peer == nil {
+		// No secret: no sibling can prove itself, so nothing is served.
+		s.apiError(w, http.StatusNotFound, errNoSuchPath)
+		return
 	}
-	return privateSocket(r)
+	w.Header().Set(peerMarker, "v1")
+	if viaProxy(r) {
+		s.lookupMissed(r)
+		s.apiError(w, http.StatusForbidden, errInternalOnly)
+		return
+	}
+	ep, ok := internalEndpoints[r.URL.Path]
+	if !ok || r.Method != ep.method {
+		s.apiError(w, http.StatusNotFound, errNoSuchPath)
+		return
+	}
+	call, err := s.authenticate(r, ep.legacy)
+	if err != nil {
+		s.lookupMissed(r)
+		s.log.Debug("internal call refused", "path", r.URL.Path, "error", err)
+		s.apiError(w, http.StatusUnauthorized, tokens.ErrUnauthorized)
+		return
+	}
+	ep.serve(s, w, r, call)
+}
+
+// authenticate checks a call's header: a signature when there is one,
+// else (legacy endpoints only) the previous release's bearer form.
+func (s *Server) authenticate(r *http.Request, legacy bool) (peerCall, error) {
+	if r.Header.Get(peerauth.Header) == "" && legacy && s.legacyBearer(r) {
+		return peerCall{legacy: true}, nil
+	}
+	sender, hash, err := s.verifyPeerHeader(r)
+	return peerCall{sender: sender, bodyHash: hash}, err
+}
+
+// readCall reads an authenticated call's body, at most limit bytes, and
+// checks it against the hash its signature covers. It answers the call
+// itself (413, 400 or 401) when it reports false.
+func (s *Server) readCall(w http.ResponseWriter, r *http.Request, call peerCall, limit int64) ([]byte, bool) {
+	if r.ContentLength > limit {
+		s.apiError(w, http.StatusRequestEntityTooLarge, errBodyTooLarge)
+		return nil, false
+	}
+	var body []byte
+	var err error
+	if r.ContentLength >= 0 {
+		body = make([]byte, r.ContentLength) // net/http ends the body there
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		s.apiError(w, http.StatusRequestEntityTooLarge, errBodyTooLarge)
+		return nil, false
+	case err != nil:
+		s.apiError(w, http.StatusBadRequest, errInvalidJSON)
+		return nil, false
+	case !call.legacy && peerauth.BodyHash(body) != call.bodyHash:
+		s.apiError(w, http.StatusUnauthorized, tokens.ErrUnauthorized)
+		return nil, false
+	}
+	return body, true
 }
 
 // loadInfo is GET /.internal/load.
@@ -67,91 +150,19 @@ type loadInfo struct {
 	Draining bool   `json:"draining"`
 }
 
-func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.Header.Get("Fly-Region") != "":
-		s.lookupMissed(r)
-		s.apiError(w, http.StatusForbidden, errInternalOnly)
-		return
-	case !s.internalAuthorized(r):
-		s.lookupMissed(r)
-		s.apiError(w, http.StatusUnauthorized, tokens.ErrUnauthorized)
+func (s *Server) serveLoad(w http.ResponseWriter, r *http.Request, call peerCall) {
+	if _, ok := s.readCall(w, r, call, 0); !ok {
 		return
 	}
-	switch {
-	case r.URL.Path == loadPath && r.Method == http.MethodGet:
-		rooms, clients := s.rooms.Counts()
-		writeJSON(w, http.StatusOK, loadInfo{s.cfg.Instance, s.cfg.Region, rooms, clients, s.draining.Load()})
-	case r.URL.Path == handoffPath && r.Method == http.MethodPost:
-		s.receiveHandoff(w, r)
-	case r.URL.Path == relayPath && r.Method == http.MethodPost:
-		s.receiveRelay(w, r)
-	case r.URL.Path == abortPath && r.Method == http.MethodPost:
-		s.receiveAbort(w, r)
-	case r.URL.Path == roomsPath && r.Method == http.MethodGet && s.cfg.HandoffSecret != "":
-		// Codes let anyone join: listed only to a caller with the secret,
-		// never on the strength of a private address alone.
-		s.listRooms(w)
-	default:
-		s.apiError(w, http.StatusNotFound, errNoSuchPath)
-	}
-}
-
-// DecodeSnapshot reads a hand-off body; Import checks what it says.
-func DecodeSnapshot(body []byte) (*rooms.Snapshot, error) {
-	var snap rooms.Snapshot
-	if err := json.Unmarshal(body, &snap); err != nil {
-		return nil, errInvalidJSON
-	}
-	return &snap, nil
-}
-
-func (s *Server) receiveHandoff(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
-		s.apiError(w, http.StatusServiceUnavailable, errDraining)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxHandoffBytes))
-	if err != nil {
-		s.apiError(w, http.StatusRequestEntityTooLarge, errBodyTooLarge)
-		return
-	}
-	snap, err := DecodeSnapshot(body)
-	if err == nil {
-		err = s.rooms.Import(snap)
-	}
-	switch {
-	case err == nil:
-		s.metrics.handoffs.WithLabelValues(handoffReceived).Inc()
-		s.log.Info("room received", "room", snap.Code, "from", validCopy(snap.From), "slots", len(snap.Slots))
-		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-	case err == rooms.ErrCodeTaken || err == rooms.ErrTransferAborted:
-		s.apiError(w, http.StatusConflict, err)
-	case err == rooms.ErrOverBudget || err == rooms.ErrTooManyRooms:
-		s.apiError(w, http.StatusServiceUnavailable, err)
-	default:
-		s.apiError(w, http.StatusBadRequest, err)
-	}
-}
-
-// maxAbortBody bounds POST /.internal/abort: a code and a transfer id.
-const maxAbortBody = 4096
-
-func (s *Server) receiveAbort(w http.ResponseWriter, r *http.Request) {
-	var call struct{ Code, Transfer string }
-	if err := json.NewDecoder(io.LimitReader(r.Body, maxAbortBody)).Decode(&call); err != nil {
-		s.apiError(w, http.StatusBadRequest, errInvalidJSON)
-		return
-	}
-	dropped := s.rooms.Abort(call.Code, call.Transfer)
-	if dropped {
-		s.log.Warn("hand-off aborted by its sender: copy dropped", "room", validCopy(call.Code))
-	}
-	writeJSON(w, http.StatusOK, map[string]bool{"dropped": dropped})
+	rooms, clients := s.rooms.Counts()
+	writeJSON(w, http.StatusOK, loadInfo{s.cfg.Instance, s.cfg.Region, rooms, clients, s.draining.Load()})
 }
 
 // listRooms answers GET /.internal/rooms: at most maxListedRooms, by code.
-func (s *Server) listRooms(w http.ResponseWriter) {
+func (s *Server) listRooms(w http.ResponseWriter, r *http.Request, call peerCall) {
+	if _, ok := s.readCall(w, r, call, 0); !ok {
+		return
+	}
 	type room struct {
 		Code    string `json:"code"`
 		Clients int    `json:"clients"`
@@ -167,55 +178,4 @@ func (s *Server) listRooms(w http.ResponseWriter) {
 		list = append(list, room{in.Code, in.Clients})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"total": len(all), "clients": clients, "rooms": list})
-}
-
-// relayCall is a message, state or close a member sent to the old machine
-// while its room was moving: the old machine forwards it to the new one.
-type relayCall struct {
-	Code string          `json:"code"`
-	From int             `json:"from"`
-	To   *uint64         `json:"to,omitempty"`
-	Kind string          `json:"kind"` // send, state or close
-	Data json.RawMessage `json:"data,omitempty"`
-}
-
-func (s *Server) receiveRelay(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxFrameBytes+4096))
-	if err != nil {
-		s.apiError(w, http.StatusRequestEntityTooLarge, errBodyTooLarge)
-		return
-	}
-	var call relayCall
-	if json.Unmarshal(body, &call) != nil || call.From < 0 {
-		s.apiError(w, http.StatusBadRequest, errInvalidJSON)
-		return
-	}
-	room := s.rooms.Room(call.Code)
-	if room == nil {
-		s.apiError(w, http.StatusNotFound, rooms.ErrRoomNotFound)
-		return
-	}
-	var data []byte
-	if len(call.Data) > 0 {
-		data = compactData(call.Data)
-	}
-	switch call.Kind {
-	case "send":
-		frame := rooms.MessageFrame(call.From, data)
-		n, err := room.Forwarded(call.From, call.To, frame)
-		if err == nil {
-			s.metrics.relayed(n, len(frame))
-		}
-	case "state":
-		err = room.ForwardedState(data)
-	case "close":
-		err = room.ForwardedClose()
-	default:
-		err = errUnknownType
-	}
-	if err != nil {
-		s.apiError(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }

@@ -43,7 +43,7 @@ type Config struct {
 	Tokens         *tokens.Verifier // create tokens; nil or empty: creates are open
 	APIKey         string           // SERVER_API_KEY: enables the server API
 	Webhooks       WebhookStats     // for metrics; nil without webhooks
-	HandoffSecret  string           // HANDOFF_SECRET: siblings' hand-offs must carry it
+	HandoffSecret  string           // HANDOFF_SECRET: siblings sign their calls with a key derived from it; "": none is served
 	TrustCheck     bool             // TRUST_CHECK=on: the operator's signed GET /.trust-check is answered (trustcheck.go)
 
 	MaxFrameBytes int64         // largest client frame; larger closes with 1009
@@ -109,9 +109,10 @@ type Server struct {
 	upgrades  addrRate // new WebSockets per address
 	creates   addrRate // rooms created per address
 	budget    *budget.Budget
-	peer      *peerKeys // siblings' signed calls; nil without HANDOFF_SECRET (peer.go)
-	joinTicks int64     // cfg.JoinTimeout in sweeper ticks
-	msgTicks  int64     // cfg.MessageTimeout in sweeper ticks
+	peer      *peerKeys     // siblings' signed calls; nil without HANDOFF_SECRET (peer.go)
+	decoding  chan struct{} // one hand-off body decodes at a time (receive.go)
+	joinTicks int64         // cfg.JoinTimeout in sweeper ticks
+	msgTicks  int64         // cfg.MessageTimeout in sweeper ticks
 	baseCtx   context.Context
 	cancel    context.CancelFunc
 
@@ -164,6 +165,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 		budget: cfg.Budget, joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
 	s.peer = newPeerKeys(cfg.HandoffSecret)
 	s.trust = newTrustCheck(cfg.TrustCheck, cfg.HandoffSecret)
+	s.decoding = make(chan struct{}, 1)
 	s.upgrades = newAddrRate(cfg.UpgradesPerSec, float64(cfg.UpgradeBurst))
 	s.creates = newAddrRate(cfg.CreatesPerMin/60, float64(cfg.CreateBurst))
 	s.conns.all = map[*conn]struct{}{}

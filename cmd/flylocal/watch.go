@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/party-sockets/party-sockets/internal/peerauth"
 )
 
 // What the overview shows beyond the machine table: the last replays the
@@ -182,7 +184,9 @@ type roomView struct {
 func (c *cluster) listRooms(m *machine) (rooms, clients int, list []roomView) {
 	req, _ := http.NewRequest(http.MethodGet, "http://"+m.addr()+"/.internal/rooms", nil)
 	if c.handoffSecret != "" {
-		req.Header.Set("Authorization", "Bearer "+c.handoffSecret)
+		// Signed as a sibling signs: the room list takes nothing else.
+		key := peerauth.DeriveKey([]byte(c.handoffSecret), peerauth.LabelInternal)
+		req.Header.Set(peerauth.Header, peerauth.Sign(key, "flylocal", req.Method, req.URL.RequestURI(), nil, time.Now()))
 	}
 	resp, err := scrapeClient.Do(req)
 	if err != nil {

@@ -36,6 +36,12 @@ const (
 	LabelDebug    = "party-sockets trust check v1"    // the operator's trust check (server/trustcheck.go)
 )
 
+// BodyHeader carries the hex SHA-256 of a call's body, which the
+// signature covers: a receiver can check the signature before it reads a
+// byte of the body (VerifyHash), then the body against it. A call without
+// it has an empty body.
+const BodyHeader = "X-Party-Body-Sha256"
+
 // MaxHeaderBytes bounds the header a receiver parses.
 const MaxHeaderBytes = 256
 
@@ -75,10 +81,19 @@ func Sign(key []byte, id, method, requestURI string, body []byte, now time.Time)
 	return "v1;id=" + id + ";t=" + t + ";n=" + n + ";s=" + mac(key, id, method, requestURI, t, n, body)
 }
 
-func mac(key []byte, id, method, requestURI, t, n string, body []byte) string {
+// BodyHash is the hex SHA-256 of body, as BodyHeader carries it.
+func BodyHash(body []byte) string {
 	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+func mac(key []byte, id, method, requestURI, t, n string, body []byte) string {
+	return macHash(key, id, method, requestURI, t, n, BodyHash(body))
+}
+
+func macHash(key []byte, id, method, requestURI, t, n, bodyHash string) string {
 	m := hmac.New(sha256.New, key)
-	for _, part := range []string{"v1", method, requestURI, id, t, n, hex.EncodeToString(sum[:])} {
+	for _, part := range []string{"v1", method, requestURI, id, t, n, bodyHash} {
 		m.Write([]byte(part))
 		m.Write([]byte{'\n'})
 	}
@@ -195,6 +210,17 @@ func NewVerifier(key []byte, maxAge time.Duration, maxNonces int, now func() tim
 // Verify checks the header value v of a call and returns the sender's
 // machine id. requestURI is the path and query as sent (r.URL.RequestURI()).
 func (v *Verifier) Verify(header, method, requestURI string, body []byte) (string, error) {
+	return v.VerifyHash(header, method, requestURI, BodyHash(body))
+}
+
+// VerifyHash is Verify for a body not read yet, known by the hash its
+// sender claims (BodyHeader): the caller must then check the body it reads
+// against bodyHash. A bodyHash that is not 64 lower-case hex digits is
+// refused.
+func (v *Verifier) VerifyHash(header, method, requestURI, bodyHash string) (string, error) {
+	if len(bodyHash) != 2*sha256.Size || !isHex(bodyHash) {
+		return "", ErrMalformed
+	}
 	sig, err := Parse(header)
 	if err != nil {
 		return "", err
@@ -203,7 +229,7 @@ func (v *Verifier) Verify(header, method, requestURI string, body []byte) (strin
 	if d := now.Sub(sig.At); d > v.maxAge || d < -v.maxAge {
 		return "", ErrStale
 	}
-	want := mac(v.key, sig.ID, method, requestURI, sig.T, sig.N, body)
+	want := macHash(v.key, sig.ID, method, requestURI, sig.T, sig.N, bodyHash)
 	if subtle.ConstantTimeCompare([]byte(want), []byte(sig.S)) != 1 {
 		return "", ErrBadMAC
 	}

@@ -49,6 +49,34 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// A receiver can check a call before reading its body, by the hash the
+// sender claims for it; a claimed hash of another body, or one that is not
+// a hash, is refused.
+func TestVerifyHash(t *testing.T) {
+	t.Parallel()
+	key := DeriveKey([]byte(strings.Repeat("s", 32)), LabelInternal)
+	now := time.Unix(1_800_000_000, 0)
+	body := []byte(`{"v":1}`)
+	for _, tt := range []struct {
+		name, hash string
+		want       error
+	}{
+		{"the body's hash", BodyHash(body), nil},
+		{"another body's", BodyHash([]byte(`{}`)), ErrBadMAC},
+		{"upper case", strings.ToUpper(BodyHash(body)), ErrMalformed},
+		{"short", BodyHash(body)[:63], ErrMalformed},
+		{"none", "", ErrMalformed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := NewVerifier(key, 0, 0, func() time.Time { return now })
+			h := Sign(key, "a1", "POST", "/.internal/handoff", body, now)
+			if _, err := v.VerifyHash(h, "POST", "/.internal/handoff", tt.hash); !errors.Is(err, tt.want) {
+				t.Fatalf("VerifyHash(%q) = %v, want %v", tt.hash, err, tt.want)
+			}
+		})
+	}
+}
+
 // A captured call is refused the second time, for as long as its time
 // could pass the age check; the nonce is then forgotten.
 func TestReplayRefused(t *testing.T) {

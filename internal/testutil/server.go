@@ -28,9 +28,13 @@ var (
 )
 
 // Binary builds the party-sockets server once per test process and
-// returns its path.
+// returns its path. PARTY_SOCKETS_BIN names another build to run instead
+// (to see a test fail on an earlier one).
 func Binary(t testing.TB) string {
 	t.Helper()
+	if bin := os.Getenv("PARTY_SOCKETS_BIN"); bin != "" {
+		return bin
+	}
 	TrackModule(t)
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "party-sockets-bin")
@@ -95,7 +99,7 @@ func StartCmd(t testing.TB, cmd *exec.Cmd, env ...string) *Server {
 				s.stderr.WriteString(line + "\n")
 			}
 			s.mu.Unlock()
-			if i := strings.Index(line, "addr="); i >= 0 && strings.Contains(line, "listening") {
+			if i := strings.Index(line, "addr="); i >= 0 && strings.Contains(line, "msg=listening ") { // not "pprof listening"
 				select {
 				case addr <- strings.Fields(line[i+5:])[0]:
 				default:

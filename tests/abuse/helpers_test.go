@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -161,3 +163,32 @@ func getJSON(t testing.TB, url string, hdr http.Header) (int, map[string]any) {
 	json.NewDecoder(resp.Body).Decode(&v)
 	return resp.StatusCode, v
 }
+
+// dialFrom opens a WebSocket to url from the local address src (one of
+// 127.0.0.0/8): each source address counts as its own client.
+func dialFrom(t testing.TB, url, src string) (*member, error) {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	tr := &http.Transport{DialContext: d.DialContext}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		return nil, err
+	}
+	ws.SetReadLimit(1 << 20)
+	t.Cleanup(func() { ws.CloseNow() })
+	return &member{t: t, ws: ws}, nil
+}
+
+func mustDialFrom(t testing.TB, url, src string) *member {
+	t.Helper()
+	m, err := dialFrom(t, url, src)
+	if err != nil {
+		t.Fatalf("dial from %s: %v", src, err)
+	}
+	return m
+}
+
+// loopback is the loopback address 127.0.0.n.
+func loopback(n int) string { return fmt.Sprintf("127.0.0.%d", n) }

@@ -1,15 +1,10 @@
 package abuse
 
 import (
-	"context"
 	"encoding/json"
-	"net"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/party-sockets/party-sockets/internal/testutil"
@@ -18,27 +13,12 @@ import (
 
 const createSecret = "a-create-token-secret-of-32-bytes+"
 
-// dialFrom opens a WebSocket to url from the loopback address src.
-func dialFrom(t *testing.T, url, src string) *member {
-	t.Helper()
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), &websocket.DialOptions{HTTPClient: hc})
-	if err != nil {
-		t.Fatalf("dial from %s: %v", src, err)
-	}
-	t.Cleanup(func() { ws.CloseNow() })
-	return &member{t: t, ws: ws}
-}
-
 // createWith sends n creates carrying token from src, a new socket after
 // each success, and returns how many rooms it made and the errors it got.
 func createWith(t *testing.T, url, src, token string, n int) (created int, errs map[string]int) {
 	t.Helper()
 	errs = map[string]int{}
-	m := dialFrom(t, url, src)
+	m := mustDialFrom(t, url, src)
 	for i := range n {
 		msg, _ := json.Marshal(map[string]any{"type": "create", "clientId": src + "-" + string(rune('a'+i%26)), "maxClients": 4, "token": token})
 		m.send(string(msg))
@@ -49,7 +29,7 @@ func createWith(t *testing.T, url, src, token string, n int) (created int, errs 
 		switch v["type"] {
 		case "created":
 			created++
-			m = dialFrom(t, url, src)
+			m = mustDialFrom(t, url, src)
 		case "error":
 			errs[v["message"].(string)]++
 		}
@@ -85,11 +65,11 @@ func TestCreateTokenIsSingleUse(t *testing.T) {
 		}
 	}
 	// 127.0.0.2 spent its misses on replays: its joins are refused now.
-	h := dialFrom(t, srv.URL, "127.0.0.3")
+	h := mustDialFrom(t, srv.URL, "127.0.0.3")
 	fresh, _ := tokens.Mint([]byte(createSecret), time.Minute, tokens.Claims{})
 	h.send(`{"type":"create","clientId":"host","maxClients":4,"token":"` + fresh + `"}`)
 	code := h.expectType("created")["room"].(string)
-	p := dialFrom(t, srv.URL, "127.0.0.2")
+	p := mustDialFrom(t, srv.URL, "127.0.0.2")
 	p.join(code, "replayer")
 	p.expectErr("Too many failed joins, try again later")
 }

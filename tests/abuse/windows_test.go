@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,8 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/party-sockets/party-sockets/internal/testutil"
 )
@@ -71,7 +68,7 @@ func TestRecoveryWindowsObeyTheBudget(t *testing.T) {
 				t.Errorf("budget peaked at %.0f%% of its limit, want at most 110%%", 100*used/limit)
 			}
 			// A stranger comes back: whatever it is told, no gap is silent.
-			back, err := dialFrom(t, srv.URL, 2)
+			back, err := dialFrom(t, srv.URL, loopback(2))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,7 +98,7 @@ func awayRooms(t *testing.T, srv *testutil.Server, n, away, maxClients int) []aw
 		if i > 0 && i%16 == 0 {
 			addr++ // under the create burst of one address
 		}
-		m, err := dialFrom(t, srv.URL, addr)
+		m, err := dialFrom(t, srv.URL, loopback(addr))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +110,7 @@ func awayRooms(t *testing.T, srv *testutil.Server, n, away, maxClients int) []aw
 	var joined atomic.Int32
 	parallel(n*away, 10, func(k int) {
 		room, i := k%n, k/n
-		m, err := dialFrom(t, srv.URL, first+k/perAddr)
+		m, err := dialFrom(t, srv.URL, loopback(first+k/perAddr))
 		if err != nil {
 			t.Errorf("stranger %d: %v", k, err)
 			return
@@ -209,22 +206,6 @@ func checkNoSilentGap(t *testing.T, m *member) {
 		}
 	}
 	t.Logf("rejoin recovered all %v frames", seq)
-}
-
-// dialFrom dials url from 127.0.0.n, so per-address limits see n.
-func dialFrom(t testing.TB, url string, n int) (*member, error) {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(n))}, Timeout: 5 * time.Second}
-	tr := &http.Transport{DialContext: d.DialContext}
-	defer tr.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
-	if err != nil {
-		return nil, err
-	}
-	ws.SetReadLimit(1 << 20)
-	t.Cleanup(func() { ws.CloseNow() })
-	return &member{t: t, ws: ws}, nil
 }
 
 // drain reads m until its socket ends, counting frames.
