@@ -133,6 +133,9 @@ func statusOf(err error) int {
 	switch err {
 	case rooms.ErrRoomNotFound, rooms.ErrTargetNotFound:
 		return http.StatusNotFound
+	case rooms.ErrOverBudget:
+		// The machine's memory, not the call, is the problem: try later.
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest
 }

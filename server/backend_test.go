@@ -254,3 +254,11 @@ func TestHangingWebhookReceiverDoesNotSlowTheRelay(t *testing.T) {
 		t.Fatalf("/metrics lacks the dropped webhooks: %d", status)
 	}
 }
+
+// A state the memory budget refuses is the machine's trouble, not the
+// call's: 503, so a backend retries later rather than give up.
+func TestStatusOfOverBudget(t *testing.T) {
+	if got := statusOf(rooms.ErrOverBudget); got != http.StatusServiceUnavailable {
+		t.Fatalf("statusOf(ErrOverBudget) = %d, want 503", got)
+	}
+}
