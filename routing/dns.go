@@ -124,6 +124,15 @@ func (p *Prober) RegionEmpty(ctx context.Context, region string) bool {
 	}
 }
 
+// Stale says the cached list of machines may be wrong (a replay to one
+// found none): it is asked again next time, at most once a second.
+func (p *Prober) Stale() {
+	p.init()
+	if cr, ok := p.Resolver.(*CachingResolver); ok && p.refreshAllowed() {
+		cr.Forget("vms."+p.App+".internal", dns.TypeTXT)
+	}
+}
+
 // refreshAllowed spends the prober's one DNS refresh per second.
 func (p *Prober) refreshAllowed() bool {
 	p.mu.Lock()

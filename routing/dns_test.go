@@ -39,3 +39,20 @@ func TestPeersDropsIDsNotShapedLikeMachineIDs(t *testing.T) {
 		t.Fatalf("Peers = %v, want %v", peers, want)
 	}
 }
+
+// A replay that came back says the cached list of machines is stale: it
+// is asked again, at most once a second, however often that is said (a
+// client may send the header that says it).
+func TestStaleAsksDNSAgainAtMostOnceASecond(t *testing.T) {
+	f := &fakeFly{app: "app", txt: self + " fra"}
+	res := &countingResolver{inner: DNSResolver{Server: startDNS(t, f)}}
+	p := &Prober{App: "app", Self: self, Resolver: &CachingResolver{Inner: res}}
+	Peers(t.Context(), p.Resolver, "app")
+	for range 50 {
+		p.Stale()
+		Peers(t.Context(), p.Resolver, "app")
+	}
+	if n := res.n.Load(); n != 2 {
+		t.Fatalf("%d DNS questions after 50 calls of Stale, want 2 (the first, and one refresh)", n)
+	}
+}

@@ -69,6 +69,9 @@ type loadInfo struct {
 
 func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {
 	switch {
+	case r.URL.Path == codesPath: // signed lookups, authorised there (codes.go)
+		s.serveCodes(w, r)
+		return
 	case r.Header.Get("Fly-Region") != "":
 		s.lookupMissed(r)
 		s.apiError(w, http.StatusForbidden, errInternalOnly)

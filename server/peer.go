@@ -37,6 +37,11 @@ func viaProxy(r *http.Request) bool {
 type peerKeys struct {
 	internal []byte
 	verifier *peerauth.Verifier
+	// lookups checks the siblings' read-only lookups (probes, listings)
+	// with the same key but its own memory of nonces: probes come at a
+	// round's rate from every sibling, and must never fill the memory the
+	// hand-off's calls need (a full one refuses them).
+	lookups *peerauth.Verifier
 }
 
 func newPeerKeys(secret string) *peerKeys {
@@ -44,7 +49,7 @@ func newPeerKeys(secret string) *peerKeys {
 		return nil
 	}
 	k := peerauth.DeriveKey([]byte(secret), peerauth.LabelInternal)
-	return &peerKeys{internal: k, verifier: peerauth.NewVerifier(k, 0, 0, nil)}
+	return &peerKeys{internal: k, verifier: peerauth.NewVerifier(k, 0, 0, nil), lookups: peerauth.NewVerifier(k, 0, 0, nil)}
 }
 
 // signPeer signs a call this machine makes to a sibling; body is what the
@@ -63,4 +68,13 @@ func (s *Server) verifyPeer(r *http.Request, body []byte) (string, error) {
 		return "", peerauth.ErrMissing
 	}
 	return s.peer.verifier.Verify(r.Header.Get(peerauth.Header), r.Method, r.URL.RequestURI(), body)
+}
+
+// verifyLookup checks a sibling's signed lookup (a GET: no body), with
+// the lookups' own memory of nonces, and returns the sender's machine id.
+func (s *Server) verifyLookup(r *http.Request) (string, error) {
+	if s.peer == nil {
+		return "", peerauth.ErrMissing
+	}
+	return s.peer.lookups.Verify(r.Header.Get(peerauth.Header), r.Method, r.URL.RequestURI(), nil)
 }
