@@ -65,6 +65,8 @@ type config struct {
 	CreateBurst         int
 	MachineMissesPerMin int
 	ProbesPerSec        float64
+	AddrProbesPerMin    float64
+	AddrProbeBurst      int
 	QueueFrames         int
 	QueueBytes          int
 	WriteTimeout        time.Duration
@@ -117,6 +119,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		CreateBurst:         30,
 		MachineMissesPerMin: 1200,
 		ProbesPerSec:        20,
+		AddrProbesPerMin:    10,
+		AddrProbeBurst:      60,
 		QueueFrames:         4096,
 		QueueBytes:          2 << 20,
 		WriteTimeout:        10 * time.Second,
@@ -194,6 +198,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"RECOVER_ROOM_BYTES", &c.RecoverRoom, 64 << 10, 4 << 20}, // a room must fit in a hand-off (rooms.DefaultRecoverRoomBytes)
 		{"CREATE_BURST", &c.CreateBurst, 1, 1 << 20},
 		{"MACHINE_MISSES_PER_MIN", &c.MachineMissesPerMin, 0, 1 << 30},
+		{"ADDR_PROBE_BURST", &c.AddrProbeBurst, 1, 1 << 20},
 		{"SEND_QUEUE_FRAMES", &c.QueueFrames, 1, 1 << 20},
 		{"SEND_QUEUE_BYTES", &c.QueueBytes, 1024, 1 << 30},
 	}
@@ -217,6 +222,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"UPGRADES_PER_SEC", "new WebSockets per second", &c.UpgradesPerSec, 1e6},
 		{"CREATES_PER_MIN", "rooms per minute", &c.CreatesPerMin, 1e7},
 		{"PROBES_PER_SEC", "probe rounds per second", &c.ProbesPerSec, 1e5},
+		{"ADDR_PROBES_PER_MIN", "probe rounds per minute", &c.AddrProbesPerMin, 1e7},
 	}
 	for _, r := range rates {
 		if v := getenv(r.name); v != "" {

@@ -16,6 +16,10 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if c.addr() != ":3000" || c.HostGrace != 2*time.Minute || c.MaxFrameBytes != 65536 || c.DashboardURL != "" || c.InternalDNS != "" {
 		t.Fatalf("defaults = %+v", c)
 	}
+	// A household's rejoin after a deploy fits the probe allowance (README).
+	if c.ProbesPerSec != 20 || c.AddrProbesPerMin != 10 || c.AddrProbeBurst != 60 {
+		t.Fatalf("probe defaults = %v/s, %v/min per address, burst %d", c.ProbesPerSec, c.AddrProbesPerMin, c.AddrProbeBurst)
+	}
 }
 
 func TestLoadConfigFly(t *testing.T) {
@@ -107,6 +111,7 @@ func TestLoadConfigBoundsRatesRecoveryAndBackend(t *testing.T) {
 	bad := map[string]string{
 		"FRAMES_PER_SEC": "-1", "BYTES_PER_SEC": "lots", "UPGRADES_PER_SEC": "1e9", "CREATES_PER_MIN": "NaN",
 		"PROBES_PER_SEC": "-3", "UPGRADE_BURST": "0", "CREATE_BURST": "x", "MACHINE_MISSES_PER_MIN": "-1",
+		"ADDR_PROBES_PER_MIN": "-1", "ADDR_PROBE_BURST": "0",
 		"RECOVER_FRAMES": "0", "RECOVER_BYTES": "10", "RECOVER_AGE": "-1s", "RECOVER_ROOM_BYTES": "8388608",
 		"CREATE_TOKEN_SECRET": "short", "CREATE_TOKEN_PUBLIC_KEY": "not pem", "SERVER_API_KEY": "short",
 		"WEBHOOK_URL": "ftp://x", "WEBHOOK_SECRET": "plain",

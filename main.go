@@ -138,6 +138,9 @@ func run(getenv func(string) string) error {
 		CreatesPerMin:       cfg.CreatesPerMin,
 		CreateBurst:         cfg.CreateBurst,
 		MachineMissesPerMin: cfg.MachineMissesPerMin,
+		AddrProbesPerMin:    cfg.AddrProbesPerMin,
+		AddrProbeBurst:      cfg.AddrProbeBurst,
+		PeerLookupsPerSec:   cfg.ProbesPerSec, // a sibling probes at most this fast
 		Budget:              mem,
 		Tokens:              verifier(cfg),
 		APIKey:              cfg.ServerAPIKey,
@@ -152,6 +155,16 @@ func run(getenv func(string) string) error {
 	hs := srv.HTTPServer()
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
+	if prober != nil {
+		// Where did a hand-off take this region's rooms while this machine
+		// was away? Asked once now (signed; only with hand-off on and a
+		// secret), and again rarely (routing/away.go).
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			prober.Learn(ctx, cfg.Region)
+		}()
+	}
 	if cfg.DebugAddr != "" {
 		go func() {
 			// net/http/pprof registers on http.DefaultServeMux, served only here.

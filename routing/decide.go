@@ -14,7 +14,7 @@ import (
 // Input is what Decide needs to know about a request and this machine.
 type Input struct {
 	OnFly        bool   // FLY_APP_NAME is set
-	ViaProxy     bool   // the request carries Fly-Region: it came through Fly's proxy
+	ViaProxy     bool   // the request carries a header of Fly's proxy: it came through it
 	ReplaySrc    bool   // fly-replay-src present: the proxy replayed it here
 	ReplayFailed bool   // fly-replay-failed present: a fallback delivery
 	Upgrade      bool   // a WebSocket upgrade
@@ -74,7 +74,8 @@ func (Serve) String() string            { return "Serve{}" }
 // Decide applies steps 1 and 4 of the wire contract's HTTP order, and
 // follows rooms that a hand-off moved: a code whose room left this machine
 // is replayed to its new holder, and a code whose home region has no
-// machine running is looked for by a probe of every region.
+// machine running is probed for here, where the machines that list its
+// region's codes are asked (Prober, away.go).
 //
 // Loop guards: with fly-replay-src there is no pin replay and no
 // cross-region replay (a same-region instance hop is still allowed); with

@@ -23,41 +23,6 @@ func TestAddrKey(t *testing.T) {
 	}
 }
 
-func TestExemptOnlyForPeerProbes(t *testing.T) {
-	s := &Server{cfg: Config{AppName: "app"}}
-	tests := []struct {
-		name   string
-		method string
-		path   string
-		remote string
-		region string
-		want   bool
-	}{
-		{"probe over 6PN", "GET", "/room/abc", "[fdaa:0:1::3]:5000", "", true},
-		{"probe on loopback (flylocal)", "GET", "/room/abc", "127.0.0.3:5000", "", true},
-		{"through the proxy", "GET", "/room/abc", "[fdaa:0:1::3]:5000", "fra", false},
-		{"an upgrade is no probe", "GET", "/", "[fdaa:0:1::3]:5000", "", false},
-		{"a POST is no probe", "POST", "/room/abc", "[fdaa:0:1::3]:5000", "", false},
-		{"public address", "GET", "/room/abc", "203.0.113.9:5000", "", false},
-	}
-	for _, tt := range tests {
-		r, _ := http.NewRequest(tt.method, "http://x"+tt.path, nil)
-		r.RemoteAddr = tt.remote
-		if tt.region != "" {
-			r.Header.Set("Fly-Region", tt.region)
-		}
-		if got := s.exempt(r); got != tt.want {
-			t.Errorf("%s: exempt = %v, want %v", tt.name, got, tt.want)
-		}
-	}
-	off := &Server{}
-	r, _ := http.NewRequest("GET", "http://x/room/abc", nil)
-	r.RemoteAddr = "127.0.0.1:1"
-	if off.exempt(r) {
-		t.Error("off Fly nothing is exempt")
-	}
-}
-
 type fakeAddrConn struct {
 	net.Conn
 	addr string

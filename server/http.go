@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/party-sockets/party-sockets/routing"
 )
@@ -58,8 +59,10 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	// Browsers may read it cross-origin: clients pin reconnects with it.
 	w.Header().Set("Access-Control-Expose-Headers", "X-Instance-Id")
 	s.roomCORS(w, r)
-	ip, counted := s.clientIP(r), !s.exempt(r)
-	if counted && s.ipl.blocked(ip) {
+	who, ip := s.lookupCaller(r), s.clientIP(r)
+	switch {
+	case who == callerPeer && !s.peerLooks.take(peerKey(r.RemoteAddr), time.Now()),
+		who == callerClient && s.ipl.blocked(ip):
 		s.metrics.errorSent(errTooManyRequests)
 		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyRequests.Error()})
 		return
@@ -67,7 +70,9 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	code, _ := routing.CandidateCode(r.URL.EscapedPath()) // "" (no room) for a bad escape
 	info, ok := s.rooms.Lookup(code)
 	if !ok {
-		s.lookupMissed(r)
+		if who == callerClient && r.Context().Value(missCharged{}) == nil {
+			s.ipl.missCode(ip, code)
+		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Room not found"})
 		return
 	}

@@ -28,6 +28,7 @@ import (
 //	POST /.internal/abort    {"code","transfer"}: drop a copy whose sender kept the room → {"dropped": bool}
 //	GET  /.internal/rooms    {"total": n, "clients": n, "rooms": [{"code","clients"}, ...]} (at most 200; the local
 //	                         cluster's overview); signed calls only
+//	GET  /.internal/codes?region=<r>  {"codes": [...]}: region r's codes held here (codes.go); signed calls only
 
 const (
 	internalPrefix = "/.internal/"
@@ -70,7 +71,8 @@ var internalEndpoints = map[string]internalEndpoint{
 	handoffPath: {http.MethodPost, true, (*Server).receiveHandoff},
 	relayPath:   {http.MethodPost, true, (*Server).receiveRelay},
 	abortPath:   {http.MethodPost, true, (*Server).receiveAbort},
-	roomsPath:   {http.MethodGet, false, (*Server).listRooms}, // codes let anyone join: signed calls only
+	roomsPath:   {http.MethodGet, false, (*Server).listRooms},  // codes let anyone join: signed calls only
+	codesPath:   {http.MethodGet, false, (*Server).serveCodes}, // likewise (codes.go)
 }
 
 func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {

@@ -54,6 +54,24 @@ func (a addrRate) take(ip string, now time.Time) bool {
 	return ab.b.take(now)
 }
 
+// level is ip's tokens now, without spending one: a full bucket for an
+// address not seen yet (or when unlimited).
+func (a addrRate) level(ip string, now time.Time) float64 {
+	if a.perSec <= 0 {
+		return a.burst
+	}
+	ab, ok := a.buckets.Peek(ip)
+	if !ok {
+		return a.burst
+	}
+	ab.mu.Lock()
+	defer ab.mu.Unlock()
+	if ab.b.rate == 0 {
+		return a.burst
+	}
+	return ab.b.level(now)
+}
+
 // bucket is a per-connection token bucket, owned by the reader goroutine.
 type bucket struct {
 	rate, burst float64
@@ -67,6 +85,14 @@ func newBucket(rate float64, burst int) *bucket {
 		return nil
 	}
 	return &bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+// level is the tokens the bucket holds at now.
+func (b *bucket) level(now time.Time) float64 {
+	if b.last.IsZero() {
+		return b.tokens
+	}
+	return min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 }
 
 // take spends one token; false when the sender is over its rate.
@@ -98,6 +124,7 @@ type ipLimits struct {
 	conns map[string]int
 
 	misses *lru.Cache[string, *missWindow]
+	missed *lru.Cache[string, time.Time] // "address code" → when it was last counted (missCode)
 }
 
 type missWindow struct {
@@ -110,8 +137,9 @@ const missTableSize = 10000
 
 func newIPLimits(maxConns, missesPerMin, machineMissesPerMin int) *ipLimits {
 	misses, _ := lru.New[string, *missWindow](missTableSize)
+	missed, _ := lru.New[string, time.Time](missTableSize)
 	return &ipLimits{maxConns: maxConns, missesPerMin: missesPerMin, machineMissesPerMin: machineMissesPerMin,
-		now: time.Now, conns: map[string]int{}, misses: misses}
+		now: time.Now, conns: map[string]int{}, misses: misses, missed: missed}
 }
 
 // acquire takes a connection slot for ip; false when ip is at its limit.
@@ -193,39 +221,61 @@ func (l *ipLimits) miss(ip string) {
 	l.machine.add(now, 1)
 }
 
-// chargeMiss spends one of ip's lookups that may fail this minute, and the
-// machine's; false (nothing spent) when ip is already blocked.
-func (l *ipLimits) chargeMiss(ip string) bool {
-	if l.blocked(ip) {
-		return false
-	}
-	l.miss(ip)
-	return true
-}
-
-// refundMiss gives back a lookup charged by chargeMiss that found its room.
-func (l *ipLimits) refundMiss(ip string) {
+// missCode records a failed join or lookup of code, unless ip missed the
+// same code this minute already: asking again for a code that was not
+// there walks no code space, and a household whose players all wait for
+// their room after a deploy (each retrying by code for 10 s) must not use
+// up its misses on it. Only codes of at most maxRememberedCode bytes are
+// remembered (a real one has 6); a longer one always counts.
+func (l *ipLimits) missCode(ip, code string) {
 	if l.missesPerMin <= 0 {
 		return
 	}
-	now := l.now()
-	if w, ok := l.misses.Peek(ip); ok {
-		w.add(now, -1)
+	if len(code) > maxRememberedCode || code == "" {
+		l.miss(ip)
+		return
 	}
-	l.machine.add(now, -1)
+	now := l.now()
+	key := ip + " " + code
+	if at, ok := l.missed.Get(key); ok && now.Sub(at) < time.Minute {
+		return
+	}
+	l.missed.Add(key, now)
+	l.miss(ip)
 }
 
-// clientIP is the address a request counts against: the proxy's (last)
-// Fly-Client-IP for a request that came through Fly's proxy (viaProxy),
-// else the socket's address. IPv6 addresses are keyed by their /64, the
-// block one subscriber gets, so rotating addresses within it buys nothing.
+// maxRememberedCode bounds the codes missCode remembers per address.
+const maxRememberedCode = 16
+
+// clientIP is the address a request counts against: on Fly, for a
+// request that came through Fly's proxy (viaProxy: any of its headers),
+// Fly-Client-IP; else the socket's address. When Fly-Client-IP appears
+// more than once, or holds a list, the last value counts: a proxy that
+// appends puts its own last, and whatever a client sent comes before it
+// (README "Whom the limits count"). IPv6 addresses are keyed by their
+// /64, the block one subscriber gets, so rotating addresses within it buys
+// nothing.
 func (s *Server) clientIP(r *http.Request) string {
 	if s.cfg.AppName != "" && viaProxy(r) {
-		if ip, err := netip.ParseAddr(proxyValue(r, "Fly-Client-IP")); err == nil {
+		if ip, ok := lastClientIP(r.Header.Values("Fly-Client-Ip")); ok {
 			return addrKey(ip)
 		}
 	}
 	return socketKey(r.RemoteAddr)
+}
+
+// lastClientIP is the last address of a header's values, each of which
+// may be a comma-separated list.
+func lastClientIP(values []string) (netip.Addr, bool) {
+	if len(values) == 0 {
+		return netip.Addr{}, false
+	}
+	v := values[len(values)-1]
+	if i := strings.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	ip, err := netip.ParseAddr(strings.TrimSpace(v))
+	return ip, err == nil
 }
 
 // socketKey is addrKey of a "host:port" socket address.
@@ -245,29 +295,4 @@ func addrKey(ip netip.Addr) string {
 	}
 	p, _ := ip.Prefix(64)
 	return p.String()
-}
-
-// exempt reports whether a request is a peer machine's probe, the only
-// request that never counts against an address. Being exempt is earned,
-// not claimed: on Fly, a GET /room/<code> that did not come through the
-// proxy (no Fly-Region) from a private or loopback socket address.
-func (s *Server) exempt(r *http.Request) bool {
-	if s.cfg.AppName == "" || r.Header.Get("Fly-Region") != "" {
-		return false
-	}
-	if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/room/") {
-		return false
-	}
-	return privateSocket(r)
-}
-
-// privateSocket reports whether r's socket address is private or loopback
-// (on Fly: another machine of the organisation, over 6PN).
-func privateSocket(r *http.Request) bool {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := ap.Addr().Unmap()
-	return ip.IsPrivate() || ip.IsLoopback()
 }

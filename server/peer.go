@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/party-sockets/party-sockets/internal/peerauth"
@@ -32,29 +31,17 @@ func viaProxy(r *http.Request) bool {
 	return false
 }
 
-// proxyValue is the value Fly's proxy wrote for header name: the last
-// one. A client can send its own; whether the proxy replaces it or adds
-// its own after it is undocumented (README "What we trust of Fly,
-// checked"), and the last value is the proxy's either way, appended as a
-// field line of its own or after a comma.
-func proxyValue(r *http.Request, name string) string {
-	vs := r.Header.Values(name)
-	if len(vs) == 0 {
-		return ""
-	}
-	v := vs[len(vs)-1]
-	if i := strings.LastIndexByte(v, ','); i >= 0 {
-		v = v[i+1:]
-	}
-	return strings.TrimSpace(v)
-}
-
 // peerKeys are the keys a machine signs and checks its siblings' calls
 // with, derived from HANDOFF_SECRET; nil without one (no call is then
 // accepted, and none is signed).
 type peerKeys struct {
 	internal []byte
 	verifier *peerauth.Verifier
+	// lookups checks the siblings' read-only lookups (probes, listings)
+	// with the same key but its own memory of nonces: probes come at a
+	// round's rate from every sibling, and must never fill the memory the
+	// hand-off's calls need (a full one refuses them).
+	lookups *peerauth.Verifier
 }
 
 func newPeerKeys(secret string) *peerKeys {
@@ -62,7 +49,7 @@ func newPeerKeys(secret string) *peerKeys {
 		return nil
 	}
 	k := peerauth.DeriveKey([]byte(secret), peerauth.LabelInternal)
-	return &peerKeys{internal: k, verifier: peerauth.NewVerifier(k, 0, 0, nil)}
+	return &peerKeys{internal: k, verifier: peerauth.NewVerifier(k, 0, 0, nil), lookups: peerauth.NewVerifier(k, 0, 0, nil)}
 }
 
 // signPeer signs a call this machine makes to a sibling; body is what the
@@ -118,4 +105,13 @@ func (s *Server) verifyPeer(r *http.Request, body []byte) (string, error) {
 		return "", peerauth.ErrMissing
 	}
 	return s.peer.verifier.Verify(r.Header.Get(peerauth.Header), r.Method, r.URL.RequestURI(), body)
+}
+
+// verifyLookup checks a sibling's signed lookup (a GET: no body), with
+// the lookups' own memory of nonces, and returns the sender's machine id.
+func (s *Server) verifyLookup(r *http.Request) (string, error) {
+	if s.peer == nil {
+		return "", peerauth.ErrMissing
+	}
+	return s.peer.lookups.Verify(r.Header.Get(peerauth.Header), r.Method, r.URL.RequestURI(), nil)
 }

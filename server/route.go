@@ -14,10 +14,10 @@ import (
 // 404 for it is not charged twice.
 type missCharged struct{}
 
-// lookupMissed charges a failed HTTP lookup to its address, unless it is
-// a peer's probe or its own probe already charged it.
+// lookupMissed charges a failed HTTP request to its address, unless its
+// own probe already charged it.
 func (s *Server) lookupMissed(r *http.Request) {
-	if !s.exempt(r) && r.Context().Value(missCharged{}) == nil {
+	if r.Context().Value(missCharged{}) == nil {
 		s.ipl.miss(s.clientIP(r))
 	}
 }
@@ -31,7 +31,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 	}
 	in := routing.Input{
 		OnFly:        true,
-		ViaProxy:     r.Header.Get("Fly-Region") != "",
+		ViaProxy:     viaProxy(r),
 		ReplaySrc:    r.Header.Get("Fly-Replay-Src") != "",
 		ReplayFailed: r.Header.Get("Fly-Replay-Failed") != "",
 		Upgrade:      isUpgrade(r),
@@ -40,12 +40,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 		Path:         r.URL.EscapedPath(),
 		RawQuery:     r.URL.RawQuery,
 	}
-	if in.ReplayFailed {
-		s.noteFailedReplay(r.Header.Get("Fly-Replay-Failed"))
-	}
-	if in.ReplaySrc {
-		in.SrcState = routing.ParseFields(r.Header.Get("Fly-Replay-Src"))["state"]
-	}
+	s.readReplayHeaders(r, &in)
 	if pin, ok := routing.Pin(in.RawQuery); ok {
 		in.PinGone = s.pinGone(pin)
 	}
@@ -66,19 +61,18 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 	if p, ok := d.(routing.Probe); ok {
 		in.Probed = true
 		// Only a join (an upgrade) or a lookup is worth asking the
-		// peers about; anything else is answered here. A probe is a
-		// lookup, so it is checked against, and charged to, the
-		// address's miss budget first (refunded when a peer holds it).
+		// peers about; anything else is answered here.
 		if in.Upgrade || (r.Method == http.MethodGet && strings.HasPrefix(in.Path, "/room/")) || isAPI(r) {
-			ip := s.clientIP(r)
-			if !s.ipl.chargeMiss(ip) {
+			var refused bool
+			if in.Holder, refused = s.probeFor(r, p.Code); refused {
 				s.metrics.errorSent(errTooManyRequests)
 				writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyRequests.Error()})
 				return r, true
 			}
-			if in.Holder = s.probe(r, p.Code); in.Holder != "" {
-				s.ipl.refundMiss(ip)
-			} else {
+			if in.Holder == "" && !in.Upgrade {
+				// A miss, charged here once. A join is charged when it
+				// fails: the socket may yet create a room instead.
+				s.ipl.missCode(s.clientIP(r), p.Code)
 				r = r.WithContext(context.WithValue(r.Context(), missCharged{}, true))
 			}
 		}
@@ -112,20 +106,53 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 	return r, false
 }
 
-// probe asks the same-region peers for the code; "" when none holds it.
-func (s *Server) probe(r *http.Request, code string) string {
+// readReplayHeaders takes what the proxy's replay headers say: the
+// state a replay that reached us was made with, and the machines a replay
+// of ours did not reach.
+func (s *Server) readReplayHeaders(r *http.Request, in *routing.Input) {
+	if in.ReplayFailed {
+		s.noteFailedReplay(r.Context(), r.Header.Get("Fly-Replay-Failed"))
+	}
+	if in.ReplaySrc {
+		src := routing.ParseFields(r.Header.Get("Fly-Replay-Src"))
+		in.SrcState = src["state"]
+		if src["instance"] == s.cfg.Instance && s.cfg.Prober != nil {
+			// A replay of ours came back to us: the machines we took to
+			// be there were not. Whatever the DNS cache says is stale.
+			s.cfg.Prober.Stale()
+		}
+	}
+}
+
+// probeFor looks for the holder of code on behalf of r's address. A
+// probe is a lookup: an address that has used up its misses asks nothing.
+// The round it may start is paid for from the address's probe allowance,
+// found or not. refused: the address is over one or the other, and
+// nothing was asked.
+func (s *Server) probeFor(r *http.Request, code string) (holder string, refused bool) {
+	ip := s.clientIP(r)
+	if s.ipl.blocked(ip) {
+		return "", true
+	}
+	holder, outcome := s.probe(r, code, probeAllowance{rate: s.probes, ip: ip, now: time.Now()})
+	return holder, outcome == routing.OutcomeRefused
+}
+
+// probe asks the code's region's peers (and, for a code known to have
+// left it, where it went) for the code; "" when none holds it.
+func (s *Server) probe(r *http.Request, code string, a routing.Allowance) (holder, outcome string) {
 	if s.cfg.Prober == nil {
-		return ""
+		return "", routing.OutcomeNoPeers
 	}
 	stop := s.metrics.probeTimer()
 	region := s.cfg.Region
 	if home, ok := regions.RegionOf(code); ok {
-		region = home // a home region with no machine: the prober asks everyone
+		region = home // a home region with no machine: asked where its codes went
 	}
-	holder, outcome := s.cfg.Prober.Find(r.Context(), code, region)
+	holder, outcome = s.cfg.Prober.FindFor(r.Context(), code, region, a)
 	stop(outcome)
 	s.log.Debug("probe", "room", code, "outcome", outcome, "holder", holder)
-	return holder
+	return holder, outcome
 }
 
 // goneTTL is how long a machine that a replay could not reach is taken as
@@ -133,34 +160,33 @@ func (s *Server) probe(r *http.Request, code string) string {
 // Short: a machine keeps its id when it restarts.
 const goneTTL = 10 * time.Second
 
-// goneMax bounds the table of machines taken as gone.
+// goneMax bounds the table of machines taken as gone; past it the oldest
+// entry goes.
 const goneMax = 1024
 
 // noteFailedReplay remembers the machine a fallback delivery names as
-// unreachable. A client that forges the header gains nothing: a pin it
-// makes this machine ignore only sends requests through code routing,
-// which reaches every room too.
-func (s *Server) noteFailedReplay(failed string) {
+// unreachable, if DNS no longer lists it as started (a cached answer will
+// do). The header is the proxy's, but a client may send one too: a forged
+// one must not turn the pins to a running machine into probe rounds.
+func (s *Server) noteFailedReplay(ctx context.Context, failed string) {
 	id := routing.ParseFields(failed)["instance"]
-	if !routing.MachineID(id) || id == s.cfg.Instance {
+	if !routing.MachineID(id) || id == s.cfg.Instance || s.cfg.Prober == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if s.cfg.Prober.Listed(ctx, id) {
 		return
 	}
 	s.goneMu.Lock()
 	defer s.goneMu.Unlock()
-	if len(s.gone) >= goneMax {
-		clear(s.gone)
-	}
-	s.gone[id] = time.Now().Add(goneTTL)
+	s.gone.Set(id, struct{}{}, time.Now())
 }
 
 // pinGone reports whether a replay to machine id failed moments ago.
 func (s *Server) pinGone(id string) bool {
 	s.goneMu.Lock()
 	defer s.goneMu.Unlock()
-	until, ok := s.gone[id]
-	if ok && time.Now().After(until) {
-		delete(s.gone, id)
-		return false
-	}
+	_, ok := s.gone.Get(id, time.Now())
 	return ok
 }

@@ -65,6 +65,14 @@ type Config struct {
 	// MachineMissesPerMin is the machine's budget of misses per minute;
 	// past it, every address that has missed this minute is blocked.
 	MachineMissesPerMin int
+	// Peer probe rounds an address may start (lookups.go): found or not,
+	// per minute, and the burst. 0: unlimited.
+	AddrProbesPerMin float64
+	AddrProbeBurst   int
+	// PeerLookupsPerSec bounds unsigned lookups from one private address
+	// (a peer of the old relay, or of this server without a secret), burst
+	// twice that: a peer's probe rate, PROBES_PER_SEC. 0 means 20.
+	PeerLookupsPerSec float64
 
 	HandshakeTimeout time.Duration  // request headers and body, and keep-alive idle time
 	MaxHeaderBytes   int            // request header bytes (net/http adds 4 KiB of slack)
@@ -108,6 +116,8 @@ type Server struct {
 	ipl       *ipLimits
 	upgrades  addrRate // new WebSockets per address
 	creates   addrRate // rooms created per address
+	probes    addrRate // probe rounds started per client address (lookups.go)
+	peerLooks addrRate // unsigned lookups per private source address (lookups.go)
 	budget    *budget.Budget
 	peer      *peerKeys     // siblings' signed calls; nil without HANDOFF_SECRET (peer.go)
 	decoding  chan struct{} // one hand-off body decodes at a time (receive.go)
@@ -124,10 +134,10 @@ type Server struct {
 	tick     atomic.Int64 // coarse clock, advanced by the sweeper
 	conns    registry
 	pending  pending
-	movedMu  sync.Mutex           // guards moved
-	moved    map[string]string    // code → the sibling a room held here went to
-	goneMu   sync.Mutex           // guards gone
-	gone     map[string]time.Time // machine id → until when a pin to it is ignored (route.go)
+	movedMu  sync.Mutex                 // guards moved
+	moved    map[string]string          // code → the sibling a room held here went to
+	goneMu   sync.Mutex                 // guards gone
+	gone     routing.Expiring[struct{}] // machine ids a pin to is ignored, for goneTTL (route.go)
 }
 
 // New returns a server for the rooms in mgr, registering its metrics in reg.
@@ -168,9 +178,14 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	s.decoding = make(chan struct{}, 1)
 	s.upgrades = newAddrRate(cfg.UpgradesPerSec, float64(cfg.UpgradeBurst))
 	s.creates = newAddrRate(cfg.CreatesPerMin/60, float64(cfg.CreateBurst))
+	s.probes = newAddrRate(cfg.AddrProbesPerMin/60, float64(cfg.AddrProbeBurst))
+	s.peerLooks = newAddrRate(or(cfg.PeerLookupsPerSec, 20), 2*or(cfg.PeerLookupsPerSec, 20))
+	if cfg.Prober != nil && s.peer != nil && cfg.Prober.Sign == nil {
+		cfg.Prober.Sign = func(req *http.Request) { s.signPeer(req, nil) } // probes and listings are GETs
+	}
 	s.conns.all = map[*conn]struct{}{}
 	s.moved = map[string]string{}
-	s.gone = map[string]time.Time{}
+	s.gone = routing.Expiring[struct{}]{TTL: goneTTL, Max: goneMax}
 	s.pending = pending{total: cfg.MaxPendingConns, byConn: map[net.Conn]string{}, byAddr: map[string]int{}}
 	if cfg.AppName == "" {
 		// Off Fly the socket's address is the client's.

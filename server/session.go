@@ -251,7 +251,7 @@ func (se *session) join(m *message) error {
 	r, idx, err := se.s.rooms.Join(code, clientID, se.c, opt)
 	if err != nil {
 		if err == rooms.ErrRoomNotFound && se.counted {
-			se.s.ipl.miss(se.ip)
+			se.s.ipl.missCode(se.ip, code)
 		}
 		return err
 	}

@@ -115,8 +115,9 @@ func startLocal() (*Cluster, error) {
 		// Every test player comes from 127.0.0.1, where on Fly each has its
 		// own address: the per-address limits fit 80 players at once (a
 		// deploy reconnects them all, and a rejoin that arrives before its
-		// room counts as a miss).
-		"-env", "UPGRADES_PER_SEC=200", "-env", "UPGRADE_BURST=400", "-env", "JOIN_MISSES_PER_MIN=2000")
+		// room counts as a miss, and may cost a probe round).
+		"-env", "UPGRADES_PER_SEC=200", "-env", "UPGRADE_BURST=400", "-env", "JOIN_MISSES_PER_MIN=2000",
+		"-env", "ADDR_PROBE_BURST=2000")
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()

@@ -1,0 +1,213 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Resolver answers one DNS question. DNSResolver is the real one; tests run
+// it against a miekg/dns server on loopback.
+type Resolver interface {
+	Lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, error)
+}
+
+// DNSResolver asks one server directly (Fly's internal resolver), never the
+// host's resolver configuration. It retries over TCP when a UDP answer is
+// truncated.
+type DNSResolver struct {
+	Server string // host:port
+}
+
+// ErrNXDomain is returned for a name that does not exist.
+var ErrNXDomain = errors.New("dns: no such name")
+
+// Lookup implements Resolver.
+func (r DNSResolver) Lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), qtype)
+	q.SetEdns0(4096, false)
+	c := &dns.Client{Net: "udp"}
+	in, _, err := c.ExchangeContext(ctx, q, r.Server)
+	if err == nil && in.Truncated {
+		c.Net = "tcp"
+		in, _, err = c.ExchangeContext(ctx, q, r.Server)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch in.Rcode {
+	case dns.RcodeSuccess:
+		return in.Answer, nil
+	case dns.RcodeNameError:
+		return nil, ErrNXDomain
+	}
+	return nil, fmt.Errorf("dns: %s for %s", dns.RcodeToString[in.Rcode], name)
+}
+
+// Peer is a started machine of the app.
+type Peer struct{ ID, Region string }
+
+// Peers reads TXT vms.<app>.internal: its strings joined read
+// "id region,id region,...". An id not shaped like a machine id
+// (MachineID) is left out: ids go into fly-replay headers, DNS names and
+// URLs, and an answer must not be able to add a field or a path to them.
+func Peers(ctx context.Context, res Resolver, app string) ([]Peer, error) {
+	rrs, err := res.Lookup(ctx, "vms."+app+".internal", dns.TypeTXT)
+	if err != nil {
+		return nil, err
+	}
+	var peers []Peer
+	for _, rr := range rrs {
+		txt, ok := rr.(*dns.TXT)
+		if !ok {
+			continue
+		}
+		for _, entry := range strings.Split(strings.Join(txt.Txt, ""), ",") {
+			id, region, ok := strings.Cut(strings.TrimSpace(entry), " ")
+			if ok && MachineID(id) {
+				peers = append(peers, Peer{ID: id, Region: strings.TrimSpace(region)})
+			}
+		}
+	}
+	return peers, nil
+}
+
+// Address resolves <id>.vm.<app>.internal, AAAA first, then A.
+func Address(ctx context.Context, res Resolver, app, id string) (net.IP, error) {
+	name := id + ".vm." + app + ".internal"
+	for _, qt := range []uint16{dns.TypeAAAA, dns.TypeA} {
+		rrs, err := res.Lookup(ctx, name, qt)
+		if err != nil && !errors.Is(err, ErrNXDomain) {
+			return nil, err
+		}
+		for _, rr := range rrs {
+			switch rr := rr.(type) {
+			case *dns.AAAA:
+				return rr.AAAA, nil
+			case *dns.A:
+				return rr.A, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("dns: no address for %s", name)
+}
+
+// RegionEmpty reports whether DNS lists no started machine in region. A
+// DNS failure says no: the caller goes on as if the region had machines.
+// A cached answer that says yes is asked again (at most once a second):
+// machines that started moments ago must not stay invisible for the
+// cache's lifetime.
+func (p *Prober) RegionEmpty(ctx context.Context, region string) bool {
+	p.init()
+	for fresh := false; ; fresh = true {
+		peers, err := Peers(ctx, p.Resolver, p.App)
+		if err != nil {
+			return false
+		}
+		for _, peer := range peers {
+			if peer.Region == region {
+				return false
+			}
+		}
+		cr, ok := p.Resolver.(*CachingResolver)
+		if fresh || !ok || !p.refreshAllowed() {
+			return true
+		}
+		cr.Forget("vms."+p.App+".internal", dns.TypeTXT)
+	}
+}
+
+// Stale says the cached list of machines may be wrong (a replay to one
+// found none): it is asked again next time, at most once a second.
+func (p *Prober) Stale() {
+	p.init()
+	if cr, ok := p.Resolver.(*CachingResolver); ok && p.refreshAllowed() {
+		cr.Forget("vms."+p.App+".internal", dns.TypeTXT)
+	}
+}
+
+// refreshAllowed spends the prober's one DNS refresh per second.
+func (p *Prober) refreshAllowed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	if now.Sub(p.refreshed) < time.Second {
+		return false
+	}
+	p.refreshed = now
+	return true
+}
+
+// CachingResolver answers from memory what it asked Inner less than the
+// answer's TTL ago (at most MaxTTL, 5 s by default: Fly does not document
+// its TTLs). Failures are not cached.
+type CachingResolver struct {
+	Inner  Resolver
+	MaxTTL time.Duration
+
+	mu      sync.Mutex // guards entries
+	entries map[cacheKey]cacheEntry
+}
+
+type cacheKey struct {
+	name  string
+	qtype uint16
+}
+
+type cacheEntry struct {
+	rrs   []dns.RR
+	err   error // ErrNXDomain or nil
+	until time.Time
+}
+
+// cacheMax bounds the cache: peer names, one per machine, and vms.
+const cacheMax = 1024
+
+// Forget drops the cached answer to one question: the next Lookup asks.
+func (c *CachingResolver) Forget(name string, qtype uint16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, cacheKey{name, qtype})
+}
+
+// Lookup implements Resolver.
+func (c *CachingResolver) Lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	key := cacheKey{name, qtype}
+	now := time.Now()
+	c.mu.Lock()
+	if e, ok := c.entries[key]; ok && now.Before(e.until) {
+		c.mu.Unlock()
+		return e.rrs, e.err
+	}
+	c.mu.Unlock()
+	rrs, err := c.Inner.Lookup(ctx, name, qtype)
+	if err != nil && !errors.Is(err, ErrNXDomain) {
+		return nil, err
+	}
+	ttl := c.MaxTTL
+	if ttl <= 0 {
+		ttl = 5 * time.Second
+	}
+	for _, rr := range rrs {
+		ttl = min(ttl, time.Duration(rr.Header().Ttl)*time.Second)
+	}
+	if errors.Is(err, ErrNXDomain) {
+		ttl = min(ttl, time.Second)
+	}
+	if ttl > 0 {
+		c.mu.Lock()
+		if c.entries == nil || len(c.entries) >= cacheMax {
+			c.entries = map[cacheKey]cacheEntry{}
+		}
+		c.entries[key] = cacheEntry{rrs: rrs, err: err, until: now.Add(ttl)}
+		c.mu.Unlock()
+	}
+	return rrs, err
+}
