@@ -232,7 +232,7 @@ func (p *Prober) listOne(ctx context.Context, id, region string) (codes []string
 	if err != nil {
 		return nil, false, err
 	}
-	p.Sign(req)
+	p.Sign(req, id)
 	resp, err := p.Client.Do(req)
 	if err != nil {
 		return nil, false, err

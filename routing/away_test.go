@@ -97,7 +97,7 @@ func awayCluster(t *testing.T) (p *Prober, near, iad, syd, ams *sibling) {
 		f.Add("aaaa000"+itoa(i+2), m.region, ip)
 	}
 	p = &Prober{App: "app", Self: self, Port: port, Resolver: DNSResolver{Server: f.Addr}, Wide: true,
-		Sign: func(r *http.Request) { r.Header.Set("X-Test-Sig", "ok") }}
+		Sign: func(r *http.Request, to string) { r.Header.Set("X-Test-Sig", "ok") }}
 	return p, near, iad, syd, ams
 }
 

@@ -52,7 +52,7 @@ type Prober struct {
 	// Sign signs a request to a peer (a probe, a listing): the server signs
 	// with the app's shared secret. nil sends probes unsigned and lists
 	// nothing.
-	Sign func(*http.Request)
+	Sign func(req *http.Request, to string)
 
 	once      sync.Once
 	mu        sync.Mutex // guards flights, negative, found, tokens, last, refreshed
@@ -292,7 +292,7 @@ func (p *Prober) holds(ctx context.Context, id, code string) bool {
 		return false
 	}
 	if p.Sign != nil {
-		p.Sign(req)
+		p.Sign(req, id)
 	}
 	resp, err := p.Client.Do(req)
 	if err != nil {

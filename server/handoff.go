@@ -127,7 +127,7 @@ func (s *Server) findSiblings(ctx context.Context) []*sibling {
 			}
 			t := &sibling{id: peer.ID, region: peer.Region, addr: addr}
 			var load loadInfo
-			if err := s.internalCall(ctx, http.MethodGet, t.addr, loadPath, nil, &load); err != nil || load.Draining {
+			if err := s.internalCall(ctx, http.MethodGet, t.id, t.addr, loadPath, nil, &load); err != nil || load.Draining {
 				return
 			}
 			t.rooms, t.clients = load.Rooms, load.Clients
@@ -150,7 +150,7 @@ func (s *Server) siblingAddr(ctx context.Context, id string) (string, error) {
 	return net.JoinHostPort(ip.String(), strconv.Itoa(p.Port)), nil
 }
 
-// internalCall makes one request to a sibling's internal endpoint, signed,
+// internalCall makes one request to sibling to's internal endpoint, signed,
 // and decodes its JSON answer into out (when not nil). A status other than
 // 200 is an *internalError.
 //
@@ -158,12 +158,12 @@ func (s *Server) siblingAddr(ctx context.Context, id string) (string, error) {
 // it answers 401 without this release's marker (peerMarker), and the call
 // is made once more in that form, to that sibling only. This goes in the
 // next release, with the receiving side's bearer form (README "Deploys").
-func (s *Server) internalCall(ctx context.Context, method, addr, path string, body []byte, out any) error {
+func (s *Server) internalCall(ctx context.Context, method, to, addr, path string, body []byte, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, handoffTry)
 	defer cancel()
-	status, answer, err := s.internalDo(ctx, method, addr, path, body, false)
+	status, answer, err := s.internalDo(ctx, method, to, addr, path, body, false)
 	if err == nil && status == http.StatusUnauthorized && !answer.marked && s.cfg.HandoffSecret != "" {
-		status, answer, err = s.internalDo(ctx, method, addr, path, body, true)
+		status, answer, err = s.internalDo(ctx, method, to, addr, path, body, true)
 	}
 	if err != nil {
 		return err
@@ -188,7 +188,7 @@ type internalAnswer struct {
 
 // internalDo sends one request, signed or (bearer) in the previous
 // release's form.
-func (s *Server) internalDo(ctx context.Context, method, addr, path string, body []byte, bearer bool) (int, internalAnswer, error) {
+func (s *Server) internalDo(ctx context.Context, method, to, addr, path string, body []byte, bearer bool) (int, internalAnswer, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, internalAnswer{}, err
@@ -196,7 +196,7 @@ func (s *Server) internalDo(ctx context.Context, method, addr, path string, body
 	if bearer {
 		req.Header.Set("Authorization", "Bearer "+s.cfg.HandoffSecret)
 	} else {
-		s.signPeer(req, body)
+		s.signPeer(req, to, body)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := handoffClient.Do(req)
@@ -230,7 +230,7 @@ func (s *Server) sendSnapshot(ctx context.Context, t *sibling, snap *rooms.Snaps
 		return errRefused
 	}
 	for try := 1; ; try++ {
-		err := s.internalCall(ctx, http.MethodPost, t.addr, handoffPath, body, nil)
+		err := s.internalCall(ctx, http.MethodPost, t.id, t.addr, handoffPath, body, nil)
 		var ie *internalError
 		var ne *net.OpError
 		switch {
@@ -333,7 +333,7 @@ func (s *Server) moveRoom(ctx context.Context, code string, targets *siblings) {
 func (s *Server) abortTransfer(t *sibling, code, transfer string) {
 	body, _ := json.Marshal(map[string]string{"code": code, "transfer": transfer})
 	var answer struct{ Dropped bool }
-	err := s.internalCall(context.Background(), http.MethodPost, t.addr, abortPath, body, &answer)
+	err := s.internalCall(context.Background(), http.MethodPost, t.id, t.addr, abortPath, body, &answer)
 	s.log.Warn("hand-off aborted", "room", code, "to", t.id, "dropped", answer.Dropped, "error", err)
 }
 
@@ -359,7 +359,7 @@ func (se *session) forward(kind string, to *uint64, data []byte) error {
 		return rooms.ErrRoomNotFound
 	}
 	body, _ := json.Marshal(relayCall{Code: code, From: se.idx, To: to, Kind: kind, Data: data})
-	if err := s.internalCall(ctx, http.MethodPost, addr, relayPath, body, nil); err != nil {
+	if err := s.internalCall(ctx, http.MethodPost, holder, addr, relayPath, body, nil); err != nil {
 		s.log.Warn("forward after hand-off failed", "room", code, "to", holder, "kind", kind, "error", err)
 		return rooms.ErrRoomNotFound
 	}

@@ -72,6 +72,7 @@ func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
 	ms.dns.Add(id, region, ip)
+	listen(t, "http://"+ln.Addr().String(), s)
 	return &machineUnderTest{Server: s, id: id, region: region, url: "http://" + ln.Addr().String()}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,7 +58,27 @@ func newTestServerWithManager(t *testing.T, cfg Config, mgr *rooms.Manager, clk 
 	s := New(cfg, mgr, reg, reg)
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
+	listen(t, hs.URL, s)
 	return &testServer{Server: s, URL: hs.URL, clock: clk, reg: reg}
+}
+
+// servers is every test server by its base URL ("http://host:port"), so a
+// test can sign a call for the machine it sends it to (signTo).
+var servers sync.Map
+
+func listen(t *testing.T, base string, s *Server) {
+	servers.Store(base, s)
+	t.Cleanup(func() { servers.Delete(base) })
+}
+
+// signTo signs req as from signs a call to a sibling: for the test server
+// req goes to (a URL no test server has gets a call for nobody).
+func signTo(from *Server, req *http.Request, body []byte) {
+	to := "nobody"
+	if s, ok := servers.Load("http://" + req.URL.Host); ok {
+		to = s.(*Server).selfID()
+	}
+	from.signPeer(req, to, body)
 }
 
 // client is a real WebSocket client.

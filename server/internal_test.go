@@ -18,7 +18,7 @@ import (
 func signedCall(t *testing.T, from *Server, base, method, path string, body []byte, hdr http.Header) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
-	from.signPeer(req, body)
+	signTo(from, req, body)
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
@@ -77,16 +77,19 @@ func TestInternalCallsAreSignedFreshAndOnce(t *testing.T) {
 	}
 	signed := func(method, path string, body []byte) *http.Request {
 		r := req(method, path, body, nil)
-		from.signPeer(r, body)
+		signTo(from, r, body)
 		return r
 	}
 	replayed := signed(http.MethodGet, loadPath, nil)
 	doCall(t, replayed.Clone(t.Context()))
-	stale := req(http.MethodGet, loadPath, nil, map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "GET", loadPath, nil, time.Now().Add(-time.Minute))})
-	otherPath := req(http.MethodGet, roomsPath, nil, map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "GET", loadPath, nil, time.Now())})
+	stale := req(http.MethodGet, loadPath, nil, map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "0000000200000a", "GET", loadPath, nil, time.Now().Add(-time.Minute))})
+	otherPath := req(http.MethodGet, roomsPath, nil, map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "0000000200000a", "GET", loadPath, nil, time.Now())})
 	otherBody := signed(http.MethodPost, abortPath, []byte(`{"code":"A","transfer":"t"}`))
 	otherBody.Body, otherBody.ContentLength = io.NopCloser(strings.NewReader(`{"code":"B","transfer":"t"}`)), 27
-	escaped := req(http.MethodGet, "/%2Einternal/load", nil, map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "GET", loadPath, nil, time.Now())})
+	escaped := req(http.MethodGet, "/%2Einternal/load", nil, map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "0000000200000a", "GET", loadPath, nil, time.Now())})
+	// A call captured on its way to another machine: each machine keeps
+	// its own nonces, so only the "to" it names stops it here.
+	elsewhere := req(http.MethodGet, loadPath, nil, map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "0000000400000a", "GET", loadPath, nil, time.Now())})
 	proxied := signed(http.MethodGet, loadPath, nil)
 	proxied.Header["Fly-Region"] = []string{"", "fra"}
 	forwarded := signed(http.MethodGet, loadPath, nil)
@@ -105,6 +108,7 @@ func TestInternalCallsAreSignedFreshAndOnce(t *testing.T) {
 		{"signed for another path", otherPath, 401},
 		{"another body than signed", otherBody, 401},
 		{"the path escaped", escaped, 401},
+		{"signed for another machine", elsewhere, 401},
 		{"an empty Fly-Region before a real one", proxied, 403},
 		{"an empty X-Forwarded-For", forwarded, 403},
 		{"the previous release's bearer", req(http.MethodGet, loadPath, nil, bearer), 200},

@@ -31,7 +31,7 @@ func TestLookupCaller(t *testing.T) {
 	s := newTestServer(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f01", HandoffSecret: testSecret}).Server
 	sib := newTestServer(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f02", HandoffSecret: testSecret}).Server
 	stranger := newTestServer(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f03", HandoffSecret: strings.Repeat("x", 32)}).Server
-	signed := func(by *Server, r *http.Request) *http.Request { by.signPeer(r, nil); return r }
+	signed := func(by *Server, r *http.Request) *http.Request { by.signPeer(r, s.selfID(), nil); return r }
 	moved := signed(sib, lookupRequest("GET", "/room/abc", "[fdaa:0:1::3]:5000"))
 	moved.URL.Path, moved.URL.RawPath = "/room/xyz", ""
 	tests := []struct {
@@ -112,7 +112,7 @@ func TestUnsignedLookupsHeldToAPeersRate(t *testing.T) {
 		for range n {
 			req, _ := http.NewRequest("GET", ts.URL+"/room/ABCDEF", nil)
 			if sign {
-				sib.signPeer(req, nil)
+				signTo(sib, req, nil)
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -154,7 +154,7 @@ func TestCodesListing(t *testing.T) {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
 		if sign {
-			sib.signPeer(req, nil)
+			signTo(sib, req, nil)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -189,7 +189,7 @@ func TestCodesListing(t *testing.T) {
 	}
 	// A captured call, sent again, is refused.
 	req, _ := http.NewRequest("GET", ts.URL+"/.internal/codes?region=iad", nil)
-	sib.signPeer(req, nil)
+	signTo(sib, req, nil)
 	for i, want := range []int{200, 401} {
 		resp, err := http.DefaultClient.Do(req.Clone(t.Context()))
 		if err != nil {
@@ -203,7 +203,7 @@ func TestCodesListing(t *testing.T) {
 	// No secret: nobody is answered.
 	bare := newTestServerWithManager(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f01", Region: "iad"}, mgr, nil)
 	req, _ = http.NewRequest("GET", bare.URL+"/.internal/codes?region=iad", nil)
-	sib.signPeer(req, nil)
+	signTo(sib, req, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -44,23 +44,25 @@ type peerKeys struct {
 	lookups *peerauth.Verifier
 }
 
-func newPeerKeys(secret string) *peerKeys {
+// self is this machine's id: a call signed for another machine is
+// refused here.
+func newPeerKeys(secret, self string) *peerKeys {
 	if secret == "" {
 		return nil
 	}
 	k := peerauth.DeriveKey([]byte(secret), peerauth.LabelInternal)
-	return &peerKeys{internal: k, verifier: peerauth.NewVerifier(k, 0, 0, nil), lookups: peerauth.NewVerifier(k, 0, 0, nil)}
+	return &peerKeys{internal: k, verifier: peerauth.NewVerifier(k, self, 0, 0, nil), lookups: peerauth.NewVerifier(k, self, 0, 0, nil)}
 }
 
-// signPeer signs a call this machine makes to a sibling; body is what the
+// signPeer signs a call this machine makes to sibling to; body is what the
 // request will carry, whose hash goes with it (peerauth.BodyHeader) so the
 // sibling can check the call before it reads the body. Without a secret
 // it does nothing.
-func (s *Server) signPeer(req *http.Request, body []byte) {
+func (s *Server) signPeer(req *http.Request, to string, body []byte) {
 	if s.peer == nil {
 		return
 	}
-	req.Header.Set(peerauth.Header, peerauth.Sign(s.peer.internal, s.cfg.Instance, req.Method, req.URL.RequestURI(), body, time.Now()))
+	req.Header.Set(peerauth.Header, peerauth.Sign(s.peer.internal, s.selfID(), to, req.Method, req.URL.RequestURI(), body, time.Now()))
 	if len(body) > 0 {
 		req.Header.Set(peerauth.BodyHeader, peerauth.BodyHash(body))
 	}
@@ -115,3 +117,7 @@ func (s *Server) verifyLookup(r *http.Request) (string, error) {
 	}
 	return s.peer.lookups.Verify(r.Header.Get(peerauth.Header), r.Method, r.URL.RequestURI(), nil)
 }
+
+// selfID is the id this machine signs as and takes calls for: its machine
+// id, "local" off Fly.
+func (s *Server) selfID() string { return or(s.cfg.Instance, "local") }

@@ -187,6 +187,9 @@ func (s *Server) siblingHolding(ctx context.Context, code, sender string) (strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, holderWait)
 	defer cancel()
+	// A sibling that started moments ago may be missing from a cached
+	// list: ask DNS afresh (at most once a second, whoever asks).
+	p.Stale()
 	peers, err := routing.Peers(ctx, p.Resolver, p.App)
 	if err != nil {
 		return "", err
@@ -232,7 +235,7 @@ func (s *Server) holds(ctx context.Context, id, code string) (held bool, err err
 	if err != nil {
 		return false, err
 	}
-	s.signPeer(req, nil)
+	s.signPeer(req, id, nil)
 	resp, err := handoffClient.Do(req)
 	if err != nil {
 		return false, err

@@ -202,7 +202,7 @@ func TestSenderFallsBackToBearerForAnOldSibling(t *testing.T) {
 	})
 	s := signer(t, "0000000300000a")
 	var load loadInfo
-	if err := s.internalCall(t.Context(), http.MethodGet, old, loadPath, nil, &load); err != nil || load.Rooms != 3 {
+	if err := s.internalCall(t.Context(), http.MethodGet, "0000000400000a", old, loadPath, nil, &load); err != nil || load.Rooms != 3 {
 		t.Fatalf("a call to a sibling of the previous release: %+v %v", load, err)
 	}
 	if signed.Load() != 1 || bearer.Load() != 1 {
@@ -216,7 +216,7 @@ func TestSenderFallsBackToBearerForAnOldSibling(t *testing.T) {
 		}
 		other.ServeHTTP(w, r)
 	})
-	if err := s.internalCall(t.Context(), http.MethodGet, spy, loadPath, nil, &load); err == nil || leaked.Load() != 0 {
+	if err := s.internalCall(t.Context(), http.MethodGet, "0000000400000a", spy, loadPath, nil, &load); err == nil || leaked.Load() != 0 {
 		t.Fatalf("a sibling of this release with another secret: %v, %d bearer calls", err, leaked.Load())
 	}
 }

@@ -173,7 +173,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	}
 	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, ipl: newIPLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin, cfg.MachineMissesPerMin),
 		budget: cfg.Budget, joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
-	s.peer = newPeerKeys(cfg.HandoffSecret)
+	s.peer = newPeerKeys(cfg.HandoffSecret, or(cfg.Instance, "local"))
 	s.trust = newTrustCheck(cfg.TrustCheck, cfg.HandoffSecret)
 	s.decoding = make(chan struct{}, 1)
 	s.upgrades = newAddrRate(cfg.UpgradesPerSec, float64(cfg.UpgradeBurst))
@@ -181,7 +181,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	s.probes = newAddrRate(cfg.AddrProbesPerMin/60, float64(cfg.AddrProbeBurst))
 	s.peerLooks = newAddrRate(or(cfg.PeerLookupsPerSec, 20), 2*or(cfg.PeerLookupsPerSec, 20))
 	if cfg.Prober != nil && s.peer != nil && cfg.Prober.Sign == nil {
-		cfg.Prober.Sign = func(req *http.Request) { s.signPeer(req, nil) } // probes and listings are GETs
+		cfg.Prober.Sign = func(req *http.Request, to string) { s.signPeer(req, to, nil) } // probes and listings are GETs
 	}
 	s.conns.all = map[*conn]struct{}{}
 	s.moved = map[string]string{}

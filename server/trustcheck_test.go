@@ -14,7 +14,7 @@ import (
 const trustSecret = "trust-check-test-secret-0123456789abcdef"
 
 func trustSign(label, method, uri string, at time.Time) string {
-	return peerauth.Sign(peerauth.DeriveKey([]byte(trustSecret), label), "operator", method, uri, nil, at)
+	return peerauth.Sign(peerauth.DeriveKey([]byte(trustSecret), label), "operator", peerauth.AnyTarget, method, uri, nil, at)
 }
 
 // trustGet sends one request to the trust check and returns the status
@@ -74,7 +74,7 @@ func TestTrustCheckOnlyAnswersTheOperatorsSignedCall(t *testing.T) {
 		{"unsigned", "GET", TrustCheckPath, ""},
 		{"the siblings' key", "GET", TrustCheckPath, trustSign(peerauth.LabelInternal, "GET", TrustCheckPath, now)},
 		{"another secret", "GET", TrustCheckPath,
-			peerauth.Sign(peerauth.DeriveKey([]byte("another-secret-0123456789abcdefghij"), peerauth.LabelDebug), "x", "GET", TrustCheckPath, nil, now)},
+			peerauth.Sign(peerauth.DeriveKey([]byte("another-secret-0123456789abcdefghij"), peerauth.LabelDebug), "x", peerauth.AnyTarget, "GET", TrustCheckPath, nil, now)},
 		{"signed for another query", "GET", TrustCheckPath, trustSign(peerauth.LabelDebug, "GET", TrustCheckPath+"?a=1", now)},
 		{"signed for POST", "POST", TrustCheckPath, trustSign(peerauth.LabelDebug, "POST", TrustCheckPath, now)},
 		{"stale", "GET", TrustCheckPath, trustSign(peerauth.LabelDebug, "GET", TrustCheckPath, now.Add(-time.Minute))},

@@ -186,7 +186,7 @@ func (c *cluster) listRooms(m *machine) (rooms, clients int, list []roomView) {
 	if c.handoffSecret != "" {
 		// Signed as a sibling signs: the room list takes nothing else.
 		key := peerauth.DeriveKey([]byte(c.handoffSecret), peerauth.LabelInternal)
-		req.Header.Set(peerauth.Header, peerauth.Sign(key, "flylocal", req.Method, req.URL.RequestURI(), nil, time.Now()))
+		req.Header.Set(peerauth.Header, peerauth.Sign(key, "flylocal", m.ID, req.Method, req.URL.RequestURI(), nil, time.Now()))
 	}
 	resp, err := scrapeClient.Do(req)
 	if err != nil {

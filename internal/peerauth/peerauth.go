@@ -26,7 +26,12 @@ import (
 
 // Header carries the signature:
 //
-//	v1;id=<machine id>;t=<unix ms>;n=<32 hex digits>;s=<base64url HMAC-SHA256>
+//	v1;id=<machine id>;to=<machine id>;t=<unix ms>;n=<32 hex digits>;s=<base64url HMAC-SHA256>
+//
+// "to" names the machine the call is meant for (AnyTarget, "*", when the
+// caller cannot know it: the operator's trust check through the proxy), so
+// a call captured on its way to one machine is refused by every other,
+// each of which keeps only its own memory of nonces.
 const Header = "X-Party-Auth"
 
 // Labels of the keys derived from the shared secret. Append only: a label
@@ -69,16 +74,21 @@ var (
 	ErrStale     = errors.New("peerauth: signature too old or too new")
 	ErrBadMAC    = errors.New("peerauth: bad signature")
 	ErrReplayed  = errors.New("peerauth: nonce seen before")
+	ErrNotForMe  = errors.New("peerauth: signed for another machine")
 	ErrBusy      = errors.New("peerauth: too many calls to remember")
 )
 
-// Sign returns the header value for a call from machine id at now.
-func Sign(key []byte, id, method, requestURI string, body []byte, now time.Time) string {
+// AnyTarget is the "to" of a call that any machine may take.
+const AnyTarget = "*"
+
+// Sign returns the header value for a call from machine id to machine to
+// (or AnyTarget) at now.
+func Sign(key []byte, id, to, method, requestURI string, body []byte, now time.Time) string {
 	var nonce [16]byte
 	rand.Read(nonce[:])
 	t := strconv.FormatInt(now.UnixMilli(), 10)
 	n := hex.EncodeToString(nonce[:])
-	return "v1;id=" + id + ";t=" + t + ";n=" + n + ";s=" + mac(key, id, method, requestURI, t, n, body)
+	return "v1;id=" + id + ";to=" + to + ";t=" + t + ";n=" + n + ";s=" + macHash(key, id, to, method, requestURI, t, n, BodyHash(body))
 }
 
 // BodyHash is the hex SHA-256 of body, as BodyHeader carries it.
@@ -87,13 +97,9 @@ func BodyHash(body []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func mac(key []byte, id, method, requestURI, t, n string, body []byte) string {
-	return macHash(key, id, method, requestURI, t, n, BodyHash(body))
-}
-
-func macHash(key []byte, id, method, requestURI, t, n, bodyHash string) string {
+func macHash(key []byte, id, to, method, requestURI, t, n, bodyHash string) string {
 	m := hmac.New(sha256.New, key)
-	for _, part := range []string{"v1", method, requestURI, id, t, n, bodyHash} {
+	for _, part := range []string{"v1", method, requestURI, id, to, t, n, bodyHash} {
 		m.Write([]byte(part))
 		m.Write([]byte{'\n'})
 	}
@@ -102,7 +108,7 @@ func macHash(key []byte, id, method, requestURI, t, n, bodyHash string) string {
 
 // Signature is a parsed header.
 type Signature struct {
-	ID, T, N, S string
+	ID, To, T, N, S string
 	At          time.Time
 }
 
@@ -124,6 +130,8 @@ func Parse(v string) (Signature, error) {
 		switch k {
 		case "id":
 			sig.ID = val
+		case "to":
+			sig.To = val
 		case "t":
 			sig.T = val
 		case "n":
@@ -137,6 +145,8 @@ func Parse(v string) (Signature, error) {
 	ms, err := strconv.ParseInt(sig.T, 10, 64)
 	switch {
 	case sig.ID == "" || len(sig.ID) > maxIDBytes || !printable(sig.ID):
+		return sig, ErrMalformed
+	case sig.To == "" || len(sig.To) > maxIDBytes || !printable(sig.To):
 		return sig, ErrMalformed
 	case err != nil || ms <= 0 || strconv.FormatInt(ms, 10) != sig.T:
 		return sig, ErrMalformed
@@ -172,6 +182,7 @@ func isHex(s string) bool {
 // not usable: make one with NewVerifier.
 type Verifier struct {
 	key       []byte
+	self      string // the "to" a call must name
 	maxAge    time.Duration
 	maxNonces int
 	now       func() time.Time
@@ -192,9 +203,11 @@ type nonceAt struct {
 // calls past it are refused (ErrBusy), never accepted unremembered.
 const DefaultMaxNonces = 65536
 
-// NewVerifier returns a verifier of key. maxAge 0 means DefaultMaxAge,
-// maxNonces 0 DefaultMaxNonces, now nil time.Now.
-func NewVerifier(key []byte, maxAge time.Duration, maxNonces int, now func() time.Time) *Verifier {
+// NewVerifier returns a verifier of key for the machine self: it takes
+// only calls signed for self (self AnyTarget: for any machine, and only
+// those). maxAge 0 means DefaultMaxAge, maxNonces 0 DefaultMaxNonces, now
+// nil time.Now.
+func NewVerifier(key []byte, self string, maxAge time.Duration, maxNonces int, now func() time.Time) *Verifier {
 	if maxAge <= 0 {
 		maxAge = DefaultMaxAge
 	}
@@ -204,7 +217,7 @@ func NewVerifier(key []byte, maxAge time.Duration, maxNonces int, now func() tim
 	if now == nil {
 		now = time.Now
 	}
-	return &Verifier{key: key, maxAge: maxAge, maxNonces: maxNonces, now: now, seen: map[string]time.Time{}}
+	return &Verifier{key: key, self: self, maxAge: maxAge, maxNonces: maxNonces, now: now, seen: map[string]time.Time{}}
 }
 
 // Verify checks the header value v of a call and returns the sender's
@@ -229,9 +242,12 @@ func (v *Verifier) VerifyHash(header, method, requestURI, bodyHash string) (stri
 	if d := now.Sub(sig.At); d > v.maxAge || d < -v.maxAge {
 		return "", ErrStale
 	}
-	want := macHash(v.key, sig.ID, method, requestURI, sig.T, sig.N, bodyHash)
+	want := macHash(v.key, sig.ID, sig.To, method, requestURI, sig.T, sig.N, bodyHash)
 	if subtle.ConstantTimeCompare([]byte(want), []byte(sig.S)) != 1 {
 		return "", ErrBadMAC
+	}
+	if sig.To != v.self {
+		return "", ErrNotForMe
 	}
 	if err := v.remember(sig.N, now); err != nil {
 		return "", err

@@ -14,7 +14,7 @@ func TestVerify(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
 	body := []byte(`{"code":"abc"}`)
-	good := Sign(key, "148e21ea7e1189", "POST", "/.internal/relay", body, now)
+	good := Sign(key, "148e21ea7e1189", "m2", "POST", "/.internal/relay", body, now)
 	tests := []struct {
 		name                string
 		header, method, uri string
@@ -28,8 +28,11 @@ func TestVerify(t *testing.T) {
 		{"other path", good, "POST", "/.internal/handoff", body, key, ErrBadMAC},
 		{"other method", good, "GET", "/.internal/relay", body, key, ErrBadMAC},
 		{"other label's key", good, "POST", "/.internal/relay", body, other, ErrBadMAC},
-		{"old", Sign(key, "a1", "POST", "/x", nil, now.Add(-31*time.Second)), "POST", "/x", nil, key, ErrStale},
-		{"future", Sign(key, "a1", "POST", "/x", nil, now.Add(31*time.Second)), "POST", "/x", nil, key, ErrStale},
+		{"for another machine", Sign(key, "148e21ea7e1189", "m3", "POST", "/.internal/relay", body, now), "POST", "/.internal/relay", body, key, ErrNotForMe},
+		{"for any machine", Sign(key, "148e21ea7e1189", AnyTarget, "POST", "/.internal/relay", body, now), "POST", "/.internal/relay", body, key, ErrNotForMe},
+		{"no target", strings.Replace(good, ";to=m2", "", 1), "POST", "/.internal/relay", body, key, ErrMalformed},
+		{"old", Sign(key, "a1", "m2", "POST", "/x", nil, now.Add(-31*time.Second)), "POST", "/x", nil, key, ErrStale},
+		{"future", Sign(key, "a1", "m2", "POST", "/x", nil, now.Add(31*time.Second)), "POST", "/x", nil, key, ErrStale},
 		{"no version", strings.TrimPrefix(good, "v1;"), "POST", "/.internal/relay", body, key, ErrMalformed},
 		{"extra field", good + ";x=1", "POST", "/.internal/relay", body, key, ErrMalformed},
 		{"too long", good + strings.Repeat("a", MaxHeaderBytes), "POST", "/.internal/relay", body, key, ErrMalformed},
@@ -37,7 +40,7 @@ func TestVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := NewVerifier(tt.key, 0, 0, clock)
+			v := NewVerifier(tt.key, "m2", 0, 0, clock)
 			id, err := v.Verify(tt.header, tt.method, tt.uri, tt.body)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Verify = %q, %v; want %v", id, err, tt.want)
@@ -68,8 +71,8 @@ func TestVerifyHash(t *testing.T) {
 		{"none", "", ErrMalformed},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			v := NewVerifier(key, 0, 0, func() time.Time { return now })
-			h := Sign(key, "a1", "POST", "/.internal/handoff", body, now)
+			v := NewVerifier(key, "m2", 0, 0, func() time.Time { return now })
+			h := Sign(key, "a1", "m2", "POST", "/.internal/handoff", body, now)
 			if _, err := v.VerifyHash(h, "POST", "/.internal/handoff", tt.hash); !errors.Is(err, tt.want) {
 				t.Fatalf("VerifyHash(%q) = %v, want %v", tt.hash, err, tt.want)
 			}
@@ -83,8 +86,8 @@ func TestReplayRefused(t *testing.T) {
 	t.Parallel()
 	key := DeriveKey([]byte("secret"), LabelInternal)
 	now := time.Unix(1_800_000_000, 0)
-	v := NewVerifier(key, 0, 0, func() time.Time { return now })
-	h := Sign(key, "a1", "GET", "/.internal/load", nil, now)
+	v := NewVerifier(key, "m2", 0, 0, func() time.Time { return now })
+	h := Sign(key, "a1", "m2", "GET", "/.internal/load", nil, now)
 	if _, err := v.Verify(h, "GET", "/.internal/load", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +99,7 @@ func TestReplayRefused(t *testing.T) {
 		t.Fatalf("replay after the window: %v, want ErrStale", err)
 	}
 	now = now.Add(2 * DefaultMaxAge)
-	v.Verify(Sign(key, "a1", "GET", "/x", nil, now), "GET", "/x", nil)
+	v.Verify(Sign(key, "a1", "m2", "GET", "/x", nil, now), "GET", "/x", nil)
 	if len(v.seen) != 1 {
 		t.Fatalf("%d nonces remembered, want only the last", len(v.seen))
 	}
@@ -108,9 +111,9 @@ func TestNonceBound(t *testing.T) {
 	t.Parallel()
 	key := DeriveKey([]byte("secret"), LabelInternal)
 	now := time.Unix(1_800_000_000, 0)
-	v := NewVerifier(key, 0, 3, func() time.Time { return now })
+	v := NewVerifier(key, "m2", 0, 3, func() time.Time { return now })
 	for i := range 4 {
-		_, err := v.Verify(Sign(key, "a1", "GET", "/x", nil, now), "GET", "/x", nil)
+		_, err := v.Verify(Sign(key, "a1", "m2", "GET", "/x", nil, now), "GET", "/x", nil)
 		if want := i == 3; want != errors.Is(err, ErrBusy) {
 			t.Fatalf("call %d: %v", i, err)
 		}
@@ -138,7 +141,7 @@ func TestBearer(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	key := DeriveKey([]byte("secret"), LabelInternal)
-	f.Add(Sign(key, "148e21ea7e1189", "GET", "/", nil, time.Unix(1_800_000_000, 0)))
+	f.Add(Sign(key, "148e21ea7e1189", "m2", "GET", "/", nil, time.Unix(1_800_000_000, 0)))
 	f.Add("v1;id=;t=;n=;s=")
 	f.Add("v1;t=-1")
 	f.Fuzz(func(t *testing.T, h string) {

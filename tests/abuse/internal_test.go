@@ -30,7 +30,14 @@ import (
 // as a machine of the previous release does.
 type caller struct {
 	secret, id string
+	to         string // the machine the calls are signed for; "" is "local", a machine off Fly
 	bearerOnly bool
+}
+
+// at is c calling machine to.
+func (c caller) at(to string) caller {
+	c.to = to
+	return c
 }
 
 var stranger = caller{}
@@ -48,7 +55,11 @@ func (c caller) do(t testing.TB, base, method, path string, body []byte, hdr htt
 		req.Header.Set("Authorization", "Bearer "+c.secret)
 		if !c.bearerOnly {
 			key := peerauth.DeriveKey([]byte(c.secret), peerauth.LabelInternal)
-			req.Header.Set(peerauth.Header, peerauth.Sign(key, c.id, method, path, body, time.Now()))
+			to := c.to
+			if to == "" {
+				to = "local"
+			}
+			req.Header.Set(peerauth.Header, peerauth.Sign(key, c.id, to, method, path, body, time.Now()))
 			req.Header.Set(peerauth.BodyHeader, peerauth.BodyHash(body))
 		}
 	}
@@ -259,7 +270,7 @@ func TestForgedHandOffOfASiblingsCode(t *testing.T) {
 			a, b := rg.start(2, "", tc.env...), rg.start(3, "", tc.env...)
 			host := mustDial(t, b.URL)
 			code := host.create("real-host", 8)
-			status, answer := tc.forger.post(t, a.URL, "/.internal/handoff", forgedRoom(code, "t-squat", siblingID(9), "", "attacker"))
+			status, answer := tc.forger.at(siblingID(2)).post(t, a.URL, "/.internal/handoff", forgedRoom(code, "t-squat", siblingID(9), "", "attacker"))
 			t.Logf("a forged hand-off of %s (held by the other machine): %d %s", code, status, answer)
 			if status != tc.want {
 				t.Errorf("the forged hand-off: %d %s, want %d", status, answer, tc.want)

@@ -137,7 +137,7 @@ func trustRefusals(t *testing.T, secret, region, instance string) {
 		t.Errorf("an unsigned trust check through the proxy = %d %q, want 404", resp.StatusCode, body)
 	}
 	uri := trustCheckURI + "?n=" + nonce()
-	sig := peerauth.Sign(peerauth.DeriveKey([]byte(secret), peerauth.LabelDebug), "trust-check", "GET", uri, nil, time.Now())
+	sig := peerauth.Sign(peerauth.DeriveKey([]byte(secret), peerauth.LabelDebug), "trust-check", peerauth.AnyTarget, "GET", uri, nil, time.Now())
 	for i, want := range []int{200, 404} {
 		req := cluster.edgeRequest(t, "GET", region, uri)
 		req.Header.Set(peerauth.Header, sig)
@@ -157,7 +157,7 @@ func trustCall(t *testing.T, secret, region string, hdr http.Header) trustEcho {
 	for k, vs := range hdr {
 		req.Header[k] = vs
 	}
-	req.Header.Set(peerauth.Header, peerauth.Sign(peerauth.DeriveKey([]byte(secret), peerauth.LabelDebug), "trust-check", "GET", uri, nil, time.Now()))
+	req.Header.Set(peerauth.Header, peerauth.Sign(peerauth.DeriveKey([]byte(secret), peerauth.LabelDebug), "trust-check", peerauth.AnyTarget, "GET", uri, nil, time.Now()))
 	resp, body := do(t, noRedirect(), req)
 	var e trustEcho
 	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &e) != nil {
