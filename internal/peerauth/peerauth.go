@@ -109,7 +109,7 @@ func macHash(key []byte, id, to, method, requestURI, t, n, bodyHash string) stri
 // Signature is a parsed header.
 type Signature struct {
 	ID, To, T, N, S string
-	At          time.Time
+	At              time.Time
 }
 
 // Parse reads a header value without checking its MAC.
