@@ -89,7 +89,14 @@ func (p *Prober) Learn(ctx context.Context, region string) {
 		return
 	}
 	p.init()
-	if peers, err := Peers(ctx, p.Resolver, p.App); err == nil {
+	// Uncached: a machine that starts with its siblings (a fleet's first
+	// start, a scale-up) would otherwise keep, for the cache's lifetime, a
+	// list taken before they were up, and route by it.
+	res := p.Resolver
+	if cr, ok := res.(*CachingResolver); ok {
+		res = cr.Inner
+	}
+	if peers, err := Peers(ctx, res, p.App); err == nil {
 		p.listingFor(ctx, region, peers)
 	}
 }

@@ -124,6 +124,20 @@ func (p *Prober) RegionEmpty(ctx context.Context, region string) bool {
 	}
 }
 
+// FreshPeers is the started machines as DNS lists them now, not as a
+// cache kept them: for the rare decisions that must not act on a list
+// from before a sibling started (where a stopping machine's rooms go,
+// whether a sibling holds a code). When DNS fails it falls back to the
+// cached answer, if any.
+func (p *Prober) FreshPeers(ctx context.Context) ([]Peer, error) {
+	if cr, ok := p.Resolver.(*CachingResolver); ok {
+		if peers, err := Peers(ctx, cr.Inner, p.App); err == nil {
+			return peers, nil
+		}
+	}
+	return Peers(ctx, p.Resolver, p.App)
+}
+
 // Stale says the cached list of machines may be wrong (a replay to one
 // found none): it is asked again next time, at most once a second.
 func (p *Prober) Stale() {

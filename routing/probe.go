@@ -236,14 +236,23 @@ func (p *Prober) round(code, region string) (holder, outcome string) {
 	if err != nil {
 		return "", OutcomeDNSError
 	}
-	var near []string
-	for _, peer := range peers {
-		if peer.ID != p.Self && peer.Region == region {
-			near = append(near, peer.ID)
-		}
-	}
+	near := p.near(peers, region, nil)
 	if id := p.ask(ctx, near, code); id != "" {
 		return id, OutcomeFound
+	}
+	// A cached list may lack a sibling that started moments ago (a
+	// machine's first lookups warm the cache before its siblings are up):
+	// ask DNS again, at most once a second, and ask only what is new.
+	if cr, ok := p.Resolver.(*CachingResolver); ok && p.refreshAllowed() {
+		cr.Forget("vms."+p.App+".internal", dns.TypeTXT)
+		if fresh, err := Peers(ctx, p.Resolver, p.App); err == nil {
+			peers = fresh
+			added := p.near(peers, region, near)
+			if id := p.ask(ctx, added, code); id != "" {
+				return id, OutcomeFound
+			}
+			near = append(near, added...)
+		}
 	}
 	var far []string
 	if p.Wide && p.Sign != nil {
@@ -260,6 +269,18 @@ func (p *Prober) round(code, region string) (holder, outcome string) {
 		return id, OutcomeFound
 	}
 	return "", OutcomeNotFound
+}
+
+// near is the ids of region's machines in peers, but this one and those
+// in known.
+func (p *Prober) near(peers []Peer, region string, known []string) []string {
+	var out []string
+	for _, peer := range peers {
+		if peer.ID != p.Self && peer.Region == region && !slices.Contains(known, peer.ID) {
+			out = append(out, peer.ID)
+		}
+	}
+	return out
 }
 
 // ask asks every peer in ids at once; the first that holds code wins.

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 // Fly's internal names, and real HTTP peers on loopback addresses.
 type fakeFly struct {
 	app   string
+	mu    sync.Mutex        // guards txt once serving
 	txt   string            // vms.<app>.internal
 	addrs map[string]string // id -> IP
 	delay time.Duration
@@ -36,7 +38,10 @@ func (f *fakeFly) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 	case name == "vms."+f.app+".internal." && q.Question[0].Qtype == dns.TypeTXT:
 		hdr.Rrtype = dns.TypeTXT
 		var parts []string
-		for s := f.txt; len(s) > 0; {
+		f.mu.Lock()
+		txt := f.txt
+		f.mu.Unlock()
+		for s := txt; len(s) > 0; {
 			n := min(255, len(s))
 			parts = append(parts, s[:n])
 			s = s[n:]
@@ -64,6 +69,13 @@ func (f *fakeFly) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 		m.Truncate(size)
 	}
 	w.WriteMsg(m)
+}
+
+// setTXT changes vms.<app>.internal while serving.
+func (f *fakeFly) setTXT(txt string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.txt = txt
 }
 
 func startDNS(t *testing.T, h dns.Handler) string {
@@ -268,9 +280,11 @@ func TestProberSharesCachesAndBoundsRounds(t *testing.T) {
 	if _, outcome := p.Find(t.Context(), "OTHER2", "fra"); outcome != OutcomeLimited {
 		t.Fatalf("third code at once: %s, want %s", outcome, OutcomeLimited)
 	}
-	// DNS: the TXT and each peer's A (and the AAAA tried first) asked once.
-	if n := res.n.Load(); n != 5 {
-		t.Fatalf("%d DNS questions for two rounds, want 5 (TXT, and AAAA+A per peer)", n)
+	// DNS: each peer's A (and the AAAA tried first) asked once; the TXT
+	// twice: the first miss asks for a fresh list once (at most once a
+	// second), the second round's is cached.
+	if n := res.n.Load(); n != 6 {
+		t.Fatalf("%d DNS questions for two rounds, want 6 (TXT twice, and AAAA+A per peer)", n)
 	}
 }
 
@@ -323,4 +337,55 @@ func TestRegionEmptyRefreshesACachedAnswer(t *testing.T) {
 	if p.RegionEmpty(t.Context(), "ams") {
 		t.Fatal("the machine that started in ams is not seen after a refresh")
 	}
+}
+
+// A machine's first lookups warm its DNS cache before its siblings are
+// up: a round that finds nobody in a cached list asks DNS afresh (once a
+// second at most) and asks the sibling that has started since.
+func TestProberRefreshesAStaleList(t *testing.T) {
+	port := freePort(t)
+	var h atomic.Int32
+	startPeer(t, "127.0.8.41", port, "LATE01", &h, false)
+	f := &fakeFly{app: "app", txt: self + " fra", addrs: map[string]string{"aaaa0041": "127.0.8.41"}}
+	p := &Prober{App: "app", Self: self, Port: port, Resolver: &CachingResolver{Inner: DNSResolver{Server: startDNS(t, f)}}}
+	if peers, err := Peers(t.Context(), p.Resolver, "app"); err != nil || len(peers) != 1 {
+		t.Fatalf("warming the cache: %v %v", peers, err)
+	}
+	f.setTXT(self + " fra,aaaa0041 fra") // the sibling starts
+	if holder, outcome := p.Find(t.Context(), "LATE01", "fra"); holder != "aaaa0041" {
+		t.Fatalf("Find with a stale cached list = %q, %s; want the sibling that started", holder, outcome)
+	}
+}
+
+// Where a stopping machine's rooms go is decided on the list DNS gives
+// now, not one cached from before a sibling (re)started; when DNS fails
+// the cached list stands in.
+func TestFreshPeers(t *testing.T) {
+	f := &fakeFly{app: "app", txt: self + " fra"}
+	inner := &switchable{inner: DNSResolver{Server: startDNS(t, f)}}
+	p := &Prober{App: "app", Self: self, Resolver: &CachingResolver{Inner: inner}}
+	if peers, err := Peers(t.Context(), p.Resolver, "app"); err != nil || len(peers) != 1 {
+		t.Fatalf("warming the cache: %v %v", peers, err)
+	}
+	f.setTXT(self + " fra,aaaa0051 fra")
+	if peers, err := p.FreshPeers(t.Context()); err != nil || len(peers) != 2 {
+		t.Fatalf("FreshPeers after a sibling started = %v, %v; want both", peers, err)
+	}
+	inner.down.Store(true)
+	if peers, err := p.FreshPeers(t.Context()); err != nil || len(peers) == 0 {
+		t.Fatalf("FreshPeers with DNS down = %v, %v; want the cached list", peers, err)
+	}
+}
+
+// switchable is a resolver that can be made to fail.
+type switchable struct {
+	inner Resolver
+	down  atomic.Bool
+}
+
+func (s *switchable) Lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	if s.down.Load() {
+		return nil, errors.New("dns: down")
+	}
+	return s.inner.Lookup(ctx, name, qtype)
 }

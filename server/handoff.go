@@ -105,8 +105,7 @@ var handoffClient = &http.Client{Transport: &http.Transport{
 // findSiblings asks every other started machine for its load; those that
 // answer and are not draining are the targets.
 func (s *Server) findSiblings(ctx context.Context) []*sibling {
-	p := s.cfg.Prober
-	peers, err := routing.Peers(ctx, p.Resolver, p.App)
+	peers, err := s.cfg.Prober.FreshPeers(ctx)
 	if err != nil {
 		s.log.Warn("hand-off: no peer list", "error", err)
 		return nil

@@ -188,9 +188,8 @@ func (s *Server) siblingHolding(ctx context.Context, code, sender string) (strin
 	ctx, cancel := context.WithTimeout(ctx, holderWait)
 	defer cancel()
 	// A sibling that started moments ago may be missing from a cached
-	// list: ask DNS afresh (at most once a second, whoever asks).
-	p.Stale()
-	peers, err := routing.Peers(ctx, p.Resolver, p.App)
+	// list: ask DNS afresh (one question per hand-off received).
+	peers, err := p.FreshPeers(ctx)
 	if err != nil {
 		return "", err
 	}
