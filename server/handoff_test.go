@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,41 @@ type machineSet struct {
 	dns  *testutil.FlyDNS
 	port int
 	slow time.Duration // each machine takes this long to answer a hand-off
+	hold *handoffHold  // when set, a hand-off call waits for slow or its release, whichever comes first
+}
+
+// handoffHold is a hook on the siblings' hand-off endpoint: a test learns
+// when a snapshot has arrived (the sender holds the room's lock until it
+// is answered), and lets it be served when it chooses.
+type handoffHold struct {
+	arrived chan struct{} // closed when the first hand-off call arrives
+	release chan struct{} // closed by the test: held calls are served
+	ended   chan struct{} // closed when the first call stops waiting, released or not
+
+	arrive, end sync.Once
+}
+
+// holdHandoffs makes every machine hold each hand-off call it receives
+// until the test releases it, or for at most slow.
+func (ms *machineSet) holdHandoffs(slow time.Duration) *handoffHold {
+	ms.slow = slow
+	ms.hold = &handoffHold{arrived: make(chan struct{}), release: make(chan struct{}), ended: make(chan struct{})}
+	return ms.hold
+}
+
+// wait is what a machine does with a hand-off call before serving it.
+func (ms *machineSet) wait() {
+	hd := ms.hold
+	if hd == nil {
+		time.Sleep(ms.slow)
+		return
+	}
+	hd.arrive.Do(func() { close(hd.arrived) })
+	select {
+	case <-hd.release:
+	case <-time.After(ms.slow):
+	}
+	hd.end.Do(func() { close(hd.ended) })
 }
 
 type machineUnderTest struct {
@@ -60,10 +96,10 @@ func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
 		Prober: &routing.Prober{App: "app", Self: id, Port: ms.port, Resolver: routing.DNSResolver{Server: ms.dns.Addr}, Wide: true},
 	}, mgr, reg, reg)
 	var h http.Handler = s
-	if slow := ms.slow; slow > 0 {
+	if ms.slow > 0 {
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == handoffPath {
-				time.Sleep(slow)
+				ms.wait()
 			}
 			s.ServeHTTP(w, r)
 		})

@@ -288,8 +288,10 @@ type originRow struct {
 }
 
 // Collect implements prometheus.Collector: gauges come from the room
-// manager, per-origin series from the LRU table, top 100 by
-// live clients × 1000 + connections, the rest summed into __other__.
+// manager's live counts, which wait for no room's lock (a room being moved
+// holds its own across the hand-off), per-origin series from the LRU
+// table, top 100 by live clients × 1000 + connections, the rest summed
+// into __other__.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	byOrigin := map[string]*originRow{}
 	row := func(o string) *originRow {
@@ -300,13 +302,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		return r
 	}
-	totalRooms, totalClients := 0, 0
+	totalRooms, totalClients := m.mgr.Counts()
 	for _, in := range m.mgr.Snapshot() {
 		r := row(in.Origin)
 		r.rooms++
 		r.clients += in.Clients
-		totalRooms++
-		totalClients += in.Clients
 	}
 	for _, o := range m.origins.Keys() {
 		if st, ok := m.origins.Peek(o); ok {
