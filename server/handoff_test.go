@@ -91,7 +91,7 @@ func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
 	}
 	mgr := rooms.NewManager(rooms.Config{Instance: id, Region: region, HostGrace: time.Minute, Codes: regions.NewGenerator(region, nil)})
 	reg := prometheus.NewRegistry()
-	s := New(Config{Instance: id, Region: region, AppName: "app", HandoffSecret: secret,
+	s := New(Config{Instance: id, Region: region, AppName: "app", HandoffSecret: secret, ScrapeTTL: -1,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Prober: &routing.Prober{App: "app", Self: id, Port: ms.port, Resolver: routing.DNSResolver{Server: ms.dns.Addr}, Wide: true},
 	}, mgr, reg, reg)
@@ -174,7 +174,6 @@ func TestHandOffToTheRegionFirstThenAnywhere(t *testing.T) {
 	if !c.rooms.Held(code) {
 		t.Fatal("the last machine of fra did not hand its rooms to iad")
 	}
-	time.Sleep(scrapeTTL + 100*time.Millisecond)
 	if got := (&testutil.Server{URL: b.url}).Metric(t, "party_sockets_handoff_rooms_total", `result="sent"`); got != 2 {
 		t.Fatalf("b counted %v rooms sent", got)
 	}

@@ -168,7 +168,7 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	}
 	m.errors.WithLabelValues("Unknown url placeholder")
 	reg.MustRegister(m, m.messages, m.deliveries, m.bytes, m.errors, m.closes, m.replays, m.probes, m.probeTime, m.handoffs, m.handoffDur)
-	m.handler = &cachedScrape{g: gatherer, ttl: scrapeTTL}
+	m.handler = &cachedScrape{g: gatherer, ttl: or(cfg.ScrapeTTL, DefaultScrapeTTL)}
 	return m
 }
 
@@ -230,10 +230,11 @@ func (m *metrics) probeTimer() func(outcome string) {
 
 func (m *metrics) errorSent(err error) { m.errors.WithLabelValues(errorKind(err)).Inc() }
 
-// scrapeTTL is how long a rendered /metrics page is reused. Fly scrapes
-// every 15 s; a scrape from anyone else costs at most one render a second
-// (a render of a busy machine measured 6.4 ms of CPU).
-const scrapeTTL = time.Second
+// DefaultScrapeTTL is how long a rendered /metrics page is reused
+// (Config.ScrapeTTL). Fly scrapes every 15 s; a scrape from anyone else
+// costs at most one render a second (a render of a busy machine measured
+// 6.4 ms of CPU).
+const DefaultScrapeTTL = time.Second
 
 // cachedScrape serves the Prometheus text exposition, rendered at most once
 // per ttl whoever asks and however often.

@@ -119,6 +119,10 @@ type Config struct {
 	BytesPerSec      float64        // bytes a client may send, per second (burst: 2 s); 0 unlimited
 	Budget           *budget.Budget // bytes clients make the machine hold; nil: DefaultLimit
 
+	// ScrapeTTL is how long a rendered /metrics page is reused: 0 means
+	// DefaultScrapeTTL; below 0, every scrape renders (tests).
+	ScrapeTTL time.Duration
+
 	Logger *slog.Logger
 }
 
