@@ -181,10 +181,13 @@ func TestHandOffToTheRegionFirstThenAnywhere(t *testing.T) {
 
 // A message sent while its room is on its way to a sibling waits, is not
 // taken by the old machine, and reaches the room on the new one: the host
-// that rejoins recovers it.
+// that rejoins recovers it. (Issue 21, item 7: the message was sent 100 ms
+// after the hand-off began, taking the room's lock to be held by then.
+// It is sent once the snapshot is at the sibling, which holds it for
+// 300 ms: the room's lock is held meanwhile.)
 func TestMessageDuringAHandOffIsForwarded(t *testing.T) {
 	ms := newMachineSet(t)
-	ms.slow = 300 * time.Millisecond
+	hold := ms.holdHandoffs(300 * time.Millisecond)
 	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
 	host := dial(t, a.url, "/", nil)
 	host.send(`{"type":"create","clientId":"host","maxClients":4,"recover":true}`)
@@ -197,7 +200,7 @@ func TestMessageDuringAHandOffIsForwarded(t *testing.T) {
 	host.read() // peer_joined
 	done := make(chan struct{})
 	go func() { defer close(done); a.Drain(); a.HandOff(t.Context()) }()
-	time.Sleep(100 * time.Millisecond) // the room is locked, its snapshot on the way
+	<-hold.arrived // the snapshot is at b: a holds the room's lock
 	p.send(`{"type":"send","data":"in flight"}`)
 	<-done
 	p.expectClose(1012, "server restarting")
