@@ -251,50 +251,5 @@ func (m *Manager) remove(r *Room) {
 	}
 }
 
-// Info is what GET /room/<code> and the metrics show of a room.
-type Info struct {
-	Code       string
-	Clients    int
-	MaxClients float64
-	Origin     string
-	URL        string
-}
-
-// Lookup returns the room's public facts. It waits for no room's lock.
-func (m *Manager) Lookup(code string) (Info, bool) {
-	r := m.get(code)
-	if r == nil {
-		return Info{}, false
-	}
-	return r.Info()
-}
-
 // Held reports whether a room with this code lives here.
 func (m *Manager) Held(code string) bool { return m.get(code) != nil }
-
-// Snapshot returns the facts of every live room. It waits for no room's
-// lock.
-func (m *Manager) Snapshot() []Info {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	out := make([]Info, 0, len(m.rooms))
-	for _, r := range m.rooms {
-		if in, ok := r.Info(); ok {
-			out = append(out, in)
-		}
-	}
-	return out
-}
-
-// Counts returns the number of rooms and of live members, without a look
-// at any room.
-func (m *Manager) Counts() (rooms, clients int) {
-	return m.Len(), int(m.live.Load())
-}
-
-// Len returns the number of rooms, cheaply.
-func (m *Manager) Len() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.rooms)
-}

@@ -81,25 +81,6 @@ func slotHistory(maxClients float64) int {
 	return max(16, n)
 }
 
-// Info returns the room's public facts, or false once it has ended. It
-// takes no lock: a room that is being moved answers at once (it is here
-// until the move ends).
-func (r *Room) Info() (Info, bool) {
-	if r.ended.Load() {
-		return Info{}, false
-	}
-	return Info{Code: r.Code, Clients: int(r.clients.Load()), MaxClients: r.MaxClients, Origin: r.Origin, URL: r.URL}, true
-}
-
-// addLiveLocked changes the room's count of live members by n, and with it
-// the counts read without the room's lock: its own (Info) and the
-// manager's (Counts). r.mu must be held, or r not yet reachable.
-func (r *Room) addLiveLocked(n int) {
-	r.live += n
-	r.clients.Store(int64(r.live))
-	r.m.live.Add(int64(n))
-}
-
 func (r *Room) full() bool { return float64(r.live) >= r.MaxClients }
 
 // slotLocked returns the remembered slot with this index, or nil.
