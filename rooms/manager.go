@@ -5,7 +5,14 @@
 // Locking: Manager.mu guards the code → room map; each Room.mu guards that
 // room. The message path (Send, SetState) takes only its room's lock. Lock
 // order is Room.mu before Manager.mu (a room removes itself while locked);
-// the manager never locks a room while holding its own lock.
+// the manager never locks a room while holding its own lock. A room's lock
+// may be held across a call to a sibling: Move holds it while the snapshot
+// travels (the send it is given), so nothing happens in the room meanwhile.
+// What reads rooms from outside never waits for one: Lookup, Snapshot,
+// Counts and Len take at most Manager.mu, and read a room's live count from
+// atomics that the room updates, with its lock held, wherever the count
+// changes (addLiveLocked). Only reclaiming takes other rooms' locks, with
+// TryLock, so it may run with a room's lock held.
 package rooms
 
 import (
@@ -106,6 +113,7 @@ type Manager struct {
 	transfers *transferLog // transfers taken in or aborted (transfers.go)
 
 	// Atomic.
+	live         atomic.Int64 // live members, all rooms (Room.addLiveLocked)
 	vacant       atomic.Int64 // bytes of vacant slots' windows, all rooms (recover.go)
 	reclaiming   atomic.Bool  // a reclaimFor pass is running (reclaim.go)
 	reclaimAfter atomic.Int64 // no reclaimFor pass before this (clock's Unix ns)
@@ -184,8 +192,8 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 		slots:   []slot{{index: 0, key: key, member: req.Member, recover: req.Recover}},
 		byKey:   map[clientKey]int{key: 0},
 		next:    1,
-		live:    1,
 	}
+	r.addLiveLocked(1) // r is not in the map yet: nobody else can reach it
 	m.event(Event{Type: EventRoomCreated, Room: code})
 	m.event(Event{Type: EventPlayerJoined, Room: code, Index: 0})
 	created := createdFrame(code, m.cfg.Instance, m.cfg.Region, 0, resolved)
@@ -243,56 +251,5 @@ func (m *Manager) remove(r *Room) {
 	}
 }
 
-// Info is what GET /room/<code> and the metrics show of a room.
-type Info struct {
-	Code       string
-	Clients    int
-	MaxClients float64
-	Origin     string
-	URL        string
-}
-
-// Lookup returns the room's public facts.
-func (m *Manager) Lookup(code string) (Info, bool) {
-	r := m.get(code)
-	if r == nil {
-		return Info{}, false
-	}
-	return r.Info()
-}
-
 // Held reports whether a room with this code lives here.
 func (m *Manager) Held(code string) bool { return m.get(code) != nil }
-
-// Snapshot returns the facts of every live room.
-func (m *Manager) Snapshot() []Info {
-	m.mu.RLock()
-	list := make([]*Room, 0, len(m.rooms))
-	for _, r := range m.rooms {
-		list = append(list, r)
-	}
-	m.mu.RUnlock()
-	out := make([]Info, 0, len(list))
-	for _, r := range list {
-		if in, ok := r.Info(); ok {
-			out = append(out, in)
-		}
-	}
-	return out
-}
-
-// Counts returns the number of rooms and of live members.
-func (m *Manager) Counts() (rooms, clients int) {
-	for _, in := range m.Snapshot() {
-		rooms++
-		clients += in.Clients
-	}
-	return rooms, clients
-}
-
-// Len returns the number of rooms, cheaply.
-func (m *Manager) Len() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.rooms)
-}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,14 +44,19 @@ type Room struct {
 	URL        string
 	history    int // clientIds remembered at most (see slotHistory)
 
+	// Atomic, written with mu held: what Info reads without it (a room
+	// being moved holds mu across its hand-off's calls to a sibling).
+	clients atomic.Int64 // live, as last changed (addLiveLocked)
+	ended   atomic.Bool  // closed
+
 	// Guarded by mu.
 	mu        sync.Mutex
 	slots     []slot            // remembered slots, ascending index
 	byKey     map[clientKey]int // clientKey → slot index
 	next      int               // the next index to hand out; indices are never reused
 	leaves    uint64            // bumped whenever a slot goes vacant
-	live      int
-	state     []byte // the retained state frame, nil until the host sets one
+	live      int               // live members, changed only by addLiveLocked
+	state     []byte            // the retained state frame, nil until the host sets one
 	closed    bool
 	grace     Timer
 	graceAt   time.Time // when grace fires, while it is armed
@@ -73,16 +79,6 @@ type Room struct {
 func slotHistory(maxClients float64) int {
 	n := 4 * int(min(maxClients, 1<<20)+1)
 	return max(16, n)
-}
-
-// Info returns the room's public facts, or false once it has ended.
-func (r *Room) Info() (Info, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return Info{}, false
-	}
-	return Info{Code: r.Code, Clients: r.live, MaxClients: r.MaxClients, Origin: r.Origin, URL: r.URL}, true
 }
 
 func (r *Room) full() bool { return float64(r.live) >= r.MaxClients }
@@ -131,7 +127,7 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 			return 0, ErrRoomFull
 		}
 		r.occupyLocked(s, mem)
-		r.live++
+		r.addLiveLocked(1)
 		if idx == 0 {
 			r.cancelGraceLocked()
 		}
@@ -152,7 +148,7 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		s = &r.slots[len(r.slots)-1]
 		s.member = mem
 		r.byKey[key] = idx
-		r.live++
+		r.addLiveLocked(1)
 		r.m.event(Event{Type: EventPlayerJoined, Room: r.Code, Index: idx})
 		r.broadcastLocked(idx, peerFrame("peer_joined", idx))
 	}
@@ -267,7 +263,7 @@ func (r *Room) Leave(idx int, mem Member, clean bool) {
 		return
 	}
 	r.vacateLocked(s)
-	r.live--
+	r.addLiveLocked(-1)
 	r.m.event(Event{Type: EventPlayerLeft, Room: r.Code, Index: idx})
 	if r.live == 0 && clean {
 		r.endLocked(0, "", EndEmpty)
@@ -372,9 +368,10 @@ func (r *Room) endLocked(code int, reason, why string) {
 // timer, windows, slots and state in the budget, and its code.
 func (r *Room) releaseLocked() {
 	r.closed = true
+	r.ended.Store(true)
 	r.cancelGraceLocked()
 	r.cancelAgeLocked()
-	r.live = 0
+	r.addLiveLocked(-r.live)
 	for i := range r.slots {
 		r.slots[i].win = window{}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAddrKey(t *testing.T) {
@@ -89,20 +90,43 @@ func TestRoomCORSFollowsAllowedOrigins(t *testing.T) {
 	}
 }
 
-// A scrape from anyone costs at most one render a second.
+// A scrape from anyone costs at most one render per ScrapeTTL (a second
+// by default); below zero, every scrape renders, and sees what changed.
 func TestMetricsRenderedOncePerTTL(t *testing.T) {
-	ts := newTestServer(t, Config{})
-	for range 200 {
-		status, _, body := getJSON(t, ts.URL+"/metrics")
-		if status != 200 || !strings.Contains(body, "party_sockets_rooms") {
-			t.Fatalf("/metrics: %d", status)
-		}
+	if c := newTestServer(t, Config{}).metrics.handler.(*cachedScrape); c.ttl != DefaultScrapeTTL {
+		t.Fatalf("the default TTL is %v, want %v", c.ttl, DefaultScrapeTTL)
 	}
-	c := ts.metrics.handler.(*cachedScrape)
-	c.mu.Lock()
-	renders := c.renders
-	c.mu.Unlock()
-	if renders > 2 {
-		t.Fatalf("200 scrapes rendered %d times, want at most 2 (one a second)", renders)
+	tests := []struct {
+		name    string
+		ttl     time.Duration
+		renders int
+	}{
+		{"an hour", time.Hour, 1},
+		{"none", -1, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, Config{ScrapeTTL: tt.ttl})
+			for i := range 20 {
+				if i == 10 {
+					dial(t, ts.URL, "/", nil).create("host", 2)
+				}
+				want := "party_sockets_rooms{instance=\"local\",region=\"LOCAL\",version=\"dev\"} 0"
+				if i >= 10 && tt.renders > 1 {
+					want = strings.TrimSuffix(want, "0") + "1"
+				}
+				status, _, body := getJSON(t, ts.URL+"/metrics")
+				if status != 200 || !strings.Contains(body, want+"\n") {
+					t.Fatalf("scrape %d with a TTL of %v: %d, no %q", i, tt.ttl, status, want)
+				}
+			}
+			c := ts.metrics.handler.(*cachedScrape)
+			c.mu.Lock()
+			renders := c.renders
+			c.mu.Unlock()
+			if renders != tt.renders {
+				t.Fatalf("20 scrapes with a TTL of %v rendered %d times, want %d", tt.ttl, renders, tt.renders)
+			}
+		})
 	}
 }

@@ -59,8 +59,8 @@ type sibling struct {
 
 // siblings are the targets of one hand-off, chosen least loaded first.
 type siblings struct {
-	mu   sync.Mutex
-	list []*sibling
+	mu   sync.Mutex // guards each sibling's rooms, clients and down
+	list []*sibling // set before the hand-off's workers start
 }
 
 // pick returns the least loaded live sibling, of this region when one
@@ -111,7 +111,7 @@ func (s *Server) findSiblings(ctx context.Context) []*sibling {
 		return nil
 	}
 	var (
-		mu  sync.Mutex
+		mu  sync.Mutex // guards out
 		out []*sibling
 		wg  sync.WaitGroup
 	)

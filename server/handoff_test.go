@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,41 @@ type machineSet struct {
 	dns  *testutil.FlyDNS
 	port int
 	slow time.Duration // each machine takes this long to answer a hand-off
+	hold *handoffHold  // when set, a hand-off call waits for slow or its release, whichever comes first
+}
+
+// handoffHold is a hook on the siblings' hand-off endpoint: a test learns
+// when a snapshot has arrived (the sender holds the room's lock until it
+// is answered), and lets it be served when it chooses.
+type handoffHold struct {
+	arrived chan struct{} // closed when the first hand-off call arrives
+	release chan struct{} // closed by the test: held calls are served
+	ended   chan struct{} // closed when the first call stops waiting, released or not
+
+	arrive, end sync.Once
+}
+
+// holdHandoffs makes every machine hold each hand-off call it receives
+// until the test releases it, or for at most slow.
+func (ms *machineSet) holdHandoffs(slow time.Duration) *handoffHold {
+	ms.slow = slow
+	ms.hold = &handoffHold{arrived: make(chan struct{}), release: make(chan struct{}), ended: make(chan struct{})}
+	return ms.hold
+}
+
+// wait is what a machine does with a hand-off call before serving it.
+func (ms *machineSet) wait() {
+	hd := ms.hold
+	if hd == nil {
+		time.Sleep(ms.slow)
+		return
+	}
+	hd.arrive.Do(func() { close(hd.arrived) })
+	select {
+	case <-hd.release:
+	case <-time.After(ms.slow):
+	}
+	hd.end.Do(func() { close(hd.ended) })
 }
 
 type machineUnderTest struct {
@@ -55,15 +91,15 @@ func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
 	}
 	mgr := rooms.NewManager(rooms.Config{Instance: id, Region: region, HostGrace: time.Minute, Codes: regions.NewGenerator(region, nil)})
 	reg := prometheus.NewRegistry()
-	s := New(Config{Instance: id, Region: region, AppName: "app", HandoffSecret: secret,
+	s := New(Config{Instance: id, Region: region, AppName: "app", HandoffSecret: secret, ScrapeTTL: -1,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Prober: &routing.Prober{App: "app", Self: id, Port: ms.port, Resolver: routing.DNSResolver{Server: ms.dns.Addr}, Wide: true},
 	}, mgr, reg, reg)
 	var h http.Handler = s
-	if slow := ms.slow; slow > 0 {
+	if ms.slow > 0 {
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == handoffPath {
-				time.Sleep(slow)
+				ms.wait()
 			}
 			s.ServeHTTP(w, r)
 		})
@@ -138,7 +174,6 @@ func TestHandOffToTheRegionFirstThenAnywhere(t *testing.T) {
 	if !c.rooms.Held(code) {
 		t.Fatal("the last machine of fra did not hand its rooms to iad")
 	}
-	time.Sleep(scrapeTTL + 100*time.Millisecond)
 	if got := (&testutil.Server{URL: b.url}).Metric(t, "party_sockets_handoff_rooms_total", `result="sent"`); got != 2 {
 		t.Fatalf("b counted %v rooms sent", got)
 	}
@@ -146,10 +181,13 @@ func TestHandOffToTheRegionFirstThenAnywhere(t *testing.T) {
 
 // A message sent while its room is on its way to a sibling waits, is not
 // taken by the old machine, and reaches the room on the new one: the host
-// that rejoins recovers it.
+// that rejoins recovers it. (Issue 21, item 7: the message was sent 100 ms
+// after the hand-off began, taking the room's lock to be held by then.
+// It is sent once the snapshot is at the sibling, which holds it for
+// 300 ms: the room's lock is held meanwhile.)
 func TestMessageDuringAHandOffIsForwarded(t *testing.T) {
 	ms := newMachineSet(t)
-	ms.slow = 300 * time.Millisecond
+	hold := ms.holdHandoffs(300 * time.Millisecond)
 	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
 	host := dial(t, a.url, "/", nil)
 	host.send(`{"type":"create","clientId":"host","maxClients":4,"recover":true}`)
@@ -162,7 +200,7 @@ func TestMessageDuringAHandOffIsForwarded(t *testing.T) {
 	host.read() // peer_joined
 	done := make(chan struct{})
 	go func() { defer close(done); a.Drain(); a.HandOff(t.Context()) }()
-	time.Sleep(100 * time.Millisecond) // the room is locked, its snapshot on the way
+	<-hold.arrived // the snapshot is at b: a holds the room's lock
 	p.send(`{"type":"send","data":"in flight"}`)
 	<-done
 	p.expectClose(1012, "server restarting")

@@ -168,7 +168,7 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	}
 	m.errors.WithLabelValues("Unknown url placeholder")
 	reg.MustRegister(m, m.messages, m.deliveries, m.bytes, m.errors, m.closes, m.replays, m.probes, m.probeTime, m.handoffs, m.handoffDur)
-	m.handler = &cachedScrape{g: gatherer, ttl: scrapeTTL}
+	m.handler = &cachedScrape{g: gatherer, ttl: or(cfg.ScrapeTTL, DefaultScrapeTTL)}
 	return m
 }
 
@@ -230,10 +230,11 @@ func (m *metrics) probeTimer() func(outcome string) {
 
 func (m *metrics) errorSent(err error) { m.errors.WithLabelValues(errorKind(err)).Inc() }
 
-// scrapeTTL is how long a rendered /metrics page is reused. Fly scrapes
-// every 15 s; a scrape from anyone else costs at most one render a second
-// (a render of a busy machine measured 6.4 ms of CPU).
-const scrapeTTL = time.Second
+// DefaultScrapeTTL is how long a rendered /metrics page is reused
+// (Config.ScrapeTTL). Fly scrapes every 15 s; a scrape from anyone else
+// costs at most one render a second (a render of a busy machine measured
+// 6.4 ms of CPU).
+const DefaultScrapeTTL = time.Second
 
 // cachedScrape serves the Prometheus text exposition, rendered at most once
 // per ttl whoever asks and however often.
@@ -288,8 +289,10 @@ type originRow struct {
 }
 
 // Collect implements prometheus.Collector: gauges come from the room
-// manager, per-origin series from the LRU table, top 100 by
-// live clients × 1000 + connections, the rest summed into __other__.
+// manager's live counts, which wait for no room's lock (a room being moved
+// holds its own across the hand-off), per-origin series from the LRU
+// table, top 100 by live clients × 1000 + connections, the rest summed
+// into __other__.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	byOrigin := map[string]*originRow{}
 	row := func(o string) *originRow {
@@ -300,13 +303,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		return r
 	}
-	totalRooms, totalClients := 0, 0
+	totalRooms, totalClients := m.mgr.Counts()
 	for _, in := range m.mgr.Snapshot() {
 		r := row(in.Origin)
 		r.rooms++
 		r.clients += in.Clients
-		totalRooms++
-		totalClients += in.Clients
 	}
 	for _, o := range m.origins.Keys() {
 		if st, ok := m.origins.Peek(o); ok {

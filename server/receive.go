@@ -177,8 +177,8 @@ func (s *Server) answerHandoff(w http.ResponseWriter, snap *rooms.Snapshot, err 
 }
 
 // siblingHolding asks every machine of this region but this one and
-// sender (which holds the room's lock while it waits: a lookup there
-// would wait for it) whether it holds code, within holderWait in all. It
+// sender (which holds the room until the move ends, and would say so)
+// whether it holds code, within holderWait in all. It
 // returns the first that does; err when some could not say.
 func (s *Server) siblingHolding(ctx context.Context, code, sender string) (string, error) {
 	p := s.cfg.Prober
@@ -194,7 +194,7 @@ func (s *Server) siblingHolding(ctx context.Context, code, sender string) (strin
 		return "", err
 	}
 	var (
-		mu      sync.Mutex
+		mu      sync.Mutex // guards holder, unknown
 		holder  string
 		unknown error
 		wg      sync.WaitGroup

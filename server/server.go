@@ -2,6 +2,42 @@
 // routes, sessions (a reader goroutine per connection, a writer only while
 // frames wait), bounded send queues, heartbeats, draining, the limits, the
 // server API and metrics.
+//
+// # Locks
+//
+// Each mutex says on its struct what it guards. The order, outermost
+// first: a lock may be taken while those above it are held, never one
+// above while it is:
+//
+//	rooms' Room.mu      one room (package rooms: Room.mu before Manager.mu)
+//	conn.mu             one socket's send queue (writer.go): rooms call Send
+//	                    and Close with the room's lock held
+//	corkConn.mu         the socket's write side (cork.go): a leaf, held
+//	                    during socket writes, so never with conn.mu held; the
+//	                    writer goroutine, and coder/websocket's pings, pongs
+//	                    and closes (under that library's own write lock)
+//
+// cachedScrape.mu (metrics.go) is held while a scrape renders, which takes
+// rooms' Manager.mu (read) and the LRU tables' own locks, never a room's.
+// The rest are leaves, held for a few lines and never across a call that
+// locks: registry.mu and pending.mu (conns.go), ipLimits.mu,
+// missWindow.mu and addrBucket.mu (limits.go), Server.movedMu and
+// Server.goneMu, siblings.mu (handoff.go), peerauth's Verifier.mu, and the
+// function-local ones that gather parallel answers (findSiblings,
+// siblingHolding). With a room's lock held, what else is taken is
+// conn.mu, rooms' Manager.mu, webhook.Sender's mu (the Events callback),
+// and other rooms' locks only by TryLock (reclaiming windows); shedding,
+// which conn.Send may start, runs on its own goroutine.
+//
+// A room's lock is held across calls to a sibling in one place: Move
+// (rooms) holds it while the hand-off sends the room's snapshot
+// (moveRoom → sendSnapshot: up to handoffTries × handoffTry, 6 s), so
+// nothing happens in the room meanwhile; no other lock is held then. What
+// waits is that room's own traffic (a member's message, a join, the
+// backend's call), never a read: /metrics, GET /, GET /room/<code> and a
+// sibling's /.internal/load read the manager's live counts and a room's
+// static facts, which take no room's lock (rooms.Manager.Counts, Lookup,
+// Snapshot). No lock is held across any other network call.
 package server
 
 import (
@@ -82,6 +118,10 @@ type Config struct {
 	FramesPerSec     float64        // frames of any kind a client may send, per second (burst: 2 s); 0 unlimited
 	BytesPerSec      float64        // bytes a client may send, per second (burst: 2 s); 0 unlimited
 	Budget           *budget.Budget // bytes clients make the machine hold; nil: DefaultLimit
+
+	// ScrapeTTL is how long a rendered /metrics page is reused: 0 means
+	// DefaultScrapeTTL; below 0, every scrape renders (tests).
+	ScrapeTTL time.Duration
 
 	Logger *slog.Logger
 }
