@@ -206,9 +206,6 @@ func (c Config) WithDefaults() Config {
 // Drain stops new rooms from being created; everything else goes on.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-// Draining reports whether Drain was called.
-func (s *Server) Draining() bool { return s.draining.Load() }
-
 // Rooms returns the number of rooms held here.
 func (s *Server) Rooms() int { return s.rooms.Len() }
 
