@@ -129,14 +129,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Handoff:        true,
 		HandoffTimeout: 4 * time.Second, // within Fly's default kill_timeout of 5 s
 	}
-	// One identity off Fly, the same in created, X-Instance-Id, logs and
-	// metric labels (which upper-case regions, as for Fly's).
-	if c.Instance == "" {
-		c.Instance = "local"
-	}
-	if c.Region == "" {
-		c.Region = "local"
-	}
 	var errs []error
 	bad := func(name, value, why string) {
 		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, why))
@@ -363,6 +355,14 @@ func redactURL(v string) string {
 	}
 	return shown.String()
 }
+
+// self is this machine's id in what is ours (logs, webhooks, tokens,
+// siblings): rooms.LocalID off Fly. On the wire it is empty there, as the
+// old relay had it.
+func (c config) self() string { return or(c.Instance, rooms.LocalID) }
+
+// region is this machine's region in what is ours, as self.
+func (c config) region() string { return or(c.Region, rooms.LocalID) }
 
 func or(a, b string) string {
 	if a != "" {

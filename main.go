@@ -104,7 +104,7 @@ func run(getenv func(string) string) error {
 	if cfg.AppName != "" {
 		prober = &routing.Prober{
 			App:          cfg.AppName,
-			Self:         cfg.Instance,
+			Self:         cfg.self(),
 			Port:         ln.Addr().(*net.TCPAddr).Port,
 			Resolver:     &routing.CachingResolver{Inner: routing.DNSResolver{Server: cfg.InternalDNS}},
 			RoundsPerSec: cfg.ProbesPerSec,
@@ -162,7 +162,7 @@ func run(getenv func(string) string) error {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			prober.Learn(ctx, cfg.Region)
+			prober.Learn(ctx, cfg.region())
 		}()
 	}
 	if cfg.DebugAddr != "" {
@@ -174,7 +174,7 @@ func run(getenv func(string) string) error {
 			}
 		}()
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "instance", cfg.Instance, "region", cfg.Region, "version", buildVersion(),
+	log.Info("listening", "addr", ln.Addr().String(), "instance", cfg.self(), "region", cfg.region(), "version", buildVersion(),
 		"memory_budget", limit)
 
 	select {
@@ -218,7 +218,7 @@ func run(getenv func(string) string) error {
 // verifier checks create tokens when a secret or key is configured, and
 // remembers the ones this machine has spent.
 func verifier(cfg config) *tokens.Verifier {
-	v := &tokens.Verifier{Secret: []byte(cfg.CreateTokenSecret), Audience: cfg.CreateTokenAudience, Instance: cfg.Instance}
+	v := &tokens.Verifier{Secret: []byte(cfg.CreateTokenSecret), Audience: cfg.CreateTokenAudience, Instance: cfg.self()}
 	if cfg.CreateTokenPublicKey != "" {
 		v.PublicKey, _ = tokens.ParsePublicKey(cfg.CreateTokenPublicKey) // checked by loadConfig
 	}
@@ -266,7 +266,7 @@ func roomEvents(hooks *webhook.Sender, cfg config, log *slog.Logger) func(rooms.
 		if hooks == nil {
 			return
 		}
-		d := eventData{Room: e.Room, Instance: cfg.Instance, Region: cfg.Region, Reason: e.Reason, To: e.To}
+		d := eventData{Room: e.Room, Instance: cfg.self(), Region: cfg.region(), Reason: e.Reason, To: e.To}
 		if e.Type == rooms.EventPlayerJoined || e.Type == rooms.EventPlayerLeft {
 			d.Index = &e.Index
 		}

@@ -67,6 +67,12 @@ const (
 	DefaultRecoverBytes  = 256 << 10
 )
 
+// LocalID is what this machine calls itself where it has no id (off Fly)
+// in what is ours: a hand-off's sender, logs, metric labels, webhooks. On
+// the wire (created, the url template's {instance}) it stays empty, as the
+// old relay had it.
+const LocalID = "local"
+
 // CodeSource hands out candidate room codes.
 type CodeSource interface {
 	Next() (string, error)
@@ -74,8 +80,8 @@ type CodeSource interface {
 
 // Config is what a Manager needs from the outside.
 type Config struct {
-	Instance  string        // machine id, sent in created
-	Region    string        // region label, sent in created
+	Instance  string        // machine id, sent in created; "" off Fly
+	Region    string        // region label, sent in created; "" off Fly
 	HostGrace time.Duration // how long a room outlives its host's socket
 	Clock     Clock         // nil means RealClock
 	Codes     CodeSource
@@ -149,6 +155,14 @@ func (c Config) WithDefaults() Config {
 		c.RecoverRoomBytes = DefaultRecoverRoomBytes
 	}
 	return c
+}
+
+// selfID is this machine's id, LocalID when it has none.
+func (m *Manager) selfID() string {
+	if m.cfg.Instance == "" {
+		return LocalID
+	}
+	return m.cfg.Instance
 }
 
 // CreateRequest is a checked create message.
