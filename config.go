@@ -158,7 +158,8 @@ func (c *config) check(getenv func(string) string, rep *report) {
 	}
 	if v := c.CreateTokenAudience; v != "" && c.CreateTokenSecret == "" && c.CreateTokenPublicKey == "" {
 		// An audience alone checks nothing: every create is open.
-		rep.bad("CREATE_TOKEN_AUDIENCE", v, "set CREATE_TOKEN_SECRET or CREATE_TOKEN_PUBLIC_KEY too: without one, creates need no token")
+		rep.bad("CREATE_TOKEN_AUDIENCE", v,
+			"set CREATE_TOKEN_SECRET or CREATE_TOKEN_PUBLIC_KEY too: without one, creates need no token")
 	}
 	if c.HandoffTimeout > maxHandoffTimeout {
 		rep.bad("HANDOFF_TIMEOUT", getenv("HANDOFF_TIMEOUT"), "want at most 5m: Fly's kill_timeout ends a machine by then")
