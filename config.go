@@ -1,368 +1,214 @@
 package main
 
 import (
-	"errors"
-
-	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/party-sockets/party-sockets/internal/webhook"
+	"github.com/party-sockets/party-sockets/regions"
 	"github.com/party-sockets/party-sockets/rooms"
-	"github.com/party-sockets/party-sockets/tokens"
+	"github.com/party-sockets/party-sockets/routing"
+	"github.com/party-sockets/party-sockets/server"
 )
 
-// config is everything main reads from the environment, read once.
+// config is everything main reads from the environment, read once: the
+// packages' own configs, filled by the table, and what only main uses.
 type config struct {
-	Port           int
-	Host           string
-	Instance       string
-	Region         string
-	AppName        string
-	DashboardURL   string
-	InternalDNS    string
-	HostGrace      time.Duration
-	MaxFrameBytes  int64
-	AllowedOrigins []string
-	LogLevel       slog.Level
-	DebugAddr      string // pprof listener, off when empty
+	// Filled by the table and share. run adds what is made at start: the
+	// budget, tokens, webhooks, version, logger, room events and the
+	// prober's port.
+	Server server.Config // Server.Prober: the peer prober, nil off Fly
+	Rooms  rooms.Config
 
-	// Limits (README "Limits and abuse").
-	MsgRate          float64
-	MsgBurst         int
-	MaxConnsPerIP    int
-	JoinMissesPerMin int
-	MaxRooms         int
-	MaxRoomMembers   int
-	MaxHeaderBytes   int
-	MaxPendingConns  int
-	MemoryBudget     int64 // bytes; 0: a quarter of GOMEMLIMIT or of the machine's memory
-	JoinTimeout      time.Duration
-	MessageTimeout   time.Duration
-
-	RecoverFrames int
-	RecoverBytes  int
-	RecoverRoom   int           // bytes of a room's windows together
-	RecoverAge    time.Duration // 0: HOST_GRACE
+	Port         int
+	Host         string
+	InternalDNS  string // resolver for peer discovery, on Fly
+	LogLevel     slog.Level
+	DebugAddr    string  // pprof listener, off when empty
+	MemoryBudget int64   // bytes; 0: a quarter of GOMEMLIMIT or of the machine's memory
+	ProbesPerSec float64 // the prober's rounds, and a peer's unsigned lookups; 0: unbounded
 
 	// The game's backend (README "The game's backend in control").
 	CreateTokenSecret    string
 	CreateTokenPublicKey string
 	CreateTokenAudience  string // a token's aud must name it, when set
-	ServerAPIKey         string
 	WebhookURL           string
 	WebhookSecret        string
 
-	FramesPerSec        float64
-	BytesPerSec         float64
-	UpgradesPerSec      float64
-	UpgradeBurst        int
-	CreatesPerMin       float64
-	CreateBurst         int
-	MachineMissesPerMin int
-	ProbesPerSec        float64
-	AddrProbesPerMin    float64
-	AddrProbeBurst      int
-	QueueFrames         int
-	QueueBytes          int
-	WriteTimeout        time.Duration
-	HandshakeTimeout    time.Duration
-
 	// Hand-off on stop (README "Deploys").
 	Handoff        bool          // HANDOFF=off turns it off; so does a Fly app without HANDOFF_SECRET
-	HandoffSecret  string        // HANDOFF_SECRET
-	HandoffTimeout time.Duration // HANDOFF_TIMEOUT: the whole hand-off, within kill_timeout
+	HandoffTimeout time.Duration // the whole hand-off, within kill_timeout
 
-	TrustCheck bool // TRUST_CHECK=on: the operator's trust check (README "What we trust of Fly, checked")
 	// Warnings are said once at start: settings that turned something off.
 	Warnings []string
 }
 
+// Defaults that depend on another setting, or that a check needs.
+const (
+	flyDashboard      = "https://fly-metrics.net/d/fly-app/fly-app?var-app="
+	flyDNS            = "[fdaa::3]:53"
+	maxHandoffTimeout = 5 * time.Minute // Fly's kill_timeout ends a machine by then
+	unboundedRounds   = 1e9             // PROBES_PER_SEC=0: no bound the prober would reach
+)
+
+// settings is the table: every variable the server reads, the field it
+// fills, its default and its bounds, in the README's order. A default is
+// written here once: where a package has its own for a zero value, the
+// row uses that package's constant (config_table_test.go holds them
+// equal).
+func (c *config) settings() []setting {
+	s, r := &c.Server, &c.Rooms
+	return []setting{
+		count("PORT", &c.Port, 3000, 0, 65535).wanting("want a TCP port number (0-65535)"),
+		text("HOST", &c.Host, 0),
+		text("INSTANCE_ID", &s.Instance, 0).or("FLY_MACHINE_ID"),
+		text("REGION", &s.Region, 0).or("FLY_REGION"),
+		text("FLY_APP_NAME", &s.AppName, 0),
+		absURL("DASHBOARD_URL", &s.DashboardURL),         // on Fly: flyDashboard
+		hostPort("INTERNAL_DNS", &c.InternalDNS, flyDNS), // on Fly: flyDNS
+		duration("HOST_GRACE", &r.HostGrace, 2*time.Minute, 0),
+		byteCount("MAX_FRAME_BYTES", &s.MaxFrameBytes, server.DefaultMaxFrameBytes, 1024, 16<<20),
+		list("ALLOWED_ORIGINS", &s.AllowedOrigins),
+		logLevel("LOG_LEVEL", &c.LogLevel),
+		hostPort("DEBUG_ADDR", &c.DebugAddr, "127.0.0.1:6060"),
+
+		// Limits (README "Limits and abuse").
+		rate("MSG_RATE", &s.MsgRate, 100, 1e6, "messages per second"),
+		count("MSG_BURST", &s.MsgBurst, 200, 1, 1<<20),
+		count("MAX_CONNS_PER_IP", &s.MaxConnsPerIP, 200, 0, 1<<30),
+		count("JOIN_MISSES_PER_MIN", &s.JoinMissesPerMin, 60, 0, 1<<30),
+		count("MAX_ROOMS", &r.MaxRooms, 20000, 0, 1<<30),
+		count("MAX_ROOM_MEMBERS", &r.MaxMembers, rooms.DefaultMaxMembers, 1, 100000),
+		count("SEND_QUEUE_FRAMES", &s.QueueFrames, server.DefaultQueueFrames, 1, 1<<20),
+		count("SEND_QUEUE_BYTES", &s.QueueBytes, server.DefaultQueueBytes, 1024, 1<<30),
+		byteCount("MEMORY_BUDGET", &c.MemoryBudget, 0, 1<<20, 1<<40),
+		duration("WRITE_TIMEOUT", &s.WriteTimeout, server.DefaultWriteTimeout, 1),
+		duration("HANDSHAKE_TIMEOUT", &s.HandshakeTimeout, server.DefaultHandshakeTimeout, 1),
+		count("MAX_HEADER_BYTES", &s.MaxHeaderBytes, server.DefaultMaxHeaderBytes, 1024, 1<<20),
+		count("MAX_PENDING_CONNS", &s.MaxPendingConns, server.DefaultMaxPendingConns, 1, 1<<20),
+		duration("JOIN_TIMEOUT", &s.JoinTimeout, server.DefaultJoinTimeout, 1),
+		duration("MESSAGE_TIMEOUT", &s.MessageTimeout, server.DefaultMessageTimeout, 1),
+		rate("FRAMES_PER_SEC", &s.FramesPerSec, 200, 1e7, "frames per second"),
+		rate("BYTES_PER_SEC", &s.BytesPerSec, 1<<20, 1<<34, "bytes per second"),
+		rate("UPGRADES_PER_SEC", &s.UpgradesPerSec, 10, 1e6, "new WebSockets per second"),
+		count("UPGRADE_BURST", &s.UpgradeBurst, 60, 1, 1<<20),
+		rate("CREATES_PER_MIN", &s.CreatesPerMin, 30, 1e7, "rooms per minute"),
+		count("CREATE_BURST", &s.CreateBurst, 30, 1, 1<<20),
+		count("MACHINE_MISSES_PER_MIN", &s.MachineMissesPerMin, 1200, 0, 1<<30),
+		rate("PROBES_PER_SEC", &c.ProbesPerSec, routing.DefaultRoundsPerSec, 1e5, "probe rounds per second"),
+		rate("ADDR_PROBES_PER_MIN", &s.AddrProbesPerMin, 10, 1e7, "probe rounds per minute"),
+		count("ADDR_PROBE_BURST", &s.AddrProbeBurst, 60, 1, 1<<20),
+
+		// Message recovery (README "Catch-up after a blip").
+		count("RECOVER_FRAMES", &r.RecoverFrames, rooms.DefaultRecoverFrames, 1, 1<<16),
+		count("RECOVER_BYTES", &r.RecoverBytes, rooms.DefaultRecoverBytes, 1024, 64<<20),
+		duration("RECOVER_AGE", &r.RecoverAge, 0, 1), // 0: the host grace (rooms)
+		// A room must fit in a hand-off (rooms.DefaultRecoverRoomBytes).
+		count("RECOVER_ROOM_BYTES", &r.RecoverRoomBytes, rooms.DefaultRecoverRoomBytes, 64<<10, 4<<20),
+
+		// The game's backend.
+		secret("CREATE_TOKEN_SECRET", &c.CreateTokenSecret, 32),
+		publicKey("CREATE_TOKEN_PUBLIC_KEY", &c.CreateTokenPublicKey),
+		text("CREATE_TOKEN_AUDIENCE", &c.CreateTokenAudience, 256),
+		secret("SERVER_API_KEY", &s.APIKey, 32),
+		hookURL("WEBHOOK_URL", &c.WebhookURL),
+		secret("WEBHOOK_SECRET", &c.WebhookSecret, 0), // checked with WEBHOOK_URL
+
+		// Hand-off, and the checks of what we trust of Fly.
+		onOff("HANDOFF", &c.Handoff, true),
+		secret("HANDOFF_SECRET", &s.HandoffSecret, 32),
+		onOff("TRUST_CHECK", &s.TrustCheck, false),
+		duration("HANDOFF_TIMEOUT", &c.HandoffTimeout, 4*time.Second, 1), // within Fly's default kill_timeout of 5 s
+	}
+}
+
 // loadConfig reads the environment through getenv and reports every bad
-// value at once, each naming its variable.
+// value at once, one line each, naming its variable.
 func loadConfig(getenv func(string) string) (config, error) {
-	c := config{
-		Port:          3000,
-		Host:          getenv("HOST"),
-		Instance:      or(getenv("INSTANCE_ID"), getenv("FLY_MACHINE_ID")),
-		Region:        or(getenv("REGION"), getenv("FLY_REGION")),
-		AppName:       getenv("FLY_APP_NAME"),
-		DashboardURL:  getenv("DASHBOARD_URL"),
-		InternalDNS:   getenv("INTERNAL_DNS"),
-		HostGrace:     2 * time.Minute,
-		MaxFrameBytes: 64 << 10,
+	var c config
+	var rep report
+	for _, s := range c.settings() {
+		s.reset()
+		v := getenv(s.env)
+		if v == "" && s.alt != "" {
+			v = getenv(s.alt)
+		}
+		if v == "" {
+			continue
+		}
+		if err := s.set(v); err != nil {
+			rep.bad(s.env, s.show(v), err.Error())
+		}
+	}
+	c.check(getenv, &rep)
+	c.share()
+	return c, rep.err()
+}
 
-		MsgRate:          100,
-		MsgBurst:         200,
-		MaxConnsPerIP:    200,
-		JoinMissesPerMin: 60,
-		MaxRooms:         20000,
-		MaxRoomMembers:   1000,
-		MaxHeaderBytes:   8 << 10,
-		MaxPendingConns:  1000,
-		JoinTimeout:      30 * time.Second,
-		MessageTimeout:   10 * time.Second,
-
-		RecoverFrames: 256,
-		RecoverBytes:  256 << 10,
-		RecoverRoom:   rooms.DefaultRecoverRoomBytes,
-
-		FramesPerSec:        200,
-		BytesPerSec:         1 << 20,
-		UpgradesPerSec:      10,
-		UpgradeBurst:        60,
-		CreatesPerMin:       30,
-		CreateBurst:         30,
-		MachineMissesPerMin: 1200,
-		ProbesPerSec:        20,
-		AddrProbesPerMin:    10,
-		AddrProbeBurst:      60,
-		QueueFrames:         4096,
-		QueueBytes:          2 << 20,
-		WriteTimeout:        10 * time.Second,
-		HandshakeTimeout:    10 * time.Second,
-
-		Handoff:        true,
-		HandoffTimeout: 4 * time.Second, // within Fly's default kill_timeout of 5 s
+// check is what one row cannot say: the defaults that depend on Fly, and
+// the settings that need another.
+func (c *config) check(getenv func(string) string, rep *report) {
+	s := &c.Server
+	if s.AppName != "" {
+		s.DashboardURL = or(s.DashboardURL, flyDashboard+url.QueryEscape(s.AppName))
+		c.InternalDNS = or(c.InternalDNS, flyDNS)
 	}
-	// One identity off Fly, the same in created, X-Instance-Id, logs and
-	// metric labels (which upper-case regions, as for Fly's).
-	if c.Instance == "" {
-		c.Instance = "local"
+	if v := c.CreateTokenAudience; v != "" && c.CreateTokenSecret == "" && c.CreateTokenPublicKey == "" {
+		// An audience alone checks nothing: every create is open.
+		rep.bad("CREATE_TOKEN_AUDIENCE", v,
+			"set CREATE_TOKEN_SECRET or CREATE_TOKEN_PUBLIC_KEY too: without one, creates need no token")
 	}
-	if c.Region == "" {
-		c.Region = "local"
+	if c.HandoffTimeout > maxHandoffTimeout {
+		rep.bad("HANDOFF_TIMEOUT", getenv("HANDOFF_TIMEOUT"), "want at most 5m: Fly's kill_timeout ends a machine by then")
 	}
-	var errs []error
-	bad := func(name, value, why string) {
-		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, why))
+	if s.TrustCheck && s.HandoffSecret == "" {
+		rep.bad("TRUST_CHECK", getenv("TRUST_CHECK"), "needs HANDOFF_SECRET: its calls are signed with a key derived from it")
 	}
-	if v := getenv("PORT"); v != "" {
-		p, err := strconv.Atoi(v)
-		if err != nil || p < 0 || p > 65535 {
-			bad("PORT", v, "want a TCP port number (0-65535)")
-		}
-		c.Port = p
-	}
-	if c.AppName != "" {
-		if c.DashboardURL == "" {
-			c.DashboardURL = "https://fly-metrics.net/d/fly-app/fly-app?var-app=" + url.QueryEscape(c.AppName)
-		}
-		if c.InternalDNS == "" {
-			c.InternalDNS = "[fdaa::3]:53"
+	if getenv("WEBHOOK_URL") != "" {
+		if _, err := webhook.ParseSecret(c.WebhookSecret); err != nil {
+			rep.bad("WEBHOOK_SECRET", hidden, err.Error())
 		}
 	}
-	if v := c.DashboardURL; v != "" {
-		if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" {
-			bad("DASHBOARD_URL", v, "want an absolute URL")
-		}
-	}
-	if v := c.InternalDNS; v != "" {
-		if _, _, err := net.SplitHostPort(v); err != nil {
-			bad("INTERNAL_DNS", v, "want host:port, e.g. [fdaa::3]:53")
-		}
-	}
-	if v := getenv("HOST_GRACE"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			bad("HOST_GRACE", v, "want a non-negative Go duration, e.g. 2m or 30s")
-		}
-		c.HostGrace = d
-	}
-	if v := getenv("MAX_FRAME_BYTES"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1024 || n > 16<<20 {
-			bad("MAX_FRAME_BYTES", v, "want a byte count from 1024 to 16777216")
-		}
-		c.MaxFrameBytes = n
-	}
-	ints := []struct {
-		name   string
-		dst    *int
-		lo, hi int
-	}{
-		{"MSG_BURST", &c.MsgBurst, 1, 1 << 20},
-		{"MAX_CONNS_PER_IP", &c.MaxConnsPerIP, 0, 1 << 30},
-		{"JOIN_MISSES_PER_MIN", &c.JoinMissesPerMin, 0, 1 << 30},
-		{"MAX_ROOMS", &c.MaxRooms, 0, 1 << 30},
-		{"MAX_ROOM_MEMBERS", &c.MaxRoomMembers, 1, 100000},
-		{"MAX_HEADER_BYTES", &c.MaxHeaderBytes, 1024, 1 << 20},
-		{"MAX_PENDING_CONNS", &c.MaxPendingConns, 1, 1 << 20},
-		{"UPGRADE_BURST", &c.UpgradeBurst, 1, 1 << 20},
-		{"RECOVER_FRAMES", &c.RecoverFrames, 1, 1 << 16},
-		{"RECOVER_BYTES", &c.RecoverBytes, 1024, 64 << 20},
-		{"RECOVER_ROOM_BYTES", &c.RecoverRoom, 64 << 10, 4 << 20}, // a room must fit in a hand-off (rooms.DefaultRecoverRoomBytes)
-		{"CREATE_BURST", &c.CreateBurst, 1, 1 << 20},
-		{"MACHINE_MISSES_PER_MIN", &c.MachineMissesPerMin, 0, 1 << 30},
-		{"ADDR_PROBE_BURST", &c.AddrProbeBurst, 1, 1 << 20},
-		{"SEND_QUEUE_FRAMES", &c.QueueFrames, 1, 1 << 20},
-		{"SEND_QUEUE_BYTES", &c.QueueBytes, 1024, 1 << 30},
-	}
-	for _, in := range ints {
-		if v := getenv(in.name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < in.lo || n > in.hi {
-				bad(in.name, v, fmt.Sprintf("want a whole number from %d to %d", in.lo, in.hi))
-			}
-			*in.dst = n
-		}
-	}
-	rates := []struct {
-		name, unit string
-		dst        *float64
-		hi         float64
-	}{
-		{"MSG_RATE", "messages per second", &c.MsgRate, 1e6},
-		{"FRAMES_PER_SEC", "frames per second", &c.FramesPerSec, 1e7},
-		{"BYTES_PER_SEC", "bytes per second", &c.BytesPerSec, 1 << 34},
-		{"UPGRADES_PER_SEC", "new WebSockets per second", &c.UpgradesPerSec, 1e6},
-		{"CREATES_PER_MIN", "rooms per minute", &c.CreatesPerMin, 1e7},
-		{"PROBES_PER_SEC", "probe rounds per second", &c.ProbesPerSec, 1e5},
-		{"ADDR_PROBES_PER_MIN", "probe rounds per minute", &c.AddrProbesPerMin, 1e7},
-	}
-	for _, r := range rates {
-		if v := getenv(r.name); v != "" {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || !(f >= 0 && f <= r.hi) {
-				bad(r.name, v, "want "+r.unit+", 0 to disable")
-			}
-			*r.dst = f
-		}
-	}
-	for _, d := range []struct {
-		name string
-		dst  *time.Duration
-	}{{"WRITE_TIMEOUT", &c.WriteTimeout}, {"HANDSHAKE_TIMEOUT", &c.HandshakeTimeout},
-		{"JOIN_TIMEOUT", &c.JoinTimeout}, {"MESSAGE_TIMEOUT", &c.MessageTimeout}, {"RECOVER_AGE", &c.RecoverAge},
-		{"HANDOFF_TIMEOUT", &c.HandoffTimeout}} {
-		if v := getenv(d.name); v != "" {
-			t, err := time.ParseDuration(v)
-			if err != nil || t <= 0 {
-				bad(d.name, v, "want a positive Go duration, e.g. 10s")
-			}
-			*d.dst = t
-		}
-	}
-	if v := getenv("MEMORY_BUDGET"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1<<20 || n > 1<<40 {
-			bad("MEMORY_BUDGET", v, "want a byte count from 1048576 to 1099511627776")
-		}
-		c.MemoryBudget = n
-	}
-	c.CreateTokenSecret = getenv("CREATE_TOKEN_SECRET")
-	if v := c.CreateTokenSecret; v != "" && len(v) < 32 {
-		bad("CREATE_TOKEN_SECRET", "(hidden)", "want at least 32 bytes")
-	}
-	if v := getenv("CREATE_TOKEN_PUBLIC_KEY"); v != "" {
-		if _, err := tokens.ParsePublicKey(v); err != nil {
-			bad("CREATE_TOKEN_PUBLIC_KEY", "(PEM)", "want a PEM Ed25519 public key: "+err.Error())
-		}
-		c.CreateTokenPublicKey = v
-	}
-	c.CreateTokenAudience = getenv("CREATE_TOKEN_AUDIENCE")
-	if v := c.CreateTokenAudience; v != "" {
-		switch {
-		case len(v) > 256:
-			bad("CREATE_TOKEN_AUDIENCE", v[:64]+"…", "want at most 256 bytes")
-		case c.CreateTokenSecret == "" && c.CreateTokenPublicKey == "":
-			// An audience alone checks nothing: every create is open.
-			bad("CREATE_TOKEN_AUDIENCE", v, "set CREATE_TOKEN_SECRET or CREATE_TOKEN_PUBLIC_KEY too: without one, creates need no token")
-		}
-	}
-	c.ServerAPIKey = getenv("SERVER_API_KEY")
-	if v := c.ServerAPIKey; v != "" && len(v) < 32 {
-		bad("SERVER_API_KEY", "(hidden)", "want at least 32 bytes")
-	}
-	switch v := getenv("HANDOFF"); v {
-	case "", "on":
-	case "off":
-		c.Handoff = false
-	default:
-		bad("HANDOFF", v, "want on or off")
-	}
-	if c.HandoffTimeout > 5*time.Minute {
-		bad("HANDOFF_TIMEOUT", getenv("HANDOFF_TIMEOUT"), "want at most 5m: Fly's kill_timeout ends a machine by then")
-	}
-	c.HandoffSecret = getenv("HANDOFF_SECRET")
-	if v := c.HandoffSecret; v != "" && len(v) < 32 {
-		bad("HANDOFF_SECRET", "(hidden)", "want at least 32 bytes")
-	}
-	switch v := getenv("TRUST_CHECK"); v {
-	case "", "off":
-	case "on":
-		c.TrustCheck = true
-		if c.HandoffSecret == "" {
-			bad("TRUST_CHECK", v, "needs HANDOFF_SECRET: its calls are signed with a key derived from it")
-		}
-	default:
-		bad("TRUST_CHECK", v, "want on or off")
-	}
-	if c.Handoff && c.AppName != "" && c.HandoffSecret == "" {
+	if c.Handoff && s.AppName != "" && s.HandoffSecret == "" {
 		// Siblings prove themselves with the secret only: without it none
 		// would take a room. An app upgraded without it still starts.
 		c.Handoff = false
 		c.Warnings = append(c.Warnings, "hand-off is off: HANDOFF_SECRET is not set, so rooms drain on stop "+
 			"instead of moving to a sibling (fly secrets set HANDOFF_SECRET=$(openssl rand -hex 32) turns it on)")
 	}
-	c.WebhookURL, c.WebhookSecret = getenv("WEBHOOK_URL"), getenv("WEBHOOK_SECRET")
-	if v := c.WebhookURL; v != "" {
-		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(v) > 2048 {
-			bad("WEBHOOK_URL", redactURL(v), "want an absolute http(s) URL")
-		}
-		if _, err := webhook.ParseSecret(c.WebhookSecret); err != nil {
-			bad("WEBHOOK_SECRET", "(hidden)", err.Error())
-		}
-	}
-	if v := getenv("ALLOWED_ORIGINS"); v != "" {
-		for _, o := range strings.Split(v, ",") {
-			if o = strings.TrimSpace(o); o != "" {
-				c.AllowedOrigins = append(c.AllowedOrigins, o)
-			}
-		}
-	}
-	if v := getenv("DEBUG_ADDR"); v != "" {
-		if _, _, err := net.SplitHostPort(v); err != nil {
-			bad("DEBUG_ADDR", v, "want host:port, e.g. 127.0.0.1:6060")
-		}
-		c.DebugAddr = v
-	}
-	if v := getenv("LOG_LEVEL"); v != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
-			bad("LOG_LEVEL", v, "want debug, info, warn or error")
-		}
-	}
-	return c, errors.Join(errs...)
 }
 
-// redactURL is a URL as an error may print it: only its scheme and host
-// are shown. Its user and password, query and fragment are replaced, and
-// so is its path, which is the secret of many webhook URLs (a Slack or
-// Discord hook's); a value that does not parse shows only its length.
-func redactURL(v string) string {
-	u, err := url.Parse(v)
-	if err != nil || u.Opaque != "" || len(u.Host) > 253 {
-		return fmt.Sprintf("(%d bytes, not shown)", len(v))
+// share hands the values that more than one package uses to each, and
+// makes the prober on Fly.
+func (c *config) share() {
+	s := &c.Server
+	c.Rooms.Instance, c.Rooms.Region = s.Instance, s.Region
+	c.Rooms.Codes = regions.NewGenerator(s.Region, nil)
+	rounds := c.ProbesPerSec
+	if rounds == 0 {
+		rounds = unboundedRounds
 	}
-	shown := url.URL{Scheme: u.Scheme, Host: u.Host}
-	if u.User != nil {
-		shown.User = url.User("redacted")
+	s.PeerLookupsPerSec = rounds // a sibling probes at most this fast
+	if s.AppName != "" {
+		s.Prober = &routing.Prober{
+			App:          s.AppName,
+			Self:         c.self(),
+			Resolver:     &routing.CachingResolver{Inner: routing.DNSResolver{Server: c.InternalDNS}},
+			RoundsPerSec: rounds,
+			Wide:         c.Handoff, // rooms may be handed out of their region
+		}
 	}
-	if u.Path != "" && u.Path != "/" {
-		shown.Path = "/redacted"
-	}
-	if u.RawQuery != "" {
-		shown.RawQuery = "redacted"
-	}
-	if u.Fragment != "" {
-		shown.Fragment = "redacted"
-	}
-	return shown.String()
 }
+
+// self is this machine's id in what is ours (logs, webhooks, tokens,
+// siblings): rooms.LocalID off Fly. On the wire it is empty there.
+func (c config) self() string { return or(c.Server.Instance, rooms.LocalID) }
+
+// region is this machine's region in what is ours, as self.
+func (c config) region() string { return or(c.Server.Region, rooms.LocalID) }
 
 func or(a, b string) string {
 	if a != "" {

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/server"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -13,12 +16,12 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.addr() != ":3000" || c.HostGrace != 2*time.Minute || c.MaxFrameBytes != 65536 || c.DashboardURL != "" || c.InternalDNS != "" {
+	if c.addr() != ":3000" || c.Rooms.HostGrace != 2*time.Minute || c.Server.MaxFrameBytes != 65536 || c.Server.DashboardURL != "" || c.InternalDNS != "" {
 		t.Fatalf("defaults = %+v", c)
 	}
 	// A household's rejoin after a deploy fits the probe allowance (README).
-	if c.ProbesPerSec != 20 || c.AddrProbesPerMin != 10 || c.AddrProbeBurst != 60 {
-		t.Fatalf("probe defaults = %v/s, %v/min per address, burst %d", c.ProbesPerSec, c.AddrProbesPerMin, c.AddrProbeBurst)
+	if c.ProbesPerSec != 20 || c.Server.AddrProbesPerMin != 10 || c.Server.AddrProbeBurst != 60 {
+		t.Fatalf("probe defaults = %v/s, %v/min per address, burst %d", c.ProbesPerSec, c.Server.AddrProbesPerMin, c.Server.AddrProbeBurst)
 	}
 }
 
@@ -31,18 +34,22 @@ func TestLoadConfigFly(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{
-		Port: 8080, Host: "127.0.0.2", Instance: "148e21ea7e1189", Region: "fra", AppName: "my app",
-		DashboardURL: "https://fly-metrics.net/d/fly-app/fly-app?var-app=my+app", InternalDNS: "[fdaa::3]:53",
-		HostGrace: 30 * time.Second, MaxFrameBytes: 65536, AllowedOrigins: []string{"a.example", "*.b.example"},
+		Port: 8080, Host: "127.0.0.2", InternalDNS: "[fdaa::3]:53",
+		Server: server.Config{Instance: "148e21ea7e1189", Region: "fra", AppName: "my app",
+			DashboardURL: "https://fly-metrics.net/d/fly-app/fly-app?var-app=my+app", MaxFrameBytes: 65536,
+			AllowedOrigins: []string{"a.example", "*.b.example"}},
+		Rooms: rooms.Config{Instance: "148e21ea7e1189", Region: "fra", HostGrace: 30 * time.Second},
 	}
-	if got := c; got.Port != want.Port || got.Host != want.Host || got.Instance != want.Instance ||
-		got.Region != want.Region || got.DashboardURL != want.DashboardURL || got.InternalDNS != want.InternalDNS ||
-		got.HostGrace != want.HostGrace || strings.Join(got.AllowedOrigins, "|") != "a.example|*.b.example" {
+	if got := c; got.Port != want.Port || got.Host != want.Host || got.Server.Instance != want.Server.Instance ||
+		got.Server.Region != want.Server.Region || got.Server.DashboardURL != want.Server.DashboardURL ||
+		got.InternalDNS != want.InternalDNS || got.Rooms.HostGrace != want.Rooms.HostGrace ||
+		got.Rooms.Instance != want.Rooms.Instance || got.Rooms.Region != want.Rooms.Region ||
+		strings.Join(got.Server.AllowedOrigins, "|") != "a.example|*.b.example" {
 		t.Fatalf("loadConfig = %+v, want %+v", got, want)
 	}
 	// Explicit values win over the FLY_ ones.
 	c, _ = loadConfig(env(map[string]string{"FLY_MACHINE_ID": "a", "INSTANCE_ID": "b", "FLY_REGION": "fra", "REGION": "syd"}))
-	if c.Instance != "b" || c.Region != "syd" {
+	if c.Server.Instance != "b" || c.Server.Region != "syd" {
 		t.Fatalf("INSTANCE_ID/REGION did not win: %+v", c)
 	}
 }
@@ -77,7 +84,7 @@ func TestLoadConfigBoundsTheNewLimits(t *testing.T) {
 		}
 	}
 	c, err := loadConfig(env(map[string]string{"MAX_ROOM_MEMBERS": "5000", "MEMORY_BUDGET": "67108864", "JOIN_TIMEOUT": "5s"}))
-	if err != nil || c.MaxRoomMembers != 5000 || c.MemoryBudget != 64<<20 || c.JoinTimeout != 5*time.Second {
+	if err != nil || c.Rooms.MaxMembers != 5000 || c.MemoryBudget != 64<<20 || c.Server.JoinTimeout != 5*time.Second {
 		t.Fatalf("loadConfig = %+v, %v", c, err)
 	}
 }
@@ -134,7 +141,7 @@ func TestLoadConfigBoundsRatesRecoveryAndBackend(t *testing.T) {
 // The hand-off's time is bounded both ways, and it is on by default.
 func TestLoadConfigHandoff(t *testing.T) {
 	c, err := loadConfig(env(nil))
-	if err != nil || !c.Handoff || c.HandoffTimeout != 4*time.Second || c.HandoffSecret != "" {
+	if err != nil || !c.Handoff || c.HandoffTimeout != 4*time.Second || c.Server.HandoffSecret != "" {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 	for _, v := range []string{"-1s", "0s", "6m", "soon"} {
@@ -143,7 +150,7 @@ func TestLoadConfigHandoff(t *testing.T) {
 		}
 	}
 	c, err = loadConfig(env(map[string]string{"HANDOFF": "off", "HANDOFF_TIMEOUT": "30s", "HANDOFF_SECRET": strings.Repeat("k", 32)}))
-	if err != nil || c.Handoff || c.HandoffTimeout != 30*time.Second || len(c.HandoffSecret) != 32 {
+	if err != nil || c.Handoff || c.HandoffTimeout != 30*time.Second || len(c.Server.HandoffSecret) != 32 {
 		t.Fatalf("set: %+v %v", c, err)
 	}
 }
@@ -203,7 +210,7 @@ func TestTokenCommandAudienceJTIInstance(t *testing.T) {
 		}
 		return strings.TrimSpace(out.String())
 	}
-	v := verifier(config{CreateTokenSecret: secret, CreateTokenAudience: "relay", Instance: "m1"})
+	v := verifier(config{CreateTokenSecret: secret, CreateTokenAudience: "relay", Server: server.Config{Instance: "m1"}})
 	if _, err := v.Check(mint(), 1, ""); err == nil {
 		t.Fatal("a token without -aud passed a verifier with an audience")
 	}
@@ -234,11 +241,11 @@ func TestTokenCommandAudienceJTIInstance(t *testing.T) {
 // hand-off can carry (4 MiB at most).
 func TestLoadConfigRecoverRoomBytes(t *testing.T) {
 	c, err := loadConfig(env(nil))
-	if err != nil || c.RecoverRoom != 1<<20 {
-		t.Fatalf("default RECOVER_ROOM_BYTES = %d (%v), want 1 MiB", c.RecoverRoom, err)
+	if err != nil || c.Rooms.RecoverRoomBytes != 1<<20 {
+		t.Fatalf("default RECOVER_ROOM_BYTES = %d (%v), want 1 MiB", c.Rooms.RecoverRoomBytes, err)
 	}
-	if c, err = loadConfig(env(map[string]string{"RECOVER_ROOM_BYTES": "4194304"})); err != nil || c.RecoverRoom != 4<<20 {
-		t.Fatalf("RECOVER_ROOM_BYTES=4194304: %d, %v", c.RecoverRoom, err)
+	if c, err = loadConfig(env(map[string]string{"RECOVER_ROOM_BYTES": "4194304"})); err != nil || c.Rooms.RecoverRoomBytes != 4<<20 {
+		t.Fatalf("RECOVER_ROOM_BYTES=4194304: %d, %v", c.Rooms.RecoverRoomBytes, err)
 	}
 	for _, v := range []string{"65535", "4194305", "-1", "lots"} {
 		if _, err := loadConfig(env(map[string]string{"RECOVER_ROOM_BYTES": v})); err == nil || !strings.Contains(err.Error(), "RECOVER_ROOM_BYTES=") {

@@ -27,8 +27,8 @@ func TestLoadConfigTrustCheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := loadConfig(env(tt.env))
-			if (err != nil) != tt.wantErr || c.TrustCheck != tt.want {
-				t.Fatalf("loadConfig(%v) = TrustCheck %v, %v; want %v, error %v", tt.env, c.TrustCheck, err, tt.want, tt.wantErr)
+			if (err != nil) != tt.wantErr || c.Server.TrustCheck != tt.want {
+				t.Fatalf("loadConfig(%v) = TrustCheck %v, %v; want %v, error %v", tt.env, c.Server.TrustCheck, err, tt.want, tt.wantErr)
 			}
 			if err != nil && !strings.Contains(err.Error(), "TRUST_CHECK=") {
 				t.Errorf("the error does not name TRUST_CHECK: %v", err)

@@ -19,9 +19,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/webhook"
-	"github.com/party-sockets/party-sockets/regions"
 	"github.com/party-sockets/party-sockets/rooms"
-	"github.com/party-sockets/party-sockets/routing"
 	"github.com/party-sockets/party-sockets/server"
 	"github.com/party-sockets/party-sockets/tokens"
 )
@@ -73,22 +71,9 @@ func run(getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	mgr := rooms.NewManager(rooms.Config{
-		Events:     roomEvents(hooks, cfg, log),
-		Instance:   cfg.Instance,
-		Region:     cfg.Region,
-		HostGrace:  cfg.HostGrace,
-		Codes:      regions.NewGenerator(cfg.Region, nil),
-		MaxRooms:   cfg.MaxRooms,
-		MaxMembers: cfg.MaxRoomMembers,
-		Budget:     mem,
-
-		RecoverFrames: cfg.RecoverFrames,
-		RecoverBytes:  cfg.RecoverBytes,
-		RecoverAge:    cfg.RecoverAge,
-		// A room's windows together (README "Catch-up after a blip").
-		RecoverRoomBytes: cfg.RecoverRoom,
-	})
+	rc := cfg.Rooms
+	rc.Events, rc.Budget = roomEvents(hooks, cfg, log), mem
+	mgr := rooms.NewManager(rc)
 	// Catch the signals before serving anything: a stop that arrives right
 	// after start must drain, not kill (the default action).
 	sig := make(chan os.Signal, 2)
@@ -97,60 +82,15 @@ func run(getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	var prober *routing.Prober
-	if cfg.ProbesPerSec == 0 {
-		cfg.ProbesPerSec = 1e9 // 0 disables the bound
+	sc := cfg.Server
+	prober := sc.Prober // nil off Fly
+	if prober != nil {
+		prober.Port = ln.Addr().(*net.TCPAddr).Port
 	}
-	if cfg.AppName != "" {
-		prober = &routing.Prober{
-			App:          cfg.AppName,
-			Self:         cfg.Instance,
-			Port:         ln.Addr().(*net.TCPAddr).Port,
-			Resolver:     &routing.CachingResolver{Inner: routing.DNSResolver{Server: cfg.InternalDNS}},
-			RoundsPerSec: cfg.ProbesPerSec,
-			Wide:         cfg.Handoff, // rooms may be handed out of their region
-		}
-	}
+	sc.Budget, sc.Tokens, sc.Webhooks = mem, verifier(cfg), webhookStats(hooks)
+	sc.Version, sc.Logger = buildVersion(), log
 	reg := prometheus.NewRegistry()
-	srv := server.New(server.Config{
-		Instance:            cfg.Instance,
-		Region:              cfg.Region,
-		AppName:             cfg.AppName,
-		DashboardURL:        cfg.DashboardURL,
-		AllowedOrigins:      cfg.AllowedOrigins,
-		MaxFrameBytes:       cfg.MaxFrameBytes,
-		QueueFrames:         cfg.QueueFrames,
-		QueueBytes:          cfg.QueueBytes,
-		WriteTimeout:        cfg.WriteTimeout,
-		MsgRate:             cfg.MsgRate,
-		MsgBurst:            cfg.MsgBurst,
-		MaxConnsPerIP:       cfg.MaxConnsPerIP,
-		JoinMissesPerMin:    cfg.JoinMissesPerMin,
-		HandshakeTimeout:    cfg.HandshakeTimeout,
-		MaxHeaderBytes:      cfg.MaxHeaderBytes,
-		MaxPendingConns:     cfg.MaxPendingConns,
-		JoinTimeout:         cfg.JoinTimeout,
-		MessageTimeout:      cfg.MessageTimeout,
-		FramesPerSec:        cfg.FramesPerSec,
-		BytesPerSec:         cfg.BytesPerSec,
-		UpgradesPerSec:      cfg.UpgradesPerSec,
-		UpgradeBurst:        cfg.UpgradeBurst,
-		CreatesPerMin:       cfg.CreatesPerMin,
-		CreateBurst:         cfg.CreateBurst,
-		MachineMissesPerMin: cfg.MachineMissesPerMin,
-		AddrProbesPerMin:    cfg.AddrProbesPerMin,
-		AddrProbeBurst:      cfg.AddrProbeBurst,
-		PeerLookupsPerSec:   cfg.ProbesPerSec, // a sibling probes at most this fast
-		Budget:              mem,
-		Tokens:              verifier(cfg),
-		APIKey:              cfg.ServerAPIKey,
-		HandoffSecret:       cfg.HandoffSecret,
-		TrustCheck:          cfg.TrustCheck,
-		Webhooks:            webhookStats(hooks),
-		Version:             buildVersion(),
-		Prober:              prober,
-		Logger:              log,
-	}, mgr, reg, reg)
+	srv := server.New(sc, mgr, reg, reg)
 
 	hs := srv.HTTPServer()
 	served := make(chan error, 1)
@@ -162,7 +102,7 @@ func run(getenv func(string) string) error {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			prober.Learn(ctx, cfg.Region)
+			prober.Learn(ctx, cfg.region())
 		}()
 	}
 	if cfg.DebugAddr != "" {
@@ -174,7 +114,7 @@ func run(getenv func(string) string) error {
 			}
 		}()
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "instance", cfg.Instance, "region", cfg.Region, "version", buildVersion(),
+	log.Info("listening", "addr", ln.Addr().String(), "instance", cfg.self(), "region", cfg.region(), "version", buildVersion(),
 		"memory_budget", limit)
 
 	select {
@@ -218,7 +158,7 @@ func run(getenv func(string) string) error {
 // verifier checks create tokens when a secret or key is configured, and
 // remembers the ones this machine has spent.
 func verifier(cfg config) *tokens.Verifier {
-	v := &tokens.Verifier{Secret: []byte(cfg.CreateTokenSecret), Audience: cfg.CreateTokenAudience, Instance: cfg.Instance}
+	v := &tokens.Verifier{Secret: []byte(cfg.CreateTokenSecret), Audience: cfg.CreateTokenAudience, Instance: cfg.self()}
 	if cfg.CreateTokenPublicKey != "" {
 		v.PublicKey, _ = tokens.ParsePublicKey(cfg.CreateTokenPublicKey) // checked by loadConfig
 	}
@@ -266,7 +206,7 @@ func roomEvents(hooks *webhook.Sender, cfg config, log *slog.Logger) func(rooms.
 		if hooks == nil {
 			return
 		}
-		d := eventData{Room: e.Room, Instance: cfg.Instance, Region: cfg.Region, Reason: e.Reason, To: e.To}
+		d := eventData{Room: e.Room, Instance: cfg.self(), Region: cfg.region(), Reason: e.Reason, To: e.To}
 		if e.Type == rooms.EventPlayerJoined || e.Type == rooms.EventPlayerLeft {
 			d.Index = &e.Index
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -172,31 +173,80 @@ func TestHandshakeTimeout(t *testing.T) {
 	}
 }
 
-// With no identity configured (off Fly), the machine is "local" in region
-// "local" everywhere it names itself: created, X-Instance-Id, the log and
-// the metric labels (regions upper-cased there, as Fly's are). Room ends
-// are logged with their reason.
-func TestIdentityDefaultsAgree(t *testing.T) {
-	srv := startMain(t, "INSTANCE_ID=", "FLY_MACHINE_ID=", "REGION=", "FLY_REGION=", "FLY_APP_NAME=")
+// offFly is extra after clearing every variable a machine's id and region
+// come from, whatever the test's own environment holds.
+func offFly(extra ...string) []string {
+	return append([]string{"INSTANCE_ID=", "FLY_MACHINE_ID=", "REGION=", "FLY_REGION=", "FLY_APP_NAME="}, extra...)
+}
+
+// Issue 21, item 8: off Fly, the wire says what the old relay said there,
+// nothing: created's instance and region, a url template's {instance} and
+// X-Instance-Id are empty (PROTOCOL.md sections 3 and 14). With an id and
+// a region set, each carries them.
+func TestWireIdentity(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		env              []string
+		instance, region string
+	}{
+		{"off Fly", offFly(), "", ""},
+		{"named", offFly("INSTANCE_ID=148e21ea7e1189", "REGION=fra"), "148e21ea7e1189", "fra"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startMain(t, tt.env...)
+			ws := wsDial(t, srv.Addr)
+			frame := roundTrip(t, ws, `{"type":"create","clientId":"h","maxClients":2,"url":"https://game.example/{room}?m={instance}"}`)
+			var created struct {
+				Room             string
+				Instance, Region *string
+				URL              string
+			}
+			if err := json.Unmarshal([]byte(frame), &created); err != nil {
+				t.Fatalf("created %s: %v", frame, err)
+			}
+			t.Run("created.instance", func(t *testing.T) {
+				if created.Instance == nil || *created.Instance != tt.instance {
+					t.Errorf("created = %s, want instance %q", frame, tt.instance)
+				}
+			})
+			t.Run("created.region", func(t *testing.T) {
+				if created.Region == nil || *created.Region != tt.region {
+					t.Errorf("created = %s, want region %q", frame, tt.region)
+				}
+			})
+			t.Run("url {instance}", func(t *testing.T) {
+				if want := "https://game.example/" + created.Room + "?m=" + tt.instance; created.URL != want {
+					t.Errorf("created url %q, want %q", created.URL, want)
+				}
+			})
+			t.Run("X-Instance-Id", func(t *testing.T) {
+				resp, err := http.Get("http://" + srv.Addr + "/room/" + created.Room)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if got := resp.Header.Values("X-Instance-Id"); resp.StatusCode != 200 || len(got) != 1 || got[0] != tt.instance {
+					t.Errorf("GET /room/<code>: %d, X-Instance-Id %q, want [%q]", resp.StatusCode, got, tt.instance)
+				}
+			})
+		})
+	}
+}
+
+// Off Fly, what is ours names the machine "local" in region "local": the
+// log, and the metric labels (regions upper-cased there, as Fly's are).
+// Room ends are logged with their reason.
+func TestLocalInWhatIsOurs(t *testing.T) {
+	srv := startMain(t, offFly()...)
 	addr := srv.Addr
 	ws := wsDial(t, addr)
 	created := roundTrip(t, ws, `{"type":"create","clientId":"h","maxClients":2}`)
-	if !strings.Contains(created, `"instance":"local","region":"local"`) {
-		t.Fatalf("created: %s", created)
-	}
 	code := created[strings.Index(created, `"room":"`)+8:][:6]
-	resp, err := http.Get("http://" + addr + "/room/" + code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if got := resp.Header.Get("X-Instance-Id"); got != "local" {
-		t.Errorf("X-Instance-Id %q", got)
-	}
 	if !logHas(srv, "listening", "instance=local", "region=local") {
 		t.Errorf("no listening line with instance=local region=local")
 	}
-	resp, err = http.Get("http://" + addr + "/metrics")
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,13 +256,8 @@ func TestIdentityDefaultsAgree(t *testing.T) {
 		t.Errorf("metrics do not name the machine local/LOCAL")
 	}
 	ws.Close(websocket.StatusNormalClosure, "")
-	deadline := time.Now().Add(5 * time.Second)
-	for !logHas(srv, "room ended", "room="+code, "reason=empty") {
-		if time.Now().After(deadline) {
-			t.Fatal("the room's end was not logged")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, "the room's end in the log",
+		func() bool { return logHas(srv, "room ended", "room="+code, "reason=empty") })
 }
 
 // The last webhook events go out before the process exits: a room that
@@ -228,7 +273,7 @@ func TestWebhooksFlushedAtExit(t *testing.T) {
 		mu.Unlock()
 	}))
 	t.Cleanup(rcv.Close)
-	srv := startMain(t, "WEBHOOK_URL="+rcv.URL, "WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	srv := startMain(t, offFly("WEBHOOK_URL="+rcv.URL, "WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")...)
 	ws := wsDial(t, srv.Addr)
 	created := roundTrip(t, ws, `{"type":"create","clientId":"h","maxClients":2}`)
 	code := created[strings.Index(created, `"room":"`)+8:][:6]
@@ -240,11 +285,16 @@ func TestWebhooksFlushedAtExit(t *testing.T) {
 	testutil.ExitsCleanly(t, srv.Cmd, 10*time.Second, "the server")
 	mu.Lock()
 	defer mu.Unlock()
-	var closed bool
+	var closed, local bool
 	for _, b := range got {
 		closed = closed || (strings.Contains(b, `"type":"room.closed"`) && strings.Contains(b, code))
+		// Webhook data is ours: off Fly the machine is "local" there.
+		local = local || strings.Contains(b, `"instance":"local","region":"local"`)
 	}
 	if !closed {
 		t.Fatalf("the receiver got %d events, none room.closed for %s", len(got), code)
+	}
+	if !local {
+		t.Errorf("no event names the machine local off Fly: %q", got)
 	}
 }

@@ -24,7 +24,7 @@ const SnapshotVersion = 1
 type Snapshot struct {
 	Version    int             `json:"v"`
 	Transfer   string          `json:"transfer"` // the sender's id for this move: a retry carries the same
-	From       string          `json:"from"`     // the sending machine
+	From       string          `json:"from"`     // the sending machine: the id it signs with (LocalID off Fly)
 	Code       string          `json:"code"`
 	MaxClients float64         `json:"maxClients"`
 	Origin     string          `json:"origin"`
@@ -204,7 +204,7 @@ func (m *Manager) Codes() []string {
 
 func (r *Room) snapshotLocked(transfer string) *Snapshot {
 	now := r.m.cfg.Clock.Now()
-	s := &Snapshot{Version: SnapshotVersion, Transfer: transfer, From: r.m.cfg.Instance, Code: r.Code,
+	s := &Snapshot{Version: SnapshotVersion, Transfer: transfer, From: r.m.selfID(), Code: r.Code,
 		MaxClients: r.MaxClients, Origin: r.Origin, URL: r.URL, Next: r.next, Leaves: r.leaves, GraceMs: -1,
 		Slots: make([]SlotSnapshot, len(r.slots))}
 	if r.state != nil {

@@ -328,3 +328,27 @@ func TestMoveEventNamesTheNewMachine(t *testing.T) {
 		}
 	}
 }
+
+// Issue 21, item 8: off Fly (no Instance, no Region) created says nothing
+// of the machine, as the old relay did, but a hand-off's sender is
+// LocalID: the id the server signs its calls as, which the receiver holds
+// the snapshot's from to.
+func TestOffFlyCreatedIsEmptyAndSenderLocal(t *testing.T) {
+	clk := &testutil.FakeClock{}
+	src := NewManager(Config{HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}})
+	host := &fakeMember{}
+	r, err := src.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 2, URL: "https://g.example/{room}?m={instance}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"type":"created","room":"` + r.Code + `","instance":"","region":"","index":0,` +
+		`"url":"https://g.example/` + r.Code + `?m="}`
+	if got := host.take()[0]; got != want {
+		t.Errorf("created = %s, want %s", got, want)
+	}
+	var from string
+	err = src.Move(r.Code, "t1", "dst", func(s *Snapshot) error { from = s.From; return nil })
+	if err != nil || from != LocalID {
+		t.Fatalf("Move: %v, snapshot from %q, want %q", err, from, LocalID)
+	}
+}

@@ -62,9 +62,23 @@ var (
 // (ours) or a 36-character UUID (the relay we replace).
 const MaxClientIDBytes = 128
 
-// DefaultMaxMembers is the default bound on a room's maxClients: audience
-// modes run to hundreds, no party game to thousands.
-const DefaultMaxMembers = 1000
+// Defaults for the zero values of Config (main's config table uses them
+// too, so each is written once).
+const (
+	// DefaultMaxMembers is the default bound on a room's maxClients:
+	// audience modes run to hundreds, no party game to thousands.
+	DefaultMaxMembers = 1000
+	// DefaultRecoverFrames and DefaultRecoverBytes bound one slot's
+	// recovery window (recover.go).
+	DefaultRecoverFrames = 256
+	DefaultRecoverBytes  = 256 << 10
+)
+
+// LocalID is what this machine calls itself where it has no id (off Fly)
+// in what is ours: a hand-off's sender, logs, metric labels, webhooks. On
+// the wire (created, the url template's {instance}) it stays empty, as the
+// old relay had it.
+const LocalID = "local"
 
 // CodeSource hands out candidate room codes.
 type CodeSource interface {
@@ -73,16 +87,17 @@ type CodeSource interface {
 
 // Config is what a Manager needs from the outside.
 type Config struct {
-	Instance  string        // machine id, sent in created
-	Region    string        // region label, sent in created
+	Instance  string        // machine id, sent in created; "" off Fly
+	Region    string        // region label, sent in created; "" off Fly
 	HostGrace time.Duration // how long a room outlives its host's socket
 	Clock     Clock         // nil means RealClock
 	Codes     CodeSource
 	MaxRooms  int // 0 means unbounded
 	// MaxMembers clamps a create's maxClients; 0 means DefaultMaxMembers.
 	MaxMembers int
-	// Recovery windows per slot (recover.go); zero values mean 256
-	// frames, 256 KiB and the host grace.
+	// Recovery windows per slot (recover.go); zero values mean
+	// DefaultRecoverFrames, DefaultRecoverBytes and the host grace (at
+	// least a second).
 	RecoverFrames int
 	RecoverBytes  int
 	RecoverAge    time.Duration
@@ -121,25 +136,41 @@ type Manager struct {
 
 // NewManager returns an empty manager.
 func NewManager(cfg Config) *Manager {
-	if cfg.Clock == nil {
-		cfg.Clock = RealClock{}
-	}
-	if cfg.MaxMembers <= 0 {
-		cfg.MaxMembers = DefaultMaxMembers
-	}
-	if cfg.RecoverFrames <= 0 {
-		cfg.RecoverFrames = 256
-	}
-	if cfg.RecoverBytes <= 0 {
-		cfg.RecoverBytes = 256 << 10
-	}
-	if cfg.RecoverAge <= 0 {
-		cfg.RecoverAge = max(cfg.HostGrace, time.Second)
-	}
-	if cfg.RecoverRoomBytes <= 0 {
-		cfg.RecoverRoomBytes = DefaultRecoverRoomBytes
-	}
+	cfg = cfg.WithDefaults()
 	return &Manager{cfg: cfg, rooms: make(map[string]*Room), transfers: newTransferLog(TransferMemory, MaxTransfers)}
+}
+
+// WithDefaults is c as NewManager uses it: every zero (or negative)
+// setting that has a default takes it. The others (MaxRooms, HostGrace)
+// mean what their zero says.
+func (c Config) WithDefaults() Config {
+	if c.Clock == nil {
+		c.Clock = RealClock{}
+	}
+	if c.MaxMembers <= 0 {
+		c.MaxMembers = DefaultMaxMembers
+	}
+	if c.RecoverFrames <= 0 {
+		c.RecoverFrames = DefaultRecoverFrames
+	}
+	if c.RecoverBytes <= 0 {
+		c.RecoverBytes = DefaultRecoverBytes
+	}
+	if c.RecoverAge <= 0 {
+		c.RecoverAge = max(c.HostGrace, time.Second)
+	}
+	if c.RecoverRoomBytes <= 0 {
+		c.RecoverRoomBytes = DefaultRecoverRoomBytes
+	}
+	return c
+}
+
+// selfID is this machine's id, LocalID when it has none.
+func (m *Manager) selfID() string {
+	if m.cfg.Instance == "" {
+		return LocalID
+	}
+	return m.cfg.Instance
 }
 
 // CreateRequest is a checked create message.

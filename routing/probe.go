@@ -38,7 +38,7 @@ type Prober struct {
 	Limit        time.Duration // per round; 0 means 3 s
 	NegativeTTL  time.Duration // 0 means 2 s
 	FoundTTL     time.Duration // 0 means 2 s
-	RoundsPerSec float64       // machine-wide; 0 means 20 (burst twice that)
+	RoundsPerSec float64       // machine-wide; 0 means DefaultRoundsPerSec (burst twice that)
 	// Wide: rooms may be handed out of their region (hand-off is on). A
 	// round that finds nothing in the code's region then asks the machines
 	// the code is known to have gone to, never every machine: what each
@@ -135,11 +135,15 @@ func or(d, def time.Duration) time.Duration {
 	return def
 }
 
+// DefaultRoundsPerSec is a machine's probe rounds per second when
+// RoundsPerSec is 0 (main's PROBES_PER_SEC uses it too).
+const DefaultRoundsPerSec = 20
+
 func (p *Prober) rate() float64 {
 	if p.RoundsPerSec > 0 {
 		return p.RoundsPerSec
 	}
-	return 20
+	return DefaultRoundsPerSec
 }
 
 func (p *Prober) burst() float64 { return 2 * p.rate() }

@@ -107,7 +107,8 @@ type Config struct {
 	AddrProbeBurst   int
 	// PeerLookupsPerSec bounds unsigned lookups from one private address
 	// (a peer of the old relay, or of this server without a secret), burst
-	// twice that: a peer's probe rate, PROBES_PER_SEC. 0 means 20.
+	// twice that: a peer's probe rate, PROBES_PER_SEC. 0 means
+	// routing.DefaultRoundsPerSec.
 	PeerLookupsPerSec float64
 
 	HandshakeTimeout time.Duration  // request headers and body, and keep-alive idle time
@@ -126,7 +127,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Defaults for the zero values of Config.
+// Defaults for the zero values of Config (main's config table uses them
+// too, so each is written once).
 const (
 	DefaultMaxFrameBytes = 64 << 10
 	DefaultQueueFrames   = 4096
@@ -182,44 +184,22 @@ type Server struct {
 
 // New returns a server for the rooms in mgr, registering its metrics in reg.
 func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer prometheus.Gatherer) *Server {
-	if cfg.MaxFrameBytes <= 0 {
-		cfg.MaxFrameBytes = DefaultMaxFrameBytes
-	}
-	if cfg.QueueFrames <= 0 {
-		cfg.QueueFrames = DefaultQueueFrames
-	}
-	if cfg.QueueBytes <= 0 {
-		cfg.QueueBytes = DefaultQueueBytes
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
-	}
-	if cfg.PingInterval <= 0 {
-		cfg.PingInterval = DefaultPingInterval
-	}
+	cfg = cfg.WithDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.MsgBurst <= 0 {
-		cfg.MsgBurst = max(1, int(2*cfg.MsgRate))
-	}
-	cfg.HandshakeTimeout = or(cfg.HandshakeTimeout, DefaultHandshakeTimeout)
-	cfg.MaxHeaderBytes = or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	cfg.MaxPendingConns = or(cfg.MaxPendingConns, DefaultMaxPendingConns)
-	cfg.JoinTimeout = or(cfg.JoinTimeout, DefaultJoinTimeout)
-	cfg.MessageTimeout = or(cfg.MessageTimeout, DefaultMessageTimeout)
 	if cfg.Budget == nil {
 		cfg.Budget = budget.New(budget.DefaultLimit())
 	}
 	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, ipl: newIPLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin, cfg.MachineMissesPerMin),
 		budget: cfg.Budget, joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
-	s.peer = newPeerKeys(cfg.HandoffSecret, or(cfg.Instance, "local"))
+	s.peer = newPeerKeys(cfg.HandoffSecret, s.selfID())
 	s.trust = newTrustCheck(cfg.TrustCheck, cfg.HandoffSecret)
 	s.decoding = make(chan struct{}, 1)
 	s.upgrades = newAddrRate(cfg.UpgradesPerSec, float64(cfg.UpgradeBurst))
 	s.creates = newAddrRate(cfg.CreatesPerMin/60, float64(cfg.CreateBurst))
 	s.probes = newAddrRate(cfg.AddrProbesPerMin/60, float64(cfg.AddrProbeBurst))
-	s.peerLooks = newAddrRate(or(cfg.PeerLookupsPerSec, 20), 2*or(cfg.PeerLookupsPerSec, 20))
+	s.peerLooks = newAddrRate(cfg.PeerLookupsPerSec, 2*cfg.PeerLookupsPerSec)
 	if cfg.Prober != nil && s.peer != nil && cfg.Prober.Sign == nil {
 		cfg.Prober.Sign = func(req *http.Request, to string) { s.signPeer(req, to, nil) } // probes and listings are GETs
 	}
@@ -244,11 +224,27 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	return s
 }
 
+// WithDefaults is c as New uses it: every zero setting that has a default
+// takes it (the Logger and Budget are New's). The others (the rates, the
+// per-address limits) mean what their zero says: no limit.
+func (c Config) WithDefaults() Config {
+	c.MaxFrameBytes = positive(c.MaxFrameBytes, DefaultMaxFrameBytes)
+	c.QueueFrames = positive(c.QueueFrames, DefaultQueueFrames)
+	c.QueueBytes = positive(c.QueueBytes, DefaultQueueBytes)
+	c.WriteTimeout = positive(c.WriteTimeout, DefaultWriteTimeout)
+	c.PingInterval = positive(c.PingInterval, DefaultPingInterval)
+	c.MsgBurst = positive(c.MsgBurst, max(1, int(2*c.MsgRate)))
+	c.HandshakeTimeout = or(c.HandshakeTimeout, DefaultHandshakeTimeout)
+	c.MaxHeaderBytes = or(c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	c.MaxPendingConns = or(c.MaxPendingConns, DefaultMaxPendingConns)
+	c.JoinTimeout = or(c.JoinTimeout, DefaultJoinTimeout)
+	c.MessageTimeout = or(c.MessageTimeout, DefaultMessageTimeout)
+	c.PeerLookupsPerSec = or(c.PeerLookupsPerSec, routing.DefaultRoundsPerSec)
+	return c
+}
+
 // Drain stops new rooms from being created; everything else goes on.
 func (s *Server) Drain() { s.draining.Store(true) }
-
-// Draining reports whether Drain was called.
-func (s *Server) Draining() bool { return s.draining.Load() }
 
 // Rooms returns the number of rooms held here.
 func (s *Server) Rooms() int { return s.rooms.Len() }
@@ -365,6 +361,14 @@ func cleanLabel(s string) string {
 		s = s[:64]
 	}
 	return validCopy(s)
+}
+
+// positive is v, or def when v is not above zero.
+func positive[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // or is v, or def when v is the zero value.
