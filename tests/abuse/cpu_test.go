@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/party-sockets/party-sockets/internal/procstat"
 	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/regions"
 )
@@ -88,7 +89,7 @@ func TestProbeAmplificationBounded(t *testing.T) {
 	if rounds > 60 {
 		t.Fatalf("%d probe rounds, want at most the miss budget (60)", rounds)
 	}
-	if tw := testutil.TimeWait("127.0.9.", port); tw > 4 {
+	if tw := procstat.TimeWait("127.0.9.", port); tw > 4 {
 		t.Fatalf("%d probe sockets in TIME-WAIT, want at most a pool's worth (4)", tw)
 	}
 }
