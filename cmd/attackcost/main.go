@@ -28,8 +28,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/party-sockets/party-sockets/internal/flydns"
 	"github.com/party-sockets/party-sockets/internal/procstat"
-	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/internal/wsframe"
 	"github.com/party-sockets/party-sockets/regions"
 )
@@ -108,7 +108,7 @@ func start(bin, cpu string) (target, func(), error) {
 	}
 	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
-	fly, stopDNS, err := testutil.NewFlyDNS("app")
+	fly, err := flydns.Listen("app", nil)
 	if err != nil {
 		return target{}, nil, err
 	}
@@ -149,7 +149,7 @@ func start(bin, cpu string) (target, func(), error) {
 		for _, p := range peers {
 			p.Close()
 		}
-		stopDNS()
+		fly.Close()
 	}
 	addr := "127.0.0.1:" + port
 	for range 200 {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/party-sockets/party-sockets/internal/flydns"
 	"github.com/party-sockets/party-sockets/internal/procstat"
 	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/regions"
@@ -39,7 +40,7 @@ func fakePeer(t *testing.T, ip, port string, hits *atomic.Int64) {
 
 // fakePeers starts n peers of fra on 127.0.9.first, ... at port, lists them
 // in fly's DNS, and returns their shared count of asks.
-func fakePeers(t *testing.T, fly *testutil.FlyDNS, port string, first, n int) *atomic.Int64 {
+func fakePeers(t *testing.T, fly *flydns.Server, port string, first, n int) *atomic.Int64 {
 	t.Helper()
 	var hits atomic.Int64
 	for i := range n {
