@@ -2,17 +2,17 @@ package routing
 
 import (
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 func TestTruncatedUDPRetriesOverTCP(t *testing.T) {
-	var entries []string
+	f := testutil.StartFlyDNS(t, "big")
 	for i := range 400 {
-		entries = append(entries, "d"+fmtInt(100000000+i)+" fra")
+		f.Add("d"+fmtInt(100000000+i), "fra", "")
 	}
-	f := &fakeFly{app: "big", txt: strings.Join(entries, ",")}
-	dnsAddr := startDNS(t, f)
+	dnsAddr := f.Addr
 	// 6 KB of TXT does not fit a 4 KB UDP answer: truncated, then TCP.
 	peers, err := Peers(t.Context(), DNSResolver{Server: dnsAddr}, "big")
 	if err != nil {
@@ -21,16 +21,22 @@ func TestTruncatedUDPRetriesOverTCP(t *testing.T) {
 	if len(peers) != 400 {
 		t.Fatalf("got %d peers, want 400", len(peers))
 	}
-	if f.tcp.Load() != 1 {
-		t.Fatalf("%d questions over TCP, want 1", f.tcp.Load())
+	if f.TCP.Load() != 1 {
+		t.Fatalf("%d questions over TCP, want 1", f.TCP.Load())
 	}
 }
 
 // Peer ids go into fly-replay headers, DNS names and URLs: an entry of the
 // TXT record whose id is not shaped like a machine id is left out.
 func TestPeersDropsIDsNotShapedLikeMachineIDs(t *testing.T) {
-	f := &fakeFly{app: "app", txt: "0a1b2c3d4e5f01 fra,x;app=other fra,../../x iad,0A1B2C3D4E5F02 fra, aaaa0002 syd ,short fra"}
-	peers, err := Peers(t.Context(), DNSResolver{Server: startDNS(t, f)}, "app")
+	// The TXT value: "0a1b2c3d4e5f01 fra,x;app=other fra,../../x iad,
+	// 0A1B2C3D4E5F02 fra, aaaa0002 syd ,short fra".
+	f := testutil.StartFlyDNS(t, "app")
+	for _, m := range [][2]string{{"0a1b2c3d4e5f01", "fra"}, {"x;app=other", "fra"}, {"../../x", "iad"},
+		{"0A1B2C3D4E5F02", "fra"}, {" aaaa0002", "syd "}, {"short", "fra"}} {
+		f.Add(m[0], m[1], "")
+	}
+	peers, err := Peers(t.Context(), DNSResolver{Server: f.Addr}, "app")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +50,7 @@ func TestPeersDropsIDsNotShapedLikeMachineIDs(t *testing.T) {
 // is asked again, at most once a second, however often that is said (a
 // client may send the header that says it).
 func TestStaleAsksDNSAgainAtMostOnceASecond(t *testing.T) {
-	f := &fakeFly{app: "app", txt: self + " fra"}
-	res := &countingResolver{inner: DNSResolver{Server: startDNS(t, f)}}
+	res := &countingResolver{inner: DNSResolver{Server: startFly(t, self+" fra").Addr}}
 	p := &Prober{App: "app", Self: self, Resolver: &CachingResolver{Inner: res}}
 	Peers(t.Context(), p.Resolver, "app")
 	for range 50 {

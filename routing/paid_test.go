@@ -29,10 +29,10 @@ func (a *fakeAllowance) Spend() bool {
 // a shared round or an answer from memory costs nothing.
 func TestEveryRoundIsPaidFor(t *testing.T) {
 	port := freePort(t)
-	f := &fakeFly{app: "app", txt: self + " fra,aaaa0041 fra", addrs: map[string]string{"aaaa0041": "127.0.8.41"}}
 	var hits atomic.Int32
 	startPeer(t, "127.0.8.41", port, "HELD12", &hits, false)
-	p := &Prober{App: "app", Self: self, Port: port, Resolver: DNSResolver{Server: startDNS(t, f)}}
+	f := startFly(t, self+" fra", "aaaa0041 fra 127.0.8.41")
+	p := &Prober{App: "app", Self: self, Port: port, Resolver: DNSResolver{Server: f.Addr}}
 	a := &fakeAllowance{left: 2, light: true}
 	if holder, outcome := p.FindFor(t.Context(), "HELD12", "fra", a); holder != "aaaa0041" || outcome != OutcomeFound || a.left != 1 {
 		t.Fatalf("FindFor = %q %s, %d rounds left; want found, 1 left", holder, outcome, a.left)
@@ -58,12 +58,12 @@ func TestEveryRoundIsPaidFor(t *testing.T) {
 // who asked little still get rounds while it is held to what is left.
 func TestHeavyCallersLeaveTheReserve(t *testing.T) {
 	port := freePort(t)
-	f := &fakeFly{app: "app", txt: self + " fra,aaaa0051 fra", addrs: map[string]string{"aaaa0051": "127.0.8.51"}}
 	var hits atomic.Int32
 	startPeer(t, "127.0.8.51", port, "", &hits, false)
 	// 1 round a second, burst 2: the reserve is the last token. A test
 	// that takes less than half a second sees no refill that counts.
-	p := &Prober{App: "app", Self: self, Port: port, Resolver: DNSResolver{Server: startDNS(t, f)}, RoundsPerSec: 1}
+	f := startFly(t, self+" fra", "aaaa0051 fra 127.0.8.51")
+	p := &Prober{App: "app", Self: self, Port: port, Resolver: DNSResolver{Server: f.Addr}, RoundsPerSec: 1}
 	heavy, light := &fakeAllowance{left: 100}, &fakeAllowance{left: 100, light: true}
 	outcomes := func(a Allowance, n int, base uint32) (got []string) {
 		for i := range n {

@@ -14,93 +14,21 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/party-sockets/party-sockets/internal/flydns"
 	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
-// fakeFly is a real DNS server (miekg/dns, UDP and TCP on loopback) with
-// Fly's internal names, and real HTTP peers on loopback addresses.
-type fakeFly struct {
-	app   string
-	mu    sync.Mutex        // guards txt once serving
-	txt   string            // vms.<app>.internal
-	addrs map[string]string // id -> IP
-	delay time.Duration
-	tcp   atomic.Int32 // questions that came over TCP
-}
-
-func (f *fakeFly) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
-	time.Sleep(f.delay)
-	m := new(dns.Msg)
-	m.SetReply(q)
-	name := q.Question[0].Name
-	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET, Ttl: 5}
-	switch {
-	case name == "vms."+f.app+".internal." && q.Question[0].Qtype == dns.TypeTXT:
-		hdr.Rrtype = dns.TypeTXT
-		var parts []string
-		f.mu.Lock()
-		txt := f.txt
-		f.mu.Unlock()
-		for s := txt; len(s) > 0; {
-			n := min(255, len(s))
-			parts = append(parts, s[:n])
-			s = s[n:]
-		}
-		m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr, Txt: parts})
-	case strings.HasSuffix(name, ".vm."+f.app+".internal."):
-		id := strings.TrimSuffix(name, ".vm."+f.app+".internal.")
-		ip, ok := f.addrs[id]
-		if !ok {
-			m.Rcode = dns.RcodeNameError
-		} else if q.Question[0].Qtype == dns.TypeA {
-			hdr.Rrtype = dns.TypeA
-			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.ParseIP(ip)})
-		}
-	default:
-		m.Rcode = dns.RcodeNameError
-	}
-	if w.RemoteAddr().Network() == "tcp" {
-		f.tcp.Add(1)
-	} else {
-		size := 512
-		if opt := q.IsEdns0(); opt != nil {
-			size = int(opt.UDPSize())
-		}
-		m.Truncate(size)
-	}
-	w.WriteMsg(m)
-}
-
-// setTXT changes vms.<app>.internal while serving.
-func (f *fakeFly) setTXT(txt string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.txt = txt
-}
-
-func startDNS(t *testing.T, h dns.Handler) string {
+// startFly serves Fly's internal DNS (internal/flydns) for app "app",
+// listing started machines, each written "id region [ip]".
+func startFly(t *testing.T, machines ...string) *flydns.Server {
 	t.Helper()
-	var pc net.PacketConn
-	var ln net.Listener
-	// UDP and TCP on the same port: retry if the TCP side is taken.
-	for try := 0; ln == nil; try++ {
-		var err error
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
-			pc.Close()
-			if try == 20 {
-				t.Fatal(err)
-			}
-		}
+	f := testutil.StartFlyDNS(t, "app")
+	for _, m := range machines {
+		id, rest, _ := strings.Cut(m, " ")
+		region, ip, _ := strings.Cut(rest, " ")
+		f.Add(id, region, ip)
 	}
-	udp := &dns.Server{PacketConn: pc, Handler: h}
-	tcp := &dns.Server{Listener: ln, Handler: h}
-	go udp.ActivateAndServe()
-	go tcp.ActivateAndServe()
-	t.Cleanup(func() { udp.Shutdown(); tcp.Shutdown() })
-	return pc.LocalAddr().String()
+	return f
 }
 
 // startPeer serves GET /room/<code> on ip:port: 200 for held codes. hits
@@ -146,7 +74,7 @@ var freePort = testutil.FreePort
 func TestProberFindsHolderOverRealDNS(t *testing.T) {
 	port := freePort(t)
 	// Many machines: the TXT value is over 255 bytes and split into strings.
-	var entries []string
+	f := startFly(t)
 	addrs := map[string]string{}
 	for i := range 30 {
 		id := "e82" + fmtInt(1000000000+i) + "ab"
@@ -154,11 +82,10 @@ func TestProberFindsHolderOverRealDNS(t *testing.T) {
 		if i < 3 {
 			region = "fra"
 		}
-		entries = append(entries, id+" "+region)
 		addrs[id] = "127.0.9." + fmtInt(10+i)
+		f.Add(id, region, addrs[id])
 	}
-	f := &fakeFly{app: "app", txt: strings.Join(entries, ","), addrs: addrs}
-	dnsAddr := startDNS(t, f)
+	dnsAddr := f.Addr
 	ids := []string{"e821000000000ab", "e821000000001ab", "e821000000002ab"}
 	var hits, misses [3]atomic.Int32
 	startPeerCounting(t, addrs[ids[1]], port, "nothere", &hits[1], &misses[1], false)
@@ -186,8 +113,7 @@ func TestProberFindsHolderOverRealDNS(t *testing.T) {
 
 func TestProberFirstAnswerWinsOverHangingPeer(t *testing.T) {
 	port := freePort(t)
-	f := &fakeFly{app: "app", txt: self + " fra,aaaa0002 fra,aaaa0003 fra", addrs: map[string]string{"aaaa0002": "127.0.8.2", "aaaa0003": "127.0.8.3"}}
-	dnsAddr := startDNS(t, f)
+	dnsAddr := startFly(t, self+" fra", "aaaa0002 fra 127.0.8.2", "aaaa0003 fra 127.0.8.3").Addr
 	var h1, h2 atomic.Int32
 	startPeer(t, "127.0.8.2", port, "", &h1, true)
 	startPeer(t, "127.0.8.3", port, "ROOM12", &h2, false)
@@ -221,7 +147,7 @@ func TestProberDNSFailureIsNotFound(t *testing.T) {
 		t.Fatalf("Find after a DNS failure = %s, want %s", outcome, OutcomeCached)
 	}
 	// NXDOMAIN for the TXT name is a DNS error too, never a client error.
-	dnsAddr := startDNS(t, &fakeFly{app: "other"})
+	dnsAddr := testutil.StartFlyDNS(t, "other").Addr
 	p.Resolver = DNSResolver{Server: dnsAddr}
 	if holder, outcome := p.Find(ctx, "ROOM13", "fra"); holder != "" || outcome != OutcomeDNSError {
 		t.Fatalf("Find with NXDOMAIN = %q, %s", holder, outcome)
@@ -245,8 +171,7 @@ func (c *countingResolver) Lookup(ctx context.Context, name string, qtype uint16
 // connections.
 func TestProberSharesCachesAndBoundsRounds(t *testing.T) {
 	port := freePort(t)
-	f := &fakeFly{app: "app", txt: self + " fra,aaaa0021 fra,aaaa0022 fra", addrs: map[string]string{"aaaa0021": "127.0.8.21", "aaaa0022": "127.0.8.22"}}
-	dnsAddr := startDNS(t, f)
+	dnsAddr := startFly(t, self+" fra", "aaaa0021 fra 127.0.8.21", "aaaa0022 fra 127.0.8.22").Addr
 	var h1, h2 atomic.Int32
 	startPeer(t, "127.0.8.21", port, "", &h1, false)
 	startPeer(t, "127.0.8.22", port, "", &h2, false)
@@ -291,8 +216,7 @@ func TestProberSharesCachesAndBoundsRounds(t *testing.T) {
 // A probe's connection is reused by the next: the answer is read to its end.
 func TestProberReusesConnections(t *testing.T) {
 	port := freePort(t)
-	f := &fakeFly{app: "app", txt: self + " fra,aaaa0031 fra", addrs: map[string]string{"aaaa0031": "127.0.8.31"}}
-	dnsAddr := startDNS(t, f)
+	dnsAddr := startFly(t, self+" fra", "aaaa0031 fra 127.0.8.31").Addr
 	var conns atomic.Int32
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.8.31", itoa(port)))
 	if err != nil {
@@ -346,12 +270,13 @@ func TestProberRefreshesAStaleList(t *testing.T) {
 	port := freePort(t)
 	var h atomic.Int32
 	startPeer(t, "127.0.8.41", port, "LATE01", &h, false)
-	f := &fakeFly{app: "app", txt: self + " fra", addrs: map[string]string{"aaaa0041": "127.0.8.41"}}
-	p := &Prober{App: "app", Self: self, Port: port, Resolver: &CachingResolver{Inner: DNSResolver{Server: startDNS(t, f)}}}
+	f := startFly(t, self+" fra")
+	f.Put(flydns.Machine{ID: "aaaa0041", Region: "fra", IP: "127.0.8.41", Stopped: true})
+	p := &Prober{App: "app", Self: self, Port: port, Resolver: &CachingResolver{Inner: DNSResolver{Server: f.Addr}}}
 	if peers, err := Peers(t.Context(), p.Resolver, "app"); err != nil || len(peers) != 1 {
 		t.Fatalf("warming the cache: %v %v", peers, err)
 	}
-	f.setTXT(self + " fra,aaaa0041 fra") // the sibling starts
+	f.Add("aaaa0041", "fra", "127.0.8.41") // the sibling starts
 	if holder, outcome := p.Find(t.Context(), "LATE01", "fra"); holder != "aaaa0041" {
 		t.Fatalf("Find with a stale cached list = %q, %s; want the sibling that started", holder, outcome)
 	}
@@ -361,13 +286,13 @@ func TestProberRefreshesAStaleList(t *testing.T) {
 // now, not one cached from before a sibling (re)started; when DNS fails
 // the cached list stands in.
 func TestFreshPeers(t *testing.T) {
-	f := &fakeFly{app: "app", txt: self + " fra"}
-	inner := &switchable{inner: DNSResolver{Server: startDNS(t, f)}}
+	f := startFly(t, self+" fra")
+	inner := &switchable{inner: DNSResolver{Server: f.Addr}}
 	p := &Prober{App: "app", Self: self, Resolver: &CachingResolver{Inner: inner}}
 	if peers, err := Peers(t.Context(), p.Resolver, "app"); err != nil || len(peers) != 1 {
 		t.Fatalf("warming the cache: %v %v", peers, err)
 	}
-	f.setTXT(self + " fra,aaaa0051 fra")
+	f.Add("aaaa0051", "fra", "")
 	if peers, err := p.FreshPeers(t.Context()); err != nil || len(peers) != 2 {
 		t.Fatalf("FreshPeers after a sibling started = %v, %v; want both", peers, err)
 	}

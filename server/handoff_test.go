@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/party-sockets/party-sockets/internal/flydns"
 	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/regions"
 	"github.com/party-sockets/party-sockets/rooms"
@@ -24,7 +25,7 @@ import (
 // Fly's internal DNS: siblings that can hand rooms to each other.
 type machineSet struct {
 	t    *testing.T
-	dns  *testutil.FlyDNS
+	dns  *flydns.Server
 	port int
 	slow time.Duration // each machine takes this long to answer a hand-off
 	hold *handoffHold  // when set, a hand-off call waits for slow or its release, whichever comes first

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wsframe"
 )
 
-var clientFrame = testutil.ClientFrame
+var clientFrame = wsframe.Client
 
 // oneByte reads at most one byte per call: every header split everywhere.
 type oneByte struct{ r io.Reader }

@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/party-sockets/party-sockets/internal/flydns"
 	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/regions"
 	"github.com/party-sockets/party-sockets/rooms"
@@ -25,7 +26,7 @@ import (
 // machineAt serves cfg as machine id of fra on ip:port, with a prober
 // that reads fly's DNS, and lists it there unless hidden. The defaults of
 // config.go stand for the limits a test leaves at zero.
-func machineAt(t *testing.T, fly *testutil.FlyDNS, id, ip string, port int, cfg Config, hidden bool) (*Server, string) {
+func machineAt(t *testing.T, fly *flydns.Server, id, ip string, port int, cfg Config, hidden bool) (*Server, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
 	if err != nil {

@@ -28,8 +28,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/party-sockets/party-sockets/internal/flydns"
 	"github.com/party-sockets/party-sockets/internal/procstat"
-	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wsframe"
 	"github.com/party-sockets/party-sockets/regions"
 )
 
@@ -107,7 +108,7 @@ func start(bin, cpu string) (target, func(), error) {
 	}
 	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
-	fly, stopDNS, err := testutil.NewFlyDNS("app")
+	fly, err := flydns.Listen("app", nil)
 	if err != nil {
 		return target{}, nil, err
 	}
@@ -148,7 +149,7 @@ func start(bin, cpu string) (target, func(), error) {
 		for _, p := range peers {
 			p.Close()
 		}
-		stopDNS()
+		fly.Close()
 	}
 	addr := "127.0.0.1:" + port
 	for range 200 {
@@ -215,7 +216,7 @@ func attackProbe(tg target, _ time.Duration) result {
 	}
 	r.Seconds = time.Since(start).Seconds()
 	_, port, _ := net.SplitHostPort(tg.addr)
-	r.Extra = fmt.Sprintf("%d sockets in TIME-WAIT to the peers", testutil.TimeWait("127.0.9.", port))
+	r.Extra = fmt.Sprintf("%d sockets in TIME-WAIT to the peers", procstat.TimeWait("127.0.9.", port))
 	return r
 }
 
@@ -268,12 +269,12 @@ func flood(tg target, d time.Duration, first, each []byte) result {
 
 // attackPings: one socket sending pings as fast as the server takes them.
 func attackPings(tg target, d time.Duration) result {
-	return flood(tg, d, nil, testutil.ClientFrame(true, 0x9, nil))
+	return flood(tg, d, nil, wsframe.Client(true, wsframe.OpPing, nil))
 }
 
 // attackFragments: one message of endless empty continuation frames.
 func attackFragments(tg target, d time.Duration) result {
-	return flood(tg, d, testutil.ClientFrame(false, 0x1, []byte(`{"type":`)), testutil.ClientFrame(false, 0x0, nil))
+	return flood(tg, d, wsframe.Client(false, wsframe.OpText, []byte(`{"type":`)), wsframe.Client(false, wsframe.OpContinuation, nil))
 }
 
 // attackKeys: four sockets under the message rate (90/s), each sending

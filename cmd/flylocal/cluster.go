@@ -10,14 +10,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/party-sockets/party-sockets/internal/flydns"
 )
 
 // cluster is the local Fly: its machines, DNS and edges.
 type cluster struct {
 	app        string
 	bin        string
-	dnsAddr    string
-	machines   []*machine // fixed after start; each machine guards its own state
+	dns        *flydns.Server // Fly's internal DNS (dns.go); set by serveDNS before any machine starts
+	machines   []*machine     // fixed after start; each machine guards its own state
 	edges      []*edge
 	proxyIP    net.IP // the edges' source address towards machines; nil: the system's choice
 	machineEnv []string
@@ -40,8 +42,6 @@ type cluster struct {
 	quit          chan struct{}
 	quitOnce      sync.Once
 
-	dnsDown    atomic.Bool  // the resolver ignores every question
-	dnsDelay   atomic.Int64 // nanoseconds every answer waits
 	requests   atomic.Int64
 	replays    atomic.Int64
 	websockets atomic.Int64
@@ -61,20 +61,6 @@ func (c *cluster) machine(id string) *machine {
 		}
 	}
 	return nil
-}
-
-func (c *cluster) hasRegion(r string) bool {
-	return slices.ContainsFunc(c.machines, func(m *machine) bool { return m.Region == r })
-}
-
-func (c *cluster) started() []*machine {
-	var out []*machine
-	for _, m := range c.machines {
-		if m.routable() {
-			out = append(out, m)
-		}
-	}
-	return out
 }
 
 // leastLoaded is the started machine of region with the least load (ties

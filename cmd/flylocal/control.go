@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 )
 
 type machineView struct {
@@ -71,13 +70,9 @@ func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(c.views())
 	case len(parts) == 2 && parts[0] == "dns" && r.Method == http.MethodPost && (parts[1] == "down" || parts[1] == "up" || parts[1] == "slow"):
-		c.dnsDown.Store(parts[1] == "down")
-		c.dnsDelay.Store(0)
-		if parts[1] == "slow" {
-			c.dnsDelay.Store(int64(4 * time.Second))
-		}
+		c.setDNS(parts[1])
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]bool{"dns_down": c.dnsDown.Load()})
+		json.NewEncoder(w).Encode(map[string]bool{"dns_down": c.dns.Down()})
 	case path == "deploy" && r.Method == http.MethodPost:
 		if !c.deploy(r.URL.Query().Get("close_frames") != "0") {
 			http.Error(w, "a deploy is running", http.StatusConflict)
@@ -210,15 +205,9 @@ type clusterState struct {
 }
 
 func (c *cluster) state() clusterState {
-	st := clusterState{App: c.app, Edges: map[string]string{}, DNS: "up", Machines: c.views(),
+	st := clusterState{App: c.app, Edges: map[string]string{}, DNS: c.dnsMode(), Machines: c.views(),
 		Deploy: c.deployment.status(len(c.machines)), WS: c.websockets.Load(), Requests: c.requests.Load(),
 		Settings: c.settings()}
-	switch {
-	case c.dnsDown.Load():
-		st.DNS = "down"
-	case c.dnsDelay.Load() > 0:
-		st.DNS = "slow"
-	}
 	for _, e := range c.edges {
 		st.Edges[e.region] = e.url()
 	}

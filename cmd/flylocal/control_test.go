@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // controlEdge starts one edge of an empty cluster on a real loopback
@@ -15,6 +17,11 @@ import (
 func controlEdge(t *testing.T) (*cluster, int) {
 	t.Helper()
 	c := &cluster{app: "app", quit: make(chan struct{})}
+	stop, err := c.serveDNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -128,14 +135,14 @@ func TestControlPostNeedsTheFlylocalHeader(t *testing.T) {
 			t.Errorf("no-cors POST %s = %d %q, want 403", path, status, body)
 		}
 	}
-	if c.stoppingReplays.Load() || c.dnsDown.Load() || quitting(c) {
+	if c.stoppingReplays.Load() || c.dns.Down() || quitting(c) {
 		t.Fatalf("a refused POST changed the cluster: stopping_replays=%v dns_down=%v quit=%v",
-			c.stoppingReplays.Load(), c.dnsDown.Load(), quitting(c))
+			c.stoppingReplays.Load(), c.dns.Down(), quitting(c))
 	}
 	for _, v := range []string{"0", "true", "", "01", "1,1"} {
 		status, _, _ := call(t, port, "POST", "/.flylocal/dns/down", host, map[string]string{"X-Flylocal": v})
-		if status != http.StatusForbidden || c.dnsDown.Load() {
-			t.Errorf("POST with X-Flylocal %q = %d, dns_down=%v; want 403 and no change", v, status, c.dnsDown.Load())
+		if status != http.StatusForbidden || c.dns.Down() {
+			t.Errorf("POST with X-Flylocal %q = %d, dns_down=%v; want 403 and no change", v, status, c.dns.Down())
 		}
 	}
 
@@ -159,5 +166,38 @@ func TestControlPostNeedsTheFlylocalHeader(t *testing.T) {
 	}
 	if status, _, _ := call(t, port, "POST", "/.flylocal/shutdown", "localhost:"+strconv.Itoa(port), ok); status != 200 || !quitting(c) {
 		t.Fatalf("POST shutdown with X-Flylocal: 1 = %d, quit=%v", status, quitting(c))
+	}
+}
+
+// POST /.flylocal/dns/<down|slow|up> switches the cluster's resolver: down
+// never answers, slow answers after 4 s, up answers again; the state says
+// which.
+func TestDNSSwitches(t *testing.T) {
+	c, port := controlEdge(t)
+	host := "127.0.0.1:" + strconv.Itoa(port)
+	ok := map[string]string{"X-Flylocal": "1"}
+	q := new(dns.Msg)
+	q.SetQuestion("vms.app.internal.", dns.TypeTXT)
+	client := &dns.Client{Timeout: 300 * time.Millisecond}
+	for _, tt := range []struct {
+		mode   string
+		body   string
+		delay  time.Duration
+		answer bool
+	}{
+		{"down", `{"dns_down":true}`, 0, false},
+		{"slow", `{"dns_down":false}`, 4 * time.Second, false},
+		{"up", `{"dns_down":false}`, 0, true},
+	} {
+		status, body, _ := call(t, port, "POST", "/.flylocal/dns/"+tt.mode, host, ok)
+		if status != 200 || strings.TrimSpace(body) != tt.body || c.dnsMode() != tt.mode || c.dns.Delay() != tt.delay {
+			t.Fatalf("POST dns/%s = %d %q; mode %s, delay %v", tt.mode, status, body, c.dnsMode(), c.dns.Delay())
+		}
+		if _, body, _ = call(t, port, "GET", "/.flylocal/state", host, nil); !strings.Contains(body, `"dns":"`+tt.mode+`"`) {
+			t.Fatalf("state after dns/%s: %s", tt.mode, body)
+		}
+		if _, _, err := client.Exchange(q, c.dns.Addr); (err == nil) != tt.answer {
+			t.Fatalf("a question with DNS %s: %v, want an answer %v", tt.mode, err, tt.answer)
+		}
 	}
 }

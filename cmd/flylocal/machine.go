@@ -83,7 +83,7 @@ func (m *machine) start(ctx context.Context) error {
 		"FLY_PRIVATE_IP="+m.IP,
 		"HOST="+m.IP,
 		"PORT="+strconv.Itoa(m.Port),
-		"INTERNAL_DNS="+m.c.dnsAddr,
+		"INTERNAL_DNS="+m.c.dns.Addr,
 		"DASHBOARD_URL="+m.c.dashboardURL(),
 	)
 	cmd.Env = append(cmd.Env, m.c.machineEnv...)

@@ -25,8 +25,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 type envList []string
@@ -183,7 +181,7 @@ func (c *cluster) announce() error {
 		Machines []machineOut      `json:"machines"`
 		DNS      string            `json:"dns"`
 		Proxy    string            `json:"proxy"` // the address the edges connect to machines from
-	}{App: c.app, Edges: map[string]string{}, DNS: c.dnsAddr, Proxy: c.proxyIP.String()}
+	}{App: c.app, Edges: map[string]string{}, DNS: c.dns.Addr, Proxy: c.proxyIP.String()}
 	for _, e := range c.edges {
 		out.Edges[e.region] = e.url()
 	}
@@ -196,28 +194,6 @@ func (c *cluster) announce() error {
 	}
 	_, err = fmt.Println(string(b))
 	return err
-}
-
-// serveDNS listens on UDP and TCP on the same loopback port.
-func (c *cluster) serveDNS() (func(), error) {
-	for try := 0; try < 20; try++ {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err != nil {
-			pc.Close()
-			continue
-		}
-		udp := &dns.Server{PacketConn: pc, Handler: c}
-		tcp := &dns.Server{Listener: ln, Handler: c}
-		go udp.ActivateAndServe()
-		go tcp.ActivateAndServe()
-		c.dnsAddr = pc.LocalAddr().String()
-		return func() { udp.Shutdown(); tcp.Shutdown() }, nil
-	}
-	return nil, errors.New("dns: no free port for UDP and TCP")
 }
 
 // buildServer builds this repo's server into dir.

@@ -203,7 +203,7 @@ func TestDNSNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	res := routing.DNSResolver{Server: c.dnsAddr}
+	res := routing.DNSResolver{Server: c.dns.Addr}
 	ctx := context.Background()
 	peers, err := routing.Peers(ctx, res, "app")
 	if err != nil {
@@ -211,6 +211,14 @@ func TestDNSNames(t *testing.T) {
 	}
 	if len(peers) != 39 {
 		t.Fatalf("vms: %d started machines, want 39", len(peers))
+	}
+	// Answers follow the live table: a machine that is stopping is no
+	// longer listed.
+	c.machines[1].mu.Lock()
+	c.machines[1].state = stateStopping
+	c.machines[1].mu.Unlock()
+	if peers, err = routing.Peers(ctx, res, "app"); err != nil || len(peers) != 38 {
+		t.Fatalf("vms after a machine began stopping: %d machines, %v; want 38", len(peers), err)
 	}
 	rrs, err := res.Lookup(ctx, "all.vms.app.internal", dns.TypeTXT)
 	if err != nil || len(rrs) != 1 {
@@ -231,8 +239,12 @@ func TestDNSNames(t *testing.T) {
 		t.Fatalf("unknown name: %v", err)
 	}
 	rrs, _ = res.Lookup(ctx, "iad.app.internal", dns.TypeA)
-	if len(rrs) != 20 {
-		t.Fatalf("iad.app.internal: %d A records, want 20", len(rrs))
+	if len(rrs) != 19 {
+		t.Fatalf("iad.app.internal: %d A records, want 19 (20 less the stopping one)", len(rrs))
+	}
+	rrs, _ = res.Lookup(ctx, "fra.app.internal", dns.TypeA)
+	if len(rrs) != 19 {
+		t.Fatalf("fra.app.internal: %d A records, want 19 (20 less the stopped one)", len(rrs))
 	}
 	rrs, _ = res.Lookup(ctx, "top3.nearest.of.app.internal", dns.TypeA)
 	if len(rrs) != 3 {
@@ -241,7 +253,7 @@ func TestDNSNames(t *testing.T) {
 	// A plain 512-byte UDP question is truncated.
 	q := new(dns.Msg)
 	q.SetQuestion("vms.app.internal.", dns.TypeTXT)
-	in, err := dns.Exchange(q, c.dnsAddr)
+	in, err := dns.Exchange(q, c.dns.Addr)
 	if err != nil || !in.Truncated {
 		t.Fatalf("UDP answer over 512 bytes not truncated: %v %v", in, err)
 	}

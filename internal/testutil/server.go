@@ -195,59 +195,6 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// ClientFrame encodes one masked WebSocket client frame (RFC 6455's base framing),
-// with a fixed mask key, so tests can send what no library would.
-func ClientFrame(fin bool, opcode byte, payload []byte) []byte {
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	b := []byte{b0}
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n < 1<<16:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		for i := 7; i >= 0; i-- {
-			b = append(b, byte(uint64(n)>>(8*i)))
-		}
-	}
-	key := [4]byte{9, 8, 7, 6}
-	b = append(b, key[:]...)
-	for i, c := range payload {
-		b = append(b, c^key[i%4])
-	}
-	return b
-}
-
-// TimeWait counts sockets in TIME-WAIT (/proc/net/tcp) with an endpoint
-// whose IPv4 address starts with prefix, on port.
-func TimeWait(prefix, port string) int {
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		return -1
-	}
-	n := 0
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 4 || f[3] != "06" {
-			continue
-		}
-		for _, ep := range f[1:3] {
-			var a, b2, c, d byte
-			var p uint16
-			if _, err := fmt.Sscanf(ep, "%02X%02X%02X%02X:%04X", &d, &c, &b2, &a, &p); err == nil &&
-				strings.HasPrefix(fmt.Sprintf("%d.%d.%d.%d", a, b2, c, d), prefix) && fmt.Sprint(p) == port {
-				n++
-				break
-			}
-		}
-	}
-	return n
-}
-
 // Need skips a test whose tool is missing, saying which and why; with CI
 // set it fails instead: .ci/run must have installed it.
 func Need(t testing.TB, ok bool, what string) {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/party-sockets/party-sockets/internal/flydns"
+	"github.com/party-sockets/party-sockets/internal/procstat"
 	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/regions"
 )
@@ -38,7 +40,7 @@ func fakePeer(t *testing.T, ip, port string, hits *atomic.Int64) {
 
 // fakePeers starts n peers of fra on 127.0.9.first, ... at port, lists them
 // in fly's DNS, and returns their shared count of asks.
-func fakePeers(t *testing.T, fly *testutil.FlyDNS, port string, first, n int) *atomic.Int64 {
+func fakePeers(t *testing.T, fly *flydns.Server, port string, first, n int) *atomic.Int64 {
 	t.Helper()
 	var hits atomic.Int64
 	for i := range n {
@@ -88,7 +90,7 @@ func TestProbeAmplificationBounded(t *testing.T) {
 	if rounds > 60 {
 		t.Fatalf("%d probe rounds, want at most the miss budget (60)", rounds)
 	}
-	if tw := testutil.TimeWait("127.0.9.", port); tw > 4 {
+	if tw := procstat.TimeWait("127.0.9.", port); tw > 4 {
 		t.Fatalf("%d probe sockets in TIME-WAIT, want at most a pool's worth (4)", tw)
 	}
 }

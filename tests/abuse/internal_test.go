@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/party-sockets/party-sockets/internal/flydns"
 	"github.com/party-sockets/party-sockets/internal/peerauth"
 	"github.com/party-sockets/party-sockets/internal/testutil"
 )
@@ -224,7 +225,7 @@ func TestInternalRefusesAnyProxyHeader(t *testing.T) {
 // each on its own loopback address, with Fly's internal DNS.
 type siblings struct {
 	t    *testing.T
-	dns  *testutil.FlyDNS
+	dns  *flydns.Server
 	port int
 }
 

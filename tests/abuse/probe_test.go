@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/party-sockets/party-sockets/internal/flydns"
 	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/regions"
 )
@@ -28,7 +29,7 @@ func via(ip string) http.Header {
 
 // flyMachine starts a real server as machine id of region on ip:port,
 // listed in fly's DNS.
-func flyMachine(t *testing.T, fly *testutil.FlyDNS, id, region, ip, port string, extra ...string) *testutil.Server {
+func flyMachine(t *testing.T, fly *flydns.Server, id, region, ip, port string, extra ...string) *testutil.Server {
 	t.Helper()
 	env := append([]string{"FLY_APP_NAME=app", "INSTANCE_ID=" + id, "REGION=" + region, "INTERNAL_DNS=" + fly.Addr,
 		"DASHBOARD_URL=http://127.0.0.1:9/", "HOST=" + ip, "PORT=" + port}, extra...)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wsframe"
 )
 
 // rawWS is a WebSocket client that writes frames byte by byte, so a test
@@ -47,7 +47,7 @@ func dialRaw(t *testing.T, addr string, hdr http.Header) *rawWS {
 }
 
 // frame is one masked client frame.
-var frame = testutil.ClientFrame
+var frame = wsframe.Client
 
 func (w *rawWS) write(b []byte) error {
 	w.c.SetWriteDeadline(time.Now().Add(5 * time.Second))

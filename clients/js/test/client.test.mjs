@@ -1,13 +1,16 @@
-// The browser client under Node's test runner (node --experimental-websocket
-// --test), against a real server that this test starts:
-// PARTY_SOCKETS_BIN names the server binary (clients/js/js_test.go builds
-// it and runs this file).
+// The browser client under Node's test runner (npm test), against real
+// servers that this test starts: the binary PARTY_SOCKETS_BIN names
+// (clients/js/js_test.go passes the one it built), or one that
+// ./server.mjs builds with Go.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import net from "node:net";
 import { PartySocket, CLOSE_CODES } from "../party-sockets.js";
+import { serverBinary } from "./server.mjs";
 
+// Before any test: a missing server fails the file once, saying why.
+const built = serverBinary();
 let server, other;
 let relay, otherRelay;
 
@@ -27,17 +30,16 @@ function startRelay(bin) {
 }
 
 before(async () => {
-  const bin = process.env.PARTY_SOCKETS_BIN;
-  assert.ok(bin, "PARTY_SOCKETS_BIN is not set (go test ./clients/js sets it)");
   // A second relay plays the machine a rejoin reaches before its room.
-  const a = startRelay(bin), b = startRelay(bin);
+  const a = startRelay(built.bin), b = startRelay(built.bin);
   server = a.proc;
   other = b.proc;
   [relay, otherRelay] = await Promise.all([a.url, b.url]);
 });
 after(() => {
-  server.kill("SIGKILL");
-  other.kill("SIGKILL");
+  server?.kill("SIGKILL");
+  other?.kill("SIGKILL");
+  built.cleanup();
 });
 
 const next = (s, type) => new Promise((resolve) => s.addEventListener(type, (e) => resolve(e.detail), { once: true }));
