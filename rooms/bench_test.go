@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // nopMember takes frames without keeping them, like a queue that drains.
@@ -37,7 +38,7 @@ func BenchmarkBroadcast8(b *testing.B) {
 	data := []byte(`{"q":12345,"t":1732270000000000000,"p":"abcdefghijklmnopqrstuvwxyz0123"}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		frame := MessageFrame(3, data)
+		frame := wire.MessageFrame(3, data)
 		if _, err := r.Send(3, members[3], nil, frame); err != nil {
 			b.Fatal(err)
 		}
@@ -51,7 +52,7 @@ func TestBroadcastAllocationsDoNotGrowWithReceivers(t *testing.T) {
 	allocs := func(size int) float64 {
 		r, members := roomOf(t, size)
 		return testing.AllocsPerRun(200, func() {
-			r.Send(1, members[1], nil, MessageFrame(1, data))
+			r.Send(1, members[1], nil, wire.MessageFrame(1, data))
 		})
 	}
 	a8, a64 := allocs(8), allocs(64)
@@ -94,7 +95,7 @@ func BenchmarkMoveRoom8(b *testing.B) {
 		}
 		r.SetState(0, host, []byte(`{"round":3,"scores":[1,2,3,4,5,6,7]}`))
 		for i := range 64 {
-			r.Send(0, host, nil, MessageFrame(0, []byte(fmt.Sprintf(`{"tick":%d,"p":"abcdefghijklmnopqrstuvwxyz"}`, i))))
+			r.Send(0, host, nil, wire.MessageFrame(0, []byte(fmt.Sprintf(`{"tick":%d,"p":"abcdefghijklmnopqrstuvwxyz"}`, i))))
 		}
 		b.StartTimer()
 		if err := src.Move(r.Code, fmt.Sprint(n), "new", viaJSON(dst)); err != nil {

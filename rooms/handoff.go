@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/party-sockets/party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // Hand-off (README "Deploys"): a stopping machine moves every room it
@@ -208,7 +209,7 @@ func (r *Room) snapshotLocked(transfer string) *Snapshot {
 		MaxClients: r.MaxClients, Origin: r.Origin, URL: r.URL, Next: r.next, Leaves: r.leaves, GraceMs: -1,
 		Slots: make([]SlotSnapshot, len(r.slots))}
 	if r.state != nil {
-		s.State = stateData(r.state)
+		s.State = json.RawMessage(wire.StateData(r.state))
 	}
 	if r.grace != nil {
 		s.GraceMs = max(0, r.graceAt.Sub(now).Milliseconds())
@@ -223,10 +224,4 @@ func (r *Room) snapshotLocked(transfer string) *Snapshot {
 		s.Slots[i] = out
 	}
 	return s
-}
-
-// stateData is the data of a retained state frame.
-func stateData(frame []byte) json.RawMessage {
-	const prefix = len(`{"type":"state","data":`)
-	return json.RawMessage(frame[prefix : len(frame)-1])
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // oneSlot is a snapshot of a room with only its host's slot, vacant.
@@ -124,7 +125,7 @@ func TestAbortedTransfersAreNotForgottenWhenFull(t *testing.T) {
 
 // A room that arrives costs the budget what it cost its sender: its
 // windows are kept as the room's own are, each frame counted as allocated
-// (here as a copy of the snapshot's bytes, there with withSeq's slack), so
+// (here as a copy of the snapshot's bytes, there with wire.WithSeq's slack), so
 // the two agree within a tenth. Once it ends, all of it is given back.
 func TestImportCostsWhatTheRoomCostItsSender(t *testing.T) {
 	clk := &testutil.FakeClock{}
@@ -140,7 +141,7 @@ func TestImportCostsWhatTheRoomCostItsSender(t *testing.T) {
 	}
 	r.SetState(0, host, []byte(`{"round":1,"board":"`+strings.Repeat("x", 500)+`"}`))
 	for i := range 30 {
-		r.Send(0, host, nil, MessageFrame(0, []byte(`{"n":`+strconv.Itoa(i)+`}`)))
+		r.Send(0, host, nil, wire.MessageFrame(0, []byte(`{"n":`+strconv.Itoa(i)+`}`)))
 	}
 	// Everyone blips: no slot is live when the room moves, so the move
 	// adds no peer_left to the windows.
@@ -176,7 +177,7 @@ func TestForwardOnlyFromTheSender(t *testing.T) {
 	}
 	moved := dst.Room("FWD001")
 	mine, _ := dst.Create(CreateRequest{Member: &fakeMember{}, ClientID: "h", MaxClients: 4})
-	msg := MessageFrame(1, []byte(`"x"`))
+	msg := wire.MessageFrame(1, []byte(`"x"`))
 	tests := []struct {
 		name string
 		call func() error

@@ -17,6 +17,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // Member is one player's connection as the room sees it. Both methods must
@@ -188,9 +189,9 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 	}
 	m.event(Event{Type: EventRoomCreated, Room: code})
 	m.event(Event{Type: EventPlayerJoined, Room: code, Index: 0})
-	created := createdFrame(code, m.cfg.Instance, m.cfg.Region, 0, resolved)
+	created := wire.CreatedFrame(code, m.cfg.Instance, m.cfg.Region, 0, resolved)
 	if req.Recover {
-		created = appendRecovery(created, 0, nil)
+		created = wire.WithRecovery(created, 0, nil)
 	}
 	req.Member.Send(created)
 	m.rooms[code] = r

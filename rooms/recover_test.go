@@ -7,6 +7,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 func since(n uint64) JoinOptions { return JoinOptions{Recover: true, Since: &n} }
@@ -31,8 +32,8 @@ func TestRecoveryReplaysWhatASlotMissed(t *testing.T) {
 	r.Leave(1, p, false) // a blip
 	to := uint64(1)
 	for i := range 3 {
-		r.Send(0, host, nil, MessageFrame(0, []byte(fmt.Sprint(i))))
-		if _, err := r.Send(0, host, &to, MessageFrame(0, []byte(fmt.Sprint(10+i)))); err != nil {
+		r.Send(0, host, nil, wire.MessageFrame(0, []byte(fmt.Sprint(i))))
+		if _, err := r.Send(0, host, &to, wire.MessageFrame(0, []byte(fmt.Sprint(10+i)))); err != nil {
 			t.Fatalf("a targeted send to a slot that recovers: %v", err)
 		}
 	}
@@ -48,7 +49,7 @@ func TestRecoveryReplaysWhatASlotMissed(t *testing.T) {
 		`{"type":"message","from":0,"data":11,"seq":5}`,
 		`{"type":"message","from":0,"data":2,"seq":6}`,
 		`{"type":"message","from":0,"data":12,"seq":7}`)
-	r.Send(0, host, nil, MessageFrame(0, []byte(`"live"`)))
+	r.Send(0, host, nil, wire.MessageFrame(0, []byte(`"live"`)))
 	expectFrames(t, "rejoined player", back, `{"type":"message","from":0,"data":"live","seq":8}`)
 
 	// Nothing missed: recovered, nothing replayed.
@@ -71,7 +72,7 @@ func TestRecoveryWindowBounds(t *testing.T) {
 	m.Join(r.Code, "p", p, JoinOptions{Recover: true})
 	r.Leave(1, p, false)
 	for i := range 5 {
-		r.Send(0, host, nil, MessageFrame(0, []byte(fmt.Sprint(i))))
+		r.Send(0, host, nil, wire.MessageFrame(0, []byte(fmt.Sprint(i))))
 	}
 	back := &fakeMember{}
 	m.Join(r.Code, "p", back, since(0))
@@ -79,7 +80,7 @@ func TestRecoveryWindowBounds(t *testing.T) {
 	// Age: away longer than the window's age, the slot lapsed: its frames
 	// are gone and it skipped a seq (7), so it cannot be told recovered.
 	r.Leave(1, back, false)
-	r.Send(0, host, nil, MessageFrame(0, []byte(`"old"`)))
+	r.Send(0, host, nil, wire.MessageFrame(0, []byte(`"old"`)))
 	clk.Advance(2 * time.Minute)
 	late := &fakeMember{}
 	if _, _, err := m.Join(r.Code, "p", late, since(5)); err != nil {
@@ -99,7 +100,7 @@ func TestTargetedSendToVacantSlotWithoutRecovery(t *testing.T) {
 	join(t, m, r.Code, "p", p)
 	r.Leave(1, p, false)
 	to := uint64(1)
-	if _, err := r.Send(0, host, &to, MessageFrame(0, nil)); err != ErrTargetNotFound {
+	if _, err := r.Send(0, host, &to, wire.MessageFrame(0, nil)); err != ErrTargetNotFound {
 		t.Fatalf("send to a vacant slot without recovery: %v", err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // clientKey is what a room keeps of a clientId: its SHA-256. The secret
@@ -136,7 +138,7 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 			r.cancelGraceLocked()
 		}
 		r.m.event(Event{Type: EventPlayerJoined, Room: r.Code, Index: idx})
-		r.broadcastLocked(idx, peerFrame("peer_joined", idx))
+		r.broadcastLocked(idx, wire.PeerFrame(wire.PeerJoined, idx))
 	default:
 		if r.full() {
 			return 0, ErrRoomFull
@@ -154,14 +156,14 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		r.byKey[key] = idx
 		r.live++
 		r.m.event(Event{Type: EventPlayerJoined, Room: r.Code, Index: idx})
-		r.broadcastLocked(idx, peerFrame("peer_joined", idx))
+		r.broadcastLocked(idx, wire.PeerFrame(wire.PeerJoined, idx))
 	}
 	if s.recover && !opt.Recover {
 		r.dropWindowLocked(s)
 		s.seq = 0
 	}
 	s.recover, s.lapsed = opt.Recover, false
-	joined := joinedFrame(r.Code, idx, r.peersLocked(idx), r.URL)
+	joined := wire.JoinedFrame(r.Code, idx, r.peersLocked(idx), r.URL)
 	if !opt.Recover {
 		mem.Send(joined)
 		if r.state != nil {
@@ -177,9 +179,9 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 	complete := false
 	if since != nil {
 		missed, complete = r.missedLocked(s, *since)
-		mem.Send(appendRecovery(joined, s.seq, &complete))
+		mem.Send(wire.WithRecovery(joined, s.seq, &complete))
 	} else {
-		mem.Send(appendRecovery(joined, s.seq, nil))
+		mem.Send(wire.WithRecovery(joined, s.seq, nil))
 	}
 	for _, f := range missed {
 		mem.Send(f)
@@ -273,7 +275,7 @@ func (r *Room) Leave(idx int, mem Member, clean bool) {
 		r.endLocked(0, "", EndEmpty)
 		return
 	}
-	r.broadcastLocked(idx, peerFrame("peer_left", idx))
+	r.broadcastLocked(idx, wire.PeerFrame(wire.PeerLeft, idx))
 	if idx == 0 || (r.live == 0 && r.grace == nil) {
 		r.armGraceLocked(r.m.cfg.HostGrace)
 	}
@@ -332,7 +334,7 @@ func (r *Room) setStateLocked(skip int, data []byte) error {
 	case len(data) > MaxStateBytes:
 		return ErrStateTooLarge
 	}
-	state := StateFrame(data)
+	state := wire.StateFrame(data)
 	if !r.reserveLocked(int64(len(state)-len(r.state)), nil) {
 		return ErrOverBudget
 	}

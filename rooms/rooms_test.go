@@ -10,6 +10,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // fakeMember records what a room sent it.
@@ -99,7 +100,7 @@ func TestCreateJoinBroadcast(t *testing.T) {
 	join(t, m, r.Code, "b", b)
 	expectFrames(t, "b", b, `{"type":"joined","room":"AAAA01","index":2,"peers":[0,1]}`)
 
-	if _, err := r.Send(1, a, nil, MessageFrame(1, []byte(`{"x":1}`))); err != nil {
+	if _, err := r.Send(1, a, nil, wire.MessageFrame(1, []byte(`{"x":1}`))); err != nil {
 		t.Fatal(err)
 	}
 	expectFrames(t, "a", a, `{"type":"peer_joined","index":2}`)
@@ -107,18 +108,18 @@ func TestCreateJoinBroadcast(t *testing.T) {
 	expectFrames(t, "host", host, `{"type":"peer_joined","index":2}`, `{"type":"message","from":1,"data":{"x":1}}`)
 
 	to := uint64(2)
-	if _, err := r.Send(0, host, &to, MessageFrame(0, nil)); err != nil {
+	if _, err := r.Send(0, host, &to, wire.MessageFrame(0, nil)); err != nil {
 		t.Fatal(err)
 	}
 	expectFrames(t, "b", b, `{"type":"message","from":0}`)
 	expectFrames(t, "a", a)
 	self := uint64(1)
-	if _, err := r.Send(1, a, &self, MessageFrame(1, nil)); err != nil {
+	if _, err := r.Send(1, a, &self, wire.MessageFrame(1, nil)); err != nil {
 		t.Fatalf("send to self: %v", err)
 	}
 	expectFrames(t, "a", a, `{"type":"message","from":1}`)
 	for _, bad := range []uint64{3, 99, 1 << 53} {
-		if _, err := r.Send(1, a, &bad, MessageFrame(1, nil)); err != ErrTargetNotFound {
+		if _, err := r.Send(1, a, &bad, wire.MessageFrame(1, nil)); err != ErrTargetNotFound {
 			t.Errorf("send to %d: %v, want %v", bad, err, ErrTargetNotFound)
 		}
 	}
@@ -165,7 +166,7 @@ func TestReplaceClosesOldSocketSilently(t *testing.T) {
 	// The old socket going away afterwards causes nothing.
 	r.Leave(1, a, true)
 	expectFrames(t, "host", host)
-	if _, err := r.Send(1, a, nil, MessageFrame(1, nil)); err != ErrNotInRoom {
+	if _, err := r.Send(1, a, nil, wire.MessageFrame(1, nil)); err != ErrNotInRoom {
 		t.Fatalf("send from replaced socket: %v", err)
 	}
 	if in, _ := r.Info(); in.Clients != 2 {
@@ -459,7 +460,7 @@ func TestConcurrentRooms(t *testing.T) {
 					return
 				}
 				for range 10 {
-					_, _ = r.Send(idx, a, nil, MessageFrame(idx, []byte("1")))
+					_, _ = r.Send(idx, a, nil, wire.MessageFrame(idx, []byte("1")))
 				}
 				_ = r.SetState(0, host, []byte("2"))
 				r.Leave(idx, a, true)

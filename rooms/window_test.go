@@ -8,6 +8,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // The bounds on recovery windows (issue 20, finding 1): a room's windows
@@ -108,7 +109,7 @@ func TestRoomWindowsHaveABound(t *testing.T) {
 		}
 	}
 	for range 200 {
-		r.Send(0, host, nil, MessageFrame(0, payload(500)))
+		r.Send(0, host, nil, wire.MessageFrame(0, payload(500)))
 		checkAccounts(t, m, b)
 	}
 	if r.winCost < 12<<10 || r.winCost > 16<<10 {
@@ -135,7 +136,7 @@ func TestVacantWindowsGoFirst(t *testing.T) {
 	awayPlayers(t, m, clk, r.Code, 3) // slots 2, 3, 4
 	live.take()
 	for range 20 {
-		r.Send(0, host, nil, MessageFrame(0, payload(1000)))
+		r.Send(0, host, nil, wire.MessageFrame(0, payload(1000)))
 	}
 	for _, idx := range []int{2, 3} {
 		if s := r.slotLocked(idx); !s.lapsed || s.win.cost != 0 {
@@ -149,7 +150,7 @@ func TestVacantWindowsGoFirst(t *testing.T) {
 		t.Fatalf("the live slot holds %d frames, want all 26 (3 joins, 3 leaves, 20 messages): vacant windows were to go first", len(s.win.entries))
 	}
 	to := uint64(2)
-	if _, err := r.Send(0, host, &to, MessageFrame(0, nil)); err != ErrTargetNotFound {
+	if _, err := r.Send(0, host, &to, wire.MessageFrame(0, nil)); err != ErrTargetNotFound {
 		t.Fatalf("a targeted send to a lapsed slot: %v, want %v", err, ErrTargetNotFound)
 	}
 	for _, since := range []uint64{0, 1, 5} {
@@ -177,7 +178,7 @@ func TestBudgetRefusesWindowFrames(t *testing.T) {
 	p := &fakeMember{}
 	m.Join(r.Code, "p", p, JoinOptions{Recover: true})
 	for range 200 {
-		r.Send(0, host, nil, MessageFrame(0, payload(1000)))
+		r.Send(0, host, nil, wire.MessageFrame(0, payload(1000)))
 		if b.Used() > b.Limit() {
 			t.Fatalf("budget %d over its limit %d", b.Used(), b.Limit())
 		}
@@ -191,13 +192,13 @@ func TestBudgetRefusesWindowFrames(t *testing.T) {
 	// after the gap.
 	hold := b.Limit() - b.Used()
 	b.Add(hold)
-	r.Send(0, host, nil, MessageFrame(0, payload(60_000)))
+	r.Send(0, host, nil, wire.MessageFrame(0, payload(60_000)))
 	b.Add(-hold)
 	gap := s.seq
 	if len(s.win.entries) != 0 {
 		t.Fatalf("a refused frame left %d frames in the window: a hole", len(s.win.entries))
 	}
-	r.Send(0, host, nil, MessageFrame(0, payload(10)))
+	r.Send(0, host, nil, wire.MessageFrame(0, payload(10)))
 	r.Leave(1, p, false)
 	for _, c := range []struct {
 		since     uint64
@@ -226,7 +227,7 @@ func TestMachineReclaimsVacantWindowsOldestFirst(t *testing.T) {
 		r, _ := m.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 8})
 		awayPlayers(t, m, clk, r.Code, 2)
 		for range 10 {
-			r.Send(0, host, nil, MessageFrame(0, payload(1000)))
+			r.Send(0, host, nil, wire.MessageFrame(0, payload(1000)))
 		}
 		rooms = append(rooms, r)
 		clk.Advance(time.Duration(i+1) * time.Second)
@@ -252,7 +253,7 @@ func TestMachineReclaimsVacantWindowsOldestFirst(t *testing.T) {
 	a, _ := m2.Create(CreateRequest{Member: &fakeMember{}, ClientID: "a", MaxClients: 8})
 	awayPlayers(t, m2, clk2, a.Code, 2)
 	for range 10 {
-		a.ServerSend(nil, MessageFrame(ServerFrom, payload(1000)))
+		a.ServerSend(nil, wire.MessageFrame(ServerFrom, payload(1000)))
 	}
 	other, _ := m2.Create(CreateRequest{Member: &fakeMember{}, ClientID: "b", MaxClients: 8})
 	p := &fakeMember{}
@@ -263,7 +264,7 @@ func TestMachineReclaimsVacantWindowsOldestFirst(t *testing.T) {
 	if m2.vacant.Load() == 0 {
 		t.Fatal("no vacant window to free")
 	}
-	other.ServerSend(nil, MessageFrame(ServerFrom, payload(1000)))
+	other.ServerSend(nil, wire.MessageFrame(ServerFrom, payload(1000)))
 	other.mu.Lock()
 	kept := len(other.slotLocked(1).win.entries)
 	other.mu.Unlock()
@@ -284,9 +285,9 @@ func TestAgeSweepLapsesVacantSlots(t *testing.T) {
 	r.SetState(0, host, []byte(`"s"`))
 	p := &fakeMember{}
 	m.Join(r.Code, "p", p, JoinOptions{Recover: true})
-	r.Send(0, host, nil, MessageFrame(0, payload(100))) // seq 1
+	r.Send(0, host, nil, wire.MessageFrame(0, payload(100))) // seq 1
 	r.Leave(1, p, false)
-	r.Send(0, host, nil, MessageFrame(0, payload(100))) // seq 2, kept while away
+	r.Send(0, host, nil, wire.MessageFrame(0, payload(100))) // seq 2, kept while away
 	held := b.Used()
 	clk.Advance(time.Minute - time.Millisecond)
 	if s := r.slotLocked(1); s.lapsed || b.Used() != held {
@@ -301,13 +302,13 @@ func TestAgeSweepLapsesVacantSlots(t *testing.T) {
 		t.Fatalf("after the window's age: lapsed %v, window %d bytes, seq %d; want lapsed, empty, seq 3 (one skipped)", lapsed, cost, seq)
 	}
 	to := uint64(1)
-	if _, err := r.Send(0, host, &to, MessageFrame(0, nil)); err != ErrTargetNotFound {
+	if _, err := r.Send(0, host, &to, wire.MessageFrame(0, nil)); err != ErrTargetNotFound {
 		t.Fatalf("a targeted send to a lapsed slot: %v", err)
 	}
 	back := &fakeMember{}
 	m.Join(r.Code, "p", back, since(1))
 	expectFrames(t, "rejoined", back, `{"type":"joined","room":"AAAA01","index":1,"peers":[0],"seq":3,"recovered":false}`, `{"type":"state","data":"s"}`)
-	r.Send(0, host, nil, MessageFrame(0, nil))
+	r.Send(0, host, nil, wire.MessageFrame(0, nil))
 	expectFrames(t, "rejoined", back, `{"type":"message","from":0,"seq":4}`)
 	r.ServerClose()
 	if n := clk.Pending(); n != 0 {
@@ -326,7 +327,7 @@ func TestWindowCountsItsOverhead(t *testing.T) {
 	base := b.Used()
 	payloadBytes := 0
 	for range 100 {
-		f := MessageFrame(0, nil) // {"type":"message","from":0}: 26 bytes
+		f := wire.MessageFrame(0, nil) // {"type":"message","from":0}: 26 bytes
 		payloadBytes += len(f) + len(`,"seq":100`)
 		r.Send(0, host, nil, f)
 	}
@@ -390,7 +391,7 @@ func TestImportHoldsWindowsToTheRoomBound(t *testing.T) {
 	r, _ := src.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 8, Recover: true})
 	awayPlayers(t, src, clk, r.Code, 4)
 	for range 10 {
-		r.Send(0, host, nil, MessageFrame(0, payload(500)))
+		r.Send(0, host, nil, wire.MessageFrame(0, payload(500)))
 	}
 	moveRoom(t, src, dst, r.Code, "t1")
 	got := dst.Room(r.Code)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/routing"
 	"github.com/party-sockets/party-sockets/tokens"
@@ -84,9 +85,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusNotFound, rooms.ErrRoomNotFound)
 		return
 	}
-	var m message
+	var m wire.Message
 	if action != "close" || len(body) > 0 {
-		if m, err = decodeObject(body); err != nil {
+		if m, err = wire.DecodeObject(body); err != nil {
 			s.apiError(w, http.StatusBadRequest, err)
 			return
 		}
@@ -95,14 +96,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	case "send":
 		var to *uint64
 		if m.To != nil {
-			i, ok := slotIndex(m.To)
+			i, ok := wire.Index(m.To)
 			if !ok {
 				s.apiError(w, http.StatusBadRequest, rooms.ErrTargetNotFound)
 				return
 			}
 			to = &i
 		}
-		frame := rooms.MessageFrame(rooms.ServerFrom, compactData(m.Data))
+		frame := wire.MessageFrame(rooms.ServerFrom, wire.Compact(m.Data))
 		n, err := room.ServerSend(to, frame)
 		if err != nil {
 			s.apiError(w, statusOf(err), err)
@@ -115,7 +116,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			s.apiError(w, http.StatusBadRequest, errDataRequired)
 			return
 		}
-		if err := room.ServerSetState(compactData(m.Data)); err != nil {
+		if err := room.ServerSetState(wire.Compact(m.Data)); err != nil {
 			s.apiError(w, statusOf(err), err)
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 )
 
@@ -35,9 +36,9 @@ func (s *Server) receiveRelay(w http.ResponseWriter, r *http.Request, call peerC
 		return
 	}
 	var rc relayCall
-	_, err := decodeObject(body) // JSON, UTF-8, keys and depth, as a client's message
+	_, err := wire.DecodeObject(body) // JSON, UTF-8, keys and depth, as a client's message
 	if err == nil && json.Unmarshal(body, &rc) != nil {
-		err = errInvalidJSON
+		err = wire.ErrInvalidJSON
 	}
 	if err != nil {
 		s.apiError(w, http.StatusBadRequest, err)
@@ -50,11 +51,11 @@ func (s *Server) receiveRelay(w http.ResponseWriter, r *http.Request, call peerC
 	}
 	var data []byte
 	if len(rc.Data) > 0 {
-		data = compactData(rc.Data)
+		data = wire.Compact(rc.Data)
 	}
 	switch rc.Kind {
 	case "send":
-		frame := rooms.MessageFrame(rc.From, data)
+		frame := wire.MessageFrame(rc.From, data)
 		n, ferr := room.Forwarded(call.sender, rc.From, rc.To, frame)
 		if ferr == nil {
 			s.metrics.relayed(n, len(frame))
@@ -65,7 +66,7 @@ func (s *Server) receiveRelay(w http.ResponseWriter, r *http.Request, call peerC
 	case "close":
 		err = room.ForwardedClose(call.sender, rc.From)
 	default:
-		err = errUnknownType
+		err = wire.ErrUnknownType
 	}
 	switch {
 	case err == rooms.ErrNotFromSender:
@@ -87,7 +88,7 @@ func (s *Server) receiveAbort(w http.ResponseWriter, r *http.Request, call peerC
 	}
 	var ac struct{ Code, Transfer string }
 	if json.Unmarshal(body, &ac) != nil {
-		s.apiError(w, http.StatusBadRequest, errInvalidJSON)
+		s.apiError(w, http.StatusBadRequest, wire.ErrInvalidJSON)
 		return
 	}
 	dropped, err := s.rooms.Abort(ac.Code, ac.Transfer, call.sender)

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/routing"
 	"github.com/party-sockets/party-sockets/tokens"
@@ -208,14 +209,14 @@ func errorKind(err error) string {
 }
 
 var knownErrors = []error{
-	errInvalidJSON, errUnknownType, errDraining, errAlreadyInRoom, errClientID, errMaxClients,
+	wire.ErrInvalidJSON, wire.ErrUnknownType, errDraining, errAlreadyInRoom, errClientID, errMaxClients,
 	errRoomRequired, rooms.ErrRoomNotFound, rooms.ErrRoomFull, rooms.ErrNotInRoom,
 	rooms.ErrTargetNotFound, rooms.ErrOnlyHostState, rooms.ErrStateRequired, rooms.ErrStateTooLarge,
 	rooms.ErrOnlyHostClose, rooms.ErrURLType, rooms.ErrURLTooLarge, rooms.ErrURLChars, rooms.ErrURLBrace,
 	rooms.ErrURLInvalid, rooms.ErrURLNotHTTPS, rooms.ErrTooManyRooms, rooms.ErrClientIDTooLong, rooms.ErrSinceAhead, rooms.ErrSinceInvalid,
-	errRateLimited, errTooManyMisses, errTooManyConns, errTooManyRequests, errInvalidUTF8, errOriginTooLong,
-	errTooComplex, errTooManyUpgrades, errTooManyCreates, tokens.ErrUnauthorized, errAPIOff, errBodyTooLarge,
-	errDataRequired, errNotObject,
+	errRateLimited, errTooManyMisses, errTooManyConns, errTooManyRequests, wire.ErrInvalidUTF8, errOriginTooLong,
+	wire.ErrTooComplex, errTooManyUpgrades, errTooManyCreates, tokens.ErrUnauthorized, errAPIOff, errBodyTooLarge,
+	errDataRequired, wire.ErrNotObject,
 	rooms.ErrOverBudget,
 }
 

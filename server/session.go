@@ -9,6 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/tokens"
 )
@@ -98,7 +99,7 @@ func (se *session) handle(frame []byte) (stop bool) {
 		switch r := se.bucket.rejected; {
 		case r == 1:
 			se.s.metrics.errorSent(errRateLimited)
-			se.c.Send(errorFrame(errRateLimited))
+			se.c.Send(wire.ErrorFrame(errRateLimited))
 		case float64(r) > se.bucket.burst:
 			se.c.setReason(reasonRateLimit)
 			se.c.abort(ClosePolicy, "rate limit exceeded")
@@ -106,18 +107,18 @@ func (se *session) handle(frame []byte) (stop bool) {
 		}
 		return false
 	}
-	m, err := decodeMessage(frame)
+	m, err := wire.Decode(frame)
 	if err == nil {
 		err = se.dispatch(&m)
 	}
 	if err != nil {
 		se.s.metrics.errorSent(err)
-		se.c.Send(errorFrame(err))
+		se.c.Send(wire.ErrorFrame(err))
 	}
 	return false
 }
 
-func (se *session) dispatch(m *message) error {
+func (se *session) dispatch(m *wire.Message) error {
 	switch m.Type {
 	case "create":
 		return se.create(m)
@@ -131,7 +132,7 @@ func (se *session) dispatch(m *message) error {
 		}
 		var data []byte
 		if m.Data != nil {
-			data = compactData(m.Data)
+			data = wire.Compact(m.Data)
 		}
 		err := se.room.SetState(se.idx, se.c, data)
 		if err == rooms.ErrRoomMoved {
@@ -148,10 +149,10 @@ func (se *session) dispatch(m *message) error {
 		}
 		return err
 	}
-	return errUnknownType
+	return wire.ErrUnknownType
 }
 
-func (se *session) create(m *message) error {
+func (se *session) create(m *wire.Message) error {
 	if se.s.draining.Load() {
 		return errDraining
 	}
@@ -165,14 +166,14 @@ func (se *session) create(m *message) error {
 	if se.counted && !se.s.creates.take(se.ip, time.Now()) {
 		return errTooManyCreates
 	}
-	max, ok := jsonNumber(m.MaxClients)
+	max, ok := wire.Number(m.MaxClients)
 	if !ok || max < 1 {
 		return errMaxClients
 	}
 	req := rooms.CreateRequest{Member: se.c, ClientID: clientID, MaxClients: max, Origin: se.origin,
 		Recover: wantsRecovery(m)}
 	if m.URL != nil {
-		s, ok := jsonString(m.URL)
+		s, ok := wire.String(m.URL)
 		if !ok {
 			return rooms.ErrURLType
 		}
@@ -207,12 +208,12 @@ func (se *session) create(m *message) error {
 // its claims (nil when they do not). A bad, expired or replayed token is a
 // failed lookup: it answers Unauthorized and spends one of the address's
 // misses, so tokens cannot be guessed or replayed at speed.
-func (se *session) checkToken(m *message, max float64) (*tokens.Claims, error) {
+func (se *session) checkToken(m *wire.Message, max float64) (*tokens.Claims, error) {
 	v := se.s.cfg.Tokens
 	if !v.Enabled() {
 		return nil, nil
 	}
-	tok, _ := jsonString(m.Token)
+	tok, _ := wire.String(m.Token)
 	claims, err := v.Check(tok, max, se.origin)
 	switch {
 	case err == nil:
@@ -229,7 +230,7 @@ func (se *session) checkToken(m *message, max float64) (*tokens.Claims, error) {
 	return nil, tokens.ErrUnauthorized
 }
 
-func (se *session) join(m *message) error {
+func (se *session) join(m *wire.Message) error {
 	if se.room != nil {
 		return errAlreadyInRoom
 	}
@@ -237,7 +238,7 @@ func (se *session) join(m *message) error {
 	if err != nil {
 		return err
 	}
-	code, ok := jsonString(m.Room)
+	code, ok := wire.String(m.Room)
 	if !ok || code == "" {
 		return errRoomRequired
 	}
@@ -260,20 +261,20 @@ func (se *session) join(m *message) error {
 	return nil
 }
 
-func (se *session) send(m *message) error {
+func (se *session) send(m *wire.Message) error {
 	if se.room == nil {
 		return rooms.ErrNotInRoom
 	}
 	var to *uint64
 	if m.To != nil {
-		i, ok := slotIndex(m.To)
+		i, ok := wire.Index(m.To)
 		if !ok {
 			return rooms.ErrTargetNotFound
 		}
 		to = &i
 	}
-	data := compactData(m.Data)
-	frame := rooms.MessageFrame(se.idx, data)
+	data := wire.Compact(m.Data)
+	frame := wire.MessageFrame(se.idx, data)
 	n, err := se.room.Send(se.idx, se.c, to, frame)
 	switch err {
 	case nil:
@@ -286,14 +287,14 @@ func (se *session) send(m *message) error {
 }
 
 // wantsRecovery reports whether a create or join says "recover": true.
-func wantsRecovery(m *message) bool { return string(m.Recover) == "true" }
+func wantsRecovery(m *wire.Message) bool { return string(m.Recover) == "true" }
 
 // recoveryOptions reads a join's "recover" (true opts in) and "since" (a
 // non-negative integer, only with recover).
-func recoveryOptions(m *message) (rooms.JoinOptions, error) {
+func recoveryOptions(m *wire.Message) (rooms.JoinOptions, error) {
 	opt := rooms.JoinOptions{Recover: wantsRecovery(m)}
 	if opt.Recover && m.Since != nil {
-		n, ok := slotIndex(m.Since)
+		n, ok := wire.Index(m.Since)
 		if !ok {
 			return opt, rooms.ErrSinceInvalid
 		}
@@ -303,20 +304,12 @@ func recoveryOptions(m *message) (rooms.JoinOptions, error) {
 }
 
 // requireClientID is the non-empty string clientId of create and join.
-func requireClientID(m *message) (string, error) {
-	id, ok := jsonString(m.ClientID)
+func requireClientID(m *wire.Message) (string, error) {
+	id, ok := wire.String(m.ClientID)
 	if !ok || id == "" {
 		return "", errClientID
 	}
 	return id, nil
-}
-
-// errorFrame encodes {"type":"error","message":...}.
-func errorFrame(err error) []byte {
-	b := make([]byte, 0, 64)
-	b = append(b, `{"type":"error","message":`...)
-	b = rooms.AppendString(b, err.Error())
-	return append(b, '}')
 }
 
 // logClose logs how a session ended, once, at the top of the connection.
