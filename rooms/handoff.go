@@ -61,12 +61,16 @@ type FrameSnapshot struct {
 
 // Errors of the hand-off, in the contract's shape.
 var (
-	ErrCodeTaken  = errors.New("Room code taken")
+	ErrCodeTaken = wire.Define("Room code taken")
+	// ErrRoomMoved is never sent: a member's call that gets it is
+	// forwarded to the room's new machine.
 	ErrRoomMoved  = errors.New("Room moved")
-	ErrOverBudget = errors.New("Over memory budget")
+	ErrOverBudget = wire.Define("Over memory budget")
 	// ErrTransferAborted: the sender kept the room; its snapshot came late.
-	ErrTransferAborted = errors.New("Transfer aborted")
-	errHandoffFormat   = errors.New("Invalid hand-off")
+	ErrTransferAborted = wire.Define("Transfer aborted")
+	// ErrHandoffFormat refuses a snapshot this machine could not have
+	// made; sent with what is wrong ("Invalid hand-off: url").
+	ErrHandoffFormat = wire.Define("Invalid hand-off")
 )
 
 // Move hands the room with code over to machine to. send delivers the snapshot to the
@@ -132,7 +136,7 @@ func (m *Manager) Abort(code, transfer, sender string) (bool, error) {
 
 // ErrNotFromSender refuses a forward into a room that did not come here
 // from the machine forwarding (or was made here).
-var ErrNotFromSender = errors.New("Room not handed over by this machine")
+var ErrNotFromSender = wire.Define("Room not handed over by this machine")
 
 // Forwarded relays a message frame that slot from sent to the room's old
 // machine while the room was moving (its socket there is closed): to slot

@@ -192,7 +192,7 @@ func TestImportRefusals(t *testing.T) {
 		s := snap()
 		s.Code, s.Transfer = "BAD"+string(rune('A'+i)), "bad"
 		mutate(s)
-		if err := dst.Import(s); !errors.Is(err, errHandoffFormat) && err != ErrStateTooLarge {
+		if err := dst.Import(s); !errors.Is(err, ErrHandoffFormat) && err != ErrStateTooLarge {
 			t.Errorf("forged snapshot %d: %v", i, err)
 		}
 		if dst.Held(s.Code) {

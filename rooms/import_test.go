@@ -55,7 +55,7 @@ func TestImportTakesOnlyWhatCreateWould(t *testing.T) {
 			s := oneSlot("URL"+strconv.Itoa(i), "t"+strconv.Itoa(i))
 			tt.mutate(s)
 			err := dst.Import(s)
-			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, errHandoffFormat)) {
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrHandoffFormat)) {
 				t.Fatalf("Import = %v, want ok %v", err, tt.ok)
 			}
 			if dst.Held(s.Code) != tt.ok {

@@ -40,16 +40,16 @@ const MaxStateBytes = 16384
 
 // Errors, exactly as the wire contract spells them.
 var (
-	ErrRoomNotFound    = errors.New("Room not found")
-	ErrRoomFull        = errors.New("Room is full")
-	ErrNotInRoom       = errors.New("Not in a room")
-	ErrTargetNotFound  = errors.New("Target peer not found")
-	ErrOnlyHostState   = errors.New("Only the host can set state")
-	ErrStateRequired   = errors.New("State data is required")
-	ErrStateTooLarge   = errors.New("State too large")
-	ErrOnlyHostClose   = errors.New("Only the host can close the room")
-	ErrTooManyRooms    = errors.New("Too many rooms on this server")
-	ErrClientIDTooLong = errors.New("clientId too long")
+	ErrRoomNotFound    = wire.Define("Room not found")
+	ErrRoomFull        = wire.Define("Room is full")
+	ErrNotInRoom       = wire.Define("Not in a room")
+	ErrTargetNotFound  = wire.Define("Target peer not found")
+	ErrOnlyHostState   = wire.Define("Only the host can set state")
+	ErrStateRequired   = wire.Define("State data is required")
+	ErrStateTooLarge   = wire.Define("State too large")
+	ErrOnlyHostClose   = wire.Define("Only the host can close the room")
+	ErrTooManyRooms    = wire.Define("Too many rooms on this server")
+	ErrClientIDTooLong = wire.Define("clientId too long")
 )
 
 // MaxClientIDBytes bounds a clientId. Real clients send 32 hex characters

@@ -1,7 +1,6 @@
 package rooms
 
 import (
-	"errors"
 	"time"
 
 	"github.com/party-sockets/party-sockets/internal/wire"
@@ -26,8 +25,8 @@ import (
 
 // Errors of the recovery extension, in the contract's shape.
 var (
-	ErrSinceAhead   = errors.New("since is ahead of this slot")
-	ErrSinceInvalid = errors.New("since must be a non-negative integer")
+	ErrSinceAhead   = wire.Define("since is ahead of this slot")
+	ErrSinceInvalid = wire.Define("since must be a non-negative integer")
 )
 
 // JoinOptions are the recovery fields of a join.

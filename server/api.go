@@ -2,7 +2,6 @@ package server
 
 import (
 	"crypto/subtle"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -26,9 +25,9 @@ import (
 const MaxAPIBody = 64 << 10
 
 var (
-	errAPIOff       = errors.New("Server API is off")
-	errBodyTooLarge = errors.New("Body too large")
-	errDataRequired = errors.New("data is required")
+	errAPIOff       = wire.Define("Server API is off")
+	errBodyTooLarge = wire.Define("Body too large")
+	errDataRequired = wire.Define("data is required")
 )
 
 // isAPI reports whether r is a server API call.

@@ -44,8 +44,8 @@ const (
 )
 
 var (
-	errInternalOnly = errors.New("Internal endpoint")
-	errNoSuchPath   = errors.New("Not found")
+	errInternalOnly = wire.Define("Internal endpoint")
+	errNoSuchPath   = wire.Define("Not found")
 )
 
 func isInternal(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, internalPrefix) }

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -24,7 +23,6 @@ import (
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/routing"
-	"github.com/party-sockets/party-sockets/tokens"
 )
 
 // Bounds of the per-origin table (the wire contract fixes 500 and 100).
@@ -164,10 +162,10 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	for _, r := range []string{handoffSent, handoffReceived, handoffFailed} {
 		m.handoffs.WithLabelValues(r)
 	}
-	for _, e := range knownErrors {
-		m.errors.WithLabelValues(errorKind(e))
+	// Every error a client can see is a wire.Error with a fixed label.
+	for _, l := range wire.Labels() {
+		m.errors.WithLabelValues(l)
 	}
-	m.errors.WithLabelValues("Unknown url placeholder")
 	reg.MustRegister(m, m.messages, m.deliveries, m.bytes, m.errors, m.closes, m.replays, m.probes, m.probeTime, m.handoffs, m.handoffDur)
 	m.handler = &cachedScrape{g: gatherer, ttl: scrapeTTL}
 	return m
@@ -193,33 +191,6 @@ func (m *metrics) relayed(receivers, frameBytes int) {
 	m.bytes.Add(float64(receivers * frameBytes))
 }
 
-// errorKind maps an error sent to a client to a label from a fixed set: the
-// contract's strings are fixed, except the placeholder name, which is cut.
-func errorKind(err error) string {
-	msg := err.Error()
-	if strings.HasPrefix(msg, "Unknown url placeholder: ") {
-		return "Unknown url placeholder"
-	}
-	for _, known := range knownErrors {
-		if errors.Is(err, known) {
-			return msg
-		}
-	}
-	return "other"
-}
-
-var knownErrors = []error{
-	wire.ErrInvalidJSON, wire.ErrUnknownType, errDraining, errAlreadyInRoom, errClientID, errMaxClients,
-	errRoomRequired, rooms.ErrRoomNotFound, rooms.ErrRoomFull, rooms.ErrNotInRoom,
-	rooms.ErrTargetNotFound, rooms.ErrOnlyHostState, rooms.ErrStateRequired, rooms.ErrStateTooLarge,
-	rooms.ErrOnlyHostClose, rooms.ErrURLType, rooms.ErrURLTooLarge, rooms.ErrURLChars, rooms.ErrURLBrace,
-	rooms.ErrURLInvalid, rooms.ErrURLNotHTTPS, rooms.ErrTooManyRooms, rooms.ErrClientIDTooLong, rooms.ErrSinceAhead, rooms.ErrSinceInvalid,
-	errRateLimited, errTooManyMisses, errTooManyConns, errTooManyRequests, wire.ErrInvalidUTF8, errOriginTooLong,
-	wire.ErrTooComplex, errTooManyUpgrades, errTooManyCreates, tokens.ErrUnauthorized, errAPIOff, errBodyTooLarge,
-	errDataRequired, wire.ErrNotObject,
-	rooms.ErrOverBudget,
-}
-
 // probeTimer starts timing a probe round; the returned func records it.
 func (m *metrics) probeTimer() func(outcome string) {
 	start := time.Now()
@@ -229,7 +200,9 @@ func (m *metrics) probeTimer() func(outcome string) {
 	}
 }
 
-func (m *metrics) errorSent(err error) { m.errors.WithLabelValues(errorKind(err)).Inc() }
+// errorSent counts an error sent to a client, by its wire label (a fixed
+// set: an error that is no wire.Error counts as "other").
+func (m *metrics) errorSent(err error) { m.errors.WithLabelValues(wire.Label(err)).Inc() }
 
 // scrapeTTL is how long a rendered /metrics page is reused. Fly scrapes
 // every 15 s; a scrape from anyone else costs at most one render a second

@@ -21,6 +21,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/routing"
 	"github.com/party-sockets/party-sockets/tokens"
@@ -230,7 +231,7 @@ func (s *Server) WaitClosed(ctx context.Context) {
 }
 
 // errOriginTooLong refuses an Origin header no browser sends.
-var errOriginTooLong = errors.New("Origin header too long")
+var errOriginTooLong = wire.Define("Origin header too long")
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if len(r.Header.Get("Origin")) > MaxOriginBytes {

@@ -16,11 +16,11 @@ import (
 
 // Session errors beyond the rooms package, exactly as the contract spells them.
 var (
-	errDraining      = errors.New("Server draining")
-	errAlreadyInRoom = errors.New("Already in a room")
-	errClientID      = errors.New("clientId is required")
-	errMaxClients    = errors.New("maxClients must be a positive number")
-	errRoomRequired  = errors.New("room is required")
+	errDraining      = wire.Define("Server draining")
+	errAlreadyInRoom = wire.Define("Already in a room")
+	errClientID      = wire.Define("clientId is required")
+	errMaxClients    = wire.Define("maxClients must be a positive number")
+	errRoomRequired  = wire.Define("room is required")
 )
 
 // session is one WebSocket connection: its reader runs here, its writer in

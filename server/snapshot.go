@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"strings"
 
 	"github.com/party-sockets/party-sockets/internal/wire"
@@ -18,8 +17,8 @@ import (
 // holds more slots or frames than this machine takes.
 
 var (
-	errTooManySlots  = errors.New("Invalid hand-off: too many slots")
-	errWindowTooLong = errors.New("Invalid hand-off: window too long")
+	errTooManySlots  = rooms.ErrHandoffFormat.With("too many slots")
+	errWindowTooLong = rooms.ErrHandoffFormat.With("window too long")
 )
 
 // snapshotCounts is what the count before the decode found.
