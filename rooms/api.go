@@ -87,6 +87,6 @@ func (r *Room) closeFor(why string) error {
 	if r.closed {
 		return ErrRoomNotFound
 	}
-	r.endLocked(CloseRoomClosed, "room closed", why)
+	r.endLocked(why)
 	return nil
 }

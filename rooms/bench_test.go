@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/internal/wire"
 )
@@ -11,8 +12,8 @@ import (
 // nopMember takes frames without keeping them, like a queue that drains.
 type nopMember struct{ n int }
 
-func (m *nopMember) Send([]byte)       { m.n++ }
-func (m *nopMember) Close(int, string) {}
+func (m *nopMember) Send([]byte)         { m.n++ }
+func (m *nopMember) Close(closecode.End) {}
 
 func roomOf(b testing.TB, size int) (*Room, []*nopMember) {
 	m := NewManager(Config{Clock: &testutil.FakeClock{}, Codes: &seqCodes{}})

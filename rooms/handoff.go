@@ -100,7 +100,7 @@ func (m *Manager) Move(code, transfer, to string, send func(*Snapshot) error) er
 	// lock gets ErrRoomMoved, and the server forwards what it carried.
 	for i := range r.slots {
 		if mem := r.slots[i].member; mem != nil {
-			mem.Close(int(closecode.Restarting), closecode.Restarting.Reason())
+			mem.Close(closecode.EndRestart)
 		}
 	}
 	r.releaseLocked()
@@ -178,7 +178,7 @@ func (r *Room) ForwardedClose(sender string, from int) error {
 	if from != 0 {
 		return ErrOnlyHostClose
 	}
-	r.endLocked(CloseRoomClosed, "room closed", EndHostClosed)
+	r.endLocked(EndHostClosed)
 	return nil
 }
 

@@ -21,19 +21,13 @@ import (
 )
 
 // Member is one player's connection as the room sees it. Both methods must
-// not block: Send queues a frame, Close queues the close after the frames
-// already queued.
+// not block: Send queues a frame, Close queues the close (a room sends
+// EndReplaced, EndRoomClosed or EndRestart, which flush: the close comes
+// after the frames already queued).
 type Member interface {
 	Send(frame []byte)
-	Close(code int, reason string)
+	Close(end closecode.End)
 }
-
-// Close codes fixed by existing clients; both are final for them
-// (closecode has the whole table).
-const (
-	CloseReplaced   = int(closecode.Replaced)
-	CloseRoomClosed = int(closecode.RoomClosed)
-)
 
 // MaxStateBytes bounds a retained state snapshot (compact JSON).
 const MaxStateBytes = 16384

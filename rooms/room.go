@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
@@ -127,7 +128,7 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		// Reconnect: the new socket takes the slot silently.
 		old := s.member
 		s.member = mem
-		old.Close(CloseReplaced, "replaced")
+		old.Close(closecode.EndReplaced)
 	case s != nil:
 		if r.full() {
 			return 0, ErrRoomFull
@@ -272,7 +273,7 @@ func (r *Room) Leave(idx int, mem Member, clean bool) {
 	r.live--
 	r.m.event(Event{Type: EventPlayerLeft, Room: r.Code, Index: idx})
 	if r.live == 0 && clean {
-		r.endLocked(0, "", EndEmpty)
+		r.endLocked(EndEmpty)
 		return
 	}
 	r.broadcastLocked(idx, wire.PeerFrame(wire.PeerLeft, idx))
@@ -353,18 +354,18 @@ func (r *Room) CloseRoom(idx int, mem Member) error {
 	if idx != 0 {
 		return ErrOnlyHostClose
 	}
-	r.endLocked(CloseRoomClosed, "room closed", EndHostClosed)
+	r.endLocked(EndHostClosed)
 	return nil
 }
 
-// endLocked removes the room and closes every live member with code (when
-// not zero). No other frame is sent. why is the reason webhooks see.
-func (r *Room) endLocked(code int, reason, why string) {
+// endLocked removes the room and closes every live member with 4001
+// (EndRoomClosed). No other frame is sent. why is the reason webhooks see.
+func (r *Room) endLocked(why string) {
 	r.m.event(Event{Type: EventRoomClosed, Room: r.Code, Reason: why})
 	for i := range r.slots {
 		if mem := r.slots[i].member; mem != nil {
 			r.slots[i].member = nil
-			mem.Close(code, reason)
+			mem.Close(closecode.EndRoomClosed)
 		}
 	}
 	r.releaseLocked()
@@ -412,5 +413,5 @@ func (r *Room) graceExpired(turn int) {
 	if s := r.slotLocked(0); s != nil && s.member != nil {
 		return
 	}
-	r.endLocked(CloseRoomClosed, "room closed", EndGraceExpired)
+	r.endLocked(EndGraceExpired)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/internal/wire"
@@ -27,10 +28,10 @@ func (f *fakeMember) Send(b []byte) {
 	f.frames = append(f.frames, string(b))
 }
 
-func (f *fakeMember) Close(code int, reason string) {
+func (f *fakeMember) Close(end closecode.End) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.code, f.reason = code, reason
+	f.code, f.reason = int(end.Code()), end.Text()
 }
 
 func (f *fakeMember) take() []string {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
@@ -32,27 +33,6 @@ const (
 	tenantTableSize = 100
 	otherOrigin     = "__other__"
 )
-
-// Why a connection ended: a fixed set of label values.
-const (
-	reasonClient       = "client"
-	reasonSlow         = "slow_consumer"
-	reasonTooBig       = "too_big"
-	reasonReplaced     = "replaced"
-	reasonRoomClosed   = "room_closed"
-	reasonDeadPeer     = "dead_peer"
-	reasonWriteTimeout = "write_timeout"
-	reasonRestart      = "restart"
-	reasonRateLimit    = "rate_limit"
-	reasonShed         = "memory_budget"
-	reasonJoinTimeout  = "join_timeout"
-	reasonMsgTimeout   = "message_timeout"
-	reasonFragments    = "too_many_fragments"
-)
-
-// closeReasons is every reason label, each series started at zero.
-var closeReasons = []string{reasonClient, reasonSlow, reasonTooBig, reasonReplaced, reasonRoomClosed, reasonDeadPeer,
-	reasonWriteTimeout, reasonRestart, reasonRateLimit, reasonShed, reasonJoinTimeout, reasonMsgTimeout, reasonFragments}
 
 type originStats struct {
 	connections  atomic.Uint64
@@ -150,7 +130,7 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	}
 	// Every label set is fixed: start each series at zero so rates and
 	// dashboards have data before the first event.
-	for _, r := range closeReasons {
+	for _, r := range closecode.Labels() {
 		m.closes.WithLabelValues(r)
 	}
 	for _, k := range []string{"instance", "region", "redirect"} {
@@ -181,8 +161,8 @@ func (m *metrics) tenantCreated(sub string) {
 		getOrAdd(m.tenants, sub).roomsCreated.Add(1)
 	}
 }
-func (m *metrics) connectionClosed(reason string) {
-	m.closes.WithLabelValues(reason).Inc()
+func (m *metrics) connectionClosed(end closecode.End) {
+	m.closes.WithLabelValues(end.Label()).Inc()
 }
 
 func (m *metrics) relayed(receivers, frameBytes int) {

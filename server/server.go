@@ -275,21 +275,21 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // serve runs the session's reader until the socket ends.
 func (se *session) serve() {
 	c := se.c
-	stopOnShutdown := context.AfterFunc(se.s.baseCtx, func() { c.Close(CloseRestarting, closecode.Restarting.Reason()) })
+	stopOnShutdown := context.AfterFunc(se.s.baseCtx, func() { c.Close(closecode.EndRestart) })
 	err := se.run(context.Background())
 	stopOnShutdown()
 	switch {
 	case errors.Is(err, websocket.ErrMessageTooBig):
-		c.setReason(reasonTooBig)
+		c.setReason(closecode.EndTooBig)
 		// coder/websocket has sent 1009. Read what the client is still
 		// sending of the oversized frame (bounded in bytes and time)
 		// before the socket closes: closing on unread data resets the
 		// connection, and the client could lose the close frame.
 		c.raw.drain(time.Second, se.s.cfg.MaxFrameBytes)
 	case errors.Is(err, errTooManyFragments):
-		c.setReason(reasonFragments)
+		c.setReason(closecode.EndFragments)
 	case errors.Is(err, errOverRate):
-		c.setReason(reasonRateLimit)
+		c.setReason(closecode.EndFrameRate)
 	}
 	c.finish()
 	se.s.conns.remove(c)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/tokens"
@@ -101,8 +102,7 @@ func (se *session) handle(frame []byte) (stop bool) {
 			se.s.metrics.errorSent(errRateLimited)
 			se.c.Send(wire.ErrorFrame(errRateLimited))
 		case float64(r) > se.bucket.burst:
-			se.c.setReason(reasonRateLimit)
-			se.c.abort(ClosePolicy, "rate limit exceeded")
+			se.c.abort(closecode.EndRateLimit)
 			return true
 		}
 		return false
@@ -315,7 +315,7 @@ func requireClientID(m *wire.Message) (string, error) {
 // logClose logs how a session ended, once, at the top of the connection.
 // A normal end is not an error: it is logged at debug level.
 func (se *session) logClose(err error) {
-	attrs := []slog.Attr{slog.String("origin", se.origin), slog.String("reason", se.c.closedReason())}
+	attrs := []slog.Attr{slog.String("origin", se.origin), slog.String("reason", se.c.closedReason().Label())}
 	if se.room != nil {
 		attrs = append(attrs, slog.String("room", se.room.Code), slog.Int("slot", se.idx))
 	}
