@@ -40,7 +40,7 @@ func BenchmarkBroadcast8(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		frame := wire.MessageFrame(3, data)
-		if _, err := r.Send(3, members[3], nil, frame); err != nil {
+		if _, err := r.Relay(AsMember(3, members[3]), nil, frame); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -53,7 +53,7 @@ func TestBroadcastAllocationsDoNotGrowWithReceivers(t *testing.T) {
 	allocs := func(size int) float64 {
 		r, members := roomOf(t, size)
 		return testing.AllocsPerRun(200, func() {
-			r.Send(1, members[1], nil, wire.MessageFrame(1, data))
+			r.Relay(AsMember(1, members[1]), nil, wire.MessageFrame(1, data))
 		})
 	}
 	a8, a64 := allocs(8), allocs(64)
@@ -94,9 +94,9 @@ func BenchmarkMoveRoom8(b *testing.B) {
 		for i := 1; i < 8; i++ {
 			src.Join(r.Code, fmt.Sprint(i), &nopMember{}, JoinOptions{Recover: true})
 		}
-		r.SetState(0, host, []byte(`{"round":3,"scores":[1,2,3,4,5,6,7]}`))
+		r.PutState(AsMember(0, host), []byte(`{"round":3,"scores":[1,2,3,4,5,6,7]}`))
 		for i := range 64 {
-			r.Send(0, host, nil, wire.MessageFrame(0, []byte(fmt.Sprintf(`{"tick":%d,"p":"abcdefghijklmnopqrstuvwxyz"}`, i))))
+			r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, []byte(fmt.Sprintf(`{"tick":%d,"p":"abcdefghijklmnopqrstuvwxyz"}`, i))))
 		}
 		b.StartTimer()
 		if err := src.Move(r.Code, fmt.Sprint(n), "new", viaJSON(dst)); err != nil {

@@ -138,64 +138,6 @@ func (m *Manager) Abort(code, transfer, sender string) (bool, error) {
 // from the machine forwarding (or was made here).
 var ErrNotFromSender = wire.Define("Room not handed over by this machine")
 
-// Forwarded relays a message frame that slot from sent to the room's old
-// machine while the room was moving (its socket there is closed): to slot
-// to, or to every other slot, as Send would. sender is the machine that
-// forwards it, which must be the one that handed the room here ("": a
-// machine of the previous release, which does not sign; any room that
-// arrived by hand-off).
-func (r *Room) Forwarded(sender string, from int, to *uint64, frame []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.forwardLocked(sender, from); err != nil {
-		return 0, err
-	}
-	return r.relayLocked(from, to, frame)
-}
-
-// ForwardedState retains a state the host set on the old machine while
-// the room was moving.
-func (r *Room) ForwardedState(sender string, from int, data []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.forwardLocked(sender, from); err != nil {
-		return err
-	}
-	if from != 0 {
-		return ErrOnlyHostState
-	}
-	return r.setStateLocked(0, data)
-}
-
-// ForwardedClose ends the room as the host's close_room, sent to the old
-// machine while the room was moving, would have.
-func (r *Room) ForwardedClose(sender string, from int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.forwardLocked(sender, from); err != nil {
-		return err
-	}
-	if from != 0 {
-		return ErrOnlyHostClose
-	}
-	r.endLocked(EndHostClosed)
-	return nil
-}
-
-// forwardLocked checks a forward from machine sender as slot from: the
-// room came here from sender, and from is a slot it remembers.
-func (r *Room) forwardLocked(sender string, from int) error {
-	switch {
-	case r.closed:
-		return ErrRoomNotFound
-	case r.transfer == "" || (sender != "" && sender != r.sender):
-		return ErrNotFromSender
-	case r.slotLocked(from) == nil:
-		return ErrNotInRoom
-	}
-	return nil
-}
-
 // Codes returns the codes of every room held here.
 func (m *Manager) Codes() []string {
 	m.mu.RLock()

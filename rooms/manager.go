@@ -3,7 +3,7 @@
 // code: a player is reached only through Member, and time only through Clock.
 //
 // Locking: Manager.mu guards the code → room map; each Room.mu guards that
-// room. The message path (Send, SetState) takes only its room's lock. Lock
+// room. The message path (Relay, PutState) takes only its room's lock. Lock
 // order is Room.mu before Manager.mu (a room removes itself while locked);
 // the manager never locks a room while holding its own lock.
 package rooms

@@ -282,17 +282,6 @@ func (r *Room) Leave(idx int, mem Member, clean bool) {
 	}
 }
 
-// Send relays a message frame from slot idx: to one slot when to is not
-// nil, else to every other live member. It returns how many got the frame.
-func (r *Room) Send(idx int, mem Member, to *uint64, frame []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, err := r.memberLocked(idx, mem); err != nil {
-		return 0, err
-	}
-	return r.relayLocked(idx, to, frame)
-}
-
 // relayLocked delivers frame to slot to, or (to nil) to every slot but
 // skip. A vacant slot that recovers takes a targeted frame into its window.
 func (r *Room) relayLocked(skip int, to *uint64, frame []byte) (int, error) {
@@ -312,20 +301,6 @@ func (r *Room) relayLocked(skip int, to *uint64, frame []byte) (int, error) {
 	return 0, nil
 }
 
-// SetState retains a snapshot (compact JSON, nil when absent) and pushes it
-// to every other live member.
-func (r *Room) SetState(idx int, mem Member, data []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, err := r.memberLocked(idx, mem); err != nil {
-		return err
-	}
-	if idx != 0 {
-		return ErrOnlyHostState
-	}
-	return r.setStateLocked(idx, data)
-}
-
 // setStateLocked checks and retains a snapshot and pushes it to every slot
 // but skip.
 func (r *Room) setStateLocked(skip int, data []byte) error {
@@ -341,20 +316,6 @@ func (r *Room) setStateLocked(skip int, data []byte) error {
 	}
 	r.state = state
 	r.broadcastLocked(skip, r.state)
-	return nil
-}
-
-// CloseRoom ends the room at the host's request.
-func (r *Room) CloseRoom(idx int, mem Member) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, err := r.memberLocked(idx, mem); err != nil {
-		return err
-	}
-	if idx != 0 {
-		return ErrOnlyHostClose
-	}
-	r.endLocked(EndHostClosed)
 	return nil
 }
 

@@ -91,42 +91,34 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	switch action {
-	case "send":
-		var to *uint64
-		if m.To != nil {
-			i, ok := wire.Index(m.To)
-			if !ok {
-				s.apiError(w, http.StatusBadRequest, rooms.ErrTargetNotFound)
-				return
-			}
-			to = &i
-		}
-		frame := wire.MessageFrame(rooms.ServerFrom, wire.Compact(m.Data))
-		n, err := room.ServerSend(to, frame)
-		if err != nil {
-			s.apiError(w, statusOf(err), err)
-			return
-		}
-		s.metrics.relayed(n, len(frame))
+	act, err := apiAction(action, &m)
+	if err != nil {
+		s.apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	n, err := s.apply(room, rooms.AsBackend(), act)
+	switch {
+	case err != nil:
+		s.apiError(w, statusOf(err), err)
+	case act.kind == actSend:
 		writeJSON(w, http.StatusOK, map[string]int{"delivered": n})
-	case "state":
-		if m.Data == nil {
-			s.apiError(w, http.StatusBadRequest, errDataRequired)
-			return
-		}
-		if err := room.ServerSetState(wire.Compact(m.Data)); err != nil {
-			s.apiError(w, statusOf(err), err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-	case "close":
-		if err := room.ServerClose(); err != nil {
-			s.apiError(w, statusOf(err), err)
-			return
-		}
+	default:
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	}
+}
+
+// apiAction reads a call's body for its verb (send, state or close).
+func apiAction(verb string, m *wire.Message) (action, error) {
+	switch verb {
+	case "send":
+		return sendAction(m)
+	case "state":
+		if m.Data == nil {
+			return action{}, errDataRequired
+		}
+		return action{kind: actState, data: wire.Compact(m.Data)}, nil
+	}
+	return action{kind: actClose}, nil
 }
 
 func statusOf(err error) int {

@@ -125,29 +125,11 @@ func (se *session) dispatch(m *wire.Message) error {
 	case "join":
 		return se.join(m)
 	case "send":
-		return se.send(m)
+		return se.act(m, actSend)
 	case "set_state":
-		if se.room == nil {
-			return rooms.ErrNotInRoom
-		}
-		var data []byte
-		if m.Data != nil {
-			data = wire.Compact(m.Data)
-		}
-		err := se.room.SetState(se.idx, se.c, data)
-		if err == rooms.ErrRoomMoved {
-			return se.forward("state", nil, data)
-		}
-		return err
+		return se.act(m, actState)
 	case "close_room":
-		if se.room == nil {
-			return rooms.ErrNotInRoom
-		}
-		err := se.room.CloseRoom(se.idx, se.c)
-		if err == rooms.ErrRoomMoved {
-			return se.forward("close", nil, nil)
-		}
-		return err
+		return se.act(m, actClose)
 	}
 	return wire.ErrUnknownType
 }
@@ -261,28 +243,22 @@ func (se *session) join(m *wire.Message) error {
 	return nil
 }
 
-func (se *session) send(m *wire.Message) error {
+// act does a member's send, set_state or close_room in its room.
+func (se *session) act(m *wire.Message, kind actionKind) error {
 	if se.room == nil {
 		return rooms.ErrNotInRoom
 	}
-	var to *uint64
-	if m.To != nil {
-		i, ok := wire.Index(m.To)
-		if !ok {
-			return rooms.ErrTargetNotFound
+	act := action{kind: kind}
+	switch kind {
+	case actSend:
+		var err error
+		if act, err = sendAction(m); err != nil {
+			return err
 		}
-		to = &i
+	case actState:
+		act.data = wire.Compact(m.Data)
 	}
-	data := wire.Compact(m.Data)
-	frame := wire.MessageFrame(se.idx, data)
-	n, err := se.room.Send(se.idx, se.c, to, frame)
-	switch err {
-	case nil:
-		se.s.metrics.relayed(n, len(frame))
-	case rooms.ErrRoomMoved:
-		// It waited for the room while a hand-off took it: not lost.
-		return se.forward("send", to, data)
-	}
+	_, err := se.s.apply(se.room, rooms.AsMember(se.idx, se.c), act)
 	return err
 }
 
