@@ -148,11 +148,11 @@ func (se *session) create(m *wire.Message) error {
 	if se.counted && !se.s.creates.take(se.ip, time.Now()) {
 		return errTooManyCreates
 	}
-	max, ok := wire.Number(m.MaxClients)
-	if !ok || max < 1 {
+	maxClients, ok := wire.Number(m.MaxClients)
+	if !ok || maxClients < 1 {
 		return errMaxClients
 	}
-	req := rooms.CreateRequest{Member: se.c, ClientID: clientID, MaxClients: max, Origin: se.origin,
+	req := rooms.CreateRequest{Member: se.c, ClientID: clientID, MaxClients: maxClients, Origin: se.origin,
 		Recover: wantsRecovery(m)}
 	if m.URL != nil {
 		s, ok := wire.String(m.URL)
@@ -165,7 +165,7 @@ func (se *session) create(m *wire.Message) error {
 		}
 		req.URL = tpl
 	}
-	claims, err := se.checkToken(m, max)
+	claims, err := se.checkToken(m, maxClients)
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func (se *session) create(m *wire.Message) error {
 		tenant = cleanLabel(claims.Subject)
 	}
 	se.room, se.idx = r, 0
-	se.c.joined.Store(true)
+	se.c.joinDone.Store(true)
 	se.s.metrics.roomCreated(se.origin)
 	se.s.metrics.tenantCreated(tenant)
 	se.s.log.Info("room created", "room", r.Code, "origin", se.origin)
@@ -190,13 +190,13 @@ func (se *session) create(m *wire.Message) error {
 // its claims (nil when they do not). A bad, expired or replayed token is a
 // failed lookup: it answers Unauthorized and spends one of the address's
 // misses, so tokens cannot be guessed or replayed at speed.
-func (se *session) checkToken(m *wire.Message, max float64) (*tokens.Claims, error) {
+func (se *session) checkToken(m *wire.Message, maxClients float64) (*tokens.Claims, error) {
 	v := se.s.cfg.Tokens
 	if !v.Enabled() {
 		return nil, nil
 	}
 	tok, _ := wire.String(m.Token)
-	claims, err := v.Check(tok, max, se.origin)
+	claims, err := v.Check(tok, maxClients, se.origin)
 	switch {
 	case err == nil:
 		return claims, nil
@@ -239,7 +239,7 @@ func (se *session) join(m *wire.Message) error {
 		return err
 	}
 	se.room, se.idx = r, idx
-	se.c.joined.Store(true)
+	se.c.joinDone.Store(true)
 	return nil
 }
 

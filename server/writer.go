@@ -44,7 +44,7 @@ type conn struct {
 
 	// Atomic.
 	reason   atomic.Uint32 // a closecode.End: why the socket ended; the first set sticks
-	joined   atomic.Bool   // the session created or joined a room
+	joinDone atomic.Bool   // the join deadline is over: a room was created or joined, or it closed the socket
 	msgStart atomic.Int64  // tick when the message being read began; 0 between messages
 }
 
@@ -136,9 +136,9 @@ func (c *conn) checkDeadlines(now, joinTicks, msgTicks int64) {
 		c.ws.CloseNow()
 		return
 	}
-	if !c.joined.Load() && now-c.opened > joinTicks {
+	if !c.joinDone.Load() && now-c.opened > joinTicks {
 		c.setReason(closecode.EndJoinTimeout)
-		c.joined.Store(true) // closed once
+		c.joinDone.Store(true) // closed once
 		go c.closeWithin(closecode.EndJoinTimeout, time.Second)
 	}
 }
