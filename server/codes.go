@@ -33,7 +33,7 @@ func (s *Server) serveCodes(w http.ResponseWriter, r *http.Request, call peerCal
 	}
 	codes := []string{}
 	for _, code := range s.rooms.Codes() {
-		if home, ok := regions.RegionOf(code); ok && home == region {
+		if home, ok := regions.HomeOf(code); ok && home == region {
 			if codes = append(codes, code); len(codes) == routing.MaxListedCodes {
 				break
 			}

@@ -146,7 +146,7 @@ func (s *Server) probe(r *http.Request, code string, a routing.Allowance) (holde
 	}
 	stop := s.metrics.probeTimer()
 	region := s.cfg.Region
-	if home, ok := regions.RegionOf(code); ok {
+	if home, ok := regions.HomeOf(code); ok {
 		region = home // a home region with no machine: asked where its codes went
 	}
 	holder, outcome = s.cfg.Prober.FindFor(r.Context(), code, region, a)
