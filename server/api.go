@@ -64,6 +64,8 @@ func (s *Server) apiRefusal(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// apiError answers an HTTP request with err as {"error": "..."} and
+// counts it: every HTTP error of the server, the API's and others'.
 func (s *Server) apiError(w http.ResponseWriter, status int, err error) {
 	s.metrics.errorSent(err)
 	writeJSON(w, status, map[string]string{"error": err.Error()})

@@ -65,8 +65,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 		if in.Upgrade || (r.Method == http.MethodGet && strings.HasPrefix(in.Path, "/room/")) || isAPI(r) {
 			var refused bool
 			if in.Holder, refused = s.probeFor(r, p.Code); refused {
-				s.metrics.errorSent(errTooManyRequests)
-				writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyRequests.Error()})
+				s.apiError(w, http.StatusTooManyRequests, errTooManyRequests)
 				return r, true
 			}
 			if in.Holder == "" && !in.Upgrade {

@@ -235,21 +235,18 @@ var errOriginTooLong = wire.Define("Origin header too long")
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if len(r.Header.Get("Origin")) > MaxOriginBytes {
-		s.metrics.errorSent(errOriginTooLong)
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": errOriginTooLong.Error()})
+		s.apiError(w, http.StatusBadRequest, errOriginTooLong)
 		return
 	}
 	origin := cleanOrigin(r.Header.Get("Origin"))
 	ip := s.clientIP(r)
 	counted := !s.exempt(r)
 	if counted && !s.upgrades.take(ip, time.Now()) {
-		s.metrics.errorSent(errTooManyUpgrades)
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyUpgrades.Error()})
+		s.apiError(w, http.StatusTooManyRequests, errTooManyUpgrades)
 		return
 	}
 	if counted && !s.ipl.acquire(ip) {
-		s.metrics.errorSent(errTooManyConns)
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyConns.Error()})
+		s.apiError(w, http.StatusTooManyRequests, errTooManyConns)
 		return
 	}
 	hw := &hijacker{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout,
