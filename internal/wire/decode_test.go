@@ -22,7 +22,8 @@ func TestDecode(t *testing.T) {
 		{name: "spaces", in: " \n{ \"type\" : \"send\" , \"data\" : { \"a\" : [1, 2] } }\t", typ: "send", data: `{ "a" : [1, 2] }`},
 		{name: "data null", in: `{"type":"send","data":null}`, typ: "send", data: "null"},
 		{name: "data string with braces", in: `{"data":"}{\"","type":"send"}`, typ: "send", data: `"}{\""`},
-		{name: "nested", in: `{"type":"send","data":{"type":"create","x":[{"y":"]"}]}}`, typ: "send", data: `{"type":"create","x":[{"y":"]"}]}`},
+		{name: "nested", in: `{"type":"send","data":{"type":"create","x":[{"y":"]"}]}}`, typ: "send",
+			data: `{"type":"create","x":[{"y":"]"}]}`},
 		{name: "last duplicate wins", in: `{"type":"join","type":"send"}`, typ: "send", data: "-"},
 		{name: "escaped key", in: `{"typ\u0065":"send"}`, typ: "send", data: "-"},
 		{name: "escaped type value", in: `{"type":"s\u0065nd"}`, typ: "send", data: "-"},
@@ -37,7 +38,8 @@ func TestDecode(t *testing.T) {
 		{name: "missing type", in: `{"clientId":"a"}`, err: ErrUnknownType},
 		{name: "type number", in: `{"type":1}`, err: ErrUnknownType},
 		{name: "type null", in: `{"type":null}`, err: ErrUnknownType},
-		{name: "to kept raw", in: `{"type":"send","to":1.0}`, typ: "send", data: "-", check: func(m Message) bool { return string(m.To) == "1.0" }},
+		{name: "to kept raw", in: `{"type":"send","to":1.0}`, typ: "send", data: "-",
+			check: func(m Message) bool { return string(m.To) == "1.0" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
