@@ -119,8 +119,10 @@ func apiAction(verb string, m *wire.Message) (action, error) {
 			return action{}, errDataRequired
 		}
 		return action{kind: actState, data: wire.Compact(m.Data)}, nil
+	case "close":
+		return action{kind: actClose}, nil
 	}
-	return action{kind: actClose}, nil
+	return action{}, errNoSuchPath // routing.APIPath knows no other
 }
 
 func statusOf(err error) int {
