@@ -3,6 +3,10 @@
 // clients treat 4000 and 4001 as final and reconnect on anything else;
 // every code added keeps that rule. clients/js has the same table, and a
 // test holds it, the Go client and the README to this one.
+//
+// Ends (ends.go) is the server's side of it: every reason a connection
+// ends, with the code and text it sends, its metric label and what
+// becomes of the frames queued for the client.
 package closecode
 
 // Code is a WebSocket close code.

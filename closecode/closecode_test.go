@@ -1,9 +1,11 @@
 package closecode_test
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/party-sockets/party-sockets/client"
@@ -88,5 +90,66 @@ func TestREADMETable(t *testing.T) {
 		if !seen[c] {
 			t.Errorf("README's close codes lack %d", c)
 		}
+	}
+}
+
+// Every end reason that sends a close frame sends a code of Table, with
+// Table's reason when it has one; every code of Table is some end's;
+// README's close codes name each end's code with its text.
+func TestEndsAgreeWithTable(t *testing.T) {
+	src, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(src)
+	used := map[closecode.Code]bool{}
+	for e, in := range closecode.Ends {
+		end := closecode.End(e)
+		if in.Label == "" {
+			t.Errorf("end %d has no label", e)
+		}
+		if in.Code == 0 {
+			if in.Text != "" || in.Queue != closecode.Drop {
+				t.Errorf("end %s sends no close frame but has the text %q or flushes", in.Label, in.Text)
+			}
+			continue
+		}
+		used[in.Code] = true
+		info, ok := closecode.Table[in.Code]
+		switch {
+		case !ok:
+			t.Errorf("end %s sends %d, which Table lacks", in.Label, in.Code)
+		case info.Reason != "" && in.Text != info.Reason:
+			t.Errorf("end %s sends %d with %q; Table's reason is %q", in.Label, in.Code, in.Text, info.Reason)
+		}
+		if in.Text != "" && !strings.Contains(readme, fmt.Sprintf("| %d | `%s` |", in.Code, in.Text)) {
+			t.Errorf("README's close codes lack %d with `%s` (%s)", in.Code, in.Text, in.Label)
+		}
+		if end.Code() != in.Code || end.Text() != in.Text || end.Label() != in.Label || end.Flush() != (in.Queue == closecode.Flush) {
+			t.Errorf("End(%d)'s methods disagree with its row %+v", e, in)
+		}
+	}
+	for c := range closecode.Table {
+		if !used[c] {
+			t.Errorf("Table has %d, which no end sends", c)
+		}
+	}
+}
+
+// The zero End is the client's own; the ends a room sends its members
+// (replaced, room closed, restart) flush what was queued before them.
+func TestEndDefaults(t *testing.T) {
+	var zero closecode.End
+	if zero != closecode.EndClient || zero.Label() != "client" {
+		t.Errorf("zero End = %d (%s), want EndClient", zero, zero.Label())
+	}
+	for _, e := range []closecode.End{closecode.EndReplaced, closecode.EndRoomClosed, closecode.EndRestart} {
+		if !e.Flush() {
+			t.Errorf("%s drops the queue: a member would lose frames sent before it", e.Label())
+		}
+	}
+	labels := closecode.Labels()
+	if len(labels) != len(closecode.Ends)-1 { // rate_limit: by message, and by frame or byte
+		t.Errorf("Labels() = %q: %d, want %d", labels, len(labels), len(closecode.Ends)-1)
 	}
 }

@@ -85,9 +85,9 @@ func Decode(code string) (uint64, bool) {
 	return v, true
 }
 
-// RegionOf returns the home region encoded in a candidate code, or false if
+// HomeOf returns the home region encoded in a candidate code, or false if
 // the code is invalid or its top five bits do not index the table.
-func RegionOf(code string) (string, bool) {
+func HomeOf(code string) (string, bool) {
 	v, ok := Decode(code)
 	if !ok {
 		return "", false

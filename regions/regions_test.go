@@ -40,12 +40,12 @@ func TestEncodeDecode(t *testing.T) {
 	}
 }
 
-func TestRegionOf(t *testing.T) {
+func TestHomeOf(t *testing.T) {
 	for i, r := range Table {
 		for _, low := range []uint32{0, 1, 1<<30 - 1, 123456789} {
 			code := Encode(Pack(i, low))
-			if got, ok := RegionOf(code); !ok || got != r {
-				t.Errorf("RegionOf(%q) = %q, %v, want %q", code, got, ok, r)
+			if got, ok := HomeOf(code); !ok || got != r {
+				t.Errorf("HomeOf(%q) = %q, %v, want %q", code, got, ok, r)
 			}
 		}
 	}
@@ -66,8 +66,8 @@ func TestRegionOf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, ok := RegionOf(tt.code); ok {
-				t.Errorf("RegionOf(%q) = %q, true, want no region", tt.code, got)
+			if got, ok := HomeOf(tt.code); ok {
+				t.Errorf("HomeOf(%q) = %q, true, want no region", tt.code, got)
 			}
 		})
 	}
@@ -90,7 +90,7 @@ func TestGeneratorRegion(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r, ok := RegionOf(c); !ok || r != "syd" {
+		if r, ok := HomeOf(c); !ok || r != "syd" {
 			t.Fatalf("code %q has region %q, %v; want syd", c, r, ok)
 		}
 	}
@@ -121,8 +121,8 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		v, ok := Decode(s)
 		if !ok {
-			if _, rok := RegionOf(s); rok {
-				t.Fatalf("RegionOf(%q) ok but Decode failed", s)
+			if _, rok := HomeOf(s); rok {
+				t.Fatalf("HomeOf(%q) ok but Decode failed", s)
 			}
 			return
 		}
@@ -132,8 +132,8 @@ func FuzzDecode(f *testing.F) {
 		if Encode(v) != s {
 			t.Fatalf("Encode(Decode(%q)) = %q", s, Encode(v))
 		}
-		if r, rok := RegionOf(s); rok != (v>>30 < uint64(len(Table))) || (rok && r != Table[v>>30]) {
-			t.Fatalf("RegionOf(%q) = %q, %v for value %d", s, r, rok, v)
+		if r, rok := HomeOf(s); rok != (v>>30 < uint64(len(Table))) || (rok && r != Table[v>>30]) {
+			t.Fatalf("HomeOf(%q) = %q, %v for value %d", s, r, rok, v)
 		}
 	})
 }

@@ -35,58 +35,5 @@ func (m *Manager) event(e Event) {
 	}
 }
 
-// ServerFrom is the slot a message from the game's backend comes from.
-const ServerFrom = -1
-
 // Room returns the live room with this code, or nil.
 func (m *Manager) Room(code string) *Room { return m.get(code) }
-
-// ServerSend relays a message frame from the game's backend to every live
-// member, or to slot to (a vacant slot that recovers keeps it). It returns
-// how many live sockets got it.
-func (r *Room) ServerSend(to *uint64, frame []byte) (int, error) {
-	return r.relayFrom(ServerFrom, to, frame)
-}
-
-// ServerSetState retains a snapshot set by the game's backend, as the host
-// would, and pushes it to every live member.
-func (r *Room) ServerSetState(data []byte) error { return r.stateFrom(ServerFrom, data) }
-
-// ServerClose ends the room at the backend's request, as close_room does.
-func (r *Room) ServerClose() error { return r.closeFor(EndServerClosed) }
-
-// relayFrom relays frame as slot from (ServerFrom: the backend) sent it,
-// with no socket of from's to check: the backend's calls, and what the
-// old machine forwards after a hand-off.
-func (r *Room) relayFrom(from int, to *uint64, frame []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch {
-	case r.closed:
-		return 0, ErrRoomNotFound
-	case from >= r.next:
-		return 0, ErrNotInRoom
-	}
-	return r.relayLocked(from, to, frame)
-}
-
-// stateFrom retains a state pushed to every slot but skip.
-func (r *Room) stateFrom(skip int, data []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return ErrRoomNotFound
-	}
-	return r.setStateLocked(skip, data)
-}
-
-// closeFor ends the room with 4001; why is what webhooks see.
-func (r *Room) closeFor(why string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return ErrRoomNotFound
-	}
-	r.endLocked(CloseRoomClosed, "room closed", why)
-	return nil
-}

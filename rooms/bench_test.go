@@ -4,14 +4,16 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // nopMember takes frames without keeping them, like a queue that drains.
 type nopMember struct{ n int }
 
-func (m *nopMember) Send([]byte)       { m.n++ }
-func (m *nopMember) Close(int, string) {}
+func (m *nopMember) Send([]byte)         { m.n++ }
+func (m *nopMember) Close(closecode.End) {}
 
 func roomOf(b testing.TB, size int) (*Room, []*nopMember) {
 	m := NewManager(Config{Clock: &testutil.FakeClock{}, Codes: &seqCodes{}})
@@ -37,8 +39,8 @@ func BenchmarkBroadcast8(b *testing.B) {
 	data := []byte(`{"q":12345,"t":1732270000000000000,"p":"abcdefghijklmnopqrstuvwxyz0123"}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		frame := MessageFrame(3, data)
-		if _, err := r.Send(3, members[3], nil, frame); err != nil {
+		frame := wire.MessageFrame(3, data)
+		if _, err := r.Relay(AsMember(3, members[3]), nil, frame); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -51,7 +53,7 @@ func TestBroadcastAllocationsDoNotGrowWithReceivers(t *testing.T) {
 	allocs := func(size int) float64 {
 		r, members := roomOf(t, size)
 		return testing.AllocsPerRun(200, func() {
-			r.Send(1, members[1], nil, MessageFrame(1, data))
+			r.Relay(AsMember(1, members[1]), nil, wire.MessageFrame(1, data))
 		})
 	}
 	a8, a64 := allocs(8), allocs(64)
@@ -92,9 +94,9 @@ func BenchmarkMoveRoom8(b *testing.B) {
 		for i := 1; i < 8; i++ {
 			src.Join(r.Code, fmt.Sprint(i), &nopMember{}, JoinOptions{Recover: true})
 		}
-		r.SetState(0, host, []byte(`{"round":3,"scores":[1,2,3,4,5,6,7]}`))
+		r.PutState(AsMember(0, host), []byte(`{"round":3,"scores":[1,2,3,4,5,6,7]}`))
 		for i := range 64 {
-			r.Send(0, host, nil, MessageFrame(0, []byte(fmt.Sprintf(`{"tick":%d,"p":"abcdefghijklmnopqrstuvwxyz"}`, i))))
+			r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, []byte(fmt.Sprintf(`{"tick":%d,"p":"abcdefghijklmnopqrstuvwxyz"}`, i))))
 		}
 		b.StartTimer()
 		if err := src.Move(r.Code, fmt.Sprint(n), "new", viaJSON(dst)); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/party-sockets/party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // Hand-off (README "Deploys"): a stopping machine moves every room it
@@ -60,12 +61,16 @@ type FrameSnapshot struct {
 
 // Errors of the hand-off, in the contract's shape.
 var (
-	ErrCodeTaken  = errors.New("Room code taken")
+	ErrCodeTaken = wire.Define("Room code taken")
+	// ErrRoomMoved is never sent: a member's call that gets it is
+	// forwarded to the room's new machine.
 	ErrRoomMoved  = errors.New("Room moved")
-	ErrOverBudget = errors.New("Over memory budget")
+	ErrOverBudget = wire.Define("Over memory budget")
 	// ErrTransferAborted: the sender kept the room; its snapshot came late.
-	ErrTransferAborted = errors.New("Transfer aborted")
-	errHandoffFormat   = errors.New("Invalid hand-off")
+	ErrTransferAborted = wire.Define("Transfer aborted")
+	// ErrHandoffFormat refuses a snapshot this machine could not have
+	// made; sent with what is wrong ("Invalid hand-off: url").
+	ErrHandoffFormat = wire.Define("Invalid hand-off")
 )
 
 // Move hands the room with code over to machine to. send delivers the snapshot to the
@@ -95,7 +100,7 @@ func (m *Manager) Move(code, transfer, to string, send func(*Snapshot) error) er
 	// lock gets ErrRoomMoved, and the server forwards what it carried.
 	for i := range r.slots {
 		if mem := r.slots[i].member; mem != nil {
-			mem.Close(int(closecode.Restarting), closecode.Restarting.Reason())
+			mem.Close(closecode.EndRestart)
 		}
 	}
 	r.releaseLocked()
@@ -131,65 +136,7 @@ func (m *Manager) Abort(code, transfer, sender string) (bool, error) {
 
 // ErrNotFromSender refuses a forward into a room that did not come here
 // from the machine forwarding (or was made here).
-var ErrNotFromSender = errors.New("Room not handed over by this machine")
-
-// Forwarded relays a message frame that slot from sent to the room's old
-// machine while the room was moving (its socket there is closed): to slot
-// to, or to every other slot, as Send would. sender is the machine that
-// forwards it, which must be the one that handed the room here ("": a
-// machine of the previous release, which does not sign; any room that
-// arrived by hand-off).
-func (r *Room) Forwarded(sender string, from int, to *uint64, frame []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.forwardLocked(sender, from); err != nil {
-		return 0, err
-	}
-	return r.relayLocked(from, to, frame)
-}
-
-// ForwardedState retains a state the host set on the old machine while
-// the room was moving.
-func (r *Room) ForwardedState(sender string, from int, data []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.forwardLocked(sender, from); err != nil {
-		return err
-	}
-	if from != 0 {
-		return ErrOnlyHostState
-	}
-	return r.setStateLocked(0, data)
-}
-
-// ForwardedClose ends the room as the host's close_room, sent to the old
-// machine while the room was moving, would have.
-func (r *Room) ForwardedClose(sender string, from int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.forwardLocked(sender, from); err != nil {
-		return err
-	}
-	if from != 0 {
-		return ErrOnlyHostClose
-	}
-	r.endLocked(CloseRoomClosed, "room closed", EndHostClosed)
-	return nil
-}
-
-// forwardLocked checks a forward from machine sender as slot from: the
-// room came here from sender, and from is a slot it remembers.
-func (r *Room) forwardLocked(sender string, from int) error {
-	switch {
-	case r.closed:
-		return ErrRoomNotFound
-	case r.transfer == "" || (sender != "" && sender != r.sender):
-		return ErrNotFromSender
-	case r.slotLocked(from) == nil:
-		return ErrNotInRoom
-	}
-	return nil
-}
+var ErrNotFromSender = wire.Define("Room not handed over by this machine")
 
 // Codes returns the codes of every room held here.
 func (m *Manager) Codes() []string {
@@ -208,7 +155,7 @@ func (r *Room) snapshotLocked(transfer string) *Snapshot {
 		MaxClients: r.MaxClients, Origin: r.Origin, URL: r.URL, Next: r.next, Leaves: r.leaves, GraceMs: -1,
 		Slots: make([]SlotSnapshot, len(r.slots))}
 	if r.state != nil {
-		s.State = stateData(r.state)
+		s.State = json.RawMessage(wire.StateData(r.state))
 	}
 	if r.grace != nil {
 		s.GraceMs = max(0, r.graceAt.Sub(now).Milliseconds())
@@ -223,10 +170,4 @@ func (r *Room) snapshotLocked(transfer string) *Snapshot {
 		s.Slots[i] = out
 	}
 	return s
-}
-
-// stateData is the data of a retained state frame.
-func stateData(frame []byte) json.RawMessage {
-	const prefix = len(`{"type":"state","data":`)
-	return json.RawMessage(frame[prefix : len(frame)-1])
 }

@@ -5,7 +5,6 @@ import (
 	enchex "encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -35,7 +34,7 @@ func (m *Manager) CheckSnapshot(s *Snapshot) error { return m.checkSnapshot(s) }
 // itself: every field bounded and valid UTF-8, the url one create would
 // take, every frame one this server sends.
 func (m *Manager) checkSnapshot(s *Snapshot) error {
-	bad := func(why string) error { return fmt.Errorf("%w: %s", errHandoffFormat, why) }
+	bad := func(why string) error { return ErrHandoffFormat.With(why) }
 	switch {
 	case s.Version != SnapshotVersion:
 		return bad("unknown version")
@@ -131,7 +130,7 @@ func (m *Manager) checkWindow(sl SlotSnapshot) error {
 	return nil
 }
 
-// keptPrefixes are how every frame a window keeps begins (frames.go).
+// keptPrefixes are how every frame a window keeps begins (internal/wire).
 var keptPrefixes = []string{`{"type":"message","from":`, `{"type":"state","data":`,
 	`{"type":"peer_joined","index":`, `{"type":"peer_left","index":`}
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // viaJSON is a Move's send that carries the snapshot to dst through JSON,
@@ -55,8 +56,8 @@ func TestMoveKeepsSlotsStateAndWindows(t *testing.T) {
 	r, _ := src.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 4, Origin: "https://g.example", Recover: true})
 	src.Join(r.Code, "p1", p1, JoinOptions{Recover: true})
 	src.Join(r.Code, "p2", p2, JoinOptions{})
-	r.SetState(0, host, []byte(`{"round":3}`))
-	r.Send(0, host, nil, MessageFrame(0, []byte(`"hi"`)))
+	r.PutState(AsMember(0, host), []byte(`{"round":3}`))
+	r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, []byte(`"hi"`)))
 	p1.take()
 
 	moveRoom(t, src, dst, r.Code, "t1")
@@ -70,10 +71,10 @@ func TestMoveKeepsSlotsStateAndWindows(t *testing.T) {
 	}
 	// A member's call on the old machine after the move is told so (the
 	// server forwards it); anyone else finds no room.
-	if _, err := r.Send(0, host, nil, MessageFrame(0, nil)); err != ErrRoomMoved {
+	if _, err := r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, nil)); err != ErrRoomMoved {
 		t.Fatalf("a send on the old machine after the move: %v", err)
 	}
-	if _, err := r.Send(0, &fakeMember{}, nil, MessageFrame(0, nil)); err != ErrRoomNotFound {
+	if _, err := r.Relay(AsMember(0, &fakeMember{}), nil, wire.MessageFrame(0, nil)); err != ErrRoomNotFound {
 		t.Fatalf("a stranger's send after the move: %v", err)
 	}
 
@@ -191,7 +192,7 @@ func TestImportRefusals(t *testing.T) {
 		s := snap()
 		s.Code, s.Transfer = "BAD"+string(rune('A'+i)), "bad"
 		mutate(s)
-		if err := dst.Import(s); !errors.Is(err, errHandoffFormat) && err != ErrStateTooLarge {
+		if err := dst.Import(s); !errors.Is(err, ErrHandoffFormat) && err != ErrStateTooLarge {
 			t.Errorf("forged snapshot %d: %v", i, err)
 		}
 		if dst.Held(s.Code) {
@@ -261,7 +262,7 @@ func TestMoveFailureKeepsTheRoom(t *testing.T) {
 	if err := m.Move(r.Code, "t", "dst", func(*Snapshot) error { return errors.New("peer down") }); err == nil {
 		t.Fatal("Move reported success")
 	}
-	if _, err := r.Send(0, host, nil, MessageFrame(0, nil)); err != nil {
+	if _, err := r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, nil)); err != nil {
 		t.Fatalf("the room after a failed move: %v", err)
 	}
 	if code, _ := host.closed(); code != 0 {
@@ -270,8 +271,9 @@ func TestMoveFailureKeepsTheRoom(t *testing.T) {
 }
 
 // A message that waited for the room's lock while the room moved is not
-// taken here: its sender learns ErrRoomMoved, and Forwarded delivers it on
-// the new machine, numbered into the windows of the slots that recover.
+// taken here: its sender learns ErrRoomMoved, and a forward (AsForward)
+// delivers it on the new machine, numbered into the windows of the slots
+// that recover.
 func TestMessageDuringAMoveIsForwarded(t *testing.T) {
 	clk := &testutil.FakeClock{}
 	src, dst := machines(clk)
@@ -281,7 +283,7 @@ func TestMessageDuringAMoveIsForwarded(t *testing.T) {
 	result := make(chan error, 1)
 	err := src.Move(r.Code, "t", "dst", func(s *Snapshot) error {
 		go func() {
-			_, err := r.Send(1, p, nil, MessageFrame(1, []byte(`"mid-move"`)))
+			_, err := r.Relay(AsMember(1, p), nil, wire.MessageFrame(1, []byte(`"mid-move"`)))
 			result <- err
 		}()
 		time.Sleep(20 * time.Millisecond) // the send is waiting for the lock
@@ -294,7 +296,7 @@ func TestMessageDuringAMoveIsForwarded(t *testing.T) {
 		t.Fatalf("the waiting send: %v", err)
 	}
 	moved := dst.Room(r.Code)
-	if n, err := moved.Forwarded("old", 1, nil, MessageFrame(1, []byte(`"mid-move"`))); err != nil || n != 0 {
+	if n, err := moved.Relay(AsForward("old", 1), nil, wire.MessageFrame(1, []byte(`"mid-move"`))); err != nil || n != 0 {
 		t.Fatalf("Forwarded: %d %v", n, err)
 	}
 	back := &fakeMember{}
@@ -304,7 +306,7 @@ func TestMessageDuringAMoveIsForwarded(t *testing.T) {
 		`{"type":"peer_joined","index":1,"seq":1}`,
 		`{"type":"peer_left","index":1,"seq":2}`,
 		`{"type":"message","from":1,"data":"mid-move","seq":3}`)
-	if _, err := moved.Forwarded("old", 7, nil, MessageFrame(7, nil)); err != ErrNotInRoom {
+	if _, err := moved.Relay(AsForward("old", 7), nil, wire.MessageFrame(7, nil)); err != ErrNotInRoom {
 		t.Fatalf("a forward from a slot that never existed: %v", err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	enchex "encoding/hex"
 	"encoding/json"
 	"time"
+
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // Import takes a room handed over by a sibling. It refuses a code held
@@ -51,7 +53,7 @@ func (m *Manager) Import(s *Snapshot) error {
 	for _, idx := range wasLive {
 		r.leaves++
 		r.slotLocked(idx).left = r.leaves
-		r.broadcastLocked(idx, peerFrame("peer_left", idx))
+		r.broadcastLocked(idx, wire.PeerFrame(wire.PeerLeft, idx))
 	}
 	grace := m.cfg.HostGrace
 	if s.GraceMs >= 0 {
@@ -152,7 +154,7 @@ func (m *Manager) buildRoom(s *Snapshot, now time.Time) (*Room, []int) {
 	if s.State != nil {
 		var buf bytes.Buffer
 		json.Compact(&buf, s.State) // checked valid
-		r.state = StateFrame(buf.Bytes())
+		r.state = wire.StateFrame(buf.Bytes())
 		m.cfg.Budget.Add(int64(len(r.state)))
 	}
 	return r, wasLive

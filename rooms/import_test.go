@@ -9,6 +9,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // oneSlot is a snapshot of a room with only its host's slot, vacant.
@@ -54,7 +55,7 @@ func TestImportTakesOnlyWhatCreateWould(t *testing.T) {
 			s := oneSlot("URL"+strconv.Itoa(i), "t"+strconv.Itoa(i))
 			tt.mutate(s)
 			err := dst.Import(s)
-			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, errHandoffFormat)) {
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrHandoffFormat)) {
 				t.Fatalf("Import = %v, want ok %v", err, tt.ok)
 			}
 			if dst.Held(s.Code) != tt.ok {
@@ -77,7 +78,7 @@ func TestTransferRefusedOnceItsRoomEnded(t *testing.T) {
 	if err := dst.Import(oneSlot("DONE01", "t1")); err != nil {
 		t.Fatalf("a retry while the room lives: %v", err)
 	}
-	if err := dst.Room("DONE01").ForwardedClose("old", 0); err != nil {
+	if err := dst.Room("DONE01").End(AsForward("old", 0)); err != nil {
 		t.Fatal(err)
 	}
 	if err := dst.Import(oneSlot("DONE01", "t1")); err != ErrTransferDone || dst.Held("DONE01") {
@@ -124,7 +125,7 @@ func TestAbortedTransfersAreNotForgottenWhenFull(t *testing.T) {
 
 // A room that arrives costs the budget what it cost its sender: its
 // windows are kept as the room's own are, each frame counted as allocated
-// (here as a copy of the snapshot's bytes, there with withSeq's slack), so
+// (here as a copy of the snapshot's bytes, there with wire.WithSeq's slack), so
 // the two agree within a tenth. Once it ends, all of it is given back.
 func TestImportCostsWhatTheRoomCostItsSender(t *testing.T) {
 	clk := &testutil.FakeClock{}
@@ -138,9 +139,9 @@ func TestImportCostsWhatTheRoomCostItsSender(t *testing.T) {
 		players[i] = &fakeMember{}
 		src.Join(r.Code, "p"+strconv.Itoa(i), players[i], JoinOptions{Recover: i%2 == 0})
 	}
-	r.SetState(0, host, []byte(`{"round":1,"board":"`+strings.Repeat("x", 500)+`"}`))
+	r.PutState(AsMember(0, host), []byte(`{"round":1,"board":"`+strings.Repeat("x", 500)+`"}`))
 	for i := range 30 {
-		r.Send(0, host, nil, MessageFrame(0, []byte(`{"n":`+strconv.Itoa(i)+`}`)))
+		r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, []byte(`{"n":`+strconv.Itoa(i)+`}`)))
 	}
 	// Everyone blips: no slot is live when the room moves, so the move
 	// adds no peer_left to the windows.
@@ -156,7 +157,7 @@ func TestImportCostsWhatTheRoomCostItsSender(t *testing.T) {
 	if got := dstBudget.Used(); got < before*9/10 || got > before*11/10 || srcBudget.Used() != 0 {
 		t.Fatalf("the room cost %d on its sender, %d here (%d left there)", before, got, srcBudget.Used())
 	}
-	if err := dst.Room(r.Code).ForwardedClose("old", 0); err != nil {
+	if err := dst.Room(r.Code).End(AsForward("old", 0)); err != nil {
 		t.Fatal(err)
 	}
 	if got := dstBudget.Used(); got != 0 {
@@ -176,23 +177,23 @@ func TestForwardOnlyFromTheSender(t *testing.T) {
 	}
 	moved := dst.Room("FWD001")
 	mine, _ := dst.Create(CreateRequest{Member: &fakeMember{}, ClientID: "h", MaxClients: 4})
-	msg := MessageFrame(1, []byte(`"x"`))
+	msg := wire.MessageFrame(1, []byte(`"x"`))
 	tests := []struct {
 		name string
 		call func() error
 		want error
 	}{
-		{"the sender, a remembered slot", func() error { _, err := moved.Forwarded("old", 1, nil, msg); return err }, nil},
-		{"the previous release (unsigned)", func() error { _, err := moved.Forwarded("", 1, nil, msg); return err }, nil},
-		{"another machine", func() error { _, err := moved.Forwarded("other", 1, nil, msg); return err }, ErrNotFromSender},
-		{"a room made here", func() error { _, err := mine.Forwarded("old", 0, nil, msg); return err }, ErrNotFromSender},
-		{"a slot never remembered", func() error { _, err := moved.Forwarded("old", 5, nil, msg); return err }, ErrNotInRoom},
-		{"the backend's slot", func() error { _, err := moved.Forwarded("old", ServerFrom, nil, msg); return err }, ErrNotInRoom},
-		{"state from a guest", func() error { return moved.ForwardedState("old", 1, []byte(`1`)) }, ErrOnlyHostState},
-		{"state too large", func() error { return moved.ForwardedState("old", 0, make([]byte, MaxStateBytes+1)) }, ErrStateTooLarge},
-		{"close from a guest", func() error { return moved.ForwardedClose("old", 1) }, ErrOnlyHostClose},
-		{"close from another machine", func() error { return moved.ForwardedClose("other", 0) }, ErrNotFromSender},
-		{"close from the host", func() error { return moved.ForwardedClose("old", 0) }, nil},
+		{"the sender, a remembered slot", func() error { _, err := moved.Relay(AsForward("old", 1), nil, msg); return err }, nil},
+		{"the previous release (unsigned)", func() error { _, err := moved.Relay(AsForward("", 1), nil, msg); return err }, nil},
+		{"another machine", func() error { _, err := moved.Relay(AsForward("other", 1), nil, msg); return err }, ErrNotFromSender},
+		{"a room made here", func() error { _, err := mine.Relay(AsForward("old", 0), nil, msg); return err }, ErrNotFromSender},
+		{"a slot never remembered", func() error { _, err := moved.Relay(AsForward("old", 5), nil, msg); return err }, ErrNotInRoom},
+		{"the backend's slot", func() error { _, err := moved.Relay(AsForward("old", ServerFrom), nil, msg); return err }, ErrNotInRoom},
+		{"state from a guest", func() error { return moved.PutState(AsForward("old", 1), []byte(`1`)) }, ErrOnlyHostState},
+		{"state too large", func() error { return moved.PutState(AsForward("old", 0), make([]byte, MaxStateBytes+1)) }, ErrStateTooLarge},
+		{"close from a guest", func() error { return moved.End(AsForward("old", 1)) }, ErrOnlyHostClose},
+		{"close from another machine", func() error { return moved.End(AsForward("other", 0)) }, ErrNotFromSender},
+		{"close from the host", func() error { return moved.End(AsForward("old", 0)) }, nil},
 	}
 	for _, tt := range tests {
 		if err := tt.call(); err != tt.want {

@@ -3,7 +3,7 @@
 // code: a player is reached only through Member, and time only through Clock.
 //
 // Locking: Manager.mu guards the code → room map; each Room.mu guards that
-// room. The message path (Send, SetState) takes only its room's lock. Lock
+// room. The message path (Relay, PutState) takes only its room's lock. Lock
 // order is Room.mu before Manager.mu (a room removes itself while locked);
 // the manager never locks a room while holding its own lock. A room's lock
 // may be held across a call to a sibling: Move holds it while the snapshot
@@ -24,38 +24,33 @@ import (
 
 	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // Member is one player's connection as the room sees it. Both methods must
-// not block: Send queues a frame, Close queues the close after the frames
-// already queued.
+// not block: Send queues a frame, Close queues the close (a room sends
+// EndReplaced, EndRoomClosed or EndRestart, which flush: the close comes
+// after the frames already queued).
 type Member interface {
 	Send(frame []byte)
-	Close(code int, reason string)
+	Close(end closecode.End)
 }
-
-// Close codes fixed by existing clients; both are final for them
-// (closecode has the whole table).
-const (
-	CloseReplaced   = int(closecode.Replaced)
-	CloseRoomClosed = int(closecode.RoomClosed)
-)
 
 // MaxStateBytes bounds a retained state snapshot (compact JSON).
 const MaxStateBytes = 16384
 
 // Errors, exactly as the wire contract spells them.
 var (
-	ErrRoomNotFound    = errors.New("Room not found")
-	ErrRoomFull        = errors.New("Room is full")
-	ErrNotInRoom       = errors.New("Not in a room")
-	ErrTargetNotFound  = errors.New("Target peer not found")
-	ErrOnlyHostState   = errors.New("Only the host can set state")
-	ErrStateRequired   = errors.New("State data is required")
-	ErrStateTooLarge   = errors.New("State too large")
-	ErrOnlyHostClose   = errors.New("Only the host can close the room")
-	ErrTooManyRooms    = errors.New("Too many rooms on this server")
-	ErrClientIDTooLong = errors.New("clientId too long")
+	ErrRoomNotFound    = wire.Define("Room not found")
+	ErrRoomFull        = wire.Define("Room is full")
+	ErrNotInRoom       = wire.Define("Not in a room")
+	ErrTargetNotFound  = wire.Define("Target peer not found")
+	ErrOnlyHostState   = wire.Define("Only the host can set state")
+	ErrStateRequired   = wire.Define("State data is required")
+	ErrStateTooLarge   = wire.Define("State too large")
+	ErrOnlyHostClose   = wire.Define("Only the host can close the room")
+	ErrTooManyRooms    = wire.Define("Too many rooms on this server")
+	ErrClientIDTooLong = wire.Define("clientId too long")
 )
 
 // MaxClientIDBytes bounds a clientId. Real clients send 32 hex characters
@@ -227,9 +222,9 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 	r.addLiveLocked(1) // r is not in the map yet: nobody else can reach it
 	m.event(Event{Type: EventRoomCreated, Room: code})
 	m.event(Event{Type: EventPlayerJoined, Room: code, Index: 0})
-	created := createdFrame(code, m.cfg.Instance, m.cfg.Region, 0, resolved)
+	created := wire.CreatedFrame(code, m.cfg.Instance, m.cfg.Region, 0, resolved)
 	if req.Recover {
-		created = appendRecovery(created, 0, nil)
+		created = wire.WithRecovery(created, 0, nil)
 	}
 	req.Member.Send(created)
 	m.rooms[code] = r

@@ -1,9 +1,9 @@
 package rooms
 
 import (
-	"errors"
-	"strconv"
 	"time"
+
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // Message recovery (README "Catch-up after a blip"): a slot whose owner
@@ -25,23 +25,14 @@ import (
 
 // Errors of the recovery extension, in the contract's shape.
 var (
-	ErrSinceAhead   = errors.New("since is ahead of this slot")
-	ErrSinceInvalid = errors.New("since must be a non-negative integer")
+	ErrSinceAhead   = wire.Define("since is ahead of this slot")
+	ErrSinceInvalid = wire.Define("since must be a non-negative integer")
 )
 
 // JoinOptions are the recovery fields of a join.
 type JoinOptions struct {
 	Recover bool
 	Since   *uint64 // with Recover: the last seq the client has
-}
-
-// withSeq is frame (a JSON object) with ,"seq":n before its closing brace.
-func withSeq(frame []byte, seq uint64) []byte {
-	b := make([]byte, 0, len(frame)+24)
-	b = append(b, frame[:len(frame)-1]...)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendUint(b, seq, 10)
-	return append(b, '}')
 }
 
 // deliverLocked sends frame to slot s: as it is to a member that did not
@@ -56,7 +47,7 @@ func (r *Room) deliverLocked(s *slot, frame []byte) bool {
 		return true
 	}
 	s.seq++
-	f := withSeq(frame, s.seq)
+	f := wire.WithSeq(frame, s.seq)
 	kept := r.keepLocked(s, f)
 	if s.member == nil {
 		if !kept {
@@ -225,16 +216,4 @@ func (r *Room) missedLocked(s *slot, since uint64) (frames [][]byte, complete bo
 		}
 	}
 	return frames, true
-}
-
-// appendRecovery adds the recovery fields to a created or joined frame:
-// "seq" always, "recovered" when the join asked to recover from a seq.
-func appendRecovery(frame []byte, seq uint64, recovered *bool) []byte {
-	b := append(frame[:len(frame)-1:len(frame)-1], `,"seq":`...)
-	b = strconv.AppendUint(b, seq, 10)
-	if recovered != nil {
-		b = append(b, `,"recovered":`...)
-		b = strconv.AppendBool(b, *recovered)
-	}
-	return append(b, '}')
 }

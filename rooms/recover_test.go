@@ -7,6 +7,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 func since(n uint64) JoinOptions { return JoinOptions{Recover: true, Since: &n} }
@@ -25,14 +26,14 @@ func TestRecoveryReplaysWhatASlotMissed(t *testing.T) {
 	}
 	expectFrames(t, "player", p, `{"type":"joined","room":"AAAA01","index":1,"peers":[0],"seq":0}`)
 	expectFrames(t, "host", host, `{"type":"peer_joined","index":1,"seq":1}`)
-	r.SetState(0, host, []byte(`{"round":1}`))
+	r.PutState(AsMember(0, host), []byte(`{"round":1}`))
 	expectFrames(t, "player", p, `{"type":"state","data":{"round":1},"seq":1}`)
 
 	r.Leave(1, p, false) // a blip
 	to := uint64(1)
 	for i := range 3 {
-		r.Send(0, host, nil, MessageFrame(0, []byte(fmt.Sprint(i))))
-		if _, err := r.Send(0, host, &to, MessageFrame(0, []byte(fmt.Sprint(10+i)))); err != nil {
+		r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, []byte(fmt.Sprint(i))))
+		if _, err := r.Relay(AsMember(0, host), &to, wire.MessageFrame(0, []byte(fmt.Sprint(10+i)))); err != nil {
 			t.Fatalf("a targeted send to a slot that recovers: %v", err)
 		}
 	}
@@ -48,7 +49,7 @@ func TestRecoveryReplaysWhatASlotMissed(t *testing.T) {
 		`{"type":"message","from":0,"data":11,"seq":5}`,
 		`{"type":"message","from":0,"data":2,"seq":6}`,
 		`{"type":"message","from":0,"data":12,"seq":7}`)
-	r.Send(0, host, nil, MessageFrame(0, []byte(`"live"`)))
+	r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, []byte(`"live"`)))
 	expectFrames(t, "rejoined player", back, `{"type":"message","from":0,"data":"live","seq":8}`)
 
 	// Nothing missed: recovered, nothing replayed.
@@ -66,12 +67,12 @@ func TestRecoveryWindowBounds(t *testing.T) {
 	m := NewManager(Config{Instance: "m1", Region: "fra", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}, RecoverFrames: 4})
 	host := &fakeMember{}
 	r, _ := m.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 4})
-	r.SetState(0, host, []byte(`"s"`))
+	r.PutState(AsMember(0, host), []byte(`"s"`))
 	p := &fakeMember{}
 	m.Join(r.Code, "p", p, JoinOptions{Recover: true})
 	r.Leave(1, p, false)
 	for i := range 5 {
-		r.Send(0, host, nil, MessageFrame(0, []byte(fmt.Sprint(i))))
+		r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, []byte(fmt.Sprint(i))))
 	}
 	back := &fakeMember{}
 	m.Join(r.Code, "p", back, since(0))
@@ -79,7 +80,7 @@ func TestRecoveryWindowBounds(t *testing.T) {
 	// Age: away longer than the window's age, the slot lapsed: its frames
 	// are gone and it skipped a seq (7), so it cannot be told recovered.
 	r.Leave(1, back, false)
-	r.Send(0, host, nil, MessageFrame(0, []byte(`"old"`)))
+	r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, []byte(`"old"`)))
 	clk.Advance(2 * time.Minute)
 	late := &fakeMember{}
 	if _, _, err := m.Join(r.Code, "p", late, since(5)); err != nil {
@@ -99,7 +100,7 @@ func TestTargetedSendToVacantSlotWithoutRecovery(t *testing.T) {
 	join(t, m, r.Code, "p", p)
 	r.Leave(1, p, false)
 	to := uint64(1)
-	if _, err := r.Send(0, host, &to, MessageFrame(0, nil)); err != ErrTargetNotFound {
+	if _, err := r.Relay(AsMember(0, host), &to, wire.MessageFrame(0, nil)); err != ErrTargetNotFound {
 		t.Fatalf("send to a vacant slot without recovery: %v", err)
 	}
 }

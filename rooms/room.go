@@ -6,6 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/party-sockets/party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // clientKey is what a room keeps of a clientId: its SHA-256. The secret
@@ -121,7 +124,7 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		// Reconnect: the new socket takes the slot silently.
 		old := s.member
 		s.member = mem
-		old.Close(CloseReplaced, "replaced")
+		old.Close(closecode.EndReplaced)
 	case s != nil:
 		if r.full() {
 			return 0, ErrRoomFull
@@ -132,7 +135,7 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 			r.cancelGraceLocked()
 		}
 		r.m.event(Event{Type: EventPlayerJoined, Room: r.Code, Index: idx})
-		r.broadcastLocked(idx, peerFrame("peer_joined", idx))
+		r.broadcastLocked(idx, wire.PeerFrame(wire.PeerJoined, idx))
 	default:
 		if r.full() {
 			return 0, ErrRoomFull
@@ -150,14 +153,14 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		r.byKey[key] = idx
 		r.addLiveLocked(1)
 		r.m.event(Event{Type: EventPlayerJoined, Room: r.Code, Index: idx})
-		r.broadcastLocked(idx, peerFrame("peer_joined", idx))
+		r.broadcastLocked(idx, wire.PeerFrame(wire.PeerJoined, idx))
 	}
 	if s.recover && !opt.Recover {
 		r.dropWindowLocked(s)
 		s.seq = 0
 	}
 	s.recover, s.lapsed = opt.Recover, false
-	joined := joinedFrame(r.Code, idx, r.peersLocked(idx), r.URL)
+	joined := wire.JoinedFrame(r.Code, idx, r.peersLocked(idx), r.URL)
 	if !opt.Recover {
 		mem.Send(joined)
 		if r.state != nil {
@@ -173,9 +176,9 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 	complete := false
 	if since != nil {
 		missed, complete = r.missedLocked(s, *since)
-		mem.Send(appendRecovery(joined, s.seq, &complete))
+		mem.Send(wire.WithRecovery(joined, s.seq, &complete))
 	} else {
-		mem.Send(appendRecovery(joined, s.seq, nil))
+		mem.Send(wire.WithRecovery(joined, s.seq, nil))
 	}
 	for _, f := range missed {
 		mem.Send(f)
@@ -266,24 +269,13 @@ func (r *Room) Leave(idx int, mem Member, clean bool) {
 	r.addLiveLocked(-1)
 	r.m.event(Event{Type: EventPlayerLeft, Room: r.Code, Index: idx})
 	if r.live == 0 && clean {
-		r.endLocked(0, "", EndEmpty)
+		r.endLocked(EndEmpty)
 		return
 	}
-	r.broadcastLocked(idx, peerFrame("peer_left", idx))
+	r.broadcastLocked(idx, wire.PeerFrame(wire.PeerLeft, idx))
 	if idx == 0 || (r.live == 0 && r.grace == nil) {
 		r.armGraceLocked(r.m.cfg.HostGrace)
 	}
-}
-
-// Send relays a message frame from slot idx: to one slot when to is not
-// nil, else to every other live member. It returns how many got the frame.
-func (r *Room) Send(idx int, mem Member, to *uint64, frame []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, err := r.memberLocked(idx, mem); err != nil {
-		return 0, err
-	}
-	return r.relayLocked(idx, to, frame)
 }
 
 // relayLocked delivers frame to slot to, or (to nil) to every slot but
@@ -305,20 +297,6 @@ func (r *Room) relayLocked(skip int, to *uint64, frame []byte) (int, error) {
 	return 0, nil
 }
 
-// SetState retains a snapshot (compact JSON, nil when absent) and pushes it
-// to every other live member.
-func (r *Room) SetState(idx int, mem Member, data []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, err := r.memberLocked(idx, mem); err != nil {
-		return err
-	}
-	if idx != 0 {
-		return ErrOnlyHostState
-	}
-	return r.setStateLocked(idx, data)
-}
-
 // setStateLocked checks and retains a snapshot and pushes it to every slot
 // but skip.
 func (r *Room) setStateLocked(skip int, data []byte) error {
@@ -328,7 +306,7 @@ func (r *Room) setStateLocked(skip int, data []byte) error {
 	case len(data) > MaxStateBytes:
 		return ErrStateTooLarge
 	}
-	state := StateFrame(data)
+	state := wire.StateFrame(data)
 	if !r.reserveLocked(int64(len(state)-len(r.state)), nil) {
 		return ErrOverBudget
 	}
@@ -337,28 +315,14 @@ func (r *Room) setStateLocked(skip int, data []byte) error {
 	return nil
 }
 
-// CloseRoom ends the room at the host's request.
-func (r *Room) CloseRoom(idx int, mem Member) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, err := r.memberLocked(idx, mem); err != nil {
-		return err
-	}
-	if idx != 0 {
-		return ErrOnlyHostClose
-	}
-	r.endLocked(CloseRoomClosed, "room closed", EndHostClosed)
-	return nil
-}
-
-// endLocked removes the room and closes every live member with code (when
-// not zero). No other frame is sent. why is the reason webhooks see.
-func (r *Room) endLocked(code int, reason, why string) {
+// endLocked removes the room and closes every live member with 4001
+// (EndRoomClosed). No other frame is sent. why is the reason webhooks see.
+func (r *Room) endLocked(why string) {
 	r.m.event(Event{Type: EventRoomClosed, Room: r.Code, Reason: why})
 	for i := range r.slots {
 		if mem := r.slots[i].member; mem != nil {
 			r.slots[i].member = nil
-			mem.Close(code, reason)
+			mem.Close(closecode.EndRoomClosed)
 		}
 	}
 	r.releaseLocked()
@@ -407,5 +371,5 @@ func (r *Room) graceExpired(turn int) {
 	if s := r.slotLocked(0); s != nil && s.member != nil {
 		return
 	}
-	r.endLocked(CloseRoomClosed, "room closed", EndGraceExpired)
+	r.endLocked(EndGraceExpired)
 }

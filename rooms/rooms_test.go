@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // fakeMember records what a room sent it.
@@ -26,10 +28,10 @@ func (f *fakeMember) Send(b []byte) {
 	f.frames = append(f.frames, string(b))
 }
 
-func (f *fakeMember) Close(code int, reason string) {
+func (f *fakeMember) Close(end closecode.End) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.code, f.reason = code, reason
+	f.code, f.reason = int(end.Code()), end.Text()
 }
 
 func (f *fakeMember) take() []string {
@@ -99,7 +101,7 @@ func TestCreateJoinBroadcast(t *testing.T) {
 	join(t, m, r.Code, "b", b)
 	expectFrames(t, "b", b, `{"type":"joined","room":"AAAA01","index":2,"peers":[0,1]}`)
 
-	if _, err := r.Send(1, a, nil, MessageFrame(1, []byte(`{"x":1}`))); err != nil {
+	if _, err := r.Relay(AsMember(1, a), nil, wire.MessageFrame(1, []byte(`{"x":1}`))); err != nil {
 		t.Fatal(err)
 	}
 	expectFrames(t, "a", a, `{"type":"peer_joined","index":2}`)
@@ -107,18 +109,18 @@ func TestCreateJoinBroadcast(t *testing.T) {
 	expectFrames(t, "host", host, `{"type":"peer_joined","index":2}`, `{"type":"message","from":1,"data":{"x":1}}`)
 
 	to := uint64(2)
-	if _, err := r.Send(0, host, &to, MessageFrame(0, nil)); err != nil {
+	if _, err := r.Relay(AsMember(0, host), &to, wire.MessageFrame(0, nil)); err != nil {
 		t.Fatal(err)
 	}
 	expectFrames(t, "b", b, `{"type":"message","from":0}`)
 	expectFrames(t, "a", a)
 	self := uint64(1)
-	if _, err := r.Send(1, a, &self, MessageFrame(1, nil)); err != nil {
+	if _, err := r.Relay(AsMember(1, a), &self, wire.MessageFrame(1, nil)); err != nil {
 		t.Fatalf("send to self: %v", err)
 	}
 	expectFrames(t, "a", a, `{"type":"message","from":1}`)
 	for _, bad := range []uint64{3, 99, 1 << 53} {
-		if _, err := r.Send(1, a, &bad, MessageFrame(1, nil)); err != ErrTargetNotFound {
+		if _, err := r.Relay(AsMember(1, a), &bad, wire.MessageFrame(1, nil)); err != ErrTargetNotFound {
 			t.Errorf("send to %d: %v, want %v", bad, err, ErrTargetNotFound)
 		}
 	}
@@ -165,7 +167,7 @@ func TestReplaceClosesOldSocketSilently(t *testing.T) {
 	// The old socket going away afterwards causes nothing.
 	r.Leave(1, a, true)
 	expectFrames(t, "host", host)
-	if _, err := r.Send(1, a, nil, MessageFrame(1, nil)); err != ErrNotInRoom {
+	if _, err := r.Relay(AsMember(1, a), nil, wire.MessageFrame(1, nil)); err != ErrNotInRoom {
 		t.Fatalf("send from replaced socket: %v", err)
 	}
 	if in, _ := r.Info(); in.Clients != 2 {
@@ -179,24 +181,24 @@ func TestStateRetainedAndReplayedAfterJoined(t *testing.T) {
 	r := create(t, m, host, 4)
 	host.take()
 	join(t, m, r.Code, "a", a)
-	if err := r.SetState(1, a, []byte(`1`)); err != ErrOnlyHostState {
+	if err := r.PutState(AsMember(1, a), []byte(`1`)); err != ErrOnlyHostState {
 		t.Fatalf("non-host set_state: %v", err)
 	}
-	if err := r.SetState(0, host, nil); err != ErrStateRequired {
+	if err := r.PutState(AsMember(0, host), nil); err != ErrStateRequired {
 		t.Fatalf("set_state without data: %v", err)
 	}
-	if err := r.SetState(0, host, make([]byte, MaxStateBytes+1)); err != ErrStateTooLarge {
+	if err := r.PutState(AsMember(0, host), make([]byte, MaxStateBytes+1)); err != ErrStateTooLarge {
 		t.Fatalf("oversized state: %v", err)
 	}
 	a.take()
-	if err := r.SetState(0, host, []byte(`{"round":2}`)); err != nil {
+	if err := r.PutState(AsMember(0, host), []byte(`{"round":2}`)); err != nil {
 		t.Fatal(err)
 	}
 	expectFrames(t, "a", a, `{"type":"state","data":{"round":2}}`)
 	expectFrames(t, "host", host, `{"type":"peer_joined","index":1}`)
 	join(t, m, r.Code, "b", b)
 	expectFrames(t, "b", b, `{"type":"joined","room":"AAAA01","index":2,"peers":[0,1]}`, `{"type":"state","data":{"round":2}}`)
-	if err := r.SetState(0, host, []byte(`null`)); err != nil {
+	if err := r.PutState(AsMember(0, host), []byte(`null`)); err != nil {
 		t.Fatalf("null state: %v", err)
 	}
 	expectFrames(t, "b", b, `{"type":"state","data":null}`)
@@ -207,12 +209,12 @@ func TestCloseRoom(t *testing.T) {
 	host, a := &fakeMember{}, &fakeMember{}
 	r := create(t, m, host, 4)
 	join(t, m, r.Code, "a", a)
-	if err := r.CloseRoom(1, a); err != ErrOnlyHostClose {
+	if err := r.End(AsMember(1, a)); err != ErrOnlyHostClose {
 		t.Fatalf("non-host close: %v", err)
 	}
 	host.take()
 	a.take()
-	if err := r.CloseRoom(0, host); err != nil {
+	if err := r.End(AsMember(0, host)); err != nil {
 		t.Fatal(err)
 	}
 	for name, f := range map[string]*fakeMember{"host": host, "a": a} {
@@ -389,13 +391,13 @@ func TestBudgetCountsSlotsAndState(t *testing.T) {
 	host := &fakeMember{}
 	r := create(t, m, host, 8)
 	join(t, m, r.Code, "a", &fakeMember{})
-	if err := r.SetState(0, host, []byte(`{"big":"`+strings.Repeat("s", 1000)+`"}`)); err != nil {
+	if err := r.PutState(AsMember(0, host), []byte(`{"big":"`+strings.Repeat("s", 1000)+`"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if used := b.Used(); used < 2*SlotBytes+1000 {
 		t.Fatalf("budget used %d after two slots and a 1 KB state", used)
 	}
-	if err := r.CloseRoom(0, host); err != nil {
+	if err := r.End(AsMember(0, host)); err != nil {
 		t.Fatal(err)
 	}
 	if used := b.Used(); used != 0 {
@@ -459,9 +461,9 @@ func TestConcurrentRooms(t *testing.T) {
 					return
 				}
 				for range 10 {
-					_, _ = r.Send(idx, a, nil, MessageFrame(idx, []byte("1")))
+					_, _ = r.Relay(AsMember(idx, a), nil, wire.MessageFrame(idx, []byte("1")))
 				}
-				_ = r.SetState(0, host, []byte("2"))
+				_ = r.PutState(AsMember(0, host), []byte("2"))
 				r.Leave(idx, a, true)
 				r.Leave(0, host, true)
 			}

@@ -2,8 +2,9 @@ package rooms
 
 import (
 	"crypto/sha256"
-	"errors"
 	"time"
+
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // The transfers a machine has taken in or aborted (README "Deploys",
@@ -33,9 +34,9 @@ const MaxTransfers = 65536
 // Errors of the log, in the contract's shape.
 var (
 	// ErrTransferDone: the transfer's room came here and has ended since.
-	ErrTransferDone = errors.New("Transfer already taken")
+	ErrTransferDone = wire.Define("Transfer already taken")
 	// ErrTooManyTransfers: the log is full of ids still in their window.
-	ErrTooManyTransfers = errors.New("Too many transfers")
+	ErrTooManyTransfers = wire.Define("Too many transfers")
 )
 
 // transferKey is what the log keeps of an id: its hash, whatever its length.

@@ -1,9 +1,10 @@
 package rooms
 
 import (
-	"errors"
 	"net/url"
 	"strings"
+
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // MaxURLBytes bounds a controller url template.
@@ -11,13 +12,15 @@ const MaxURLBytes = 512
 
 // Errors for controller url templates, exactly as the wire contract spells them.
 var (
-	ErrURLType      = errors.New("url must be a string")
-	ErrURLTooLarge  = errors.New("url too large")
-	ErrURLChars     = errors.New("url must not contain spaces or control characters")
-	ErrURLBrace     = errors.New("url has an unmatched placeholder brace")
-	ErrURLInvalid   = errors.New("url is not a valid URL")
-	ErrURLNotHTTPS  = errors.New("url must be an https URL")
-	errURLNamePrefx = "Unknown url placeholder: "
+	ErrURLType     = wire.Define("url must be a string")
+	ErrURLTooLarge = wire.Define("url too large")
+	ErrURLChars    = wire.Define("url must not contain spaces or control characters")
+	ErrURLBrace    = wire.Define("url has an unmatched placeholder brace")
+	ErrURLInvalid  = wire.Define("url is not a valid URL")
+	ErrURLNotHTTPS = wire.Define("url must be an https URL")
+	// ErrURLPlaceholder is sent with the unknown {name}, as
+	// "Unknown url placeholder: {name}".
+	ErrURLPlaceholder = wire.Define("Unknown url placeholder")
 )
 
 // Template is a checked controller url template with {room} and {instance}
@@ -53,7 +56,7 @@ func ParseTemplate(s string) (Template, error) {
 			continue
 		}
 		if name := rest[open+1 : end]; name != "room" && name != "instance" {
-			return "", errors.New(errURLNamePrefx + rest[open:end+1])
+			return "", ErrURLPlaceholder.With(rest[open : end+1])
 		}
 		rest = rest[end+1:]
 	}

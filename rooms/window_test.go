@@ -8,6 +8,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // The bounds on recovery windows (issue 20, finding 1): a room's windows
@@ -108,7 +109,7 @@ func TestRoomWindowsHaveABound(t *testing.T) {
 		}
 	}
 	for range 200 {
-		r.Send(0, host, nil, MessageFrame(0, payload(500)))
+		r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, payload(500)))
 		checkAccounts(t, m, b)
 	}
 	if r.winCost < 12<<10 || r.winCost > 16<<10 {
@@ -129,13 +130,13 @@ func TestVacantWindowsGoFirst(t *testing.T) {
 	m, clk := windowManager(t, b, 64<<10) // room for two windows of 20 frames, and a bit
 	host := &fakeMember{}
 	r, _ := m.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 8})
-	r.SetState(0, host, []byte(`"s"`))
+	r.PutState(AsMember(0, host), []byte(`"s"`))
 	live := &fakeMember{}
 	m.Join(r.Code, "live", live, JoinOptions{Recover: true})
 	awayPlayers(t, m, clk, r.Code, 3) // slots 2, 3, 4
 	live.take()
 	for range 20 {
-		r.Send(0, host, nil, MessageFrame(0, payload(1000)))
+		r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, payload(1000)))
 	}
 	for _, idx := range []int{2, 3} {
 		if s := r.slotLocked(idx); !s.lapsed || s.win.cost != 0 {
@@ -149,7 +150,7 @@ func TestVacantWindowsGoFirst(t *testing.T) {
 		t.Fatalf("the live slot holds %d frames, want all 26 (3 joins, 3 leaves, 20 messages): vacant windows were to go first", len(s.win.entries))
 	}
 	to := uint64(2)
-	if _, err := r.Send(0, host, &to, MessageFrame(0, nil)); err != ErrTargetNotFound {
+	if _, err := r.Relay(AsMember(0, host), &to, wire.MessageFrame(0, nil)); err != ErrTargetNotFound {
 		t.Fatalf("a targeted send to a lapsed slot: %v, want %v", err, ErrTargetNotFound)
 	}
 	for _, since := range []uint64{0, 1, 5} {
@@ -177,7 +178,7 @@ func TestBudgetRefusesWindowFrames(t *testing.T) {
 	p := &fakeMember{}
 	m.Join(r.Code, "p", p, JoinOptions{Recover: true})
 	for range 200 {
-		r.Send(0, host, nil, MessageFrame(0, payload(1000)))
+		r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, payload(1000)))
 		if b.Used() > b.Limit() {
 			t.Fatalf("budget %d over its limit %d", b.Used(), b.Limit())
 		}
@@ -191,13 +192,13 @@ func TestBudgetRefusesWindowFrames(t *testing.T) {
 	// after the gap.
 	hold := b.Limit() - b.Used()
 	b.Add(hold)
-	r.Send(0, host, nil, MessageFrame(0, payload(60_000)))
+	r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, payload(60_000)))
 	b.Add(-hold)
 	gap := s.seq
 	if len(s.win.entries) != 0 {
 		t.Fatalf("a refused frame left %d frames in the window: a hole", len(s.win.entries))
 	}
-	r.Send(0, host, nil, MessageFrame(0, payload(10)))
+	r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, payload(10)))
 	r.Leave(1, p, false)
 	for _, c := range []struct {
 		since     uint64
@@ -226,7 +227,7 @@ func TestMachineReclaimsVacantWindowsOldestFirst(t *testing.T) {
 		r, _ := m.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 8})
 		awayPlayers(t, m, clk, r.Code, 2)
 		for range 10 {
-			r.Send(0, host, nil, MessageFrame(0, payload(1000)))
+			r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, payload(1000)))
 		}
 		rooms = append(rooms, r)
 		clk.Advance(time.Duration(i+1) * time.Second)
@@ -245,14 +246,14 @@ func TestMachineReclaimsVacantWindowsOldestFirst(t *testing.T) {
 	// A frame that does not fit frees the machine's vacant windows first,
 	// before the live slot's own: it is kept at once.
 	for _, r := range rooms {
-		r.ServerClose()
+		r.End(AsBackend())
 	}
 	b2 := budget.New(64 << 10)
 	m2, clk2 := windowManager(t, b2, 1<<20)
 	a, _ := m2.Create(CreateRequest{Member: &fakeMember{}, ClientID: "a", MaxClients: 8})
 	awayPlayers(t, m2, clk2, a.Code, 2)
 	for range 10 {
-		a.ServerSend(nil, MessageFrame(ServerFrom, payload(1000)))
+		a.Relay(AsBackend(), nil, wire.MessageFrame(ServerFrom, payload(1000)))
 	}
 	other, _ := m2.Create(CreateRequest{Member: &fakeMember{}, ClientID: "b", MaxClients: 8})
 	p := &fakeMember{}
@@ -263,7 +264,7 @@ func TestMachineReclaimsVacantWindowsOldestFirst(t *testing.T) {
 	if m2.vacant.Load() == 0 {
 		t.Fatal("no vacant window to free")
 	}
-	other.ServerSend(nil, MessageFrame(ServerFrom, payload(1000)))
+	other.Relay(AsBackend(), nil, wire.MessageFrame(ServerFrom, payload(1000)))
 	other.mu.Lock()
 	kept := len(other.slotLocked(1).win.entries)
 	other.mu.Unlock()
@@ -281,12 +282,12 @@ func TestAgeSweepLapsesVacantSlots(t *testing.T) {
 	m, clk := windowManager(t, b, 1<<20)
 	host := &fakeMember{}
 	r, _ := m.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 8})
-	r.SetState(0, host, []byte(`"s"`))
+	r.PutState(AsMember(0, host), []byte(`"s"`))
 	p := &fakeMember{}
 	m.Join(r.Code, "p", p, JoinOptions{Recover: true})
-	r.Send(0, host, nil, MessageFrame(0, payload(100))) // seq 1
+	r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, payload(100))) // seq 1
 	r.Leave(1, p, false)
-	r.Send(0, host, nil, MessageFrame(0, payload(100))) // seq 2, kept while away
+	r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, payload(100))) // seq 2, kept while away
 	held := b.Used()
 	clk.Advance(time.Minute - time.Millisecond)
 	if s := r.slotLocked(1); s.lapsed || b.Used() != held {
@@ -301,15 +302,15 @@ func TestAgeSweepLapsesVacantSlots(t *testing.T) {
 		t.Fatalf("after the window's age: lapsed %v, window %d bytes, seq %d; want lapsed, empty, seq 3 (one skipped)", lapsed, cost, seq)
 	}
 	to := uint64(1)
-	if _, err := r.Send(0, host, &to, MessageFrame(0, nil)); err != ErrTargetNotFound {
+	if _, err := r.Relay(AsMember(0, host), &to, wire.MessageFrame(0, nil)); err != ErrTargetNotFound {
 		t.Fatalf("a targeted send to a lapsed slot: %v", err)
 	}
 	back := &fakeMember{}
 	m.Join(r.Code, "p", back, since(1))
 	expectFrames(t, "rejoined", back, `{"type":"joined","room":"AAAA01","index":1,"peers":[0],"seq":3,"recovered":false}`, `{"type":"state","data":"s"}`)
-	r.Send(0, host, nil, MessageFrame(0, nil))
+	r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, nil))
 	expectFrames(t, "rejoined", back, `{"type":"message","from":0,"seq":4}`)
-	r.ServerClose()
+	r.End(AsBackend())
 	if n := clk.Pending(); n != 0 {
 		t.Fatalf("%d timers left after the room ended", n)
 	}
@@ -326,9 +327,9 @@ func TestWindowCountsItsOverhead(t *testing.T) {
 	base := b.Used()
 	payloadBytes := 0
 	for range 100 {
-		f := MessageFrame(0, nil) // {"type":"message","from":0}: 26 bytes
+		f := wire.MessageFrame(0, nil) // {"type":"message","from":0}: 26 bytes
 		payloadBytes += len(f) + len(`,"seq":100`)
-		r.Send(0, host, nil, f)
+		r.Relay(AsMember(0, host), nil, f)
 	}
 	r.mu.Lock()
 	w := r.slotLocked(1).win
@@ -341,7 +342,7 @@ func TestWindowCountsItsOverhead(t *testing.T) {
 		t.Fatalf("100 small frames count %d bytes; their payload and entries alone are %d", counted, min)
 	}
 	t.Logf("100 frames of ~36 bytes: %d bytes counted (%d per frame)", counted, counted/100)
-	r.ServerClose()
+	r.End(AsBackend())
 	if b.Used() != 0 {
 		t.Fatalf("budget %d after the room ended", b.Used())
 	}
@@ -366,7 +367,7 @@ func TestSpentBudgetRefusesSlotsAndState(t *testing.T) {
 	if _, _, err := m.Join(r.Code, "new", &fakeMember{}, JoinOptions{}); err != ErrOverBudget {
 		t.Fatalf("a new slot with the budget spent: %v", err)
 	}
-	if err := r.SetState(0, host, []byte(`"more"`)); err != ErrOverBudget {
+	if err := r.PutState(AsMember(0, host), []byte(`"more"`)); err != ErrOverBudget {
 		t.Fatalf("a state with the budget spent: %v", err)
 	}
 	r.Leave(1, p, false)
@@ -390,7 +391,7 @@ func TestImportHoldsWindowsToTheRoomBound(t *testing.T) {
 	r, _ := src.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 8, Recover: true})
 	awayPlayers(t, src, clk, r.Code, 4)
 	for range 10 {
-		r.Send(0, host, nil, MessageFrame(0, payload(500)))
+		r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, payload(500)))
 	}
 	moveRoom(t, src, dst, r.Code, "t1")
 	got := dst.Room(r.Code)

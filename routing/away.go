@@ -279,7 +279,7 @@ func DecodeListing(body []byte, region string) ([]string, error) {
 		if len(out) == MaxListedCodes {
 			break
 		}
-		if home, ok := regions.RegionOf(code); ok && home == region {
+		if home, ok := regions.HomeOf(code); ok && home == region {
 			out = append(out, code)
 		}
 	}

@@ -56,7 +56,7 @@ func startSibling(t *testing.T, ip string, port int, sb *sibling) {
 			}
 			codes := []string{}
 			for _, c := range held {
-				if home, _ := regions.RegionOf(c); home == r.URL.Query().Get("region") {
+				if home, _ := regions.HomeOf(c); home == r.URL.Query().Get("region") {
 					codes = append(codes, c)
 				}
 			}
@@ -241,7 +241,7 @@ func FuzzDecodeListing(f *testing.F) {
 			t.Fatalf("%d codes kept", len(codes))
 		}
 		for _, c := range codes {
-			if home, ok := regions.RegionOf(c); !ok || home != region {
+			if home, ok := regions.HomeOf(c); !ok || home != region {
 				t.Fatalf("kept %q, not a code of %q", c, region)
 			}
 		}

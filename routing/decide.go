@@ -115,7 +115,7 @@ func Decide(in Input) Decision {
 	if !ok || !regions.Known(in.Region) {
 		return Serve{}
 	}
-	home, ok := regions.RegionOf(code)
+	home, ok := regions.HomeOf(code)
 	switch {
 	case !ok:
 		return Serve{}

@@ -92,10 +92,10 @@ func TestDecide(t *testing.T) {
 // decodedProbe: "%31" is "1", so the percent-decoded code is "1"+fraCode[1:].
 func decodedProbe() Decision {
 	code := "1" + fraCode[1:]
-	if r, ok := regions.RegionOf(code); ok && r == "fra" {
+	if r, ok := regions.HomeOf(code); ok && r == "fra" {
 		return Probe{code}
 	}
-	if r, ok := regions.RegionOf(code); ok {
+	if r, ok := regions.HomeOf(code); ok {
 		return ReplayRegion{r}
 	}
 	return Serve{}

@@ -2,11 +2,11 @@ package server
 
 import (
 	"crypto/subtle"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
 
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/routing"
 	"github.com/party-sockets/party-sockets/tokens"
@@ -25,9 +25,9 @@ import (
 const MaxAPIBody = 64 << 10
 
 var (
-	errAPIOff       = errors.New("Server API is off")
-	errBodyTooLarge = errors.New("Body too large")
-	errDataRequired = errors.New("data is required")
+	errAPIOff       = wire.Define("Server API is off")
+	errBodyTooLarge = wire.Define("Body too large")
+	errDataRequired = wire.Define("data is required")
 )
 
 // isAPI reports whether r is a server API call.
@@ -64,6 +64,8 @@ func (s *Server) apiRefusal(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// apiError answers an HTTP request with err as {"error": "..."} and
+// counts it: every HTTP error of the server, the API's and others'.
 func (s *Server) apiError(w http.ResponseWriter, status int, err error) {
 	s.metrics.errorSent(err)
 	writeJSON(w, status, map[string]string{"error": err.Error()})
@@ -84,49 +86,43 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusNotFound, rooms.ErrRoomNotFound)
 		return
 	}
-	var m message
+	var m wire.Message
 	if action != "close" || len(body) > 0 {
-		if m, err = decodeObject(body); err != nil {
+		if m, err = wire.DecodeObject(body); err != nil {
 			s.apiError(w, http.StatusBadRequest, err)
 			return
 		}
 	}
-	switch action {
-	case "send":
-		var to *uint64
-		if m.To != nil {
-			i, ok := slotIndex(m.To)
-			if !ok {
-				s.apiError(w, http.StatusBadRequest, rooms.ErrTargetNotFound)
-				return
-			}
-			to = &i
-		}
-		frame := rooms.MessageFrame(rooms.ServerFrom, compactData(m.Data))
-		n, err := room.ServerSend(to, frame)
-		if err != nil {
-			s.apiError(w, statusOf(err), err)
-			return
-		}
-		s.metrics.relayed(n, len(frame))
+	act, err := apiAction(action, &m)
+	if err != nil {
+		s.apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	n, err := s.apply(room, rooms.AsBackend(), act)
+	switch {
+	case err != nil:
+		s.apiError(w, statusOf(err), err)
+	case act.kind == actSend:
 		writeJSON(w, http.StatusOK, map[string]int{"delivered": n})
-	case "state":
-		if m.Data == nil {
-			s.apiError(w, http.StatusBadRequest, errDataRequired)
-			return
-		}
-		if err := room.ServerSetState(compactData(m.Data)); err != nil {
-			s.apiError(w, statusOf(err), err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-	case "close":
-		if err := room.ServerClose(); err != nil {
-			s.apiError(w, statusOf(err), err)
-			return
-		}
+	default:
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	}
+}
+
+// apiAction reads a call's body for its verb (send, state or close).
+func apiAction(verb string, m *wire.Message) (action, error) {
+	switch verb {
+	case "send":
+		return sendAction(m)
+	case "state":
+		if m.Data == nil {
+			return action{}, errDataRequired
+		}
+		return action{kind: actState, data: wire.Compact(m.Data)}, nil
+	case "close":
+		return action{kind: actClose}, nil
+	}
+	return action{}, errNoSuchPath // routing.APIPath knows no other
 }
 
 func statusOf(err error) int {

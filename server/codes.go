@@ -1,9 +1,9 @@
 package server
 
 import (
-	"errors"
 	"net/http"
 
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/regions"
 	"github.com/party-sockets/party-sockets/routing"
 )
@@ -20,7 +20,7 @@ import (
 
 const codesPath = routing.CodesPath
 
-var errUnknownRegion = errors.New("Unknown region")
+var errUnknownRegion = wire.Define("Unknown region")
 
 func (s *Server) serveCodes(w http.ResponseWriter, r *http.Request, call peerCall) {
 	if _, ok := s.readCall(w, r, call, 0); !ok {
@@ -33,7 +33,7 @@ func (s *Server) serveCodes(w http.ResponseWriter, r *http.Request, call peerCal
 	}
 	codes := []string{}
 	for _, code := range s.rooms.Codes() {
-		if home, ok := regions.RegionOf(code); ok && home == region {
+		if home, ok := regions.HomeOf(code); ok && home == region {
 			if codes = append(codes, code); len(codes) == routing.MaxListedCodes {
 				break
 			}

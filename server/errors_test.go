@@ -81,6 +81,20 @@ func TestErrorTable(t *testing.T) {
 			c.expectErr(tt.want)
 		})
 	}
+	// Every error sent is counted under its own label, none as "other",
+	// and a placeholder's name is not part of the label.
+	kinds := map[string]float64{}
+	for _, m := range gather(t, ts.reg)["party_sockets_errors_total"].GetMetric() {
+		kinds[labels(m)["kind"]] += m.GetCounter().GetValue()
+	}
+	total := 0.0
+	for _, n := range kinds {
+		total += n
+	}
+	if total != float64(2*len(tests)) || kinds["other"] != 0 || kinds["Unknown url placeholder"] != 2 {
+		t.Errorf("errors_total: %v in all, %v other, %v \"Unknown url placeholder\"; want %d, 0, 2",
+			total, kinds["other"], kinds["Unknown url placeholder"], 2*len(tests))
+	}
 }
 
 func TestDrainingRefusesCreateOnly(t *testing.T) {

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 )
 
@@ -22,6 +24,38 @@ type relayCall struct {
 	Data json.RawMessage `json:"data,omitempty"`
 }
 
+// relayKinds is relayCall's kind for each action, both ways.
+var (
+	relayKinds     = map[string]actionKind{"send": actSend, "state": actState, "close": actClose}
+	relayKindNames = map[actionKind]string{actSend: "send", actState: "state", actClose: "close"}
+)
+
+// forward hands what slot sent, in the room with code that moved to a
+// sibling, to that sibling. It runs on the member's reader: bounded by one
+// internal call. Any failure is Room not found, as if the room had ended.
+func (s *Server) forward(code string, slot int, act action) error {
+	holder := s.movedTo(code)
+	if holder == "" || s.cfg.Prober == nil {
+		return rooms.ErrRoomNotFound
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), handoffTry)
+	defer cancel()
+	addr, err := s.siblingAddr(ctx, holder)
+	if err != nil {
+		return rooms.ErrRoomNotFound
+	}
+	rc := relayCall{Code: code, From: slot, Kind: relayKindNames[act.kind], Data: act.data}
+	if act.targeted {
+		rc.To = &act.to
+	}
+	body, _ := json.Marshal(rc)
+	if err := s.internalCall(ctx, http.MethodPost, holder, addr, relayPath, body, nil); err != nil {
+		s.log.Warn("forward after hand-off failed", "room", code, "to", holder, "kind", rc.Kind, "error", err)
+		return rooms.ErrRoomNotFound
+	}
+	return nil
+}
+
 // maxRelayOverhead is what a relay body adds to the member's frame.
 const maxRelayOverhead = 4096
 
@@ -35,9 +69,9 @@ func (s *Server) receiveRelay(w http.ResponseWriter, r *http.Request, call peerC
 		return
 	}
 	var rc relayCall
-	_, err := decodeObject(body) // JSON, UTF-8, keys and depth, as a client's message
+	_, err := wire.DecodeObject(body) // JSON, UTF-8, keys and depth, as a client's message
 	if err == nil && json.Unmarshal(body, &rc) != nil {
-		err = errInvalidJSON
+		err = wire.ErrInvalidJSON
 	}
 	if err != nil {
 		s.apiError(w, http.StatusBadRequest, err)
@@ -48,25 +82,19 @@ func (s *Server) receiveRelay(w http.ResponseWriter, r *http.Request, call peerC
 		s.apiError(w, http.StatusNotFound, rooms.ErrRoomNotFound)
 		return
 	}
-	var data []byte
+	kind, ok := relayKinds[rc.Kind]
+	if !ok {
+		s.apiError(w, http.StatusBadRequest, wire.ErrUnknownType)
+		return
+	}
+	act := action{kind: kind}
 	if len(rc.Data) > 0 {
-		data = compactData(rc.Data)
+		act.data = wire.Compact(rc.Data)
 	}
-	switch rc.Kind {
-	case "send":
-		frame := rooms.MessageFrame(rc.From, data)
-		n, ferr := room.Forwarded(call.sender, rc.From, rc.To, frame)
-		if ferr == nil {
-			s.metrics.relayed(n, len(frame))
-		}
-		err = ferr
-	case "state":
-		err = room.ForwardedState(call.sender, rc.From, data)
-	case "close":
-		err = room.ForwardedClose(call.sender, rc.From)
-	default:
-		err = errUnknownType
+	if rc.To != nil {
+		act.to, act.targeted = *rc.To, true
 	}
+	_, err = s.apply(room, rooms.AsForward(call.sender, rc.From), act)
 	switch {
 	case err == rooms.ErrNotFromSender:
 		s.apiError(w, http.StatusForbidden, err)
@@ -87,7 +115,7 @@ func (s *Server) receiveAbort(w http.ResponseWriter, r *http.Request, call peerC
 	}
 	var ac struct{ Code, Transfer string }
 	if json.Unmarshal(body, &ac) != nil {
-		s.apiError(w, http.StatusBadRequest, errInvalidJSON)
+		s.apiError(w, http.StatusBadRequest, wire.ErrInvalidJSON)
 		return
 	}
 	dropped, err := s.rooms.Abort(ac.Code, ac.Transfer, call.sender)

@@ -341,26 +341,3 @@ func randomID() string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
-// forward hands what slot idx sent to the machine its room moved to. It
-// runs on the session's reader: bounded by one internal call.
-func (se *session) forward(kind string, to *uint64, data []byte) error {
-	s := se.s
-	code := se.room.Code
-	holder := s.movedTo(code)
-	if holder == "" || s.cfg.Prober == nil {
-		return rooms.ErrRoomNotFound
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), handoffTry)
-	defer cancel()
-	addr, err := s.siblingAddr(ctx, holder)
-	if err != nil {
-		return rooms.ErrRoomNotFound
-	}
-	body, _ := json.Marshal(relayCall{Code: code, From: se.idx, To: to, Kind: kind, Data: data})
-	if err := s.internalCall(ctx, http.MethodPost, holder, addr, relayPath, body, nil); err != nil {
-		s.log.Warn("forward after hand-off failed", "room", code, "to", holder, "kind", kind, "error", err)
-		return rooms.ErrRoomNotFound
-	}
-	return nil
-}

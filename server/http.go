@@ -63,8 +63,7 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case who == callerPeer && !s.peerLooks.take(peerKey(r.RemoteAddr), time.Now()),
 		who == callerClient && s.ipl.blocked(ip):
-		s.metrics.errorSent(errTooManyRequests)
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyRequests.Error()})
+		s.apiError(w, http.StatusTooManyRequests, errTooManyRequests)
 		return
 	}
 	code, _ := routing.CandidateCode(r.URL.EscapedPath()) // "" (no room) for a bad escape

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/party-sockets/party-sockets/internal/peerauth"
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/tokens"
 )
@@ -43,8 +44,8 @@ const (
 )
 
 var (
-	errInternalOnly = errors.New("Internal endpoint")
-	errNoSuchPath   = errors.New("Not found")
+	errInternalOnly = wire.Define("Internal endpoint")
+	errNoSuchPath   = wire.Define("Not found")
 )
 
 func isInternal(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, internalPrefix) }
@@ -134,7 +135,7 @@ func (s *Server) readCall(w http.ResponseWriter, r *http.Request, call peerCall,
 		s.apiError(w, http.StatusRequestEntityTooLarge, errBodyTooLarge)
 		return nil, false
 	case err != nil:
-		s.apiError(w, http.StatusBadRequest, errInvalidJSON)
+		s.apiError(w, http.StatusBadRequest, wire.ErrInvalidJSON)
 		return nil, false
 	case !call.legacy && peerauth.BodyHash(body) != call.bodyHash:
 		s.apiError(w, http.StatusUnauthorized, tokens.ErrUnauthorized)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/party-sockets/party-sockets/internal/peerauth"
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // signedCall makes a call to base signed by from, as a sibling makes it,
@@ -153,9 +154,9 @@ func TestRelayHeldToTheClientsRules(t *testing.T) {
 	h := dial(t, ts.URL, "/", nil)
 	mine := h.create("h", 4)
 	relay := func(code, rest string) []byte { return []byte(`{"code":"` + code + `",` + rest + `}`) }
-	deep := strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1)
+	deep := strings.Repeat("[", wire.MaxDepth+1) + strings.Repeat("]", wire.MaxDepth+1)
 	keys := ""
-	for i := range MaxKeys {
+	for i := range wire.MaxKeys {
 		keys += `,"k` + itoa(i) + `":0`
 	}
 	tests := []struct {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -9,16 +8,18 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // Errors for the limits this server adds, in the shape of the contract's.
 var (
-	errRateLimited     = errors.New("Too many messages, slow down")
-	errTooManyMisses   = errors.New("Too many failed joins, try again later")
-	errTooManyConns    = errors.New("Too many connections from this address")
-	errTooManyRequests = errors.New("Too many requests")
-	errTooManyUpgrades = errors.New("Too many new connections, slow down")
-	errTooManyCreates  = errors.New("Too many rooms created, slow down")
+	errRateLimited     = wire.Define("Too many messages, slow down")
+	errTooManyMisses   = wire.Define("Too many failed joins, try again later")
+	errTooManyConns    = wire.Define("Too many connections from this address")
+	errTooManyRequests = wire.Define("Too many requests")
+	errTooManyUpgrades = wire.Define("Too many new connections, slow down")
+	errTooManyCreates  = wire.Define("Too many rooms created, slow down")
 )
 
 // addrBucket is a token bucket per client address, in an LRU so a scanner

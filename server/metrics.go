@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -20,10 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/routing"
-	"github.com/party-sockets/party-sockets/tokens"
 )
 
 // Bounds of the per-origin table (the wire contract fixes 500 and 100).
@@ -33,27 +33,6 @@ const (
 	tenantTableSize = 100
 	otherOrigin     = "__other__"
 )
-
-// Why a connection ended: a fixed set of label values.
-const (
-	reasonClient       = "client"
-	reasonSlow         = "slow_consumer"
-	reasonTooBig       = "too_big"
-	reasonReplaced     = "replaced"
-	reasonRoomClosed   = "room_closed"
-	reasonDeadPeer     = "dead_peer"
-	reasonWriteTimeout = "write_timeout"
-	reasonRestart      = "restart"
-	reasonRateLimit    = "rate_limit"
-	reasonShed         = "memory_budget"
-	reasonJoinTimeout  = "join_timeout"
-	reasonMsgTimeout   = "message_timeout"
-	reasonFragments    = "too_many_fragments"
-)
-
-// closeReasons is every reason label, each series started at zero.
-var closeReasons = []string{reasonClient, reasonSlow, reasonTooBig, reasonReplaced, reasonRoomClosed, reasonDeadPeer,
-	reasonWriteTimeout, reasonRestart, reasonRateLimit, reasonShed, reasonJoinTimeout, reasonMsgTimeout, reasonFragments}
 
 type originStats struct {
 	connections  atomic.Uint64
@@ -151,7 +130,7 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	}
 	// Every label set is fixed: start each series at zero so rates and
 	// dashboards have data before the first event.
-	for _, r := range closeReasons {
+	for _, r := range closecode.Labels() {
 		m.closes.WithLabelValues(r)
 	}
 	for _, k := range []string{"instance", "region", "redirect"} {
@@ -163,10 +142,10 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	for _, r := range []string{handoffSent, handoffReceived, handoffFailed} {
 		m.handoffs.WithLabelValues(r)
 	}
-	for _, e := range knownErrors {
-		m.errors.WithLabelValues(errorKind(e))
+	// Every error a client can see is a wire.Error with a fixed label.
+	for _, l := range wire.Labels() {
+		m.errors.WithLabelValues(l)
 	}
-	m.errors.WithLabelValues("Unknown url placeholder")
 	reg.MustRegister(m, m.messages, m.deliveries, m.bytes, m.errors, m.closes, m.replays, m.probes, m.probeTime, m.handoffs, m.handoffDur)
 	m.handler = &cachedScrape{g: gatherer, ttl: or(cfg.ScrapeTTL, DefaultScrapeTTL)}
 	return m
@@ -182,41 +161,14 @@ func (m *metrics) tenantCreated(sub string) {
 		getOrAdd(m.tenants, sub).roomsCreated.Add(1)
 	}
 }
-func (m *metrics) connectionClosed(reason string) {
-	m.closes.WithLabelValues(reason).Inc()
+func (m *metrics) connectionClosed(end closecode.End) {
+	m.closes.WithLabelValues(end.Label()).Inc()
 }
 
 func (m *metrics) relayed(receivers, frameBytes int) {
 	m.messages.Inc()
 	m.deliveries.Add(float64(receivers))
 	m.bytes.Add(float64(receivers * frameBytes))
-}
-
-// errorKind maps an error sent to a client to a label from a fixed set: the
-// contract's strings are fixed, except the placeholder name, which is cut.
-func errorKind(err error) string {
-	msg := err.Error()
-	if strings.HasPrefix(msg, "Unknown url placeholder: ") {
-		return "Unknown url placeholder"
-	}
-	for _, known := range knownErrors {
-		if errors.Is(err, known) {
-			return msg
-		}
-	}
-	return "other"
-}
-
-var knownErrors = []error{
-	errInvalidJSON, errUnknownType, errDraining, errAlreadyInRoom, errClientID, errMaxClients,
-	errRoomRequired, rooms.ErrRoomNotFound, rooms.ErrRoomFull, rooms.ErrNotInRoom,
-	rooms.ErrTargetNotFound, rooms.ErrOnlyHostState, rooms.ErrStateRequired, rooms.ErrStateTooLarge,
-	rooms.ErrOnlyHostClose, rooms.ErrURLType, rooms.ErrURLTooLarge, rooms.ErrURLChars, rooms.ErrURLBrace,
-	rooms.ErrURLInvalid, rooms.ErrURLNotHTTPS, rooms.ErrTooManyRooms, rooms.ErrClientIDTooLong, rooms.ErrSinceAhead, rooms.ErrSinceInvalid,
-	errRateLimited, errTooManyMisses, errTooManyConns, errTooManyRequests, errInvalidUTF8, errOriginTooLong,
-	errTooComplex, errTooManyUpgrades, errTooManyCreates, tokens.ErrUnauthorized, errAPIOff, errBodyTooLarge,
-	errDataRequired, errNotObject,
-	rooms.ErrOverBudget,
 }
 
 // probeTimer starts timing a probe round; the returned func records it.
@@ -228,7 +180,9 @@ func (m *metrics) probeTimer() func(outcome string) {
 	}
 }
 
-func (m *metrics) errorSent(err error) { m.errors.WithLabelValues(errorKind(err)).Inc() }
+// errorSent counts an error sent to a client, by its wire label (a fixed
+// set: an error that is no wire.Error counts as "other").
+func (m *metrics) errorSent(err error) { m.errors.WithLabelValues(wire.Label(err)).Inc() }
 
 // DefaultScrapeTTL is how long a rendered /metrics page is reused
 // (Config.ScrapeTTL). Fly scrapes every 15 s; a scrape from anyone else

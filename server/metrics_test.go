@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/rooms"
 )
@@ -156,8 +157,8 @@ func TestOriginFloodIsBounded(t *testing.T) {
 // fakeMember is a room member without a socket.
 type fakeMember struct{}
 
-func (fakeMember) Send([]byte)       {}
-func (fakeMember) Close(int, string) {}
+func (fakeMember) Send([]byte)         {}
+func (fakeMember) Close(closecode.End) {}
 
 func TestOriginRanking(t *testing.T) {
 	mgr := rooms.NewManager(rooms.Config{Codes: &seq{}, Clock: &testutil.FakeClock{}})

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/routing"
 )
@@ -56,7 +57,7 @@ var (
 	holderWait = time.Second
 )
 
-var errHandoffBusy = errors.New("Too many hand-offs at once")
+var errHandoffBusy = wire.Define("Too many hand-offs at once")
 
 func (s *Server) receiveHandoff(w http.ResponseWriter, r *http.Request, call peerCall) {
 	if s.draining.Load() {
@@ -133,7 +134,7 @@ func (s *Server) decodeHandoff(ctx context.Context, body []byte) (*rooms.Snapsho
 }
 
 // errFromNotSender refuses a signed snapshot that names another sender.
-var errFromNotSender = errors.New("Invalid hand-off: from")
+var errFromNotSender = rooms.ErrHandoffFormat.With("from")
 
 // admitHandoff takes the room unless a sibling of this region, other than
 // its sender, holds its code.

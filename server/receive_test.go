@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/regions"
 	"github.com/party-sockets/party-sockets/rooms"
 )
@@ -53,9 +54,9 @@ func TestHandOffCountedBeforeItIsDecoded(t *testing.T) {
 		{"the key twice", []byte(`{"slots":[` + strings.Repeat(`{},`, 10) + `{}],"slots":[` + strings.Repeat(`{},`, 9) + `{}]}`), errTooManySlots},
 		{"a window at the bound", window(4), nil},
 		{"a window too long", window(5), errWindowTooLong},
-		{"not JSON", []byte(`{"slots":[`), errInvalidJSON},
-		{"not UTF-8", []byte("{\"origin\":\"\xff\"}"), errInvalidUTF8},
-		{"not an object", []byte(`[{}]`), errInvalidJSON},
+		{"not JSON", []byte(`{"slots":[`), wire.ErrInvalidJSON},
+		{"not UTF-8", []byte("{\"origin\":\"\xff\"}"), wire.ErrInvalidUTF8},
+		{"not an object", []byte(`[{}]`), wire.ErrInvalidJSON},
 	}
 	for _, tt := range tests {
 		if _, err := scanSnapshot(tt.body, 20, 4); err != tt.want {

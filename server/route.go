@@ -65,8 +65,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 		if in.Upgrade || (r.Method == http.MethodGet && strings.HasPrefix(in.Path, "/room/")) || isAPI(r) {
 			var refused bool
 			if in.Holder, refused = s.probeFor(r, p.Code); refused {
-				s.metrics.errorSent(errTooManyRequests)
-				writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyRequests.Error()})
+				s.apiError(w, http.StatusTooManyRequests, errTooManyRequests)
 				return r, true
 			}
 			if in.Holder == "" && !in.Upgrade {
@@ -146,7 +145,7 @@ func (s *Server) probe(r *http.Request, code string, a routing.Allowance) (holde
 	}
 	stop := s.metrics.probeTimer()
 	region := s.cfg.Region
-	if home, ok := regions.RegionOf(code); ok {
+	if home, ok := regions.HomeOf(code); ok {
 		region = home // a home region with no machine: asked where its codes went
 	}
 	holder, outcome = s.cfg.Prober.FindFor(r.Context(), code, region, a)

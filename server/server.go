@@ -57,6 +57,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/routing"
 	"github.com/party-sockets/party-sockets/tokens"
@@ -266,25 +267,22 @@ func (s *Server) WaitClosed(ctx context.Context) {
 }
 
 // errOriginTooLong refuses an Origin header no browser sends.
-var errOriginTooLong = errors.New("Origin header too long")
+var errOriginTooLong = wire.Define("Origin header too long")
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if len(r.Header.Get("Origin")) > MaxOriginBytes {
-		s.metrics.errorSent(errOriginTooLong)
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": errOriginTooLong.Error()})
+		s.apiError(w, http.StatusBadRequest, errOriginTooLong)
 		return
 	}
 	origin := cleanOrigin(r.Header.Get("Origin"))
 	ip := s.clientIP(r)
 	counted := !s.exempt(r)
 	if counted && !s.upgrades.take(ip, time.Now()) {
-		s.metrics.errorSent(errTooManyUpgrades)
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyUpgrades.Error()})
+		s.apiError(w, http.StatusTooManyRequests, errTooManyUpgrades)
 		return
 	}
 	if counted && !s.ipl.acquire(ip) {
-		s.metrics.errorSent(errTooManyConns)
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": errTooManyConns.Error()})
+		s.apiError(w, http.StatusTooManyRequests, errTooManyConns)
 		return
 	}
 	hw := &hijacker{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout,
@@ -310,21 +308,21 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // serve runs the session's reader until the socket ends.
 func (se *session) serve() {
 	c := se.c
-	stopOnShutdown := context.AfterFunc(se.s.baseCtx, func() { c.Close(CloseRestarting, closecode.Restarting.Reason()) })
+	stopOnShutdown := context.AfterFunc(se.s.baseCtx, func() { c.Close(closecode.EndRestart) })
 	err := se.run(context.Background())
 	stopOnShutdown()
 	switch {
 	case errors.Is(err, websocket.ErrMessageTooBig):
-		c.setReason(reasonTooBig)
+		c.setReason(closecode.EndTooBig)
 		// coder/websocket has sent 1009. Read what the client is still
 		// sending of the oversized frame (bounded in bytes and time)
 		// before the socket closes: closing on unread data resets the
 		// connection, and the client could lose the close frame.
 		c.raw.drain(time.Second, se.s.cfg.MaxFrameBytes)
 	case errors.Is(err, errTooManyFragments):
-		c.setReason(reasonFragments)
+		c.setReason(closecode.EndFragments)
 	case errors.Is(err, errOverRate):
-		c.setReason(reasonRateLimit)
+		c.setReason(closecode.EndFrameRate)
 	}
 	c.finish()
 	se.s.conns.remove(c)

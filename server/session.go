@@ -9,17 +9,19 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/party-sockets/party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/tokens"
 )
 
 // Session errors beyond the rooms package, exactly as the contract spells them.
 var (
-	errDraining      = errors.New("Server draining")
-	errAlreadyInRoom = errors.New("Already in a room")
-	errClientID      = errors.New("clientId is required")
-	errMaxClients    = errors.New("maxClients must be a positive number")
-	errRoomRequired  = errors.New("room is required")
+	errDraining      = wire.Define("Server draining")
+	errAlreadyInRoom = wire.Define("Already in a room")
+	errClientID      = wire.Define("clientId is required")
+	errMaxClients    = wire.Define("maxClients must be a positive number")
+	errRoomRequired  = wire.Define("room is required")
 )
 
 // session is one WebSocket connection: its reader runs here, its writer in
@@ -98,60 +100,41 @@ func (se *session) handle(frame []byte) (stop bool) {
 		switch r := se.bucket.rejected; {
 		case r == 1:
 			se.s.metrics.errorSent(errRateLimited)
-			se.c.Send(errorFrame(errRateLimited))
+			se.c.Send(wire.ErrorFrame(errRateLimited))
 		case float64(r) > se.bucket.burst:
-			se.c.setReason(reasonRateLimit)
-			se.c.abort(ClosePolicy, "rate limit exceeded")
+			se.c.abort(closecode.EndRateLimit)
 			return true
 		}
 		return false
 	}
-	m, err := decodeMessage(frame)
+	m, err := wire.Decode(frame)
 	if err == nil {
 		err = se.dispatch(&m)
 	}
 	if err != nil {
 		se.s.metrics.errorSent(err)
-		se.c.Send(errorFrame(err))
+		se.c.Send(wire.ErrorFrame(err))
 	}
 	return false
 }
 
-func (se *session) dispatch(m *message) error {
+func (se *session) dispatch(m *wire.Message) error {
 	switch m.Type {
 	case "create":
 		return se.create(m)
 	case "join":
 		return se.join(m)
 	case "send":
-		return se.send(m)
+		return se.act(m, actSend)
 	case "set_state":
-		if se.room == nil {
-			return rooms.ErrNotInRoom
-		}
-		var data []byte
-		if m.Data != nil {
-			data = compactData(m.Data)
-		}
-		err := se.room.SetState(se.idx, se.c, data)
-		if err == rooms.ErrRoomMoved {
-			return se.forward("state", nil, data)
-		}
-		return err
+		return se.act(m, actState)
 	case "close_room":
-		if se.room == nil {
-			return rooms.ErrNotInRoom
-		}
-		err := se.room.CloseRoom(se.idx, se.c)
-		if err == rooms.ErrRoomMoved {
-			return se.forward("close", nil, nil)
-		}
-		return err
+		return se.act(m, actClose)
 	}
-	return errUnknownType
+	return wire.ErrUnknownType
 }
 
-func (se *session) create(m *message) error {
+func (se *session) create(m *wire.Message) error {
 	if se.s.draining.Load() {
 		return errDraining
 	}
@@ -165,14 +148,14 @@ func (se *session) create(m *message) error {
 	if se.counted && !se.s.creates.take(se.ip, time.Now()) {
 		return errTooManyCreates
 	}
-	max, ok := jsonNumber(m.MaxClients)
-	if !ok || max < 1 {
+	maxClients, ok := wire.Number(m.MaxClients)
+	if !ok || maxClients < 1 {
 		return errMaxClients
 	}
-	req := rooms.CreateRequest{Member: se.c, ClientID: clientID, MaxClients: max, Origin: se.origin,
+	req := rooms.CreateRequest{Member: se.c, ClientID: clientID, MaxClients: maxClients, Origin: se.origin,
 		Recover: wantsRecovery(m)}
 	if m.URL != nil {
-		s, ok := jsonString(m.URL)
+		s, ok := wire.String(m.URL)
 		if !ok {
 			return rooms.ErrURLType
 		}
@@ -182,7 +165,7 @@ func (se *session) create(m *message) error {
 		}
 		req.URL = tpl
 	}
-	claims, err := se.checkToken(m, max)
+	claims, err := se.checkToken(m, maxClients)
 	if err != nil {
 		return err
 	}
@@ -196,7 +179,7 @@ func (se *session) create(m *message) error {
 		tenant = cleanLabel(claims.Subject)
 	}
 	se.room, se.idx = r, 0
-	se.c.joined.Store(true)
+	se.c.joinDone.Store(true)
 	se.s.metrics.roomCreated(se.origin)
 	se.s.metrics.tenantCreated(tenant)
 	se.s.log.Info("room created", "room", r.Code, "origin", se.origin)
@@ -207,13 +190,13 @@ func (se *session) create(m *message) error {
 // its claims (nil when they do not). A bad, expired or replayed token is a
 // failed lookup: it answers Unauthorized and spends one of the address's
 // misses, so tokens cannot be guessed or replayed at speed.
-func (se *session) checkToken(m *message, max float64) (*tokens.Claims, error) {
+func (se *session) checkToken(m *wire.Message, maxClients float64) (*tokens.Claims, error) {
 	v := se.s.cfg.Tokens
 	if !v.Enabled() {
 		return nil, nil
 	}
-	tok, _ := jsonString(m.Token)
-	claims, err := v.Check(tok, max, se.origin)
+	tok, _ := wire.String(m.Token)
+	claims, err := v.Check(tok, maxClients, se.origin)
 	switch {
 	case err == nil:
 		return claims, nil
@@ -229,7 +212,7 @@ func (se *session) checkToken(m *message, max float64) (*tokens.Claims, error) {
 	return nil, tokens.ErrUnauthorized
 }
 
-func (se *session) join(m *message) error {
+func (se *session) join(m *wire.Message) error {
 	if se.room != nil {
 		return errAlreadyInRoom
 	}
@@ -237,7 +220,7 @@ func (se *session) join(m *message) error {
 	if err != nil {
 		return err
 	}
-	code, ok := jsonString(m.Room)
+	code, ok := wire.String(m.Room)
 	if !ok || code == "" {
 		return errRoomRequired
 	}
@@ -256,44 +239,38 @@ func (se *session) join(m *message) error {
 		return err
 	}
 	se.room, se.idx = r, idx
-	se.c.joined.Store(true)
+	se.c.joinDone.Store(true)
 	return nil
 }
 
-func (se *session) send(m *message) error {
+// act does a member's send, set_state or close_room in its room.
+func (se *session) act(m *wire.Message, kind actionKind) error {
 	if se.room == nil {
 		return rooms.ErrNotInRoom
 	}
-	var to *uint64
-	if m.To != nil {
-		i, ok := slotIndex(m.To)
-		if !ok {
-			return rooms.ErrTargetNotFound
+	act := action{kind: kind}
+	switch kind {
+	case actSend:
+		var err error
+		if act, err = sendAction(m); err != nil {
+			return err
 		}
-		to = &i
+	case actState:
+		act.data = wire.Compact(m.Data)
 	}
-	data := compactData(m.Data)
-	frame := rooms.MessageFrame(se.idx, data)
-	n, err := se.room.Send(se.idx, se.c, to, frame)
-	switch err {
-	case nil:
-		se.s.metrics.relayed(n, len(frame))
-	case rooms.ErrRoomMoved:
-		// It waited for the room while a hand-off took it: not lost.
-		return se.forward("send", to, data)
-	}
+	_, err := se.s.apply(se.room, rooms.AsMember(se.idx, se.c), act)
 	return err
 }
 
 // wantsRecovery reports whether a create or join says "recover": true.
-func wantsRecovery(m *message) bool { return string(m.Recover) == "true" }
+func wantsRecovery(m *wire.Message) bool { return string(m.Recover) == "true" }
 
 // recoveryOptions reads a join's "recover" (true opts in) and "since" (a
 // non-negative integer, only with recover).
-func recoveryOptions(m *message) (rooms.JoinOptions, error) {
+func recoveryOptions(m *wire.Message) (rooms.JoinOptions, error) {
 	opt := rooms.JoinOptions{Recover: wantsRecovery(m)}
 	if opt.Recover && m.Since != nil {
-		n, ok := slotIndex(m.Since)
+		n, ok := wire.Index(m.Since)
 		if !ok {
 			return opt, rooms.ErrSinceInvalid
 		}
@@ -303,26 +280,18 @@ func recoveryOptions(m *message) (rooms.JoinOptions, error) {
 }
 
 // requireClientID is the non-empty string clientId of create and join.
-func requireClientID(m *message) (string, error) {
-	id, ok := jsonString(m.ClientID)
+func requireClientID(m *wire.Message) (string, error) {
+	id, ok := wire.String(m.ClientID)
 	if !ok || id == "" {
 		return "", errClientID
 	}
 	return id, nil
 }
 
-// errorFrame encodes {"type":"error","message":...}.
-func errorFrame(err error) []byte {
-	b := make([]byte, 0, 64)
-	b = append(b, `{"type":"error","message":`...)
-	b = rooms.AppendString(b, err.Error())
-	return append(b, '}')
-}
-
 // logClose logs how a session ended, once, at the top of the connection.
 // A normal end is not an error: it is logged at debug level.
 func (se *session) logClose(err error) {
-	attrs := []slog.Attr{slog.String("origin", se.origin), slog.String("reason", se.c.closedReason())}
+	attrs := []slog.Attr{slog.String("origin", se.origin), slog.String("reason", se.c.closedReason().Label())}
 	if se.room != nil {
 		attrs = append(attrs, slog.String("room", se.room.Code), slog.Int("slot", se.idx))
 	}

@@ -3,10 +3,9 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 )
 
@@ -18,8 +17,8 @@ import (
 // holds more slots or frames than this machine takes.
 
 var (
-	errTooManySlots  = errors.New("Invalid hand-off: too many slots")
-	errWindowTooLong = errors.New("Invalid hand-off: window too long")
+	errTooManySlots  = rooms.ErrHandoffFormat.With("too many slots")
+	errWindowTooLong = rooms.ErrHandoffFormat.With("window too long")
 )
 
 // snapshotCounts is what the count before the decode found.
@@ -35,34 +34,32 @@ type snapshotCounts struct {
 // object of valid UTF-8 is refused.
 func scanSnapshot(body []byte, maxSlots, maxFrames int) (snapshotCounts, error) {
 	var c snapshotCounts
-	if !json.Valid(body) {
-		return c, errInvalidJSON
+	p, err := wire.CheckObject(body)
+	switch {
+	case err == wire.ErrNotObject:
+		return c, wire.ErrInvalidJSON
+	case err != nil:
+		// Invalid UTF-8 too: encoding/json would turn it into U+FFFD in
+		// strings and keep it in the state, which is not what was sent.
+		return c, err
 	}
-	// encoding/json would turn invalid UTF-8 into U+FFFD in strings and
-	// keep it in the state; neither is what the sender sent.
-	if !utf8.Valid(body) {
-		return c, errInvalidUTF8
-	}
-	if body[skipSpace(body, 0)] != '{' {
-		return c, errInvalidJSON
-	}
-	err := eachMember(body, skipSpace(body, 0), func(key, val []byte) error {
+	err = wire.EachMember(body, p, func(key, val []byte) error {
 		if val[0] != '[' || !keyIs(key, "slots") {
 			return nil
 		}
-		return eachElement(val, func(slot []byte) error {
+		return wire.EachElement(val, func(slot []byte) error {
 			if c.slots++; c.slots > maxSlots {
 				return errTooManySlots
 			}
 			if slot[0] != '{' {
 				return nil
 			}
-			return eachMember(slot, 0, func(key, val []byte) error {
+			return wire.EachMember(slot, 0, func(key, val []byte) error {
 				if val[0] != '[' || !keyIs(key, "window") {
 					return nil
 				}
 				n := 0
-				eachElement(val, func([]byte) error { n++; return nil })
+				wire.EachElement(val, func([]byte) error { n++; return nil })
 				if n > maxFrames {
 					return errWindowTooLong
 				}
@@ -77,43 +74,8 @@ func scanSnapshot(body []byte, maxSlots, maxFrames int) (snapshotCounts, error) 
 // keyIs reports whether the raw JSON string key names field as
 // encoding/json matches a struct field's name: exactly or folded.
 func keyIs(key []byte, field string) bool {
-	s, ok := jsonString(key)
+	s, ok := wire.String(key)
 	return ok && strings.EqualFold(s, field)
-}
-
-// eachMember calls f with the raw key and value of every member of the
-// object at b[p] (b is valid JSON), until f returns an error.
-func eachMember(b []byte, p int, f func(key, val []byte) error) error {
-	p = skipSpace(b, p+1)
-	for b[p] != '}' {
-		kEnd := stringEnd(b, p)
-		key := b[p:kEnd]
-		p = skipSpace(b, skipSpace(b, kEnd)+1) // past ':'
-		vEnd, _ := valueEnd(b, p)
-		if err := f(key, b[p:vEnd]); err != nil {
-			return err
-		}
-		if p = skipSpace(b, vEnd); b[p] == ',' {
-			p = skipSpace(b, p+1)
-		}
-	}
-	return nil
-}
-
-// eachElement calls f with every element of the array arr (valid JSON),
-// until f returns an error.
-func eachElement(arr []byte, f func(el []byte) error) error {
-	p := skipSpace(arr, 1)
-	for arr[p] != ']' {
-		end, _ := valueEnd(arr, p)
-		if err := f(arr[p:end]); err != nil {
-			return err
-		}
-		if p = skipSpace(arr, end); arr[p] == ',' {
-			p = skipSpace(arr, p+1)
-		}
-	}
-	return nil
 }
 
 // decodeSnapshot counts body (scanSnapshot) and, within the bounds,
@@ -125,7 +87,7 @@ func decodeSnapshot(body []byte, maxSlots, maxFrames int) (*rooms.Snapshot, snap
 	}
 	var snap rooms.Snapshot
 	if err := json.Unmarshal(body, &snap); err != nil {
-		return nil, c, errInvalidJSON
+		return nil, c, wire.ErrInvalidJSON
 	}
 	return &snap, c, nil
 }

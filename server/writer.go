@@ -11,15 +11,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/party-sockets/party-sockets/closecode"
-	"github.com/party-sockets/party-sockets/rooms"
-)
-
-// Close codes this server adds (closecode has the whole table); every one
-// makes a client reconnect.
-const (
-	CloseTooSlow    = int(closecode.TooSlow)
-	CloseRestarting = int(closecode.Restarting)
-	ClosePolicy     = int(closecode.Policy)
 )
 
 // conn is one player's socket as the rooms see it: a bounded queue drained
@@ -47,14 +38,14 @@ type conn struct {
 	inflight    int  // bytes of the batch being written
 	writing     bool // a flush goroutine is running
 	closed      bool // no more frames accepted
-	closeCode   int  // a close to send once the queue is empty (0: none)
-	closeReason string
+	closing     bool // a close to send once the queue is empty: closeEnd
+	closeEnd    closecode.End
 	finished    bool // the reader has ended
 
 	// Atomic.
-	reason   atomic.Value
-	joined   atomic.Bool  // the session created or joined a room
-	msgStart atomic.Int64 // tick when the message being read began; 0 between messages
+	reason   atomic.Uint32 // a closecode.End: why the socket ended; the first set sticks
+	joinDone atomic.Bool   // the join deadline is over: a room was created or joined, or it closed the socket
+	msgStart atomic.Int64  // tick when the message being read began; 0 between messages
 }
 
 func newConn(ws *websocket.Conn, raw *corkConn, s *Server) *conn {
@@ -75,11 +66,11 @@ func (c *conn) Send(frame []byte) {
 	if len(c.queue) >= c.maxFrames || c.queuedBytes+len(frame) > c.maxBytes {
 		c.closed = true
 		c.mu.Unlock()
-		c.setReason(reasonSlow)
+		c.setReason(closecode.EndSlow)
 		// The writer may be stuck on this very peer: close from here, and
 		// give the close frame a second before cutting the socket so the
 		// room learns of the departure promptly.
-		go c.closeWithin(CloseTooSlow, closecode.TooSlow.Reason(), time.Second)
+		go c.closeWithin(closecode.EndSlow, time.Second)
 		return
 	}
 	c.queue = append(c.queue, frame)
@@ -95,12 +86,13 @@ func (c *conn) Send(frame []byte) {
 // the socket is sealed). The reader then returns and the socket is cut:
 // unlike coder/websocket's Close, nothing waits for the peer's close frame,
 // so nothing more of the abuser's is read.
-func (c *conn) abort(code int, reason string) {
+func (c *conn) abort(end closecode.End) {
+	c.setReason(end)
 	c.mu.Lock()
 	c.closed = true
 	c.dropQueueLocked()
 	c.mu.Unlock()
-	c.raw.writeClose(code, reason)
+	c.raw.writeClose(int(end.Code()), end.Text())
 }
 
 // dropQueueLocked discards every queued frame and releases its bytes from
@@ -130,8 +122,8 @@ func (c *conn) shed() bool {
 	c.closed = true
 	c.dropQueueLocked()
 	c.mu.Unlock()
-	c.setReason(reasonShed)
-	go c.closeWithin(CloseTooSlow, closecode.TooSlow.Reason(), time.Second)
+	c.setReason(closecode.EndShed)
+	go c.closeWithin(closecode.EndShed, time.Second)
 	return true
 }
 
@@ -140,35 +132,33 @@ func (c *conn) shed() bool {
 // timeout once its first frame has.
 func (c *conn) checkDeadlines(now, joinTicks, msgTicks int64) {
 	if start := c.msgStart.Load(); start != 0 && now-start > msgTicks {
-		c.setReason(reasonMsgTimeout)
+		c.setReason(closecode.EndMsgTimeout)
 		c.ws.CloseNow()
 		return
 	}
-	if !c.joined.Load() && now-c.opened > joinTicks {
-		c.setReason(reasonJoinTimeout)
-		c.joined.Store(true) // closed once
-		go c.closeWithin(ClosePolicy, "join timeout", time.Second)
+	if !c.joinDone.Load() && now-c.opened > joinTicks {
+		c.setReason(closecode.EndJoinTimeout)
+		c.joinDone.Store(true) // closed once
+		go c.closeWithin(closecode.EndJoinTimeout, time.Second)
 	}
 }
 
-// Close queues a close after every frame already queued, so nothing sent
-// before the close is lost.
-func (c *conn) Close(code int, reason string) {
-	switch code {
-	case rooms.CloseReplaced:
-		c.setReason(reasonReplaced)
-	case rooms.CloseRoomClosed:
-		c.setReason(reasonRoomClosed)
-	case CloseRestarting:
-		c.setReason(reasonRestart)
-	}
+// Close queues the close of end once the queue is empty: after every
+// frame already queued when end flushes (so nothing sent before the close
+// is lost), at once when it drops them. An end that sends no close frame
+// cuts the socket.
+func (c *conn) Close(end closecode.End) {
+	c.setReason(end)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
 	c.closed = true
-	c.closeCode, c.closeReason = code, reason
+	if !end.Flush() {
+		c.dropQueueLocked()
+	}
+	c.closing, c.closeEnd = true, end
 	c.startWriterLocked()
 }
 
@@ -195,16 +185,16 @@ func (c *conn) flush() {
 		c.queuedBytes = 0
 		if len(batch) == 0 || c.finished {
 			c.s.budget.Add(-int64(n))
-			code, reason := c.closeCode, c.closeReason
-			c.closeCode = 0
+			closing, end := c.closing, c.closeEnd
+			c.closing = false
 			c.writing = false
 			if cap(batch) <= 16 {
 				c.spare = batch[:0] // small: keep for the next burst
 			}
 			c.queue = nil
 			c.mu.Unlock()
-			if code != 0 && !c.isFinished() {
-				c.ws.Close(websocket.StatusCode(code), reason)
+			if closing && !c.isFinished() {
+				c.closeNow(end)
 			}
 			return
 		}
@@ -236,7 +226,7 @@ func (c *conn) writeBatch(batch [][]byte) bool {
 	}
 	if err := c.raw.uncork(); err != nil {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			c.setReason(reasonWriteTimeout)
+			c.setReason(closecode.EndWriteTimeout)
 		}
 		c.fail()
 		return false
@@ -273,14 +263,12 @@ func (c *conn) finish() {
 }
 
 // setReason records why the socket ended; the first reason sticks.
-func (c *conn) setReason(r string) { c.reason.CompareAndSwap(nil, r) }
-
-func (c *conn) closedReason() string {
-	if r, ok := c.reason.Load().(string); ok {
-		return r
-	}
-	return reasonClient
+// Until one is set it is EndClient: the client ended it.
+func (c *conn) setReason(end closecode.End) {
+	c.reason.CompareAndSwap(uint32(closecode.EndClient), uint32(end))
 }
+
+func (c *conn) closedReason() closecode.End { return closecode.End(c.reason.Load()) }
 
 // heartbeat pings (a ping waits for its pong, which the reader receives); a
 // peer that does not answer within one interval is dead. It runs on the
@@ -290,7 +278,7 @@ func (c *conn) heartbeat() {
 	defer cancel()
 	if err := c.ws.Ping(ctx); err != nil {
 		if ctx.Err() != nil && !c.isFinished() {
-			c.setReason(reasonDeadPeer)
+			c.setReason(closecode.EndDeadPeer)
 		}
 		c.ws.CloseNow()
 		return
@@ -300,10 +288,20 @@ func (c *conn) heartbeat() {
 	}
 }
 
-// closeWithin sends a close frame but cuts the socket if the peer has not
-// taken it within d.
-func (c *conn) closeWithin(code int, reason string, d time.Duration) {
+// closeWithin sends end's close frame but cuts the socket if the peer has
+// not taken it within d.
+func (c *conn) closeWithin(end closecode.End, d time.Duration) {
 	t := time.AfterFunc(d, func() { c.raw.Close() })
 	defer t.Stop()
-	c.ws.Close(websocket.StatusCode(code), reason)
+	c.closeNow(end)
+}
+
+// closeNow sends end's close frame, through coder/websocket, which waits
+// for the peer's; an end without one cuts the socket.
+func (c *conn) closeNow(end closecode.End) {
+	if end.Code() == 0 {
+		c.ws.CloseNow()
+		return
+	}
+	c.ws.Close(websocket.StatusCode(end.Code()), end.Text())
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
 // Claims of a create token. Exp is required; the others are optional.
@@ -92,7 +94,7 @@ type Verifier struct {
 func (v *Verifier) Enabled() bool { return v != nil && (len(v.Secret) > 0 || len(v.PublicKey) > 0) }
 
 // ErrUnauthorized is every failure, as the client sees it.
-var ErrUnauthorized = errors.New("Unauthorized")
+var ErrUnauthorized error = wire.Define("Unauthorized")
 
 // Check verifies token for a create asking for maxClients from a socket
 // with this Origin, spends it, and returns its claims. The error says why

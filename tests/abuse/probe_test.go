@@ -196,7 +196,7 @@ func startListingPeer(t *testing.T, p *listingPeer, ip, port string) {
 			}
 			codes := "[]"
 			if c := p.listed; c != "" {
-				if home, _ := regions.RegionOf(c); home == r.URL.Query().Get("region") {
+				if home, _ := regions.HomeOf(c); home == r.URL.Query().Get("region") {
 					codes = `["` + c + `"]`
 				}
 			}

@@ -1,4 +1,4 @@
-package rooms
+package wire
 
 import (
 	"strconv"
@@ -8,7 +8,9 @@ import (
 // Frames are built by hand with append: each is encoded once and the same
 // bytes go to every receiver. Field order follows the relay we replace.
 
-func createdFrame(code, instance, region string, index int, url string) []byte {
+// CreatedFrame is the answer to a create: the room, the machine that holds
+// it, the host's slot and the controller url ("" for none).
+func CreatedFrame(code, instance, region string, index int, url string) []byte {
 	b := make([]byte, 0, 96+len(url)+len(instance))
 	b = append(b, `{"type":"created","room":`...)
 	b = AppendString(b, code)
@@ -22,7 +24,8 @@ func createdFrame(code, instance, region string, index int, url string) []byte {
 	return append(b, '}')
 }
 
-func joinedFrame(code string, index int, peers []int, url string) []byte {
+// JoinedFrame is the answer to a join: the slot and the live peers.
+func JoinedFrame(code string, index int, peers []int, url string) []byte {
 	b := make([]byte, 0, 64+len(url)+4*len(peers))
 	b = append(b, `{"type":"joined","room":`...)
 	b = AppendString(b, code)
@@ -40,7 +43,15 @@ func joinedFrame(code string, index int, peers []int, url string) []byte {
 	return append(b, '}')
 }
 
-func peerFrame(kind string, index int) []byte {
+// The kinds of PeerFrame.
+const (
+	PeerJoined = "peer_joined"
+	PeerLeft   = "peer_left"
+)
+
+// PeerFrame tells the room that slot index came (PeerJoined) or went
+// (PeerLeft).
+func PeerFrame(kind string, index int) []byte {
 	b := make([]byte, 0, 40)
 	b = append(b, `{"type":"`...)
 	b = append(b, kind...)
@@ -62,11 +73,47 @@ func MessageFrame(from int, data []byte) []byte {
 	return append(b, '}')
 }
 
+const statePrefix = `{"type":"state","data":`
+
 // StateFrame encodes a retained state snapshot. data must be compact JSON.
 func StateFrame(data []byte) []byte {
-	b := make([]byte, 0, 24+len(data))
-	b = append(b, `{"type":"state","data":`...)
+	b := make([]byte, 0, len(statePrefix)+1+len(data))
+	b = append(b, statePrefix...)
 	b = append(b, data...)
+	return append(b, '}')
+}
+
+// StateData is the data of a frame StateFrame made.
+func StateData(frame []byte) []byte { return frame[len(statePrefix) : len(frame)-1] }
+
+// ErrorFrame encodes {"type":"error","message":...} with err's text.
+func ErrorFrame(err error) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, `{"type":"error","message":`...)
+	b = AppendString(b, err.Error())
+	return append(b, '}')
+}
+
+// WithSeq is frame (a JSON object) with ,"seq":n before its closing brace:
+// a frame numbered for a slot that recovers.
+func WithSeq(frame []byte, seq uint64) []byte {
+	b := make([]byte, 0, len(frame)+24)
+	b = append(b, frame[:len(frame)-1]...)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	return append(b, '}')
+}
+
+// WithRecovery adds the recovery fields to a created or joined frame,
+// which it may reuse: "seq" always, "recovered" when recovered is not nil
+// (the join asked to recover from a seq).
+func WithRecovery(frame []byte, seq uint64, recovered *bool) []byte {
+	b := append(frame[:len(frame)-1:len(frame)-1], `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	if recovered != nil {
+		b = append(b, `,"recovered":`...)
+		b = strconv.AppendBool(b, *recovered)
+	}
 	return append(b, '}')
 }
 
@@ -78,7 +125,7 @@ func appendURL(b []byte, url string) []byte {
 	return AppendString(b, url)
 }
 
-const hex = "0123456789abcdef"
+const hexDigits = "0123456789abcdef"
 
 // AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
 func AppendString(b []byte, s string) []byte {
@@ -90,7 +137,7 @@ func AppendString(b []byte, s string) []byte {
 			case c == '"' || c == '\\':
 				b = append(b, '\\', c)
 			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			default:
 				b = append(b, c)
 			}
