@@ -55,7 +55,7 @@ func TestCountsFollowEveryChange(t *testing.T) {
 		}, [2]int{2, 2}, [2]int{}},
 		{"a's host blips", func() error { a.Leave(0, host, false); return nil }, [2]int{2, 1}, [2]int{}},
 		{"a's grace ends", func() error { clk.Advance(time.Minute); return nil }, [2]int{1, 1}, [2]int{}},
-		{"b's host closes it", func() error { return b.CloseRoom(0, host2) }, [2]int{}, [2]int{}},
+		{"b's host closes it", func() error { return b.End(AsMember(0, host2)) }, [2]int{}, [2]int{}},
 		{"create c with two", func() (err error) {
 			if c, err = src.Create(CreateRequest{Member: &fakeMember{}, ClientID: "h3", MaxClients: 4}); err != nil {
 				return err
