@@ -9,6 +9,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/party-sockets/party-sockets/internal/rate"
 	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
@@ -22,12 +23,12 @@ var (
 	errTooManyCreates  = wire.Define("Too many rooms created, slow down")
 )
 
-// addrBucket is a token bucket per client address, in an LRU so a scanner
-// cycling addresses cannot grow memory. It starts as a zero value
-// (getOrAdd) and takes its rate on first use.
+// addrBucket is one client address's token bucket, in an LRU so a
+// scanner cycling addresses cannot grow memory. It starts as a zero value
+// (getOrAdd), which is unlimited, and takes its rate on first use.
 type addrBucket struct {
 	mu sync.Mutex // guards b
-	b  bucket
+	b  rate.Bucket
 }
 
 // addrRate is a rate and burst shared by every address's bucket.
@@ -49,10 +50,10 @@ func (a addrRate) take(ip string, now time.Time) bool {
 	ab := getOrAdd(a.buckets, ip)
 	ab.mu.Lock()
 	defer ab.mu.Unlock()
-	if ab.b.rate == 0 {
-		ab.b = bucket{rate: a.perSec, burst: a.burst, tokens: a.burst}
+	if ab.b.Unlimited() {
+		ab.b = rate.NewBucket(a.perSec, a.burst)
 	}
-	return ab.b.take(now)
+	return ab.b.Take(now)
 }
 
 // level is ip's tokens now, without spending one: a full bucket for an
@@ -67,48 +68,10 @@ func (a addrRate) level(ip string, now time.Time) float64 {
 	}
 	ab.mu.Lock()
 	defer ab.mu.Unlock()
-	if ab.b.rate == 0 {
+	if ab.b.Unlimited() {
 		return a.burst
 	}
-	return ab.b.level(now)
-}
-
-// bucket is a per-connection token bucket, owned by the reader goroutine.
-type bucket struct {
-	rate, burst float64
-	tokens      float64
-	last        time.Time
-	rejected    int // rejected since the last accepted message
-}
-
-func newBucket(rate float64, burst int) *bucket {
-	if rate <= 0 {
-		return nil
-	}
-	return &bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
-}
-
-// level is the tokens the bucket holds at now.
-func (b *bucket) level(now time.Time) float64 {
-	if b.last.IsZero() {
-		return b.tokens
-	}
-	return min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-}
-
-// take spends one token; false when the sender is over its rate.
-func (b *bucket) take(now time.Time) bool {
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		b.rejected = 0
-		return true
-	}
-	b.rejected++
-	return false
+	return ab.b.Level(now)
 }
 
 // ipLimits counts live connections and failed lookups per client address.

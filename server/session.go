@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/party-sockets/party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/internal/rate"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/tokens"
@@ -30,9 +31,9 @@ type session struct {
 	s       *Server
 	c       *conn
 	origin  string
-	ip      string  // client address, for per-address limits
-	counted bool    // ip counts against the limits (not a peer's probe)
-	bucket  *bucket // message rate; nil when unlimited
+	ip      string      // client address, for per-address limits
+	counted bool        // ip counts against the limits (not a peer's probe)
+	msgs    rate.Bucket // message rate, owned by the reader; unlimited when MsgRate is 0
 	room    *rooms.Room
 	idx     int
 }
@@ -94,14 +95,14 @@ func (se *session) read(ctx context.Context) ([]byte, error) {
 // handle serves one message. It reports true when the connection is
 // closed for abuse: it is then no longer read or handled.
 func (se *session) handle(frame []byte) (stop bool) {
-	if se.bucket != nil && !se.bucket.take(time.Now()) {
+	if !se.msgs.Unlimited() && !se.msgs.Take(time.Now()) {
 		// Told once per burst; a sender that keeps going past a whole
 		// burst of rejections is closed.
-		switch r := se.bucket.rejected; {
+		switch r := se.msgs.Rejected(); {
 		case r == 1:
 			se.s.metrics.errorSent(errRateLimited)
 			se.c.Send(wire.ErrorFrame(errRateLimited))
-		case float64(r) > se.bucket.burst:
+		case float64(r) > se.msgs.Burst():
 			se.c.abort(closecode.EndRateLimit)
 			return true
 		}
