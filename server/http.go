@@ -62,7 +62,7 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	who, ip := s.lookupCaller(r), s.clientIP(r)
 	switch {
 	case who == callerPeer && !s.peerLooks.take(peerKey(r.RemoteAddr), time.Now()),
-		who == callerClient && s.ipl.blocked(ip):
+		who == callerClient && s.perAddr.blocked(ip):
 		s.apiError(w, http.StatusTooManyRequests, errTooManyRequests)
 		return
 	}
@@ -70,7 +70,7 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	info, ok := s.rooms.Lookup(code)
 	if !ok {
 		if who == callerClient && r.Context().Value(missCharged{}) == nil {
-			s.ipl.missCode(ip, code)
+			s.perAddr.missCode(ip, code)
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Room not found"})
 		return

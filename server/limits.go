@@ -74,10 +74,10 @@ func (a addrRate) level(ip string, now time.Time) float64 {
 	return ab.b.Level(now)
 }
 
-// ipLimits counts live connections and failed lookups per client address.
+// addrLimits counts live connections and failed lookups per client address.
 // Live counts live in a map bounded by the live connections themselves;
 // miss windows live in an LRU so a scanner cycling addresses cannot grow it.
-type ipLimits struct {
+type addrLimits struct {
 	maxConns            int // 0: unlimited
 	missesPerMin        int // 0: unlimited
 	machineMissesPerMin int // 0: unlimited
@@ -99,15 +99,15 @@ type missWindow struct {
 
 const missTableSize = 10000
 
-func newIPLimits(maxConns, missesPerMin, machineMissesPerMin int) *ipLimits {
+func newAddrLimits(maxConns, missesPerMin, machineMissesPerMin int) *addrLimits {
 	misses, _ := lru.New[string, *missWindow](missTableSize)
 	missed, _ := lru.New[string, time.Time](missTableSize)
-	return &ipLimits{maxConns: maxConns, missesPerMin: missesPerMin, machineMissesPerMin: machineMissesPerMin,
+	return &addrLimits{maxConns: maxConns, missesPerMin: missesPerMin, machineMissesPerMin: machineMissesPerMin,
 		now: time.Now, conns: map[string]int{}, misses: misses, missed: missed}
 }
 
 // acquire takes a connection slot for ip; false when ip is at its limit.
-func (l *ipLimits) acquire(ip string) bool {
+func (l *addrLimits) acquire(ip string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.maxConns > 0 && l.conns[ip] >= l.maxConns {
@@ -117,7 +117,7 @@ func (l *ipLimits) acquire(ip string) bool {
 	return true
 }
 
-func (l *ipLimits) release(ip string) {
+func (l *addrLimits) release(ip string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conns[ip]--; l.conns[ip] <= 0 {
@@ -143,7 +143,7 @@ func getOrAdd[V any](cache *lru.Cache[string, *V], key string) *V {
 // missed at all this minute is blocked: a scan from many addresses gets
 // one guess per address per minute, and players who never mistyped a code
 // are not affected.
-func (l *ipLimits) blocked(ip string) bool {
+func (l *addrLimits) blocked(ip string) bool {
 	if l.missesPerMin <= 0 {
 		return false
 	}
@@ -176,7 +176,7 @@ func (w *missWindow) add(now time.Time, n int) {
 }
 
 // miss records a failed join or room lookup.
-func (l *ipLimits) miss(ip string) {
+func (l *addrLimits) miss(ip string) {
 	if l.missesPerMin <= 0 {
 		return
 	}
@@ -191,7 +191,7 @@ func (l *ipLimits) miss(ip string) {
 // their room after a deploy (each retrying by code for 10 s) must not use
 // up its misses on it. Only codes of at most maxRememberedCode bytes are
 // remembered (a real one has 6); a longer one always counts.
-func (l *ipLimits) missCode(ip, code string) {
+func (l *addrLimits) missCode(ip, code string) {
 	if l.missesPerMin <= 0 {
 		return
 	}

@@ -20,7 +20,7 @@
 // cachedScrape.mu (metrics.go) is held while a scrape renders, which takes
 // rooms' Manager.mu (read) and the LRU tables' own locks, never a room's.
 // The rest are leaves, held for a few lines and never across a call that
-// locks: registry.mu and pending.mu (conns.go), ipLimits.mu,
+// locks: registry.mu and pending.mu (conns.go), addrLimits.mu,
 // missWindow.mu and addrBucket.mu (limits.go), Server.movedMu and
 // Server.goneMu, siblings.mu (handoff.go), peerauth's Verifier.mu, and the
 // function-local ones that gather parallel answers (findSiblings,
@@ -157,7 +157,7 @@ type Server struct {
 	metrics   *metrics
 	log       *slog.Logger
 	accept    websocket.AcceptOptions
-	ipl       *ipLimits
+	perAddr   *addrLimits
 	upgrades  addrRate // new WebSockets per address
 	creates   addrRate // rooms created per address
 	probes    addrRate // probe rounds started per client address (lookups.go)
@@ -193,7 +193,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	if cfg.Budget == nil {
 		cfg.Budget = budget.New(budget.DefaultLimit())
 	}
-	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, ipl: newIPLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin, cfg.MachineMissesPerMin),
+	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, perAddr: newAddrLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin, cfg.MachineMissesPerMin),
 		budget: cfg.Budget, joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
 	s.peer = newPeerKeys(cfg.HandoffSecret, s.selfID())
 	s.trust = newTrustCheck(cfg.TrustCheck, cfg.HandoffSecret)
@@ -282,7 +282,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusTooManyRequests, errTooManyUpgrades)
 		return
 	}
-	if counted && !s.ipl.acquire(ip) {
+	if counted && !s.perAddr.acquire(ip) {
 		s.apiError(w, http.StatusTooManyRequests, errTooManyConns)
 		return
 	}
@@ -291,7 +291,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws, err := websocket.Accept(hw, r, &s.accept)
 	if err != nil {
 		if counted {
-			s.ipl.release(ip)
+			s.perAddr.release(ip)
 		}
 		s.log.Debug("websocket accept failed", "origin", origin, "error", err)
 		return
@@ -328,7 +328,7 @@ func (se *session) serve() {
 	c.finish()
 	se.s.conns.remove(c)
 	if se.counted {
-		se.s.ipl.release(se.ip)
+		se.s.perAddr.release(se.ip)
 	}
 	se.s.metrics.connectionClosed(c.closedReason())
 	se.logClose(err)

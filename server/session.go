@@ -207,7 +207,7 @@ func (se *session) checkToken(m *wire.Message, maxClients float64) (*tokens.Clai
 		return nil, errTooManyCreates
 	}
 	if se.counted {
-		se.s.ipl.miss(se.ip)
+		se.s.perAddr.miss(se.ip)
 	}
 	se.s.log.Debug("create refused", "origin", se.origin, "reason", err.Error())
 	return nil, tokens.ErrUnauthorized
@@ -225,7 +225,7 @@ func (se *session) join(m *wire.Message) error {
 	if !ok || code == "" {
 		return errRoomRequired
 	}
-	if se.counted && se.s.ipl.blocked(se.ip) {
+	if se.counted && se.s.perAddr.blocked(se.ip) {
 		return errTooManyMisses
 	}
 	opt, err := recoveryOptions(m)
@@ -235,7 +235,7 @@ func (se *session) join(m *wire.Message) error {
 	r, idx, err := se.s.rooms.Join(code, clientID, se.c, opt)
 	if err != nil {
 		if err == rooms.ErrRoomNotFound && se.counted {
-			se.s.ipl.missCode(se.ip, code)
+			se.s.perAddr.missCode(se.ip, code)
 		}
 		return err
 	}
