@@ -23,7 +23,8 @@ import (
 // loses its whole window (its member got the frame live). A vacant slot
 // lapses too once it has been vacant for the window's age (reclaim.go).
 
-// Errors of the recovery extension, in the contract's shape.
+// Errors of the recovery extension, in the old relay's shape (README
+// "Catch-up after a blip").
 var (
 	ErrSinceAhead   = wire.Define("since is ahead of this slot")
 	ErrSinceInvalid = wire.Define("since must be a non-negative integer")

@@ -13,7 +13,8 @@ import (
 	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
-// Errors for the limits this server adds, in the shape of the contract's.
+// Errors for the limits this server adds, in the old relay's shape (README
+// "Limits and abuse").
 var (
 	errRateLimited     = wire.Define("Too many messages, slow down")
 	errTooManyMisses   = wire.Define("Too many failed joins, try again later")

@@ -26,7 +26,8 @@ import (
 	"github.com/party-sockets/party-sockets/routing"
 )
 
-// Bounds of the per-origin table (the wire contract fixes 500 and 100).
+// Bounds of the per-origin table, the old relay's 500 origins and 100 with
+// series of their own (ops/README.md, "Origins tracked").
 const (
 	originTableSize = 500
 	originSeries    = 100

@@ -13,7 +13,8 @@ import (
 // request that carries any header Fly's proxy adds came through the proxy,
 // whatever the header's value.
 
-// proxyHeaders are the request headers Fly's proxy adds (FLY.md). A
+// proxyHeaders are the request headers Fly's proxy adds (README "Whom the
+// limits count, and what we trust of Fly"). A
 // request between machines over the private network carries none.
 var proxyHeaders = []string{"Fly-Region", "Fly-Client-Ip", "Fly-Forwarded-Port", "Fly-Request-Id",
 	"Fly-Forwarded-Proto", "Fly-Forwarded-Ssl", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port",

@@ -16,7 +16,8 @@ import (
 	"github.com/party-sockets/party-sockets/tokens"
 )
 
-// Session errors beyond the rooms package, exactly as the contract spells them.
+// Session errors beyond the rooms package, exactly as the old relay spells
+// them (README "The protocol in brief").
 var (
 	errDraining      = wire.Define("Server draining")
 	errAlreadyInRoom = wire.Define("Already in a room")

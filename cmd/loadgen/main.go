@@ -129,8 +129,8 @@ func run(cfg config) error {
 		if cfg.shape == "fanout" {
 			cfg.window = 0
 		}
-		// Rooms are built before the measured window starts: runFanout
-		// calls begin through the hook below.
+		// Rooms are built before the measured window starts:
+		// runFanoutMeasured calls begin once they are.
 		var res fanoutResult
 		res, window, err = runFanoutMeasured(ctx, cfg, begin, end)
 		rep.Fanout = &res
