@@ -113,7 +113,8 @@ func (r *Room) trimLocked(s *slot, now time.Time, extra, extraBytes int) {
 	cfg := &r.m.cfg
 	for len(s.win.entries) > 0 {
 		e := &s.win.entries[0]
-		if len(s.win.entries)+extra <= cfg.RecoverFrames && s.win.frames+extraBytes <= cfg.RecoverBytes && now.Sub(e.at) <= cfg.RecoverAge {
+		if len(s.win.entries)+extra <= cfg.RecoverFrames && s.win.frames+extraBytes <= cfg.RecoverBytes &&
+			now.Sub(e.at) <= cfg.RecoverAge {
 			return
 		}
 		r.popLocked(s)

@@ -52,7 +52,8 @@ func newPeerKeys(secret, self string) *peerKeys {
 		return nil
 	}
 	k := peerauth.DeriveKey([]byte(secret), peerauth.LabelInternal)
-	return &peerKeys{internal: k, verifier: peerauth.NewVerifier(k, self, 0, 0, nil), lookups: peerauth.NewVerifier(k, self, 0, 0, nil)}
+	return &peerKeys{internal: k, verifier: peerauth.NewVerifier(k, self, 0, 0, nil),
+		lookups: peerauth.NewVerifier(k, self, 0, 0, nil)}
 }
 
 // signPeer signs a call this machine makes to sibling to; body is what the
@@ -63,7 +64,8 @@ func (s *Server) signPeer(req *http.Request, to string, body []byte) {
 	if s.peer == nil {
 		return
 	}
-	req.Header.Set(peerauth.Header, peerauth.Sign(s.peer.internal, s.selfID(), to, req.Method, req.URL.RequestURI(), body, time.Now()))
+	sig := peerauth.Sign(s.peer.internal, s.selfID(), to, req.Method, req.URL.RequestURI(), body, time.Now())
+	req.Header.Set(peerauth.Header, sig)
 	if len(body) > 0 {
 		req.Header.Set(peerauth.BodyHeader, peerauth.BodyHash(body))
 	}

@@ -193,8 +193,9 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	if cfg.Budget == nil {
 		cfg.Budget = budget.New(budget.DefaultLimit())
 	}
-	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, perAddr: newAddrLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin, cfg.MachineMissesPerMin),
-		budget: cfg.Budget, joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
+	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, budget: cfg.Budget,
+		perAddr:   newAddrLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin, cfg.MachineMissesPerMin),
+		joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
 	s.peer = newPeerKeys(cfg.HandoffSecret, s.selfID())
 	s.trust = newTrustCheck(cfg.TrustCheck, cfg.HandoffSecret)
 	s.decoding = make(chan struct{}, 1)
