@@ -127,7 +127,8 @@ func (c *Client) connect(ctx context.Context, u string, first map[string]any) er
 // learnInstance asks GET /room/<code> which machine holds the room
 // (X-Instance-Id), so reconnects can pin it. Best effort.
 func (c *Client) learnInstance(ctx context.Context, code string) {
-	u := strings.Replace(strings.Replace(c.opts.URL, "ws://", "http://", 1), "wss://", "https://", 1) + "/room/" + url.PathEscape(code)
+	base := strings.Replace(strings.Replace(c.opts.URL, "ws://", "http://", 1), "wss://", "https://", 1)
+	u := base + "/room/" + url.PathEscape(code)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return

@@ -59,7 +59,7 @@ type FrameSnapshot struct {
 	Frame string `json:"frame"`
 }
 
-// Errors of the hand-off, in the contract's shape.
+// Errors of the hand-off, in the old relay's shape (README "Deploys").
 var (
 	ErrCodeTaken = wire.Define("Room code taken")
 	// ErrRoomMoved is never sent: a member's call that gets it is

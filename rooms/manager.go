@@ -39,7 +39,8 @@ type Member interface {
 // MaxStateBytes bounds a retained state snapshot (compact JSON).
 const MaxStateBytes = 16384
 
-// Errors, exactly as the wire contract spells them.
+// Errors, exactly as the old relay spells them (README "The protocol in
+// brief").
 var (
 	ErrRoomNotFound    = wire.Define("Room not found")
 	ErrRoomFull        = wire.Define("Room is full")

@@ -23,7 +23,8 @@ import (
 // loses its whole window (its member got the frame live). A vacant slot
 // lapses too once it has been vacant for the window's age (reclaim.go).
 
-// Errors of the recovery extension, in the contract's shape.
+// Errors of the recovery extension, in the old relay's shape (README
+// "Catch-up after a blip").
 var (
 	ErrSinceAhead   = wire.Define("since is ahead of this slot")
 	ErrSinceInvalid = wire.Define("since must be a non-negative integer")
@@ -112,7 +113,8 @@ func (r *Room) trimLocked(s *slot, now time.Time, extra, extraBytes int) {
 	cfg := &r.m.cfg
 	for len(s.win.entries) > 0 {
 		e := &s.win.entries[0]
-		if len(s.win.entries)+extra <= cfg.RecoverFrames && s.win.frames+extraBytes <= cfg.RecoverBytes && now.Sub(e.at) <= cfg.RecoverAge {
+		if len(s.win.entries)+extra <= cfg.RecoverFrames && s.win.frames+extraBytes <= cfg.RecoverBytes &&
+			now.Sub(e.at) <= cfg.RecoverAge {
 			return
 		}
 		r.popLocked(s)

@@ -31,7 +31,7 @@ const TransferMemory = 10 * time.Minute
 // MAX_ROOMS rooms at once.
 const MaxTransfers = 65536
 
-// Errors of the log, in the contract's shape.
+// Errors of the log, in the old relay's shape (README "Deploys").
 var (
 	// ErrTransferDone: the transfer's room came here and has ended since.
 	ErrTransferDone = wire.Define("Transfer already taken")

@@ -10,7 +10,8 @@ import (
 // MaxURLBytes bounds a controller url template.
 const MaxURLBytes = 512
 
-// Errors for controller url templates, exactly as the wire contract spells them.
+// Errors for controller url templates, exactly as the old relay spells
+// them (README "The protocol in brief").
 var (
 	ErrURLType     = wire.Define("url must be a string")
 	ErrURLTooLarge = wire.Define("url too large")
@@ -27,7 +28,7 @@ var (
 // placeholders.
 type Template string
 
-// ParseTemplate checks a template in the contract's order: size, characters,
+// ParseTemplate checks a template in the old relay's order: size, characters,
 // placeholder names, stray braces. Whether the filled url is an absolute
 // https URL is checked by Resolve, once the code is known.
 func ParseTemplate(s string) (Template, error) {

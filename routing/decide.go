@@ -71,7 +71,8 @@ func (d Redirect) String() string       { return "Redirect{" + d.Location + "}" 
 func (d Probe) String() string          { return "Probe{" + d.Code + "}" }
 func (Serve) String() string            { return "Serve{}" }
 
-// Decide applies steps 1 and 4 of the wire contract's HTTP order, and
+// Decide applies the pin and code steps of the HTTP order (README "How a
+// player reaches the right machine (Fly)", steps 1 and 2), and
 // follows rooms that a hand-off moved: a code whose room left this machine
 // is replayed to its new holder, and a code whose home region has no
 // machine running is probed for here, where the machines that list its

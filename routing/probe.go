@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/party-sockets/party-sockets/internal/rate"
 )
 
 // Prober finds the peer that holds a room: a machine of the code's region,
@@ -55,13 +57,12 @@ type Prober struct {
 	Sign func(req *http.Request, to string)
 
 	once      sync.Once
-	mu        sync.Mutex // guards flights, negative, found, tokens, last, refreshed
+	mu        sync.Mutex // guards flights, negative, found, allowed, refreshed
 	flights   map[string]*flight
 	negative  Expiring[struct{}] // code → not found moments ago
 	found     Expiring[string]   // code → the peer that held it moments ago
-	tokens    float64
-	last      time.Time
-	refreshed time.Time // the last DNS refresh RegionEmpty asked for
+	allowed   rate.Bucket        // the machine's rounds
+	refreshed time.Time          // the last DNS refresh RegionEmpty asked for
 	rounds    atomic.Int64
 	away      away // what other regions hold of each region's codes; its own lock
 }
@@ -118,7 +119,7 @@ func (p *Prober) init() {
 		p.flights = map[string]*flight{}
 		p.negative = Expiring[struct{}]{TTL: or(p.NegativeTTL, 2*time.Second), Max: cacheCodes}
 		p.found = Expiring[string]{TTL: or(p.FoundTTL, 2*time.Second), Max: cacheCodes}
-		p.tokens = p.burst()
+		p.allowed = rate.NewBucket(p.rate(), 2*p.rate())
 		if p.Client == nil {
 			// A peer's answer is the answer: a redirect is not followed.
 			p.Client = &http.Client{Transport: peerTransport, CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -145,8 +146,6 @@ func (p *Prober) rate() float64 {
 	}
 	return DefaultRoundsPerSec
 }
-
-func (p *Prober) burst() float64 { return 2 * p.rate() }
 
 // Rounds returns how many rounds have been sent since start.
 func (p *Prober) Rounds() int64 { return p.rounds.Load() }
@@ -201,19 +200,17 @@ func (p *Prober) FindFor(ctx context.Context, code, region string, a Allowance) 
 // is not light may take only the tokens above the machine's reserve. It
 // returns the refusal's outcome, or "".
 func (p *Prober) admitLocked(now time.Time, a Allowance) string {
-	p.tokens = min(p.burst(), p.tokens+now.Sub(p.last).Seconds()*p.rate())
-	p.last = now
 	floor := 0.0
 	if a != nil && !a.Light() {
-		floor = p.burst() / 2
+		floor = p.allowed.Burst() / 2
 	}
-	if p.tokens < floor+1 {
+	if p.allowed.Level(now) < floor+1 {
 		return OutcomeLimited
 	}
 	if a != nil && !a.Spend() {
 		return OutcomeRefused
 	}
-	p.tokens--
+	p.allowed.Take(now) // it holds floor+1 or more: this succeeds
 	return ""
 }
 

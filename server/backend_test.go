@@ -43,7 +43,7 @@ func TestCreateTokens(t *testing.T) {
 	c.send(`{"type":"create","clientId":"h","maxClients":4,"token":"` + elsewhere + `"}`)
 	c.expectErr("Unauthorized")
 	// Each failure spent one of the address's misses.
-	if w, ok := ts.ipl.misses.Peek("127.0.0.1"); !ok || w.current(time.Now()) != 5 {
+	if w, ok := ts.perAddr.misses.Peek("127.0.0.1"); !ok || w.current(time.Now()) != 5 {
 		t.Fatal("bad tokens did not count as misses")
 	}
 	good, _ := tokens.Mint(tokenSecret, time.Minute, tokens.Claims{MaxClients: 4, Origin: "https://game.example"})

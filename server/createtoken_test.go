@@ -35,7 +35,7 @@ func TestCreateTokenSpentOnce(t *testing.T) {
 	if got := create(again, "host2", tok); got != `{"type":"error","message":"Unauthorized"}` {
 		t.Fatalf("the token's second create: %s", got)
 	}
-	if w, ok := ts.ipl.misses.Peek("127.0.0.1"); !ok || w.current(time.Now()) != 1 {
+	if w, ok := ts.perAddr.misses.Peek("127.0.0.1"); !ok || w.current(time.Now()) != 1 {
 		t.Fatal("a replayed token did not count as a miss")
 	}
 	// The machine is full (MAX_ROOMS 1): a fresh token is refused as

@@ -187,7 +187,8 @@ type internalAnswer struct {
 
 // internalDo sends one request, signed or (bearer) in the previous
 // release's form.
-func (s *Server) internalDo(ctx context.Context, method, to, addr, path string, body []byte, bearer bool) (int, internalAnswer, error) {
+func (s *Server) internalDo(ctx context.Context, method, to, addr, path string, body []byte,
+	bearer bool) (int, internalAnswer, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, internalAnswer{}, err

@@ -12,9 +12,11 @@ import (
 	"github.com/party-sockets/party-sockets/routing"
 )
 
-// ServeHTTP handles a request in the order the wire contract gives, after
-// the siblings' internal endpoints (handoff.go): routing, /health, /metrics, the server API, /room/<code>, upgrades, the
-// rest.
+// ServeHTTP handles a request in the old relay's order (README "The
+// protocol in brief", "How a player reaches the right machine (Fly)"),
+// after the siblings' internal endpoints (internal.go) and the trust check
+// (trustcheck.go): routing, /health, /metrics, the server API (api.go),
+// /room/<code>, upgrades, the rest.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isInternal(r) {
 		s.serveInternal(w, r) // siblings only: never routed
@@ -62,7 +64,7 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	who, ip := s.lookupCaller(r), s.clientIP(r)
 	switch {
 	case who == callerPeer && !s.peerLooks.take(peerKey(r.RemoteAddr), time.Now()),
-		who == callerClient && s.ipl.blocked(ip):
+		who == callerClient && s.perAddr.blocked(ip):
 		s.apiError(w, http.StatusTooManyRequests, errTooManyRequests)
 		return
 	}
@@ -70,7 +72,7 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	info, ok := s.rooms.Lookup(code)
 	if !ok {
 		if who == callerClient && r.Context().Value(missCharged{}) == nil {
-			s.ipl.missCode(ip, code)
+			s.perAddr.missCode(ip, code)
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Room not found"})
 		return
@@ -86,7 +88,8 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 
 // roomCORS lets only the allowed origins' pages read GET /room/<code> when
 // ALLOWED_ORIGINS is set, so no other site can make its visitors' browsers
-// walk the code space; the contract's "*" otherwise.
+// walk the code space; the old relay's "*" otherwise (README "One request
+// costs one request").
 func (s *Server) roomCORS(w http.ResponseWriter, r *http.Request) {
 	if len(s.cfg.AllowedOrigins) == 0 {
 		return

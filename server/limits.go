@@ -9,10 +9,12 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/party-sockets/party-sockets/internal/rate"
 	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
-// Errors for the limits this server adds, in the shape of the contract's.
+// Errors for the limits this server adds, in the old relay's shape (README
+// "Limits and abuse").
 var (
 	errRateLimited     = wire.Define("Too many messages, slow down")
 	errTooManyMisses   = wire.Define("Too many failed joins, try again later")
@@ -22,12 +24,12 @@ var (
 	errTooManyCreates  = wire.Define("Too many rooms created, slow down")
 )
 
-// addrBucket is a token bucket per client address, in an LRU so a scanner
-// cycling addresses cannot grow memory. It starts as a zero value
-// (getOrAdd) and takes its rate on first use.
+// addrBucket is one client address's token bucket, in an LRU so a
+// scanner cycling addresses cannot grow memory. It starts as a zero value
+// (getOrAdd), which is unlimited, and takes its rate on first use.
 type addrBucket struct {
 	mu sync.Mutex // guards b
-	b  bucket
+	b  rate.Bucket
 }
 
 // addrRate is a rate and burst shared by every address's bucket.
@@ -49,10 +51,10 @@ func (a addrRate) take(ip string, now time.Time) bool {
 	ab := getOrAdd(a.buckets, ip)
 	ab.mu.Lock()
 	defer ab.mu.Unlock()
-	if ab.b.rate == 0 {
-		ab.b = bucket{rate: a.perSec, burst: a.burst, tokens: a.burst}
+	if ab.b.Unlimited() {
+		ab.b = rate.NewBucket(a.perSec, a.burst)
 	}
-	return ab.b.take(now)
+	return ab.b.Take(now)
 }
 
 // level is ip's tokens now, without spending one: a full bucket for an
@@ -67,54 +69,16 @@ func (a addrRate) level(ip string, now time.Time) float64 {
 	}
 	ab.mu.Lock()
 	defer ab.mu.Unlock()
-	if ab.b.rate == 0 {
+	if ab.b.Unlimited() {
 		return a.burst
 	}
-	return ab.b.level(now)
+	return ab.b.Level(now)
 }
 
-// bucket is a per-connection token bucket, owned by the reader goroutine.
-type bucket struct {
-	rate, burst float64
-	tokens      float64
-	last        time.Time
-	rejected    int // rejected since the last accepted message
-}
-
-func newBucket(rate float64, burst int) *bucket {
-	if rate <= 0 {
-		return nil
-	}
-	return &bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
-}
-
-// level is the tokens the bucket holds at now.
-func (b *bucket) level(now time.Time) float64 {
-	if b.last.IsZero() {
-		return b.tokens
-	}
-	return min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-}
-
-// take spends one token; false when the sender is over its rate.
-func (b *bucket) take(now time.Time) bool {
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		b.rejected = 0
-		return true
-	}
-	b.rejected++
-	return false
-}
-
-// ipLimits counts live connections and failed lookups per client address.
+// addrLimits counts live connections and failed lookups per client address.
 // Live counts live in a map bounded by the live connections themselves;
 // miss windows live in an LRU so a scanner cycling addresses cannot grow it.
-type ipLimits struct {
+type addrLimits struct {
 	maxConns            int // 0: unlimited
 	missesPerMin        int // 0: unlimited
 	machineMissesPerMin int // 0: unlimited
@@ -136,15 +100,15 @@ type missWindow struct {
 
 const missTableSize = 10000
 
-func newIPLimits(maxConns, missesPerMin, machineMissesPerMin int) *ipLimits {
+func newAddrLimits(maxConns, missesPerMin, machineMissesPerMin int) *addrLimits {
 	misses, _ := lru.New[string, *missWindow](missTableSize)
 	missed, _ := lru.New[string, time.Time](missTableSize)
-	return &ipLimits{maxConns: maxConns, missesPerMin: missesPerMin, machineMissesPerMin: machineMissesPerMin,
+	return &addrLimits{maxConns: maxConns, missesPerMin: missesPerMin, machineMissesPerMin: machineMissesPerMin,
 		now: time.Now, conns: map[string]int{}, misses: misses, missed: missed}
 }
 
 // acquire takes a connection slot for ip; false when ip is at its limit.
-func (l *ipLimits) acquire(ip string) bool {
+func (l *addrLimits) acquire(ip string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.maxConns > 0 && l.conns[ip] >= l.maxConns {
@@ -154,7 +118,7 @@ func (l *ipLimits) acquire(ip string) bool {
 	return true
 }
 
-func (l *ipLimits) release(ip string) {
+func (l *addrLimits) release(ip string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conns[ip]--; l.conns[ip] <= 0 {
@@ -180,7 +144,7 @@ func getOrAdd[V any](cache *lru.Cache[string, *V], key string) *V {
 // missed at all this minute is blocked: a scan from many addresses gets
 // one guess per address per minute, and players who never mistyped a code
 // are not affected.
-func (l *ipLimits) blocked(ip string) bool {
+func (l *addrLimits) blocked(ip string) bool {
 	if l.missesPerMin <= 0 {
 		return false
 	}
@@ -213,7 +177,7 @@ func (w *missWindow) add(now time.Time, n int) {
 }
 
 // miss records a failed join or room lookup.
-func (l *ipLimits) miss(ip string) {
+func (l *addrLimits) miss(ip string) {
 	if l.missesPerMin <= 0 {
 		return
 	}
@@ -228,7 +192,7 @@ func (l *ipLimits) miss(ip string) {
 // their room after a deploy (each retrying by code for 10 s) must not use
 // up its misses on it. Only codes of at most maxRememberedCode bytes are
 // remembered (a real one has 6); a longer one always counts.
-func (l *ipLimits) missCode(ip, code string) {
+func (l *addrLimits) missCode(ip, code string) {
 	if l.missesPerMin <= 0 {
 		return
 	}

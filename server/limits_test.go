@@ -80,7 +80,7 @@ func TestFailedJoinsPerIP(t *testing.T) {
 	ts := newTestServer(t, Config{JoinMissesPerMin: 3})
 	now := time.Now()
 	var mu sync.Mutex
-	ts.ipl.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ts.perAddr.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	h := dial(t, ts.URL, "/", nil)
 	code := h.create("h", 4)
 	walker := dial(t, ts.URL, "/", nil)

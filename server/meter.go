@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/party-sockets/party-sockets/internal/rate"
 )
 
 // meter sits between the socket and coder/websocket's reader and sees
@@ -33,31 +35,8 @@ type meter struct {
 	fragments    int // continuation frames of the message being read
 	maxFragments int
 
-	frames, bytes tokenBucket
-}
-
-// tokenBucket is a token bucket that may go into debt: the debt is paid by
-// sleeping.
-type tokenBucket struct {
-	rate, burst, have float64
-	last              time.Time
-}
-
-func (b *tokenBucket) charge(now time.Time, n float64) (wait time.Duration) {
-	if b.rate <= 0 {
-		return 0
-	}
-	if !b.last.IsZero() {
-		b.have = min(b.burst, b.have+now.Sub(b.last).Seconds()*b.rate)
-	} else {
-		b.have = b.burst
-	}
-	b.last = now
-	b.have -= n
-	if b.have >= 0 {
-		return 0
-	}
-	return time.Duration(-b.have / b.rate * float64(time.Second))
+	// Charged per read; a debt is paid by sleeping (rate.Bucket.Charge).
+	frames, bytes rate.Bucket
 }
 
 var (
@@ -74,8 +53,8 @@ const MaxFragments = 64
 
 func newMeter(r io.Reader, framesPerSec, bytesPerSec float64) *meter {
 	return &meter{r: r, sleep: time.Sleep, now: time.Now, hdrNeed: 2, maxFragments: MaxFragments,
-		frames: tokenBucket{rate: framesPerSec, burst: 2 * framesPerSec},
-		bytes:  tokenBucket{rate: bytesPerSec, burst: 2 * bytesPerSec}}
+		frames: rate.NewBucket(framesPerSec, 2*framesPerSec),
+		bytes:  rate.NewBucket(bytesPerSec, 2*bytesPerSec)}
 }
 
 func (m *meter) Read(p []byte) (int, error) {
@@ -85,7 +64,7 @@ func (m *meter) Read(p []byte) (int, error) {
 	}
 	frames, ferr := m.scan(p[:n])
 	now := m.now()
-	wait := max(m.frames.charge(now, float64(frames)), m.bytes.charge(now, float64(n)))
+	wait := max(m.frames.Charge(now, float64(frames)), m.bytes.Charge(now, float64(n)))
 	if ferr != nil {
 		return n, ferr
 	}

@@ -26,7 +26,8 @@ import (
 	"github.com/party-sockets/party-sockets/routing"
 )
 
-// Bounds of the per-origin table (the wire contract fixes 500 and 100).
+// Bounds of the per-origin table, the old relay's 500 origins and 100 with
+// series of their own (ops/README.md, "Origins tracked").
 const (
 	originTableSize = 500
 	originSeries    = 100
@@ -84,16 +85,19 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	m.messages = f("party_sockets_messages_total", "Client send messages relayed.")
 	m.deliveries = f("party_sockets_deliveries_total", "Message frames queued to receivers.")
 	m.bytes = f("party_sockets_delivered_bytes_total", "Bytes of message frames queued to receivers.")
-	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "party_sockets_errors_total", Help: "Error messages sent to clients, by kind."}, []string{"kind"})
-	m.closes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "party_sockets_connections_closed_total", Help: "WebSocket connections ended, by reason."}, []string{"reason"})
-	m.replays = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "party_sockets_replays_total", Help: "fly-replay and redirect answers, by kind."}, []string{"kind"})
-	m.probes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "party_sockets_probes_total", Help: "Same-region peer probe rounds, by outcome."}, []string{"outcome"})
+	vec := func(name, help, label string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
+	}
+	m.errors = vec("party_sockets_errors_total", "Error messages sent to clients, by kind.", "kind")
+	m.closes = vec("party_sockets_connections_closed_total", "WebSocket connections ended, by reason.", "reason")
+	m.replays = vec("party_sockets_replays_total", "fly-replay and redirect answers, by kind.", "kind")
+	m.probes = vec("party_sockets_probes_total", "Same-region peer probe rounds, by outcome.", "outcome")
 	m.probeTime = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "party_sockets_probe_duration_seconds", Help: "Duration of a peer probe round.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 5},
 	})
-	m.handoffs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "party_sockets_handoff_rooms_total",
-		Help: "Rooms handed to a sibling on stop (sent), taken from one (received), and that could not move (failed)."}, []string{"result"})
+	m.handoffs = vec("party_sockets_handoff_rooms_total",
+		"Rooms handed to a sibling on stop (sent), taken from one (received), and that could not move (failed).", "result")
 	m.handoffDur = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "party_sockets_handoff_duration_seconds", Help: "Duration of one room's hand-off, from its lock to the sibling's answer.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
@@ -109,18 +113,22 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 		"roomsOrigin":   d("party_sockets_rooms_by_origin", "Live rooms by origin.", "origin"),
 		"connections":   d("party_sockets_connections_total", "WebSocket connections opened.", "origin"),
 		"created":       d("party_sockets_rooms_created_total", "Rooms created.", "origin"),
-		"tenantCreated": d("party_sockets_rooms_created_by_tenant_total", "Rooms created, by the create token's sub (at most 100 tenants).", "tenant"),
 		"rss":           d("process_resident_memory_bytes", "Resident set size in bytes."),
 		"heap":          d("process_heap_used_bytes", "Heap bytes in use by live and unswept objects."),
 		"uptime":        d("process_uptime_seconds", "Seconds since the process started."),
 		"goroutines":    d("go_goroutines", "Goroutines that currently exist."),
-		"budgetUsed":    d("party_sockets_memory_budget_used_bytes", "Bytes clients make the machine hold: queues, partial messages, slot history, state."),
 		"budgetLimit":   d("party_sockets_memory_budget_limit_bytes", "The memory budget; over it, the largest send queues are shed."),
+
+		"tenantCreated": d("party_sockets_rooms_created_by_tenant_total",
+			"Rooms created, by the create token's sub (at most 100 tenants).", "tenant"),
+		"budgetUsed": d("party_sockets_memory_budget_used_bytes",
+			"Bytes clients make the machine hold: queues, partial messages, slot history, state."),
 	}
 	if cfg.Webhooks != nil {
 		for i, result := range []string{"delivered", "retried", "failed", "dropped"} {
 			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "party_sockets_webhooks_total", Help: "Webhook events delivered, attempts retried, events given up on, and events dropped on a full queue.",
+				Name:        "party_sockets_webhooks_total",
+				Help:        "Webhook events delivered, attempts retried, events given up on, and events dropped on a full queue.",
 				ConstLabels: prometheus.Labels{"result": result},
 			}, func() float64 {
 				d, r, f, x := cfg.Webhooks.Stats()
@@ -146,7 +154,8 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	for _, l := range wire.Labels() {
 		m.errors.WithLabelValues(l)
 	}
-	reg.MustRegister(m, m.messages, m.deliveries, m.bytes, m.errors, m.closes, m.replays, m.probes, m.probeTime, m.handoffs, m.handoffDur)
+	reg.MustRegister(m, m.messages, m.deliveries, m.bytes, m.errors, m.closes, m.replays, m.probes, m.probeTime,
+		m.handoffs, m.handoffDur)
 	m.handler = &cachedScrape{g: gatherer, ttl: or(cfg.ScrapeTTL, DefaultScrapeTTL)}
 	return m
 }

@@ -13,7 +13,8 @@ import (
 // request that carries any header Fly's proxy adds came through the proxy,
 // whatever the header's value.
 
-// proxyHeaders are the request headers Fly's proxy adds (FLY.md). A
+// proxyHeaders are the request headers Fly's proxy adds (README "Whom the
+// limits count, and what we trust of Fly"). A
 // request between machines over the private network carries none.
 var proxyHeaders = []string{"Fly-Region", "Fly-Client-Ip", "Fly-Forwarded-Port", "Fly-Request-Id",
 	"Fly-Forwarded-Proto", "Fly-Forwarded-Ssl", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port",
@@ -51,7 +52,8 @@ func newPeerKeys(secret, self string) *peerKeys {
 		return nil
 	}
 	k := peerauth.DeriveKey([]byte(secret), peerauth.LabelInternal)
-	return &peerKeys{internal: k, verifier: peerauth.NewVerifier(k, self, 0, 0, nil), lookups: peerauth.NewVerifier(k, self, 0, 0, nil)}
+	return &peerKeys{internal: k, verifier: peerauth.NewVerifier(k, self, 0, 0, nil),
+		lookups: peerauth.NewVerifier(k, self, 0, 0, nil)}
 }
 
 // signPeer signs a call this machine makes to sibling to; body is what the
@@ -62,7 +64,8 @@ func (s *Server) signPeer(req *http.Request, to string, body []byte) {
 	if s.peer == nil {
 		return
 	}
-	req.Header.Set(peerauth.Header, peerauth.Sign(s.peer.internal, s.selfID(), to, req.Method, req.URL.RequestURI(), body, time.Now()))
+	sig := peerauth.Sign(s.peer.internal, s.selfID(), to, req.Method, req.URL.RequestURI(), body, time.Now())
+	req.Header.Set(peerauth.Header, sig)
 	if len(body) > 0 {
 		req.Header.Set(peerauth.BodyHeader, peerauth.BodyHash(body))
 	}

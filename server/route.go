@@ -18,7 +18,7 @@ type missCharged struct{}
 // own probe already charged it.
 func (s *Server) lookupMissed(r *http.Request) {
 	if r.Context().Value(missCharged{}) == nil {
-		s.ipl.miss(s.clientIP(r))
+		s.perAddr.miss(s.clientIP(r))
 	}
 }
 
@@ -71,7 +71,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 			if in.Holder == "" && !in.Upgrade {
 				// A miss, charged here once. A join is charged when it
 				// fails: the socket may yet create a room instead.
-				s.ipl.missCode(s.clientIP(r), p.Code)
+				s.perAddr.missCode(s.clientIP(r), p.Code)
 				r = r.WithContext(context.WithValue(r.Context(), missCharged{}, true))
 			}
 		}
@@ -130,7 +130,7 @@ func (s *Server) readReplayHeaders(r *http.Request, in *routing.Input) {
 // nothing was asked.
 func (s *Server) probeFor(r *http.Request, code string) (holder string, refused bool) {
 	ip := s.clientIP(r)
-	if s.ipl.blocked(ip) {
+	if s.perAddr.blocked(ip) {
 		return "", true
 	}
 	holder, outcome := s.probe(r, code, probeAllowance{rate: s.probes, ip: ip, now: time.Now()})

@@ -20,7 +20,7 @@
 // cachedScrape.mu (metrics.go) is held while a scrape renders, which takes
 // rooms' Manager.mu (read) and the LRU tables' own locks, never a room's.
 // The rest are leaves, held for a few lines and never across a call that
-// locks: registry.mu and pending.mu (conns.go), ipLimits.mu,
+// locks: registry.mu and pending.mu (conns.go), addrLimits.mu,
 // missWindow.mu and addrBucket.mu (limits.go), Server.movedMu and
 // Server.goneMu, siblings.mu (handoff.go), peerauth's Verifier.mu, and the
 // function-local ones that gather parallel answers (findSiblings,
@@ -57,6 +57,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/rate"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/routing"
@@ -156,7 +157,7 @@ type Server struct {
 	metrics   *metrics
 	log       *slog.Logger
 	accept    websocket.AcceptOptions
-	ipl       *ipLimits
+	perAddr   *addrLimits
 	upgrades  addrRate // new WebSockets per address
 	creates   addrRate // rooms created per address
 	probes    addrRate // probe rounds started per client address (lookups.go)
@@ -192,8 +193,9 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	if cfg.Budget == nil {
 		cfg.Budget = budget.New(budget.DefaultLimit())
 	}
-	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, ipl: newIPLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin, cfg.MachineMissesPerMin),
-		budget: cfg.Budget, joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
+	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, budget: cfg.Budget,
+		perAddr:   newAddrLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin, cfg.MachineMissesPerMin),
+		joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
 	s.peer = newPeerKeys(cfg.HandoffSecret, s.selfID())
 	s.trust = newTrustCheck(cfg.TrustCheck, cfg.HandoffSecret)
 	s.decoding = make(chan struct{}, 1)
@@ -281,7 +283,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusTooManyRequests, errTooManyUpgrades)
 		return
 	}
-	if counted && !s.ipl.acquire(ip) {
+	if counted && !s.perAddr.acquire(ip) {
 		s.apiError(w, http.StatusTooManyRequests, errTooManyConns)
 		return
 	}
@@ -290,7 +292,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws, err := websocket.Accept(hw, r, &s.accept)
 	if err != nil {
 		if counted {
-			s.ipl.release(ip)
+			s.perAddr.release(ip)
 		}
 		s.log.Debug("websocket accept failed", "origin", origin, "error", err)
 		return
@@ -300,7 +302,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// The session reads on a fresh goroutine and this handler returns: the
 	// net/http goroutine, whose stack grew while parsing the handshake, ends.
 	se := &session{s: s, c: newConn(ws, hw.conn, s), origin: origin, ip: ip, counted: counted,
-		bucket: newBucket(s.cfg.MsgRate, s.cfg.MsgBurst)}
+		msgs: rate.NewBucket(s.cfg.MsgRate, float64(s.cfg.MsgBurst))}
 	s.conns.add(se.c)
 	go se.serve()
 }
@@ -327,7 +329,7 @@ func (se *session) serve() {
 	c.finish()
 	se.s.conns.remove(c)
 	if se.counted {
-		se.s.ipl.release(se.ip)
+		se.s.perAddr.release(se.ip)
 	}
 	se.s.metrics.connectionClosed(c.closedReason())
 	se.logClose(err)

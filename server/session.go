@@ -10,12 +10,14 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/party-sockets/party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/internal/rate"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/tokens"
 )
 
-// Session errors beyond the rooms package, exactly as the contract spells them.
+// Session errors beyond the rooms package, exactly as the old relay spells
+// them (README "The protocol in brief").
 var (
 	errDraining      = wire.Define("Server draining")
 	errAlreadyInRoom = wire.Define("Already in a room")
@@ -30,9 +32,9 @@ type session struct {
 	s       *Server
 	c       *conn
 	origin  string
-	ip      string  // client address, for per-address limits
-	counted bool    // ip counts against the limits (not a peer's probe)
-	bucket  *bucket // message rate; nil when unlimited
+	ip      string      // client address, for per-address limits
+	counted bool        // ip counts against the limits (not a peer's probe)
+	msgs    rate.Bucket // message rate, owned by the reader; unlimited when MsgRate is 0
 	room    *rooms.Room
 	idx     int
 }
@@ -94,14 +96,14 @@ func (se *session) read(ctx context.Context) ([]byte, error) {
 // handle serves one message. It reports true when the connection is
 // closed for abuse: it is then no longer read or handled.
 func (se *session) handle(frame []byte) (stop bool) {
-	if se.bucket != nil && !se.bucket.take(time.Now()) {
+	if !se.msgs.Unlimited() && !se.msgs.Take(time.Now()) {
 		// Told once per burst; a sender that keeps going past a whole
 		// burst of rejections is closed.
-		switch r := se.bucket.rejected; {
+		switch r := se.msgs.Rejected(); {
 		case r == 1:
 			se.s.metrics.errorSent(errRateLimited)
 			se.c.Send(wire.ErrorFrame(errRateLimited))
-		case float64(r) > se.bucket.burst:
+		case float64(r) > se.msgs.Burst():
 			se.c.abort(closecode.EndRateLimit)
 			return true
 		}
@@ -206,7 +208,7 @@ func (se *session) checkToken(m *wire.Message, maxClients float64) (*tokens.Clai
 		return nil, errTooManyCreates
 	}
 	if se.counted {
-		se.s.ipl.miss(se.ip)
+		se.s.perAddr.miss(se.ip)
 	}
 	se.s.log.Debug("create refused", "origin", se.origin, "reason", err.Error())
 	return nil, tokens.ErrUnauthorized
@@ -224,7 +226,7 @@ func (se *session) join(m *wire.Message) error {
 	if !ok || code == "" {
 		return errRoomRequired
 	}
-	if se.counted && se.s.ipl.blocked(se.ip) {
+	if se.counted && se.s.perAddr.blocked(se.ip) {
 		return errTooManyMisses
 	}
 	opt, err := recoveryOptions(m)
@@ -234,7 +236,7 @@ func (se *session) join(m *wire.Message) error {
 	r, idx, err := se.s.rooms.Join(code, clientID, se.c, opt)
 	if err != nil {
 		if err == rooms.ErrRoomNotFound && se.counted {
-			se.s.ipl.missCode(se.ip, code)
+			se.s.perAddr.missCode(se.ip, code)
 		}
 		return err
 	}

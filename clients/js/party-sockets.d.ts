@@ -16,7 +16,10 @@ export interface PartySocketOptions {
   maxAttempts?: number;
   /** A connect that neither opens nor answers fails (and is retried) after this many ms. Default 10000. */
   connectTimeout?: number;
-  /** While rejoining, "Room not found" is retried (by code, without the pin) for this many ms: a stopping machine hands its room to a sibling. Default 10000. */
+  /**
+   * While rejoining, "Room not found" is retried (by code, without the pin) for this many ms: a stopping
+   * machine hands its room to a sibling. Default 10000.
+   */
   roomWait?: number;
   /** Message recovery (default true): missed frames are sent again after a reconnect. */
   recover?: boolean;
@@ -72,8 +75,12 @@ export declare class PartySocket extends EventTarget {
   closeRoom(): boolean;
   close(): void;
 
-  addEventListener<K extends keyof PartySocketEventMap>(type: K, listener: (ev: PartySocketEventMap[K]) => void, options?: boolean | AddEventListenerOptions): void;
-  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
-  removeEventListener<K extends keyof PartySocketEventMap>(type: K, listener: (ev: PartySocketEventMap[K]) => void, options?: boolean | EventListenerOptions): void;
-  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+  addEventListener<K extends keyof PartySocketEventMap>(
+    type: K, listener: (ev: PartySocketEventMap[K]) => void, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(
+    type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof PartySocketEventMap>(
+    type: K, listener: (ev: PartySocketEventMap[K]) => void, options?: boolean | EventListenerOptions): void;
+  removeEventListener(
+    type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
 }

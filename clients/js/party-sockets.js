@@ -51,7 +51,10 @@ export class PartySocket extends EventTarget {
   constructor(url, opts = {}) {
     super();
     this.base = wsBase(url);
-    this.opts = { minBackoff: 250, maxBackoff: 10000, maxAttempts: 20, persist: false, recover: true, connectTimeout: 10000, roomWait: 10000, ...opts };
+    this.opts = {
+      minBackoff: 250, maxBackoff: 10000, maxAttempts: 20, persist: false, recover: true,
+      connectTimeout: 10000, roomWait: 10000, ...opts,
+    };
     this.storageKey = this.opts.storageKey || "party-sockets:" + this.base;
     const saved = this.opts.persist ? PartySocket.saved(url, this.opts) : null;
     this.clientId = this.opts.clientId || (saved && saved.clientId) || randomId();

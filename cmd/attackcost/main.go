@@ -274,7 +274,8 @@ func attackPings(tg target, d time.Duration) result {
 
 // attackFragments: one message of endless empty continuation frames.
 func attackFragments(tg target, d time.Duration) result {
-	return flood(tg, d, wsframe.Client(false, wsframe.OpText, []byte(`{"type":`)), wsframe.Client(false, wsframe.OpContinuation, nil))
+	first := wsframe.Client(false, wsframe.OpText, []byte(`{"type":`))
+	return flood(tg, d, first, wsframe.Client(false, wsframe.OpContinuation, nil))
 }
 
 // attackKeys: four sockets under the message rate (90/s), each sending

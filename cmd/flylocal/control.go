@@ -69,7 +69,8 @@ func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 	case path == "machines" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(c.views())
-	case len(parts) == 2 && parts[0] == "dns" && r.Method == http.MethodPost && (parts[1] == "down" || parts[1] == "up" || parts[1] == "slow"):
+	case len(parts) == 2 && parts[0] == "dns" && r.Method == http.MethodPost &&
+		(parts[1] == "down" || parts[1] == "up" || parts[1] == "slow"):
 		c.setDNS(parts[1])
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]bool{"dns_down": c.dns.Down()})

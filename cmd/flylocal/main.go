@@ -41,6 +41,17 @@ func main() {
 
 func (e *edge) url() string { return "http://127.0.0.1:" + strconv.Itoa(e.port) }
 
+// Help of the flags too long for one line of run's.
+const (
+	helpCloseFrames     = "send WebSocket close frames to a machine's clients before stop/suspend"
+	helpFallbackSrc     = "a force_self fallback delivery also carries fly-replay-src (undocumented on Fly)"
+	helpStoppingReplays = "deliver a replay to a machine that is stopping; off, it fails over like an " +
+		"unreachable one (undocumented on Fly)"
+	helpProxyHeaders = "a client's own Fly-Region and Fly-Client-IP: replace them, or append the edge's " +
+		"after them (undocumented on Fly)"
+	helpReplayHeaders = "a client's own fly-replay-src and fly-replay-failed: strip or keep them (undocumented on Fly)"
+)
+
 func run() error {
 	var (
 		regionsFlag = flag.String("regions", "fra,iad", "comma-separated regions, one edge each")
@@ -52,12 +63,12 @@ func run() error {
 		bin         = flag.String("bin", "", "server binary to run (default: build this repo)")
 		killTimeout = flag.Duration("kill-timeout", 10*time.Second, "stop: wait this long after the kill signal before SIGKILL")
 		killSignal  = flag.String("kill-signal", "SIGINT", "stop signal, SIGINT or SIGTERM (fly.toml kill_signal)")
-		closeFrames = flag.Bool("stop-close-frames", true, "send WebSocket close frames to a machine's clients before stop/suspend")
-		fallbackSrc = flag.Bool("fallback-src", true, "a force_self fallback delivery also carries fly-replay-src (undocumented on Fly)")
+		closeFrames = flag.Bool("stop-close-frames", true, helpCloseFrames)
+		fallbackSrc = flag.Bool("fallback-src", true, helpFallbackSrc)
 		fallbackRep = flag.Bool("fallback-replay", false, "honour fly-replay from a fallback delivery (undocumented on Fly)")
-		stoppingRep = flag.Bool("stopping-replays", false, "deliver a replay to a machine that is stopping; off, it fails over like an unreachable one (undocumented on Fly)")
-		proxyHdrs   = flag.String("client-proxy-headers", proxyHeadersReplace, "a client's own Fly-Region and Fly-Client-IP: replace them, or append the edge's after them (undocumented on Fly)")
-		replayHdrs  = flag.String("client-replay-headers", replayHeadersStrip, "a client's own fly-replay-src and fly-replay-failed: strip or keep them (undocumented on Fly)")
+		stoppingRep = flag.Bool("stopping-replays", false, helpStoppingReplays)
+		proxyHdrs   = flag.String("client-proxy-headers", proxyHeadersReplace, helpProxyHeaders)
+		replayHdrs  = flag.String("client-replay-headers", replayHeadersStrip, helpReplayHeaders)
 		quiet       = flag.Bool("quiet", false, "do not copy machine logs to stderr")
 		env         envList
 	)
@@ -136,7 +147,8 @@ func run() error {
 	for _, region := range regionList {
 		for range *perRegion {
 			ip := net.IPv4(base[0], base[1], base[2], base[3]+byte(n)).String()
-			c.machines = append(c.machines, &machine{ID: newMachineID(), Region: region, IP: ip, Port: *machinePort, c: c, state: stateStopped})
+			m := &machine{ID: newMachineID(), Region: region, IP: ip, Port: *machinePort, c: c, state: stateStopped}
+			c.machines = append(c.machines, m)
 			n++
 		}
 	}

@@ -166,7 +166,8 @@ func (e *edge) onFailure(h hop, err error, start time.Time, tried map[*machine]b
 		if errors.Is(err, errTimeout) {
 			reason = "timeout"
 		}
-		e.c.watch.replay(replayEvent{Edge: e.region, Kind: "fallback", From: h.target.ID, To: "back to " + h.fallback.ID + " (" + reason + ")"})
+		e.c.watch.replay(replayEvent{Edge: e.region, Kind: "fallback", From: h.target.ID,
+			To: "back to " + h.fallback.ID + " (" + reason + ")"})
 		return e.fallbackHop(h, h.target.ID, h.target.Region, reason, time.Since(start)), true
 	case h.src == "":
 		// A first delivery: the proxy routes around a machine it cannot reach.

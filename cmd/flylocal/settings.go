@@ -9,16 +9,17 @@ import (
 )
 
 // What an edge does with the client's own copies of the headers Fly's
-// proxy sets is undocumented (FLY.md): the operator's trust check
-// (tests/live/trustcheck_test.go) finds out on a real app. flylocal can
-// behave either way, chosen by a flag and switched at run time:
+// proxy sets is undocumented (README "What we trust of Fly, checked"):
+// the operator's trust check (tests/live/trustcheck_test.go) finds out on
+// a real app. flylocal can behave either way, chosen by a flag and
+// switched at run time:
 //
 //	client_proxy_headers   replace: the edge's Fly-Region and Fly-Client-IP replace the client's (default)
 //	                       append:  the client's stay, first, and the edge's follow as further values
 //	client_replay_headers  strip:   the client's fly-replay-src and fly-replay-failed are removed (default)
 //	                       keep:    they reach the machine, before any the edge adds on a replay
 //
-// The defaults are what FLY.md describes: the proxy sets Fly-Region to
+// The defaults are what Fly's docs describe: the proxy sets Fly-Region to
 // the edge that took the connection, and fly-replay-src is the proxy's own.
 const (
 	proxyHeadersReplace = "replace"

@@ -18,10 +18,11 @@ type fanoutResult struct {
 	SendLag percentiles
 }
 
-// runFanout builds rooms×size members; every member broadcasts either at
-// rate msg/s (open loop, latency from the scheduled time) or keeping window
-// messages in flight (closed loop: in flight = sent but not yet seen by the
-// next member of the room). It sends for dur, then waits for stragglers.
+// runFanoutMeasured builds rooms×size members; every member broadcasts
+// either at rate msg/s (open loop, latency from the scheduled time) or
+// keeping window messages in flight (closed loop: in flight = sent but not
+// yet seen by the next member of the room). It sends for cfg.duration,
+// then waits for stragglers.
 func runFanoutMeasured(ctx context.Context, cfg config, begin, end func()) (fanoutResult, time.Duration, error) {
 	var res fanoutResult
 	rooms := make([]*room, 0, cfg.rooms)

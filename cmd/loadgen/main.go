@@ -129,8 +129,8 @@ func run(cfg config) error {
 		if cfg.shape == "fanout" {
 			cfg.window = 0
 		}
-		// Rooms are built before the measured window starts: runFanout
-		// calls begin through the hook below.
+		// Rooms are built before the measured window starts:
+		// runFanoutMeasured calls begin once they are.
 		var res fanoutResult
 		res, window, err = runFanoutMeasured(ctx, cfg, begin, end)
 		rep.Fanout = &res
@@ -194,18 +194,22 @@ func run(cfg config) error {
 func printSummary(w *os.File, cfg config, r report) {
 	fmt.Fprintf(w, "shape %s against %s, %.1fs\n", r.Shape, cfg.url, r.Duration)
 	if f := r.Fanout; f != nil {
-		fmt.Fprintf(w, "  sent %d (%.0f/s), delivered %d of %d (%.0f/s)\n", f.Sent, r.SentPerSec, f.Delivered, f.Expected, r.DeliveredPerSec)
-		fmt.Fprintf(w, "  latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", f.Latency.P50, f.Latency.P90, f.Latency.P99, f.Latency.Max)
+		fmt.Fprintf(w, "  sent %d (%.0f/s), delivered %d of %d (%.0f/s)\n",
+			f.Sent, r.SentPerSec, f.Delivered, f.Expected, r.DeliveredPerSec)
+		fmt.Fprintf(w, "  latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
+			f.Latency.P50, f.Latency.P90, f.Latency.P99, f.Latency.Max)
 		if f.SendLag.Max > 0 {
 			fmt.Fprintf(w, "  of which the tool's own send lag ms: p50 %.2f  p99 %.2f\n", f.SendLag.P50, f.SendLag.P99)
 		}
 		fmt.Fprintf(w, "  lost %d  reordered %d  errors %d\n", f.Lost, f.Reordered, f.Errors)
 	}
 	if i := r.Idle; i != nil {
-		fmt.Fprintf(w, "  %d connections in %d rooms; RSS %+d bytes = %.0f bytes per connection\n", i.Connections, i.Rooms, r.ServerRSSDelta, r.RSSPerConn)
+		fmt.Fprintf(w, "  %d connections in %d rooms; RSS %+d bytes = %.0f bytes per connection\n",
+			i.Connections, i.Rooms, r.ServerRSSDelta, r.RSSPerConn)
 	}
 	if c := r.Churn; c != nil {
-		fmt.Fprintf(w, "  %d cycles (%.0f/s), %d errors; cycle ms p50 %.2f p99 %.2f\n", c.Cycles, float64(c.Cycles)/r.Duration, c.Errors, c.Latency.P50, c.Latency.P99)
+		fmt.Fprintf(w, "  %d cycles (%.0f/s), %d errors; cycle ms p50 %.2f p99 %.2f\n",
+			c.Cycles, float64(c.Cycles)/r.Duration, c.Errors, c.Latency.P50, c.Latency.P99)
 	}
 	if cfg.pid > 0 {
 		fmt.Fprintf(w, "  server: %.2f CPU s, RSS %d MiB", r.ServerCPU, r.ServerRSS>>20)

@@ -39,7 +39,8 @@ function showStatus(el, s) {
 async function host() {
   $("host").classList.remove("hidden");
   const game = { round: 1, names: {}, scores: {}, buzzed: [], left: [] };
-  const h = (await PartySocket.resume(relay, { persist: true })) || (await PartySocket.create(relay, { maxClients: 9, persist: true }));
+  const h = (await PartySocket.resume(relay, { persist: true })) ||
+    (await PartySocket.create(relay, { maxClients: 9, persist: true }));
   window.party = h;
   if (h.state) Object.assign(game, h.state);
   $("host-code").textContent = h.room;

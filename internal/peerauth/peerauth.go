@@ -88,7 +88,8 @@ func Sign(key []byte, id, to, method, requestURI string, body []byte, now time.T
 	rand.Read(nonce[:])
 	t := strconv.FormatInt(now.UnixMilli(), 10)
 	n := hex.EncodeToString(nonce[:])
-	return "v1;id=" + id + ";to=" + to + ";t=" + t + ";n=" + n + ";s=" + macHash(key, id, to, method, requestURI, t, n, BodyHash(body))
+	mac := macHash(key, id, to, method, requestURI, t, n, BodyHash(body))
+	return "v1;id=" + id + ";to=" + to + ";t=" + t + ";n=" + n + ";s=" + mac
 }
 
 // BodyHash is the hex SHA-256 of body, as BodyHeader carries it.

@@ -124,7 +124,9 @@ func withDefaults(opts Options) Options {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost = opts.Workers, opts.Workers
 		tr.MaxResponseHeaderBytes = 16 << 10
-		opts.Client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		opts.Client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}}
 	}
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
@@ -151,7 +153,8 @@ func (s *Sender) Send(room, eventType string, data any) bool {
 	}
 	id := make([]byte, 12)
 	s.opts.RandomBytes(id)
-	j := &job{id: "msg_" + hex.EncodeToString(id), body: body, player: strings.HasPrefix(eventType, "player."), wait: s.opts.FirstRetry}
+	j := &job{id: "msg_" + hex.EncodeToString(id), body: body, player: strings.HasPrefix(eventType, "player."),
+		wait: s.opts.FirstRetry}
 	return s.enqueue(room, j)
 }
 

@@ -83,8 +83,8 @@ func Label(err error) string {
 	return Other
 }
 
-// Errors of the envelope, exactly as the wire contract (README "The
-// protocol in brief") spells them.
+// Errors of the envelope, exactly as the old relay spells them (README
+// "The protocol in brief").
 var (
 	ErrInvalidJSON = Define("Invalid JSON")
 	ErrUnknownType = Define("Unknown message type")
@@ -93,7 +93,7 @@ var (
 	// ErrUnknownType, as the relay we replace answered).
 	ErrNotObject = Define("Body must be a JSON object")
 	// ErrInvalidUTF8 refuses a frame that a browser would fail the whole
-	// connection on if we relayed it (our own limit, the contract's shape).
+	// connection on if we relayed it (our own limit, in the old relay's shape).
 	ErrInvalidUTF8 = Define("Invalid UTF-8")
 	// ErrTooComplex bounds decode work: at most MaxKeys top-level keys,
 	// values nested at most MaxDepth deep.

@@ -81,7 +81,8 @@ one_run() {
   done
   taskset -c 1 "$OUT/loadgen" -url "ws://127.0.0.1:$port/" -pid "$pid" $EXTRA "$@" 2>"$OUT/loadgen.err" | tail -1 |
     sed "s/^{/{\"who\":\"$who\",/" || true
-  grep -q . "$OUT/loadgen.err" && sed 's/^/    tool: /' "$OUT/loadgen.err" | grep -E "loadgen:|lost [1-9]|errors [1-9]" >&2 || true
+  grep -q . "$OUT/loadgen.err" &&
+    sed 's/^/    tool: /' "$OUT/loadgen.err" | grep -E "loadgen:|lost [1-9]|errors [1-9]" >&2 || true
   # The measurement is over: SIGKILL, not a drain (rooms whose members
   # vanished without a close frame are kept for the host grace).
   kill -KILL "$pid" 2>/dev/null || true

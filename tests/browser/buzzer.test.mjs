@@ -11,7 +11,8 @@ const { GAME_URL, HOST_EDGE, HOST_CUT, PLAYER_EDGE, NET_CUT, OUT_DIR, CHROMIUM, 
 const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--disable-quic"];
 
-test("buzzer quiz across regions: join by code, buzz, reconnect and reload into the same slot, a rolling deploy mid-game, room closed is final", async (t) => {
+test("buzzer quiz across regions: join by code, buzz, reconnect and reload into the same slot, " +
+  "a rolling deploy mid-game, room closed is final", async (t) => {
   mkdirSync(OUT_DIR, { recursive: true });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
   t.after(() => browser.close());
@@ -34,7 +35,8 @@ test("buzzer quiz across regions: join by code, buzz, reconnect and reload into 
   });
   assert.equal((await fetch(`${HOST_CUT}/cut?ms=500`, { method: "POST" })).status, 200);
   await host.waitForFunction(() => window.hostReconnects >= 1);
-  await host.waitForFunction(() => window.party.status === "open" && document.getElementById("host-status").textContent === "connected",
+  await host.waitForFunction(
+    () => window.party.status === "open" && document.getElementById("host-status").textContent === "connected",
     null, { timeout: 15000 });
   assert.equal(await text(host, "#host-code"), code, "the lobby's code changed after a blip");
 
@@ -69,7 +71,8 @@ test("buzzer quiz across regions: join by code, buzz, reconnect and reload into 
   // round it missed, in order, once each (message recovery). Chromium's
   // own offline mode is no network cut: it leaves open WebSockets alone.
   await host.click("#next");
-  await bob.waitForFunction(() => document.getElementById("p-round").textContent === "2" && !document.getElementById("buzz").disabled);
+  await bob.waitForFunction(
+    () => document.getElementById("p-round").textContent === "2" && !document.getElementById("buzz").disabled);
   const slot = await bob.evaluate(() => window.party.index);
   await bob.evaluate(() => {
     window.reconnects = 0;
@@ -132,7 +135,8 @@ test("buzzer quiz across regions: join by code, buzz, reconnect and reload into 
   assert.equal(await text(host, "#host-code"), code, "the code changed in the deploy");
   await host.click("#next");
   for (const p of [alice, bob]) {
-    await p.waitForFunction(() => document.getElementById("p-round").textContent === "6" && !document.getElementById("buzz").disabled,
+    await p.waitForFunction(
+      () => document.getElementById("p-round").textContent === "6" && !document.getElementById("buzz").disabled,
       null, { timeout: 15000 });
   }
   await alice.click("#buzz");

@@ -38,7 +38,8 @@ test("overview: live machines, rooms, replays and charts; a button suspends and 
   await page.goto(`${FLY_EDGE}/.flylocal/`);
   await page.waitForFunction(() => document.querySelectorAll("#machines tbody tr").length === 4);
   // The room and its code appear on its machine's row, live.
-  await page.waitForFunction((code) => document.querySelector("#machines").textContent.includes(code), ws.room, { timeout: 10000 });
+  await page.waitForFunction((code) => document.querySelector("#machines").textContent.includes(code), ws.room,
+    { timeout: 10000 });
   const holder = page.locator(`#machines tr[data-id="${ws.instance}"]`);
   assert.match(await holder.locator(".rooms").textContent(), new RegExp(`${ws.room}: 1`));
   assert.equal(await page.locator("#dns").textContent(), "up");
@@ -51,10 +52,12 @@ test("overview: live machines, rooms, replays and charts; a button suspends and 
     [...document.querySelectorAll("#machines tbody tr")].map((r) => r.dataset.id).find((id) => id !== busy), ws.instance);
   const row = () => page.locator(`#machines tr[data-id="${other}"]`);
   await row().locator("button", { hasText: "suspend" }).click();
-  await page.waitForFunction((id) => document.querySelector(`#machines tr[data-id="${id}"] .state`).textContent === "suspended", other);
+  await page.waitForFunction(
+    (id) => document.querySelector(`#machines tr[data-id="${id}"] .state`).textContent === "suspended", other);
   await page.screenshot({ path: join(OUT_DIR, "5-overview-suspended.png"), fullPage: true });
   await row().locator("button", { hasText: "resume" }).click();
-  await page.waitForFunction((id) => document.querySelector(`#machines tr[data-id="${id}"] .state`).textContent === "started", other);
+  await page.waitForFunction(
+    (id) => document.querySelector(`#machines tr[data-id="${id}"] .state`).textContent === "started", other);
 
   // A lookup of the code through another region's machine is a replay the
   // overview lists with its kind.
