@@ -27,6 +27,7 @@ type cluster struct {
 
 	killSignal      os.Signal
 	killTimeout     time.Duration
+	timing          timing      // how a machine boots and passes its checks (health.go)
 	stopCloseFrames bool        // close frames to WebSocket clients before stop/suspend
 	fallbackSrc     bool        // a force_self fallback also carries fly-replay-src
 	fallbackReplay  bool        // a fly-replay answer to a fallback delivery is honoured

@@ -23,7 +23,10 @@ type machineView struct {
 	Load     int64      `json:"load"`
 	Exit     string     `json:"exit,omitempty"` // how the last process ended
 	Frozen   bool       `json:"frozen,omitempty"`
-	RoomList []roomView `json:"roomList,omitempty"` // at most 200
+	Checks   string     `json:"checks,omitempty"`     // the service check: waiting, critical, passing (routed)
+	Started  string     `json:"started_at,omitempty"` // when the running process started (RFC 3339)
+	Routed   int64      `json:"routed"`               // requests and WebSockets the edges delivered to it
+	RoomList []roomView `json:"roomList,omitempty"`   // at most 200
 }
 
 // control serves the edges' /.flylocal/ API:
@@ -174,8 +177,9 @@ func (c *cluster) views() []machineView {
 	out := make([]machineView, len(c.machines))
 	for i, m := range c.machines {
 		v := machineView{ID: m.ID, Region: m.Region, State: m.State(), Addr: m.addr(), PID: m.pid(), Load: m.load.Load(),
-			Exit: m.lastExit(), Frozen: m.isFrozen()}
-		if m.routable() && !v.Frozen {
+			Exit: m.lastExit(), Frozen: m.isFrozen(), Routed: m.routed.Load()}
+		v.Checks, v.Started = m.checkState()
+		if v.State == stateStarted && !v.Frozen {
 			v.Rooms, v.Clients, v.RoomList = c.listRooms(m) // one call, not a /metrics scrape besides
 		}
 		out[i] = v

@@ -59,10 +59,15 @@ func run() error {
 		proxyHdrs   = flag.String("client-proxy-headers", proxyHeadersReplace, "a client's own Fly-Region and Fly-Client-IP: replace them, or append the edge's after them (undocumented on Fly)")
 		replayHdrs  = flag.String("client-replay-headers", replayHeadersStrip, "a client's own fly-replay-src and fly-replay-failed: strip or keep them (undocumented on Fly)")
 		quiet       = flag.Bool("quiet", false, "do not copy machine logs to stderr")
+		readTiming  = timingFlags(flag.CommandLine)
 		env         envList
 	)
 	flag.Var(&env, "env", "KEY=VALUE for every machine (repeatable)")
 	flag.Parse()
+	tm, err := readTiming()
+	if err != nil {
+		return err
+	}
 
 	regionList := strings.Split(*regionsFlag, ",")
 	base := net.ParseIP(*ipBase).To4()
@@ -75,7 +80,7 @@ func run() error {
 	}
 	c := &cluster{
 		app: *app, machineEnv: env, logs: os.Stderr, killSignal: sig, killTimeout: *killTimeout,
-		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep,
+		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep, timing: tm,
 	}
 	c.stoppingReplays.Store(*stoppingRep)
 	if err := c.setClientHeaderModes(*proxyHdrs, *replayHdrs); err != nil {
