@@ -59,6 +59,7 @@ func run() error {
 		proxyHdrs   = flag.String("client-proxy-headers", proxyHeadersReplace, "a client's own Fly-Region and Fly-Client-IP: replace them, or append the edge's after them (undocumented on Fly)")
 		replayHdrs  = flag.String("client-replay-headers", replayHeadersStrip, "a client's own fly-replay-src and fly-replay-failed: strip or keep them (undocumented on Fly)")
 		quiet       = flag.Bool("quiet", false, "do not copy machine logs to stderr")
+		withParent  = flag.Bool("exit-with-parent", true, "stop every machine and exit when the process that started flylocal ends (go run killed by kill %1)")
 		readTiming  = timingFlags(flag.CommandLine)
 		env         envList
 	)
@@ -87,6 +88,9 @@ func run() error {
 		return err
 	}
 	c.quit = make(chan struct{})
+	if *withParent {
+		watchParent(c.shutdown, c.quit)
+	}
 	c.watch.clients, c.watch.msgs, c.watch.last = map[string][]float64{}, map[string][]float64{}, map[string]float64{}
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "HANDOFF_SECRET="); ok {
@@ -181,12 +185,13 @@ func (c *cluster) announce() error {
 		Addr   string `json:"addr"`
 	}
 	out := struct {
+		PID      int               `json:"pid"` // flylocal's own: kill it, not go run
 		App      string            `json:"app"`
 		Edges    map[string]string `json:"edges"`
 		Machines []machineOut      `json:"machines"`
 		DNS      string            `json:"dns"`
 		Proxy    string            `json:"proxy"` // the address the edges connect to machines from
-	}{App: c.app, Edges: map[string]string{}, DNS: c.dns.Addr, Proxy: c.proxyIP.String()}
+	}{PID: os.Getpid(), App: c.app, Edges: map[string]string{}, DNS: c.dns.Addr, Proxy: c.proxyIP.String()}
 	for _, e := range c.edges {
 		out.Edges[e.region] = e.url()
 	}
