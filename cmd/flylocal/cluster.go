@@ -37,6 +37,11 @@ type cluster struct {
 	appendProxyHeaders atomic.Bool // the client's Fly-Region and Fly-Client-IP stay, before the edge's
 	keepReplayHeaders  atomic.Bool // the client's fly-replay-src and fly-replay-failed reach the machine
 
+	// The dashboard page (prometheus.go); static after construction.
+	prometheusURL string
+	panels        []panelView
+	dashboardErr  string // why there are no panels
+
 	deployment    deployment // the rolling deploy (deploy.go)
 	watch         watch      // replays and history for the overview (watch.go)
 	handoffSecret string     // HANDOFF_SECRET given to the machines, for their internal endpoints

@@ -42,6 +42,8 @@ type machineView struct {
 //	POST /.flylocal/settings?stopping_replays=<0|1>&client_proxy_headers=<replace|append>&client_replay_headers=<strip|keep>
 //	                                       undocumented Fly behaviours, switched at run time (settings.go)
 //	GET  /.flylocal/state                  everything the overview shows, as JSON
+//	GET  /.flylocal/prometheus/targets     the running machines in Prometheus' http_sd format (prometheus.go)
+//	GET  /.flylocal/dashboard              ops/grafana-dashboard.json's panels, drawn from the local Prometheus
 //	POST /.flylocal/shutdown               stop every machine and exit, as SIGTERM does
 //
 // Only this machine's own pages and tools are answered (controlRefusal).
@@ -69,6 +71,11 @@ func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]bool{"stopping": true})
 		c.shutdown()
+	case path == "prometheus/targets" && r.Method == http.MethodGet:
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(c.prometheusTargets())
+	case path == "dashboard" && r.Method == http.MethodGet:
+		c.serveDashboard(w)
 	case path == "machines" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(c.views())

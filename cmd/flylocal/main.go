@@ -60,6 +60,8 @@ func run() error {
 		replayHdrs  = flag.String("client-replay-headers", replayHeadersStrip, "a client's own fly-replay-src and fly-replay-failed: strip or keep them (undocumented on Fly)")
 		quiet       = flag.Bool("quiet", false, "do not copy machine logs to stderr")
 		withParent  = flag.Bool("exit-with-parent", true, "stop every machine and exit when the process that started flylocal ends (go run killed by kill %1)")
+		promURL     = flag.String("prometheus", "http://127.0.0.1:9090", "the local Prometheus that /.flylocal/dashboard draws from (ops/prometheus.yml)")
+		dashboard   = flag.String("dashboard", "", "Grafana dashboard whose panels /.flylocal/dashboard draws (default: this module's ops/grafana-dashboard.json)")
 		readTiming  = timingFlags(flag.CommandLine)
 		env         envList
 	)
@@ -84,6 +86,9 @@ func run() error {
 		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep, timing: tm,
 	}
 	c.stoppingReplays.Store(*stoppingRep)
+	if err := c.setDashboard(*dashboard, *promURL); err != nil {
+		return err
+	}
 	if err := c.setClientHeaderModes(*proxyHdrs, *replayHdrs); err != nil {
 		return err
 	}
