@@ -101,7 +101,7 @@ func TestTimingFlags(t *testing.T) {
 // answers until its first check passes. Only lower bounds: a busy machine
 // makes everything slower, never faster.
 func TestDeployWaitsForBootAndChecks(t *testing.T) {
-	const boot, grace = 400 * time.Millisecond, 1500 * time.Millisecond
+	const boot, grace = 400 * time.Millisecond, 3 * time.Second
 	_, info, stderr := startFlylocal(t, "-regions", "fra,iad", "-per-region", "1", "-quiet",
 		"-boot-delay", boot.String(), "-health-grace", grace.String(), "-health-interval", "100ms")
 	edge := info.Edges["fra"]
