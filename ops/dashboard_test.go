@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,8 +61,6 @@ func TestDashboardAgainstRealPrometheus(t *testing.T) {
 	addr := startServer(t, "REGION=fra", "INSTANCE_ID=e2e0machine01")
 	liveRooms(t, addr)
 
-	dir := t.TempDir()
-	promPort := freePort(t)
 	cfg := fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
 scrape_configs:
   - job_name: self            # a self-hosted Prometheus: our labels kept
@@ -74,17 +73,7 @@ scrape_configs:
       - {source_labels: [region], target_label: region, action: lowercase}
       - {target_label: app, replacement: party-sockets-test}
 `, addr)
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(prom, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort), "--log.level=warn")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	api := fmt.Sprintf("http://127.0.0.1:%d/api/v1/", promPort)
+	api := startPrometheus(t, prom, cfg)
 
 	// Enough scrapes for rate() over the substituted $__rate_interval.
 	waitFor(t, 60*time.Second, "both scrape jobs with 5 samples", func() bool {
@@ -92,14 +81,7 @@ scrape_configs:
 		return err == nil && len(r) == 1 && r[0].Value[1] == "2"
 	})
 
-	var d dashboard
-	b, err := os.ReadFile("grafana-dashboard.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &d); err != nil {
-		t.Fatalf("dashboard is not valid JSON: %v", err)
-	}
+	d := readDashboard(t)
 	core := map[string]bool{}
 	for _, c := range corePanels {
 		core[c] = true
@@ -111,9 +93,52 @@ scrape_configs:
 		{"$app": ".*", "$region": "FRA", "$instance": ".*"},
 		{"$app": "party-sockets-test", "$region": "fra", "$instance": ".*"},
 	}
+	for _, r := range evalPanels(t, api, d, subs) {
+		switch {
+		case r.err != nil:
+			t.Errorf("panel %q: %s: %v", r.title, r.expr, r.err)
+		case core[r.title] && r.series == 0:
+			t.Errorf("core panel %q returned no data for %s", r.title, r.expr)
+		}
+	}
 	seen := map[string]bool{}
 	for _, p := range d.Panels {
 		seen[p.Title] = true
+	}
+	for _, c := range corePanels {
+		if !seen[c] {
+			t.Errorf("dashboard has no panel %q", c)
+		}
+	}
+	checkVariables(t, api, d, map[string]string{"app": "party-sockets-test", "region": "FRA", "instance": "e2e0machine01"})
+}
+
+func readDashboard(t *testing.T) dashboard {
+	t.Helper()
+	var d dashboard
+	b, err := os.ReadFile("grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("dashboard is not valid JSON: %v", err)
+	}
+	return d
+}
+
+// panelResult is one panel query, evaluated with one set of variables.
+type panelResult struct {
+	title, expr    string
+	series, finite int // series returned; those whose value is a number (not NaN or ±Inf)
+	err            error
+}
+
+// evalPanels runs every panel query of d once per set of variables in
+// subs, $__rate_interval as 30s, as instant queries at the present.
+func evalPanels(t *testing.T, api string, d dashboard, subs []map[string]string) []panelResult {
+	t.Helper()
+	var out []panelResult
+	for _, p := range d.Panels {
 		for _, tg := range p.Targets {
 			for _, sub := range subs {
 				expr := tg.Expr
@@ -121,27 +146,31 @@ scrape_configs:
 					expr = strings.ReplaceAll(expr, k, v)
 				}
 				expr = strings.ReplaceAll(expr, "$__rate_interval", "30s")
+				r := panelResult{title: p.Title, expr: expr}
 				if strings.Contains(expr, "$") {
-					t.Errorf("%s: unsubstituted variable in %s", p.Title, expr)
+					r.err = fmt.Errorf("unsubstituted variable")
+					out = append(out, r)
 					continue
 				}
-				res, err := query(api, expr)
-				if err != nil {
-					t.Errorf("panel %q: %s: %v", p.Title, expr, err)
-					continue
+				var res []sample
+				res, r.err = query(api, expr)
+				for _, s := range res {
+					r.series++
+					if v, ok := s.Value[1].(string); ok && v != "NaN" && v != "+Inf" && v != "-Inf" {
+						r.finite++
+					}
 				}
-				if core[p.Title] && len(res) == 0 {
-					t.Errorf("core panel %q returned no data for %s", p.Title, expr)
-				}
+				out = append(out, r)
 			}
 		}
 	}
-	for _, c := range corePanels {
-		if !seen[c] {
-			t.Errorf("dashboard has no panel %q", c)
-		}
-	}
-	// Variables: label_values queries run as the label API would.
+	return out
+}
+
+// checkVariables runs the dashboard's label_values variables as the label
+// API would, and wants each to offer want[name].
+func checkVariables(t *testing.T, api string, d dashboard, want map[string]string) {
+	t.Helper()
 	for _, v := range d.Templating.List {
 		if v.Type != "query" {
 			continue
@@ -158,11 +187,30 @@ scrape_configs:
 			t.Errorf("variable %s: %v", v.Name, err)
 			continue
 		}
-		want := map[string]string{"app": "party-sockets-test", "region": "FRA", "instance": "e2e0machine01"}[v.Name]
-		if !contains(values, want) {
-			t.Errorf("variable %s = %v, want it to offer %q", v.Name, values, want)
+		if !contains(values, want[v.Name]) {
+			t.Errorf("variable %s = %v, want it to offer %q", v.Name, values, want[v.Name])
 		}
 	}
+}
+
+// startPrometheus runs prometheus with the configuration cfg, a temporary
+// data directory and its own port on loopback, and returns its API's URL.
+func startPrometheus(t *testing.T, prom, cfg string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cmd := exec.Command(prom, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--log.level=warn")
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return fmt.Sprintf("http://127.0.0.1:%d/api/v1/", port)
 }
 
 type sample struct {

@@ -27,6 +27,7 @@ type cluster struct {
 
 	killSignal      os.Signal
 	killTimeout     time.Duration
+	timing          timing      // how a machine boots and passes its checks (health.go)
 	stopCloseFrames bool        // close frames to WebSocket clients before stop/suspend
 	fallbackSrc     bool        // a force_self fallback also carries fly-replay-src
 	fallbackReplay  bool        // a fly-replay answer to a fallback delivery is honoured
@@ -35,6 +36,11 @@ type cluster struct {
 	// What an edge does with a client's own proxy headers (settings.go).
 	appendProxyHeaders atomic.Bool // the client's Fly-Region and Fly-Client-IP stay, before the edge's
 	keepReplayHeaders  atomic.Bool // the client's fly-replay-src and fly-replay-failed reach the machine
+
+	// The dashboard page (prometheus.go); static after construction.
+	prometheusURL string
+	panels        []panelView
+	dashboardErr  string // why there are no panels
 
 	deployment    deployment // the rolling deploy (deploy.go)
 	watch         watch      // replays and history for the overview (watch.go)

@@ -23,7 +23,10 @@ type machineView struct {
 	Load     int64      `json:"load"`
 	Exit     string     `json:"exit,omitempty"` // how the last process ended
 	Frozen   bool       `json:"frozen,omitempty"`
-	RoomList []roomView `json:"roomList,omitempty"` // at most 200
+	Checks   string     `json:"checks,omitempty"`     // the service check: waiting, critical, passing (routed)
+	Started  string     `json:"started_at,omitempty"` // when the running process started (RFC 3339)
+	Routed   int64      `json:"routed"`               // requests and WebSockets the edges delivered to it
+	RoomList []roomView `json:"roomList,omitempty"`   // at most 200
 }
 
 // control serves the edges' /.flylocal/ API:
@@ -39,6 +42,8 @@ type machineView struct {
 //	POST /.flylocal/settings?stopping_replays=<0|1>&client_proxy_headers=<replace|append>&client_replay_headers=<strip|keep>
 //	                                       undocumented Fly behaviours, switched at run time (settings.go)
 //	GET  /.flylocal/state                  everything the overview shows, as JSON
+//	GET  /.flylocal/prometheus/targets     the running machines in Prometheus' http_sd format (prometheus.go)
+//	GET  /.flylocal/dashboard              ops/grafana-dashboard.json's panels, drawn from the local Prometheus
 //	POST /.flylocal/shutdown               stop every machine and exit, as SIGTERM does
 //
 // Only this machine's own pages and tools are answered (controlRefusal).
@@ -66,6 +71,11 @@ func (c *cluster) control(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]bool{"stopping": true})
 		c.shutdown()
+	case path == "prometheus/targets" && r.Method == http.MethodGet:
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(c.prometheusTargets())
+	case path == "dashboard" && r.Method == http.MethodGet:
+		c.serveDashboard(w)
 	case path == "machines" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(c.views())
@@ -175,8 +185,9 @@ func (c *cluster) views() []machineView {
 	out := make([]machineView, len(c.machines))
 	for i, m := range c.machines {
 		v := machineView{ID: m.ID, Region: m.Region, State: m.State(), Addr: m.addr(), PID: m.pid(), Load: m.load.Load(),
-			Exit: m.lastExit(), Frozen: m.isFrozen()}
-		if m.routable() && !v.Frozen {
+			Exit: m.lastExit(), Frozen: m.isFrozen(), Routed: m.routed.Load()}
+		v.Checks, v.Started = m.checkState()
+		if v.State == stateStarted && !v.Frozen {
 			v.Rooms, v.Clients, v.RoomList = c.listRooms(m) // one call, not a /metrics scrape besides
 		}
 		out[i] = v

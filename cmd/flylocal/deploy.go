@@ -11,8 +11,9 @@ import (
 // deployment is a rolling deploy like `fly deploy` with max_unavailable =
 // 1: one machine at a time, the proxy's close frames (unless turned off),
 // the kill signal, a wait for exit or kill_timeout, a restart on the binary
-// (which may have been rebuilt in place), a wait for /health, then the
-// next machine. While a machine stops, its state is "stopping": edges
+// (which may have been rebuilt in place): the boot delay, then the service
+// check's grace and interval until one passes (health.go), then the next
+// machine. While a machine stops, its state is "stopping": edges
 // route it no new connections, and a replay to it fails over as Fly's do.
 type deployment struct {
 	mu       sync.Mutex // guards the fields below
@@ -105,7 +106,8 @@ func (c *cluster) roll(closeFrames bool) error {
 		if err := m.start(context.Background()); err != nil {
 			return err
 		}
-		d.note("%s: healthy again after %v", m.ID, time.Since(start).Round(time.Millisecond))
+		d.note("%s: checks passing %v after its stop began (boot %v, grace %v)", m.ID, time.Since(start).Round(time.Millisecond),
+			c.timing.boot, c.timing.grace)
 		d.mu.Lock()
 		d.done = append(d.done, m.ID)
 		d.mu.Unlock()

@@ -21,12 +21,13 @@ func (c *cluster) serveDNS() (func(), error) {
 	return s.Close, nil
 }
 
-// dnsMachines lists the machines as DNS shows them now; only started ones
-// are routable, the rest are stopped to DNS (all.vms and <id>.vm only).
+// dnsMachines lists the machines as DNS shows them now: started ones
+// (their process runs, checks passing or not, as on Fly); the rest are
+// stopped to DNS (all.vms and <id>.vm only).
 func (c *cluster) dnsMachines() []flydns.Machine {
 	out := make([]flydns.Machine, len(c.machines))
 	for i, m := range c.machines {
-		out[i] = flydns.Machine{ID: m.ID, Region: m.Region, IP: m.IP, Stopped: !m.routable()}
+		out[i] = flydns.Machine{ID: m.ID, Region: m.Region, IP: m.IP, Stopped: !m.running()}
 	}
 	return out
 }

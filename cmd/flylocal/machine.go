@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 
 // Machine states, as fly machines list shows them.
 const (
+	stateStarting  = "starting" // booting: no process yet
 	stateStarted   = "started"
 	stateStopping  = "stopping"
 	stateStopped   = "stopped"
@@ -33,15 +33,19 @@ type machine struct {
 	Port           int
 	c              *cluster
 
-	mu      sync.Mutex // guards state, cmd, exited, splices
-	state   string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	splices map[*splice]struct{}
-	exit    string // how the last process ended ("exit status 0", "signal: killed")
-	frozen  bool   // SIGSTOPped while still listed as started (a hung machine)
+	mu         sync.Mutex // guards the fields below, up to load
+	state      string
+	cmd        *exec.Cmd
+	exited     chan struct{}
+	splices    map[*splice]struct{}
+	exit       string        // how the last process ended ("exit status 0", "signal: killed")
+	frozen     bool          // SIGSTOPped while still listed as started (a hung machine)
+	checks     string        // the service check of the running process (health.go); "" with none
+	startedAt  time.Time     // when the running process started
+	cancelBoot chan struct{} // closed to end a boot early (stateStarting only)
 
-	load atomic.Int64 // requests in flight + live WebSockets through the edges
+	load   atomic.Int64 // requests in flight + live WebSockets through the edges
+	routed atomic.Int64 // requests and WebSockets the edges delivered to it, ever
 }
 
 // newSecret is 32 random bytes in hex.
@@ -65,15 +69,43 @@ func (m *machine) State() string {
 	return m.state
 }
 
-func (m *machine) routable() bool { return m.State() == stateStarted }
+// routable: the edges may pick it, as Fly's proxy picks a started machine
+// whose service check passes.
+func (m *machine) routable() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state == stateStarted && m.checks == checksPassing
+}
 
-// start runs the server process and waits until /health answers.
+// running: its process runs and DNS lists it, checks passing or not.
+func (m *machine) running() bool { return m.State() == stateStarted }
+
+// start boots the machine, runs the server process and waits until a
+// service check passes (health.go), as a Fly start does.
 func (m *machine) start(ctx context.Context) error {
 	m.mu.Lock()
-	if m.state == stateStarted || m.state == stateStopping {
+	if m.state == stateStarted || m.state == stateStopping || m.state == stateStarting {
 		m.mu.Unlock()
 		return nil
 	}
+	cancel := make(chan struct{})
+	m.state, m.cancelBoot, m.checks = stateStarting, cancel, ""
+	m.mu.Unlock()
+	if err := m.c.bootWait(cancel); err != nil {
+		return fmt.Errorf("machine %s: %w", m.ID, err)
+	}
+	return m.run(ctx, cancel)
+}
+
+// run starts the server process of a machine that booted, unless the boot
+// was cancelled meanwhile, and waits for its checks.
+func (m *machine) run(ctx context.Context, boot chan struct{}) error {
+	m.mu.Lock()
+	if m.state != stateStarting || m.cancelBoot != boot {
+		m.mu.Unlock()
+		return fmt.Errorf("machine %s: stopped while booting", m.ID)
+	}
+	m.cancelBoot = nil
 	cmd := exec.Command(m.c.bin)
 	cmd.Env = append(os.Environ(),
 		"FLY_APP_NAME="+m.c.app,
@@ -91,11 +123,12 @@ func (m *machine) start(ctx context.Context) error {
 	out, _ := cmd.StderrPipe()
 	cmd.Stdout = cmd.Stderr
 	if err := cmd.Start(); err != nil {
+		m.state = stateStopped
 		m.mu.Unlock()
 		return fmt.Errorf("machine %s: %w", m.ID, err)
 	}
 	exited := make(chan struct{})
-	m.cmd, m.exited, m.state = cmd, exited, stateStarted
+	m.cmd, m.exited, m.state, m.checks, m.startedAt = cmd, exited, stateStarted, checksWaiting, time.Now()
 	m.mu.Unlock()
 	go m.copyLogs(out)
 	go func() {
@@ -103,13 +136,12 @@ func (m *machine) start(ctx context.Context) error {
 		m.mu.Lock()
 		m.exit = cmd.ProcessState.String()
 		if m.cmd == cmd {
-			m.state = stateStopped
-			m.frozen = false
+			m.state, m.frozen, m.checks = stateStopped, false, ""
 		}
 		m.mu.Unlock()
 		close(exited)
 	}()
-	return m.waitHealthy(ctx, exited)
+	return m.awaitChecks(ctx, cmd, exited)
 }
 
 func (m *machine) copyLogs(r io.Reader) {
@@ -117,28 +149,6 @@ func (m *machine) copyLogs(r io.Reader) {
 	for sc.Scan() {
 		if m.c.logs != nil {
 			fmt.Fprintf(m.c.logs, "[%s %s] %s\n", m.Region, m.ID, sc.Text())
-		}
-	}
-}
-
-func (m *machine) waitHealthy(ctx context.Context, exited <-chan struct{}) error {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	client := &http.Client{Timeout: time.Second}
-	for {
-		resp, err := client.Get("http://" + m.addr() + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("machine %s exited while starting", m.ID)
-		case <-ctx.Done():
-			return fmt.Errorf("machine %s: not healthy: %w", m.ID, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
@@ -152,7 +162,7 @@ func (m *machine) stop() { m.stopWith(m.c.stopCloseFrames) }
 // that lets live rooms drain sends none).
 func (m *machine) stopWith(closeFrames bool) {
 	m.mu.Lock()
-	if m.state == stateStopped || m.cmd == nil {
+	if m.cancelBootLocked() || m.state == stateStopped || m.cmd == nil {
 		m.mu.Unlock()
 		return
 	}
@@ -178,12 +188,25 @@ func (m *machine) stopWith(closeFrames bool) {
 	}
 }
 
+// cancelBootLocked ends a boot in progress (the machine is stopped again,
+// its process never ran); false when the machine is not booting. m.mu is
+// held.
+func (m *machine) cancelBootLocked() bool {
+	if m.state != stateStarting {
+		return false
+	}
+	close(m.cancelBoot)
+	m.state, m.cancelBoot = stateStopped, nil
+	return true
+}
+
 // kill is kill -9: no close frames, no drain.
 func (m *machine) kill() {
 	m.mu.Lock()
+	booting := m.cancelBootLocked()
 	cmd, exited := m.cmd, m.exited
 	m.mu.Unlock()
-	if cmd == nil {
+	if cmd == nil || booting {
 		return
 	}
 	cmd.Process.Kill()
@@ -269,10 +292,21 @@ func (m *machine) closeSplices() {
 func (m *machine) pid() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cmd == nil || m.state == stateStopped {
+	if m.cmd == nil || m.state == stateStopped || m.state == stateStarting {
 		return 0
 	}
 	return m.cmd.Process.Pid
+}
+
+// checkState is the running process's check state and start time (RFC
+// 3339, to the nanosecond); empty without a process.
+func (m *machine) checkState() (checks, startedAt string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state == stateStopped || m.state == stateStarting || m.checks == "" {
+		return "", ""
+	}
+	return m.checks, m.startedAt.Format(time.RFC3339Nano)
 }
 
 func (m *machine) isFrozen() bool {

@@ -70,10 +70,18 @@ func run() error {
 		proxyHdrs   = flag.String("client-proxy-headers", proxyHeadersReplace, helpProxyHeaders)
 		replayHdrs  = flag.String("client-replay-headers", replayHeadersStrip, helpReplayHeaders)
 		quiet       = flag.Bool("quiet", false, "do not copy machine logs to stderr")
+		withParent  = flag.Bool("exit-with-parent", true, "stop every machine and exit when the process that started flylocal ends (go run killed by kill %1)")
+		promURL     = flag.String("prometheus", "http://127.0.0.1:9090", "the local Prometheus that /.flylocal/dashboard draws from (ops/prometheus.yml)")
+		dashboard   = flag.String("dashboard", "", "Grafana dashboard whose panels /.flylocal/dashboard draws (default: this module's ops/grafana-dashboard.json)")
+		readTiming  = timingFlags(flag.CommandLine)
 		env         envList
 	)
 	flag.Var(&env, "env", "KEY=VALUE for every machine (repeatable)")
 	flag.Parse()
+	tm, err := readTiming()
+	if err != nil {
+		return err
+	}
 
 	regionList := strings.Split(*regionsFlag, ",")
 	base := net.ParseIP(*ipBase).To4()
@@ -86,13 +94,19 @@ func run() error {
 	}
 	c := &cluster{
 		app: *app, machineEnv: env, logs: os.Stderr, killSignal: sig, killTimeout: *killTimeout,
-		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep,
+		stopCloseFrames: *closeFrames, fallbackSrc: *fallbackSrc, fallbackReplay: *fallbackRep, timing: tm,
 	}
 	c.stoppingReplays.Store(*stoppingRep)
+	if err := c.setDashboard(*dashboard, *promURL); err != nil {
+		return err
+	}
 	if err := c.setClientHeaderModes(*proxyHdrs, *replayHdrs); err != nil {
 		return err
 	}
 	c.quit = make(chan struct{})
+	if *withParent {
+		watchParent(c.shutdown, c.quit)
+	}
 	c.watch.clients, c.watch.msgs, c.watch.last = map[string][]float64{}, map[string][]float64{}, map[string]float64{}
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "HANDOFF_SECRET="); ok {
@@ -188,12 +202,13 @@ func (c *cluster) announce() error {
 		Addr   string `json:"addr"`
 	}
 	out := struct {
+		PID      int               `json:"pid"` // flylocal's own: kill it, not go run
 		App      string            `json:"app"`
 		Edges    map[string]string `json:"edges"`
 		Machines []machineOut      `json:"machines"`
 		DNS      string            `json:"dns"`
 		Proxy    string            `json:"proxy"` // the address the edges connect to machines from
-	}{App: c.app, Edges: map[string]string{}, DNS: c.dns.Addr, Proxy: c.proxyIP.String()}
+	}{PID: os.Getpid(), App: c.app, Edges: map[string]string{}, DNS: c.dns.Addr, Proxy: c.proxyIP.String()}
 	for _, e := range c.edges {
 		out.Edges[e.region] = e.url()
 	}

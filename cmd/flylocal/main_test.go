@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,84 @@ import (
 
 	"github.com/party-sockets/party-sockets/internal/testutil"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// builtBinaries builds flylocal and the server once per test process and
+// returns the directory that holds them.
+func builtBinaries(t *testing.T) string {
+	t.Helper()
+	testutil.TrackModule(t)
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "flylocal-test"); buildErr != nil {
+			return
+		}
+		for _, b := range []struct{ out, pkg string }{{"flylocal", "."}, {"server", "../.."}} {
+			if out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, b.out), b.pkg).CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildDir
+}
+
+// startFlylocal runs the real flylocal binary on free edge ports and a
+// random loopback range with args, and reads its JSON line.
+func startFlylocal(t *testing.T, args ...string) (*exec.Cmd, announced, *syncBuffer) {
+	t.Helper()
+	dir := builtBinaries(t)
+	args = append([]string{"-bin", filepath.Join(dir, "server"), "-port", "0", "-machine-port", fmt.Sprint(20000 + rand.IntN(20000)),
+		"-ip-base", fmt.Sprintf("127.%d.%d.2", 10+rand.IntN(200), rand.IntN(250))}, args...)
+	cmd := exec.Command(filepath.Join(dir, "flylocal"), args...)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var info announced
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &info) != nil || len(info.Machines) == 0 {
+		t.Fatalf("flylocal announced %q\n%s", sc.Text(), stderr.String())
+	}
+	return cmd, info, stderr
+}
+
+type announced struct {
+	PID      int               `json:"pid"`
+	Edges    map[string]string `json:"edges"`
+	Machines []struct{ ID, Addr string }
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
 
 // syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
 type syncBuffer struct {
@@ -37,31 +116,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // X-Flylocal: 1) stops every machine and exits 0 (how to stop a cluster
 // started in the background).
 func TestStateAndShutdownThroughTheControlAPI(t *testing.T) {
-	testutil.TrackModule(t)
-	dir := t.TempDir()
-	for _, b := range []struct{ out, pkg string }{{"flylocal", "."}, {"server", "../.."}} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", b.pkg, err, out)
-		}
-	}
-	cmd := exec.Command(filepath.Join(dir, "flylocal"), "-bin", filepath.Join(dir, "server"), "-regions", "fra", "-per-region", "1",
-		"-port", "0", "-machine-port", fmt.Sprint(20000+rand.IntN(20000)), "-ip-base", fmt.Sprintf("127.%d.%d.2", 10+rand.IntN(200), rand.IntN(250)))
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	var info struct {
-		Edges    map[string]string
-		Machines []struct{ ID, Addr string }
-	}
-	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &info) != nil || len(info.Machines) != 1 {
-		t.Fatalf("flylocal announced %q\n%s", sc.Text(), stderr.String())
-	}
+	cmd, info, stderr := startFlylocal(t, "-fast", "-regions", "fra", "-per-region", "1")
 	edge := info.Edges["fra"]
 
 	resp, err := http.Get(edge + "/.flylocal/state")

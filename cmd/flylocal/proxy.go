@@ -262,6 +262,7 @@ func (e *edge) send(r *http.Request, body []byte, h hop, reqID string) (net.Conn
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	m.routed.Add(1)
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
 	out.URL.Scheme, out.URL.Host = "http", m.addr()

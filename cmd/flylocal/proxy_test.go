@@ -48,7 +48,7 @@ func newFakeCluster(t *testing.T, handler func(f *fakeMachine, w http.ResponseWr
 			t.Fatal(err)
 		}
 		port = ln.Addr().(*net.TCPAddr).Port
-		f := &fakeMachine{machine: &machine{ID: id, Region: region, IP: ip, Port: port, c: c, state: stateStarted}}
+		f := &fakeMachine{machine: &machine{ID: id, Region: region, IP: ip, Port: port, c: c, state: stateStarted, checks: checksPassing}}
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			f.hits.Add(1)
 			f.mu.Lock()
@@ -195,7 +195,7 @@ func TestDNSNames(t *testing.T) {
 		if i%2 == 1 {
 			region = "iad"
 		}
-		c.machines = append(c.machines, &machine{ID: fmt.Sprintf("%014x", i+1), Region: region, IP: fmt.Sprintf("127.0.66.%d", i+2), c: c, state: stateStarted})
+		c.machines = append(c.machines, &machine{ID: fmt.Sprintf("%014x", i+1), Region: region, IP: fmt.Sprintf("127.0.66.%d", i+2), c: c, state: stateStarted, checks: checksPassing})
 	}
 	c.machines[0].state = stateStopped
 	stop, err := c.serveDNS()

@@ -36,6 +36,7 @@ type watch struct {
 	mu      sync.Mutex
 	replays []replayEvent // newest last
 	times   []string
+	deploy  []bool               // a rolling deploy ran at the sample
 	clients map[string][]float64 // region → one value per sample
 	msgs    map[string][]float64 // region → messages relayed per second
 	last    map[string]float64   // machine id → its last messages_total
@@ -79,7 +80,7 @@ func (c *cluster) sample() {
 	for _, m := range c.machines {
 		clients[m.Region] += 0 // every region has a line, even at zero
 		msgs[m.Region] += 0
-		if !m.routable() || m.isFrozen() {
+		if !m.running() || m.isFrozen() {
 			continue
 		}
 		g := scrapeMetrics(m, "party_sockets_clients", "party_sockets_messages_total")
@@ -93,17 +94,19 @@ func (c *cluster) sample() {
 			msgs[m.Region] += total - prev // one second apart
 		}
 	}
+	deploying := c.deployment.status(0).Running
 	w := &c.watch
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.times = append(w.times, time.Now().Format("15:04:05"))
+	w.deploy = append(w.deploy, deploying)
 	for region := range clients {
 		w.clients[region] = append(w.clients[region], clients[region])
 		w.msgs[region] = append(w.msgs[region], msgs[region])
 	}
 	if len(w.times) > historySize {
 		cut := len(w.times) - historySize
-		w.times = w.times[cut:]
+		w.times, w.deploy = w.times[cut:], w.deploy[cut:]
 		for region := range w.clients {
 			w.clients[region] = w.clients[region][cut:]
 			w.msgs[region] = w.msgs[region][cut:]
@@ -127,15 +130,16 @@ func (c *cluster) sampleEvery(stop <-chan struct{}) {
 
 // history is what the overview's chart draws.
 type history struct {
-	Times   []string             `json:"times"`
-	Clients map[string][]float64 `json:"clients"`
-	Msgs    map[string][]float64 `json:"msgs"`
+	Times     []string             `json:"times"`
+	Deploying []bool               `json:"deploying"` // per sample: a rolling deploy ran
+	Clients   map[string][]float64 `json:"clients"`
+	Msgs      map[string][]float64 `json:"msgs"`
 }
 
 func (w *watch) snapshot() ([]replayEvent, history) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	h := history{Times: append([]string{}, w.times...), Clients: map[string][]float64{}, Msgs: map[string][]float64{}}
+	h := history{Times: append([]string{}, w.times...), Deploying: append([]bool{}, w.deploy...), Clients: map[string][]float64{}, Msgs: map[string][]float64{}}
 	for r, v := range w.clients {
 		h.Clients[r] = append([]float64{}, v...)
 	}

@@ -81,7 +81,7 @@ type clusterInfo struct {
 
 func startCluster(t *testing.T, bin string) clusterInfo {
 	t.Helper()
-	cmd := exec.Command(bin, "-regions", "fra,iad", "-per-region", "2", "-port", "0", "-quiet",
+	cmd := exec.Command(bin, "-fast", "-regions", "fra,iad", "-per-region", "2", "-port", "0", "-quiet",
 		"-machine-port", fmt.Sprint(10000+rand.IntN(20000)), "-ip-base", fmt.Sprintf("127.%d.%d.2", 10+rand.IntN(200), rand.IntN(250)),
 		"-kill-timeout", "3s")
 	cmd.Dir = "../.."

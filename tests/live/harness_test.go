@@ -108,7 +108,9 @@ func startLocal() (*Cluster, error) {
 		return nil, err
 	}
 	ipBase := fmt.Sprintf("127.%d.%d.2", 10+rand.IntN(200), rand.IntN(250))
-	cmd := exec.Command(bin, "-regions", "fra,iad", "-per-region", "2", "-port", "0",
+	// -fast: machines start at once, not on Fly's boot and check timing
+	// (seconds a machine), or a deploy test would take minutes.
+	cmd := exec.Command(bin, "-fast", "-regions", "fra,iad", "-per-region", "2", "-port", "0",
 		"-machine-port", fmt.Sprint(20000+rand.IntN(20000)), "-ip-base", ipBase,
 		"-kill-timeout", "5s", "-env", "HOST_GRACE=30s", "-env", "LOG_LEVEL=debug", "-env", "SERVER_API_KEY="+localAPIKey,
 		"-env", "HANDOFF_SECRET="+localSecret, "-env", "TRUST_CHECK=on",
