@@ -1,11 +1,3 @@
-// Package client is a Go client for party-sockets that reconnects by
-// itself: it rejoins with the same clientId (so it keeps its slot), pins the
-// room's machine with ?instance=, applies the server's replayed state, and
-// stops for good on 4000 (replaced) and 4001 (room closed). Safe for
-// concurrent use.
-//
-//	c, err := client.Create(ctx, client.Options{URL: "wss://my-app.fly.dev"}, 8, "")
-//	for ev := range c.Events() { ... }
 package client
 
 import (

@@ -3,65 +3,71 @@ package client_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http/httptest"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
+	"log"
 
 	"github.com/party-sockets/party-sockets/client"
-	"github.com/party-sockets/party-sockets/regions"
-	"github.com/party-sockets/party-sockets/rooms"
-	"github.com/party-sockets/party-sockets/server"
 )
 
-// A host creates a room, a player joins it by its code, and the host
-// answers the player's message. Against a real relay, URL is the app's
-// address (wss://my-app.fly.dev); here it is a relay on loopback.
+// relay is your app's address: wss://<app>.fly.dev on Fly, or
+// http://127.0.0.1:8080 for the local cluster. (This example's test runs
+// it against a relay on loopback.)
+var relay = "wss://my-app.fly.dev"
+
+// A whole game: the host creates a room, a player joins by its code and
+// buzzes, the host keeps the result as the room's state, which the player
+// receives, and closes the room, which ends both clients for good.
 func Example() {
-	mgr := rooms.NewManager(rooms.Config{HostGrace: time.Minute, Codes: regions.NewGenerator("", nil)})
-	reg := prometheus.NewRegistry()
-	relay := httptest.NewServer(server.New(server.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, mgr, reg, reg))
-	defer relay.Close()
 	ctx := context.Background()
 
-	host, err := client.Create(ctx, client.Options{URL: relay.URL}, 8, "")
+	// The host (the TV) creates a room for up to 8 and shows its code.
+	host, err := client.Create(ctx, client.Options{URL: relay}, 8, "")
 	if err != nil {
-		fmt.Println(err)
-		return
+		log.Fatal(err)
 	}
 	defer host.Close()
-	code := host.Room()
 
-	player, err := client.Join(ctx, client.Options{URL: relay.URL}, code)
+	// A player (a phone) joins by the code and buzzes.
+	player, err := client.Join(ctx, client.Options{URL: relay}, host.Room())
 	if err != nil {
-		fmt.Println(err)
-		return
+		log.Fatal(err)
 	}
 	defer player.Close()
-	player.Send(ctx, map[string]string{"answer": "B"})
+	if err := player.Send(ctx, map[string]any{"buzz": true}); err != nil {
+		log.Print(err) // client.ErrNotConnected while reconnecting: not sent
+	}
 
+	// The host's loop: every event in order, until Closed, the last one.
 	for ev := range host.Events() {
-		switch e := ev.(type) {
+		switch ev := ev.(type) {
 		case client.PeerJoined:
-			fmt.Println("player joined at slot", e.Index)
+			fmt.Println("a player is in slot", ev.Index)
 		case client.Message:
-			fmt.Printf("slot %d says %s\n", e.From, e.Data)
-			host.SendTo(ctx, e.From, "correct!")
-		}
-		if _, ok := ev.(client.Message); ok {
-			break
+			fmt.Printf("slot %d sent %s\n", ev.From, ev.Data)
+			// The room's state reaches every player, and a player who
+			// joins or reconnects later gets it first.
+			host.SetState(ctx, map[string]any{"first": ev.From})
+			host.CloseRoom(ctx) // the game is over: everyone gets Closed
+		case client.Reconnecting:
+			// The link dropped: the client rejoins its slot by itself.
+			fmt.Println("reconnecting: attempt", ev.Attempt)
+		case client.Closed:
+			fmt.Println("host:", ev.Reason, "final:", ev.Final)
 		}
 	}
+
+	// The player's loop: the state the host set, then the end.
 	for ev := range player.Events() {
-		if m, ok := ev.(client.Message); ok {
-			fmt.Printf("the host says %s\n", m.Data)
-			break
+		switch ev := ev.(type) {
+		case client.State:
+			fmt.Printf("player sees the state %s\n", ev.Data)
+		case client.Closed:
+			fmt.Println("player:", ev.Reason, "final:", ev.Final)
 		}
 	}
 	// Output:
-	// player joined at slot 1
-	// slot 1 says {"answer":"B"}
-	// the host says "correct!"
+	// a player is in slot 1
+	// slot 1 sent {"buzz":true}
+	// host: room closed final: true
+	// player sees the state {"first":1}
+	// player: room closed final: true
 }

@@ -1,5 +1,15 @@
 // Types for party-sockets.js.
 
+/**
+ * What the client needs of a WebSocket: the browser's, Node's own (22 and later) and the "ws" package's all
+ * have it.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number): void;
+}
+
 export interface PartySocketOptions {
   /** Room cap for create (live members). Default 8. */
   maxClients?: number;
@@ -23,6 +33,11 @@ export interface PartySocketOptions {
   roomWait?: number;
   /** Message recovery (default true): missed frames are sent again after a reconnect. */
   recover?: boolean;
+  /**
+   * The WebSocket class to dial with; default globalThis.WebSocket. Node 20 has none without
+   * --experimental-websocket: pass the "ws" package's (import { WebSocket } from "ws").
+   */
+  WebSocket?: new (url: string) => WebSocketLike;
 }
 
 export interface Saved {
@@ -53,14 +68,19 @@ export interface PartySocketEventMap {
 export declare const CLOSE_CODES: Readonly<Record<number, { reason: string; final: boolean }>>;
 
 export declare class PartySocket extends EventTarget {
+  /** A client comes from create, join or resume, which resolve once it is in its room. */
+  private constructor();
   static create(url: string, opts?: PartySocketOptions): Promise<PartySocket>;
   static join(url: string, code: string, opts?: PartySocketOptions): Promise<PartySocket>;
   static resume(url: string, opts?: PartySocketOptions): Promise<PartySocket | null>;
   static saved(url: string, opts?: PartySocketOptions): Saved | null;
 
   readonly clientId: string;
-  readonly room: string | null;
-  readonly index: number | null;
+  /** The room's code: set before create, join or resume resolve, and kept. */
+  readonly room: string;
+  /** This client's slot: 0 for the host that created the room. */
+  readonly index: number;
+  /** The machine that holds the room, once known (null until then). */
   readonly instance: string | null;
   /** The last frame number of this slot seen (recovery), null before joining. */
   readonly seq: number | null;

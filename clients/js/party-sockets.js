@@ -1,6 +1,6 @@
-// party-sockets browser client: one dependency-free ES module.
+// party-sockets client for browsers and Node: one dependency-free ES module.
 //
-//   import { PartySocket } from "./party-sockets.js";
+//   import { PartySocket } from "party-sockets-client";
 //   const host = await PartySocket.create("https://my-app.fly.dev", { maxClients: 8, persist: true });
 //   host.addEventListener("message", (e) => console.log(e.detail.from, e.detail.data));
 //   const player = await PartySocket.join("https://my-app.fly.dev", "aB3xYz", { persist: true });
@@ -16,6 +16,10 @@
 // is saved with the clientId, so a reload recovers too. Close codes 4000
 // (replaced) and 4001 (room closed) are final, as is a room that no longer
 // exists; everything else retries.
+//
+// It dials with the runtime's WebSocket (browsers, Node 22 and later), or
+// with the class given as the WebSocket option: on Node 20, which has
+// none without --experimental-websocket, the "ws" package's.
 
 // The close codes the server sends: the same table as the Go package
 // closecode (a test holds them together). final: stop; otherwise reconnect.
@@ -40,6 +44,22 @@ function httpBase(base) {
   return base.replace(/^ws/, "http");
 }
 
+// webSocketClass is the WebSocket class a client dials with, or throws
+// naming the option when there is none.
+function webSocketClass(opts) {
+  const given = opts.WebSocket;
+  if (given !== undefined && typeof given !== "function") {
+    throw new TypeError("party-sockets: the WebSocket option must be a WebSocket class, such as the \"ws\" package's " +
+      "(import { WebSocket } from \"ws\"); got a value of type " + typeof given);
+  }
+  const WS = given || globalThis.WebSocket;
+  if (typeof WS !== "function") {
+    throw new TypeError("party-sockets: this runtime has no WebSocket (Node 20 has one only with --experimental-websocket): " +
+      "pass one as the WebSocket option, e.g. import { WebSocket } from \"ws\" and PartySocket.create(url, { WebSocket })");
+  }
+  return WS;
+}
+
 function randomId() {
   const b = new Uint8Array(16);
   crypto.getRandomValues(b);
@@ -47,9 +67,12 @@ function randomId() {
 }
 
 export class PartySocket extends EventTarget {
+  #WebSocket; // the class this client dials with
+
   /** @param {string} url @param {object} [opts] */
   constructor(url, opts = {}) {
     super();
+    this.#WebSocket = webSocketClass(opts);
     this.base = wsBase(url);
     this.opts = {
       minBackoff: 250, maxBackoff: 10000, maxAttempts: 20, persist: false, recover: true,
@@ -99,6 +122,7 @@ export class PartySocket extends EventTarget {
 
   /** Rejoin the room saved in localStorage (same clientId, same slot), or null. */
   static async resume(url, opts = {}) {
+    webSocketClass(opts); // with none, say so rather than find no saved room
     const saved = PartySocket.saved(url, opts);
     if (!saved || !saved.room) return null;
     return PartySocket.join(url, saved.room, { ...opts, persist: true, clientId: saved.clientId });
@@ -180,7 +204,10 @@ export class PartySocket extends EventTarget {
   #connect(url, first) {
     this.status = this.attempt ? "reconnecting" : "connecting";
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url);
+      const ws = new this.#WebSocket(url);
+      // The close event that follows an error says what happened; with the
+      // "ws" package an error nobody listens to would throw instead.
+      ws.onerror = () => {};
       let settled = false;
       // A connect that neither opens nor answers (a dead network, a
       // machine that hangs) fails after connectTimeout, and is retried.

@@ -2,7 +2,7 @@
 // the code and a scoreboard; phones join by code and buzz. The host keeps
 // the game in the room's retained state, so a player who reconnects (or
 // reloads) sees the current round at once.
-import { PartySocket } from "./party-sockets.js";
+import { PartySocket } from "party-sockets-client"; // index.html maps the name to the served file
 
 const params = new URLSearchParams(location.search);
 const relay = params.get("relay") || location.origin;

@@ -18,9 +18,18 @@ test("buzzer quiz across regions: join by code, buzz, reconnect and reload into 
   t.after(() => browser.close());
   const shot = (page, name) => page.screenshot({ path: join(OUT_DIR, name + ".png"), fullPage: true });
   const text = (page, sel) => page.locator(sel).textContent();
+  // Whatever the example's own server serves loads, on every page load
+  // (issue 25, item 10: /favicon.ico was a 404 in every page's console).
+  const failed = [];
+  const watch = (page) => page.on("console", (m) => {
+    if (m.type() === "error" && m.text().startsWith("Failed to load resource") && m.location().url.startsWith(GAME_URL)) {
+      failed.push(m.location().url + ": " + m.text());
+    }
+  });
 
   // The host screen enters through one region's edge.
   const host = await (await browser.newContext()).newPage();
+  watch(host);
   await host.goto(`${GAME_URL}/?role=host&relay=${encodeURIComponent(HOST_EDGE)}`);
   await host.waitForFunction(() => /^[1-9A-HJ-NP-Za-km-z]{6}$/.test(document.getElementById("host-code").textContent));
   const code = await text(host, "#host-code");
@@ -44,6 +53,7 @@ test("buzzer quiz across regions: join by code, buzz, reconnect and reload into 
   const players = {};
   for (const name of ["Alice", "Bob"]) {
     const page = await (await browser.newContext()).newPage();
+    watch(page);
     await page.goto(`${GAME_URL}/?relay=${encodeURIComponent(PLAYER_EDGE)}`);
     await page.fill("#code", code);
     await page.fill("#name", name);
@@ -167,4 +177,5 @@ test("buzzer quiz across regions: join by code, buzz, reconnect and reload into 
   }
   await shot(alice, "4-alice-room-closed");
   await shot(host, "4-host-ended");
+  assert.deepEqual(failed, [], "the example's server failed a request");
 });

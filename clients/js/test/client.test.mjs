@@ -163,3 +163,40 @@ test("a room still not found after roomWait is final", async () => {
   host.close();
   net.close();
 });
+
+// Issue 25, item 5: on Node 20 without --experimental-websocket the client
+// failed with "WebSocket is not defined". It dials with the WebSocket
+// option when given (the "ws" package's on Node 20: js_test.go runs that
+// in a scratch project), else with the runtime's.
+test("the WebSocket option is the class the client dials with", async (t) => {
+  const dialed = [];
+  class Counting extends globalThis.WebSocket {
+    constructor(url) {
+      super(url);
+      dialed.push(new URL(url).pathname);
+    }
+  }
+  const host = await PartySocket.create(relay, { maxClients: 2, WebSocket: Counting });
+  t.after(() => host.close());
+  const player = await PartySocket.join(relay, host.room, { WebSocket: Counting });
+  t.after(() => player.close());
+  const got = next(host, "message");
+  assert.equal(player.send("hi"), true);
+  assert.deepEqual(await got, { from: 1, data: "hi" });
+  assert.deepEqual(dialed, ["/", "/" + host.room]);
+});
+
+test("with no WebSocket at all, create, join and resume say which option to pass", async () => {
+  const global = Object.getOwnPropertyDescriptor(globalThis, "WebSocket");
+  delete globalThis.WebSocket;
+  try {
+    const named = /no WebSocket .*pass one as the WebSocket option, e\.g\. import \{ WebSocket \} from "ws"/;
+    await assert.rejects(PartySocket.create(relay), named);
+    await assert.rejects(PartySocket.join(relay, "aB3xYz"), named);
+    await assert.rejects(PartySocket.resume(relay), named);
+  } finally {
+    Object.defineProperty(globalThis, "WebSocket", global);
+  }
+  await assert.rejects(PartySocket.create(relay, { WebSocket: { WebSocket: globalThis.WebSocket } }),
+    /the WebSocket option must be a WebSocket class.*got a value of type object/);
+});
