@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 func TestAddrKey(t *testing.T) {
@@ -109,7 +111,7 @@ func TestMetricsRenderedOncePerTTL(t *testing.T) {
 			ts := newTestServer(t, Config{ScrapeTTL: tt.ttl})
 			for i := range 20 {
 				if i == 10 {
-					dial(t, ts.URL, "/", nil).create("host", 2)
+					testutil.Dial(t, ts.URL).Create("host", 2)
 				}
 				want := "party_sockets_rooms{instance=\"local\",region=\"LOCAL\",version=\"dev\"} 0"
 				if i >= 10 && tt.renders > 1 {

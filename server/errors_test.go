@@ -3,6 +3,8 @@ package server
 import (
 	"strings"
 	"testing"
+
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // Every row of the contract's error table, over a real socket; the
@@ -64,21 +66,21 @@ func TestErrorTable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dial(t, ts.URL, "/", nil)
+			c := testutil.Dial(t, ts.URL)
 			switch tt.setup {
 			case "host":
-				c.create("h", 4)
+				c.Create("h", 4)
 			case "guest":
-				h := dial(t, ts.URL, "/", nil)
-				code := h.create("h", 4)
-				c.join(code, "g")
-				c.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
+				h := testutil.Dial(t, ts.URL)
+				code := h.Create("h", 4)
+				c.Join(code, "g")
+				c.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
 			}
-			c.send(tt.msg)
-			c.expectErr(tt.want)
+			c.Send(tt.msg)
+			c.ExpectErr(tt.want)
 			// Still open and still usable: the same error again.
-			c.send(tt.msg)
-			c.expectErr(tt.want)
+			c.Send(tt.msg)
+			c.ExpectErr(tt.want)
 		})
 	}
 	// Every error sent is counted under its own label, none as "other",
@@ -99,18 +101,18 @@ func TestErrorTable(t *testing.T) {
 
 func TestDrainingRefusesCreateOnly(t *testing.T) {
 	ts := newTestServer(t, Config{})
-	h := dial(t, ts.URL, "/", nil)
-	code := h.create("h", 4)
+	h := testutil.Dial(t, ts.URL)
+	code := h.Create("h", 4)
 	ts.Drain()
-	c := dial(t, ts.URL, "/", nil)
-	c.send(`{"type":"create","clientId":"x","maxClients":2}`)
-	c.expectErr("Server draining")
+	c := testutil.Dial(t, ts.URL)
+	c.Send(`{"type":"create","clientId":"x","maxClients":2}`)
+	c.ExpectErr("Server draining")
 	// Draining comes before "Already in a room" in the contract's order.
-	h.send(`{"type":"create","clientId":"x","maxClients":2}`)
-	h.expectErr("Server draining")
-	c.join(code, "g")
-	c.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
-	h.expect(`{"type":"peer_joined","index":1}`)
-	c.send(`{"type":"send","data":"still here"}`)
-	h.expect(`{"type":"message","from":1,"data":"still here"}`)
+	h.Send(`{"type":"create","clientId":"x","maxClients":2}`)
+	h.ExpectErr("Server draining")
+	c.Join(code, "g")
+	c.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
+	h.Expect(`{"type":"peer_joined","index":1}`)
+	c.Send(`{"type":"send","data":"still here"}`)
+	h.Expect(`{"type":"message","from":1,"data":"still here"}`)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/regions"
 	"github.com/party-sockets/party-sockets/rooms"
 )
@@ -146,7 +147,7 @@ func TestCodesListing(t *testing.T) {
 	ts := newTestServerWithManager(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f01", Region: "iad", HandoffSecret: testSecret}, mgr, nil)
 	sib := newTestServer(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f02", HandoffSecret: testSecret}).Server
 	for i := range 3 {
-		dial(t, ts.URL, "/", nil).create("h"+itoa(i), 4)
+		testutil.Dial(t, ts.URL).Create("h"+itoa(i), 4)
 	}
 	call := func(query string, sign bool, hdr ...string) (int, []string) {
 		req, _ := http.NewRequest("GET", ts.URL+"/.internal/codes"+query, nil)

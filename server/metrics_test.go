@@ -38,16 +38,16 @@ func labels(m *dto.Metric) map[string]string {
 
 func TestMetricNamesAndLabels(t *testing.T) {
 	ts := newTestServer(t, Config{Instance: "m1", Region: "syd", Version: "v1.2.3"})
-	h := dial(t, ts.URL, "/", http.Header{"Origin": {"https://a.example"}})
-	code := h.create("h", 4)
-	g := dial(t, ts.URL, "/", http.Header{"Origin": {"https://b.example"}})
-	g.join(code, "g")
-	g.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
-	g.send(`{"type":"send","data":"x"}`)
-	h.expect(`{"type":"peer_joined","index":1}`)
-	h.expect(`{"type":"message","from":1,"data":"x"}`)
-	g.send(`nope`)
-	g.expectErr("Invalid JSON")
+	h := testutil.Dialer{Header: http.Header{"Origin": {"https://a.example"}}}.Dial(t, ts.URL)
+	code := h.Create("h", 4)
+	g := testutil.Dialer{Header: http.Header{"Origin": {"https://b.example"}}}.Dial(t, ts.URL)
+	g.Join(code, "g")
+	g.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
+	g.Send(`{"type":"send","data":"x"}`)
+	h.Expect(`{"type":"peer_joined","index":1}`)
+	h.Expect(`{"type":"message","from":1,"data":"x"}`)
+	g.Send(`nope`)
+	g.ExpectErr("Invalid JSON")
 
 	mfs := gather(t, ts.reg)
 	want := map[string]dto.MetricType{
@@ -129,8 +129,8 @@ func TestMetricNamesAndLabels(t *testing.T) {
 func TestOriginFloodIsBounded(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	for i := range 1000 {
-		c := dial(t, ts.URL, "/", http.Header{"Origin": {fmt.Sprintf("https://scan%d.example", i)}})
-		c.ws.CloseNow()
+		c := testutil.Dialer{Header: http.Header{"Origin": {fmt.Sprintf("https://scan%d.example", i)}}}.Dial(t, ts.URL)
+		c.Drop()
 	}
 	for i := range 20000 {
 		ts.metrics.connectionOpened(fmt.Sprintf("https://direct%d.example", i))
