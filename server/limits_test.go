@@ -64,7 +64,7 @@ func TestConnectionsPerIP(t *testing.T) {
 	}
 	conns[0].Leave()
 	testutil.Eventually(t, 5*time.Second, "a freed connection slot", func() bool {
-		c, _, err := testutil.Dialer{}.TryDial(t, ts.URL)
+		c, _, err := testutil.TryDial(t, ts.URL)
 		if err == nil {
 			c.Drop()
 		}

@@ -47,6 +47,12 @@ func Dial(t testing.TB, url string) *Client {
 	return Dialer{}.Dial(t, url)
 }
 
+// TryDial connects to url with the zero Dialer, and returns the refusal
+// if there is one.
+func TryDial(t testing.TB, url string) (*Client, *http.Response, error) {
+	return Dialer{}.TryDial(t, url)
+}
+
 // Dial connects to url and ends the test if it cannot.
 func (d Dialer) Dial(t testing.TB, url string) *Client {
 	t.Helper()
@@ -146,16 +152,19 @@ func (c *Client) Read() (string, error) {
 // Frame is a server frame decoded: the fields the protocol's frames carry
 // (README "Protocol"), and the frame as it came.
 type Frame struct {
-	Type     string          `json:"type"`
-	Room     string          `json:"room"`
-	Instance string          `json:"instance"`
-	Region   string          `json:"region"`
-	Index    int             `json:"index"`
-	Peers    []int           `json:"peers"`
-	From     int             `json:"from"`
-	Data     json.RawMessage `json:"data"`
-	Message  string          `json:"message"`
-	Raw      string          `json:"-"`
+	Type      string          `json:"type"`
+	Room      string          `json:"room"`
+	Instance  string          `json:"instance"`
+	Region    string          `json:"region"`
+	Index     int             `json:"index"`
+	Peers     []int           `json:"peers"`
+	From      int             `json:"from"`
+	Data      json.RawMessage `json:"data"`
+	Message   string          `json:"message"`
+	URL       string          `json:"url"`
+	Seq       int64           `json:"seq"`
+	Recovered bool            `json:"recovered"`
+	Raw       string          `json:"-"`
 }
 
 // Next reads the next frame and decodes it; a frame that is not a JSON
@@ -283,4 +292,14 @@ func (c *Client) Discard() {
 			}
 		}
 	}()
+}
+
+// Text is the frame's data decoded when it is a JSON string, and "" when
+// it is anything else.
+func (f Frame) Text() string {
+	var s string
+	if json.Unmarshal(f.Data, &s) != nil {
+		return ""
+	}
+	return s
 }
