@@ -1,6 +1,8 @@
 package testutil
 
 import (
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,4 +33,28 @@ func Poll(d time.Duration, cond func() bool) bool {
 		wait = min(2*wait, 20*time.Millisecond)
 	}
 	return true
+}
+
+// Blocked reports whether a goroutine of this process is parked on a
+// sync.Mutex inside a call to fn (a qualified name as a stack trace
+// prints it, "rooms.(*Room).Relay"): how a test learns that a call it
+// started waits for a lock the test holds, where a sleep could only hope
+// so.
+func Blocked(fn string) bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		header, stack, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, "[sync.Mutex.Lock") && strings.Contains(stack, fn+"(") {
+			return true
+		}
+	}
+	return false
 }
