@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"strconv"
@@ -334,13 +335,15 @@ func TestRejoinWaitsForAMovingRoom(t *testing.T) {
 	host.SetState(ctx, map[string]int{"round": 2})
 	next[State](t, guest)
 
-	// The room leaves (its members get 1012) and comes back a second
-	// later, as a hand-off's import would bring it.
+	// The room leaves (its members get 1012) and comes back once both
+	// have been told "Room not found", as a hand-off's import would bring
+	// it.
 	var snap *rooms.Snapshot
 	if err := mgr.Move(room, "t", "elsewhere", func(s *rooms.Snapshot) error { snap = s; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
+	toldNotFound(t, host)
+	toldNotFound(t, guest)
 	if mgr.Held(room) {
 		t.Fatal("the room is still here")
 	}
@@ -356,5 +359,18 @@ func TestRejoinWaitsForAMovingRoom(t *testing.T) {
 	host.Send(ctx, "after the move")
 	if m := next[Message](t, guest); string(m.Data) != `"after the move"` {
 		t.Fatalf("guest got %s", m.Data)
+	}
+}
+
+// toldNotFound waits until a rejoin of c's was answered "Room not found":
+// the try after it carries that error.
+func toldNotFound(t *testing.T, c *Client) {
+	t.Helper()
+	for {
+		r := next[Reconnecting](t, c)
+		var se *ServerError
+		if errors.As(r.Err, &se) && se.Message == "Room not found" {
+			return
+		}
 	}
 }

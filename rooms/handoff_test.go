@@ -286,7 +286,9 @@ func TestMessageDuringAMoveIsForwarded(t *testing.T) {
 			_, err := r.Relay(AsMember(1, p), nil, wire.MessageFrame(1, []byte(`"mid-move"`)))
 			result <- err
 		}()
-		time.Sleep(20 * time.Millisecond) // the send is waiting for the lock
+		testutil.Eventually(t, 5*time.Second, "the send to wait for the room's lock", func() bool {
+			return testutil.Blocked("rooms.(*Room).Relay")
+		})
 		return viaJSON(dst)(s)
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +30,8 @@ type machineSet struct {
 	port int
 	slow time.Duration // each machine takes this long to answer a hand-off
 	hold *handoffHold  // when set, a hand-off call waits for slow or its release, whichever comes first
+
+	served atomic.Int32 // slowed hand-off calls answered, by every machine
 }
 
 // handoffHold is a hook on the siblings' hand-off endpoint: a test learns
@@ -99,10 +102,13 @@ func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
 	var h http.Handler = s
 	if ms.slow > 0 {
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == handoffPath {
-				ms.wait()
+			if r.URL.Path != handoffPath {
+				s.ServeHTTP(w, r)
+				return
 			}
+			ms.wait()
 			s.ServeHTTP(w, r)
+			ms.served.Add(1)
 		})
 	}
 	hs := &http.Server{Handler: h}
@@ -249,8 +255,10 @@ func TestHandOffWithoutAnAnswerKeepsOneOwner(t *testing.T) {
 	if moved, left := a.HandOff(t.Context()); moved != 0 || left != 1 {
 		t.Fatalf("HandOff moved %d, left %d", moved, left)
 	}
-	// Every slow snapshot has reached b's handler by now (and been refused).
-	time.Sleep(ms.slow + 200*time.Millisecond)
+	// Once b has answered the snapshot of every try (each after a gave up
+	// on it, the first before a's abort, the others after), it holds no
+	// copy.
+	testutil.Eventually(t, 5*time.Second, "b to answer each of "+strconv.Itoa(handoffTries)+" tries", func() bool { return ms.served.Load() == handoffTries })
 	if b.rooms.Held(code) {
 		t.Fatal("b kept a copy of a room that a still serves")
 	}
