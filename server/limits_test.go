@@ -328,19 +328,17 @@ func TestNoLeaksAfterRoomCycles(t *testing.T) {
 	}
 	wg.Wait()
 	testutil.Eventually(t, 5*time.Second, "every room gone", func() bool { return ts.rooms.Len() == 0 })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		g, h := settle()
-		if g <= g0+4 && h <= h0+4<<20 {
-			t.Logf("after 1000 cycles: goroutines %d (baseline %d), heap %d KB (baseline %d KB)", g, g0, h>>10, h0>>10)
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines %d (baseline %d), heap %d KB (baseline %d KB)\n%s", g, g0, h>>10, h0>>10, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(100 * time.Millisecond)
+	var g int
+	var h uint64
+	settled := testutil.Poll(10*time.Second, func() bool {
+		g, h = settle()
+		return g <= g0+4 && h <= h0+4<<20
+	})
+	if !settled {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("goroutines %d (baseline %d), heap %d KB (baseline %d KB)\n%s", g, g0, h>>10, h0>>10, buf[:runtime.Stack(buf, true)])
 	}
+	t.Logf("after 1000 cycles: goroutines %d (baseline %d), heap %d KB (baseline %d KB)", g, g0, h>>10, h0>>10)
 }
 
 // A receiver whose socket write blocks past WriteTimeout is closed
