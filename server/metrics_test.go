@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -48,6 +49,13 @@ func TestMetricNamesAndLabels(t *testing.T) {
 	h.Expect(`{"type":"message","from":1,"data":"x"}`)
 	g.Send(`nope`)
 	g.ExpectErr("Invalid JSON")
+	// The host's session counts its create after the room has sent
+	// created, and nothing the test reads after it waits for that count:
+	// wait for it. (Read at once, it was sometimes 0 on a busy machine.)
+	// What g's session counted is in, as g's error came after it.
+	testutil.Eventually(t, 5*time.Second, "the create to be counted", func() bool {
+		return originValue(gather(t, ts.reg), "party_sockets_rooms_created_total", "https://a.example") > 0
+	})
 
 	mfs := gather(t, ts.reg)
 	want := map[string]dto.MetricType{
@@ -86,14 +94,7 @@ func TestMetricNamesAndLabels(t *testing.T) {
 			}
 		}
 	}
-	value := func(name, origin string) float64 {
-		for _, m := range mfs[name].GetMetric() {
-			if labels(m)["origin"] == origin {
-				return m.GetGauge().GetValue() + m.GetCounter().GetValue()
-			}
-		}
-		return -1
-	}
+	value := func(name, origin string) float64 { return originValue(mfs, name, origin) }
 	checks := []struct {
 		name, origin string
 		want         float64
@@ -122,6 +123,17 @@ func TestMetricNamesAndLabels(t *testing.T) {
 			t.Errorf("errors_total%v = %v, want %v", labels(m), m.GetCounter().GetValue(), want)
 		}
 	}
+}
+
+// originValue is the value of metric name's series for origin ("": the
+// series without one), -1 when there is none.
+func originValue(mfs map[string]*dto.MetricFamily, name, origin string) float64 {
+	for _, m := range mfs[name].GetMetric() {
+		if labels(m)["origin"] == origin {
+			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	return -1
 }
 
 // A scanner cycling Origin headers must not grow memory or series: the
