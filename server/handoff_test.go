@@ -57,7 +57,7 @@ func (ms *machineSet) holdHandoffs(slow time.Duration) *handoffHold {
 func (ms *machineSet) wait() {
 	hd := ms.hold
 	if hd == nil {
-		time.Sleep(ms.slow)
+		time.Sleep(ms.slow) // a slow sibling: the scenario
 		return
 	}
 	hd.arrive.Do(func() { close(hd.arrived) })

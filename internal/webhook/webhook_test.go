@@ -22,7 +22,7 @@ func TestFlushWaitsForTheQueue(t *testing.T) {
 			<-hang
 			return
 		}
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(30 * time.Millisecond) // a slow receiver: the scenario
 		got.Add(1)
 	}))
 	t.Cleanup(rcv.Close)

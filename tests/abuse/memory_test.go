@@ -154,7 +154,7 @@ func attackPartial(t *testing.T, srv *testutil.Server) {
 		socks = append(socks, m.WS)
 		mu.Unlock()
 	})
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // held, as the attacker would
 	for _, ws := range socks {
 		ws.CloseNow()
 	}
@@ -181,7 +181,7 @@ func attackFlood(t *testing.T, srv *testutil.Server) {
 			select {
 			case <-stop:
 				return
-			case <-time.After(20 * time.Millisecond):
+			case <-time.After(20 * time.Millisecond): // the pair's pace
 			}
 			start := time.Now()
 			ph.TrySend(`{"type":"send","data":1}`)

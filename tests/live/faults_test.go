@@ -304,7 +304,7 @@ func TestHangingPeerDegradesToLocal(t *testing.T) {
 	// for its TTL (5 s): one from when fra[1] was stopped lists no peer to
 	// hang on, and a probe over the bound is answered at once. Either way
 	// the hang would never be seen: let both expire first.
-	time.Sleep(5200 * time.Millisecond)
+	time.Sleep(5200 * time.Millisecond) // the TTLs of other processes' caches: nothing to wait on but time
 	cluster.control(t, "machines/"+fra[1].ID+"/freeze")
 	t.Cleanup(func() { cluster.restore(t, "machines/"+fra[1].ID+"/thaw") })
 	req := cluster.edgeRequest(t, "GET", "fra", "/room/"+codeFor("fra"))
