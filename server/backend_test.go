@@ -25,6 +25,7 @@ var tokenSecret = []byte("a-secret-of-at-least-32-bytes-for-tests")
 // Creates need a token: every failure answers exactly Unauthorized, leaves
 // the socket open and spends one of the address's misses.
 func TestCreateTokens(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{Tokens: &tokens.Verifier{Secret: tokenSecret}, JoinMissesPerMin: 60})
 	c := testutil.Dialer{Header: http.Header{"Origin": {"https://game.example"}}}.Dial(t, ts.URL)
 	forged, _ := tokens.Mint([]byte("not-the-secret-not-the-secret-xx"), time.Minute, tokens.Claims{})
@@ -74,6 +75,7 @@ func apiCall(t *testing.T, url, key, body string) (int, string) {
 }
 
 func TestServerAPI(t *testing.T) {
+	t.Parallel()
 	const key = "server-api-key-of-at-least-32-bytes"
 	ts := newTestServer(t, Config{APIKey: key})
 	h := testutil.Dial(t, ts.URL)
@@ -207,6 +209,7 @@ func webhookServer(t *testing.T, h *hook, opts webhook.Options) *testServer {
 // Every event of a room's life, in order, signed; a delivery answered
 // with 500 is retried with the same webhook-id.
 func TestWebhooksSignedInOrderAndRetried(t *testing.T) {
+	t.Parallel()
 	h := &hook{t: t, key: []byte("0123456789abcdef0123456789abcdef"), ids: map[string]int{}, fail: 2}
 	ts := webhookServer(t, h, webhook.Options{FirstRetry: 10 * time.Millisecond})
 	c := testutil.Dial(t, ts.URL)
@@ -236,6 +239,7 @@ func TestWebhooksSignedInOrderAndRetried(t *testing.T) {
 // A receiver that hangs never slows the relay: events past the queue are
 // dropped and counted, and every message is relayed at once.
 func TestHangingWebhookReceiverDoesNotSlowTheRelay(t *testing.T) {
+	t.Parallel()
 	h := &hook{t: t, key: []byte("0123456789abcdef0123456789abcdef"), ids: map[string]int{}, hang: make(chan struct{})}
 	ts := webhookServer(t, h, webhook.Options{QueueSize: 4, Timeout: 10 * time.Second})
 	t.Cleanup(func() { close(h.hang) }) // before the receiver's Close, which waits for its requests
@@ -258,6 +262,7 @@ func TestHangingWebhookReceiverDoesNotSlowTheRelay(t *testing.T) {
 // A state the memory budget refuses is the machine's trouble, not the
 // call's: 503, so a backend retries later rather than give up.
 func TestStatusOfOverBudget(t *testing.T) {
+	t.Parallel()
 	if got := statusOf(rooms.ErrOverBudget); got != http.StatusServiceUnavailable {
 		t.Fatalf("statusOf(ErrOverBudget) = %d, want 503", got)
 	}

@@ -13,6 +13,7 @@ import (
 // of the contract's shape, and the socket stays open; a player taking back
 // its own slot is let in.
 func TestSpentBudgetRefusesCreate(t *testing.T) {
+	t.Parallel()
 	b := budget.New(1 << 20)
 	ts := newTestServer(t, Config{Budget: b})
 	h := testutil.Dial(t, ts.URL)
@@ -36,6 +37,7 @@ func TestSpentBudgetRefusesCreate(t *testing.T) {
 // it looks at send queues: the player away loses its window (its rejoin
 // says recovered: false), nobody connected is closed.
 func TestShedFreesVacantWindowsFirst(t *testing.T) {
+	t.Parallel()
 	b := budget.New(4 << 20)
 	ts := newTestServer(t, Config{Budget: b})
 	h := testutil.Dial(t, ts.URL)

@@ -14,6 +14,7 @@ import (
 // misses, like every other bad token; a create that fails for another
 // reason (here its clientId) made no room and gives the token back.
 func TestCreateTokenSpentOnce(t *testing.T) {
+	t.Parallel()
 	ts := newTestServerWith(t, Config{Tokens: &tokens.Verifier{Secret: tokenSecret}, JoinMissesPerMin: 60}, 1, 0)
 	tok, _ := tokens.Mint(tokenSecret, time.Minute, tokens.Claims{})
 	create := func(c *testutil.Client, clientID, token string) string {

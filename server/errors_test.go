@@ -11,6 +11,7 @@ import (
 // connection stays open after each (checked by the next row on the same
 // socket and a final round trip).
 func TestErrorTable(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	big := `"` + strings.Repeat("a", 16385-2) + `"`
 	tests := []struct {
@@ -100,6 +101,7 @@ func TestErrorTable(t *testing.T) {
 }
 
 func TestDrainingRefusesCreateOnly(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 4)

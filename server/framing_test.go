@@ -12,6 +12,7 @@ import (
 // so they share batches, then a close: a real client reads every frame
 // whole and in order, and the close comes last.
 func TestFrameLengthBoundariesAndCloseAfterData(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{MaxFrameBytes: 1 << 20})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 2)

@@ -15,6 +15,7 @@ import (
 )
 
 func TestMessageRateLimit(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{MsgRate: 0.001, MsgBurst: 5})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 4) // 1 token spent
@@ -37,6 +38,7 @@ func TestMessageRateLimit(t *testing.T) {
 }
 
 func TestRateLimitAllowsBursts(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{MsgRate: 1000, MsgBurst: 50})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 4)
@@ -52,6 +54,7 @@ func TestRateLimitAllowsBursts(t *testing.T) {
 }
 
 func TestConnectionsPerIP(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{MaxConnsPerIP: 3})
 	var conns []*testutil.Client
 	for range 3 {
@@ -73,6 +76,7 @@ func TestConnectionsPerIP(t *testing.T) {
 }
 
 func TestFailedJoinsPerIP(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{JoinMissesPerMin: 3})
 	now := time.Now()
 	var mu sync.Mutex
@@ -101,6 +105,7 @@ func TestFailedJoinsPerIP(t *testing.T) {
 }
 
 func TestRoomAndMemberBoundsOverSockets(t *testing.T) {
+	t.Parallel()
 	ts := newTestServerWith(t, Config{}, 1, 2)
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 8) // clamped to 2
@@ -115,6 +120,7 @@ func TestRoomAndMemberBoundsOverSockets(t *testing.T) {
 }
 
 func TestQueueBytesCap(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{QueueBytes: 64 << 10})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 4)
@@ -134,6 +140,7 @@ func TestQueueBytesCap(t *testing.T) {
 // Every message of every healthy sender reaches every other member, in
 // each sender's order, with all of them sending at once.
 func TestNothingLostUnderConcurrentSenders(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	const members, per = 5, 400
 	cs := make([]*testutil.Client, members)
@@ -210,6 +217,7 @@ func mustRead(t *testing.T, c *testutil.Client, marker string, who int) string {
 // The clientId is a bearer secret: it never appears in a frame, a
 // response, a log line or a metric.
 func TestClientIDNeverLeaves(t *testing.T) {
+	t.Parallel()
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	ts := newTestServer(t, Config{Logger: slog.New(slog.NewTextHandler(lockedWriter{&logs, &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -344,6 +352,7 @@ func TestNoLeaksAfterRoomCycles(t *testing.T) {
 // A receiver whose socket write blocks past WriteTimeout is closed
 // (reason write_timeout) before its queue would have overflowed.
 func TestWriteTimeout(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{WriteTimeout: 200 * time.Millisecond})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 4)

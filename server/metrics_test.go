@@ -38,6 +38,7 @@ func labels(m *dto.Metric) map[string]string {
 }
 
 func TestMetricNamesAndLabels(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{Instance: "m1", Region: "syd", Version: "v1.2.3"})
 	h := testutil.Dialer{Header: http.Header{"Origin": {"https://a.example"}}}.Dial(t, ts.URL)
 	code := h.Create("h", 4)
@@ -139,6 +140,7 @@ func originValue(mfs map[string]*dto.MetricFamily, name, origin string) float64 
 // A scanner cycling Origin headers must not grow memory or series: the
 // table stays at 500 origins and at most 100 (+ __other__) get series.
 func TestOriginFloodIsBounded(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	for i := range 1000 {
 		c := testutil.Dialer{Header: http.Header{"Origin": {fmt.Sprintf("https://scan%d.example", i)}}}.Dial(t, ts.URL)
@@ -173,6 +175,7 @@ func (fakeMember) Send([]byte)         {}
 func (fakeMember) Close(closecode.End) {}
 
 func TestOriginRanking(t *testing.T) {
+	t.Parallel()
 	mgr := rooms.NewManager(rooms.Config{Codes: &seq{}, Clock: &testutil.FakeClock{}})
 	reg := prometheus.NewRegistry()
 	m := newMetrics(Config{}, mgr, reg, reg)

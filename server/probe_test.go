@@ -72,6 +72,7 @@ func lookupStatus(t *testing.T, url string, hdr http.Header) (int, string) {
 // found room looked up again is answered from memory, free; past the
 // allowance a lookup that would probe gets 429, other addresses do not.
 func TestProbeAllowancePerAddress(t *testing.T) {
+	t.Parallel()
 	fly := testutil.StartFlyDNS(t, "app")
 	port := testutil.FreePort(t)
 	_, bURL := machineAt(t, fly, "0a1b2c3d4e5fb2", "127.0.12.3", port, Config{}, false)
@@ -102,6 +103,7 @@ func TestProbeAllowancePerAddress(t *testing.T) {
 // lookup became a probe round. A machine is taken as gone only when DNS no
 // longer lists it as started.
 func TestForgedReplayFailedKeepsPins(t *testing.T) {
+	t.Parallel()
 	fly := testutil.StartFlyDNS(t, "app")
 	port := testutil.FreePort(t)
 	var asks atomic.Int32
@@ -145,6 +147,7 @@ func TestForgedReplayFailedKeepsPins(t *testing.T) {
 // allowance, not the miss budget (a failed rejoin was charged twice, and
 // every retry of the same code again).
 func TestHouseholdRejoinNeverLimited(t *testing.T) {
+	t.Parallel()
 	fly := testutil.StartFlyDNS(t, "app")
 	port := testutil.FreePort(t)
 	_, bURL := machineAt(t, fly, "0a1b2c3d4e5fb2", "127.0.12.23", port, Config{}, true) // not listed yet

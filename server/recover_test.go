@@ -9,6 +9,7 @@ import (
 
 // The recovery extension over real sockets, byte for byte.
 func TestRecoveryOverSockets(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	h := testutil.Dial(t, ts.URL)
 	h.Send(`{"type":"create","clientId":"h","maxClients":4,"recover":true}`)
@@ -42,6 +43,7 @@ func TestRecoveryOverSockets(t *testing.T) {
 // A room whose last member blips is kept for the host grace (GET /room
 // answers with 0 clients); one whose last member leaves with 1000 ends.
 func TestEmptyRoomKeptForTheHostGraceAfterABlip(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 4)

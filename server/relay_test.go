@@ -12,6 +12,7 @@ import (
 )
 
 func TestCreateJoinRelay(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{Instance: "abc123", Region: "fra"})
 	h := testutil.Dialer{Header: http.Header{"Origin": {"https://game.example"}}}.Dial(t, ts.URL)
 	h.Send(`{"type":"create","clientId":"host-secret","maxClients":3,"room":"IGNORE"}`)
@@ -64,6 +65,7 @@ func TestCreateJoinRelay(t *testing.T) {
 }
 
 func TestReplaceReclaimAndCap(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 2)
@@ -102,6 +104,7 @@ func TestReplaceReclaimAndCap(t *testing.T) {
 }
 
 func TestStateReplayOnJoinAndReconnect(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 8)
@@ -136,6 +139,7 @@ func TestStateReplayOnJoinAndReconnect(t *testing.T) {
 }
 
 func TestCloseRoomClosesEveryone(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 8)
@@ -152,6 +156,7 @@ func TestCloseRoomClosesEveryone(t *testing.T) {
 }
 
 func TestHostGraceExpiry(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 8)
@@ -170,6 +175,7 @@ func TestHostGraceExpiry(t *testing.T) {
 }
 
 func TestHostReturnsWithinGrace(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 8)
@@ -186,6 +192,7 @@ func TestHostReturnsWithinGrace(t *testing.T) {
 }
 
 func TestEmptyRoomDeletedAtOnce(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 8)
@@ -194,6 +201,7 @@ func TestEmptyRoomDeletedAtOnce(t *testing.T) {
 }
 
 func TestFrameTooBigCloses1009(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{MaxFrameBytes: 2048})
 	c := testutil.Dial(t, ts.URL)
 	c.Send(`{"type":"send","data":"` + strings.Repeat("x", 4096) + `"}`)
@@ -201,6 +209,7 @@ func TestFrameTooBigCloses1009(t *testing.T) {
 }
 
 func TestAllowedOrigins(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{AllowedOrigins: []string{"game.example"}})
 	testutil.Dialer{Header: http.Header{"Origin": {"https://game.example"}}}.Dial(t, ts.URL)
 	_, resp, err := testutil.Dialer{Header: http.Header{"Origin": {"https://evil.example"}}}.TryDial(t, ts.URL)
@@ -213,6 +222,7 @@ func TestAllowedOrigins(t *testing.T) {
 }
 
 func TestHTTPRoutes(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{Instance: "m1"})
 	status, hdr, body := getJSON(t, ts.URL+"/health")
 	if status != 200 || body != `{"status":"ok"}`+"\n" || hdr.Get("Access-Control-Allow-Origin") != "*" {
@@ -249,6 +259,7 @@ func TestHTTPRoutes(t *testing.T) {
 // A receiver that stops reading is closed with 4002 once its queue is full;
 // its room keeps going for everyone else.
 func TestSlowConsumerClosed(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{QueueFrames: 8})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 4)
@@ -287,6 +298,7 @@ func TestSlowConsumerClosed(t *testing.T) {
 }
 
 func TestDeadPeerClosedByHeartbeat(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{PingInterval: 50 * time.Millisecond})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 4)

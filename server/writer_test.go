@@ -14,6 +14,7 @@ import (
 // writes them before its close; one that drops gives them and their
 // budget back at once, and its close follows the batch already out.
 func TestCloseKeepsTheQueuePolicy(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		end  closecode.End
 		want []string // the frames the client reads before the close
