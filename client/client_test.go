@@ -74,6 +74,7 @@ func fast(url string) Options {
 }
 
 func TestCreateJoinRelay(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	ctx := t.Context()
 	host, err := Create(ctx, fast(hs.URL), 4, "")
@@ -119,6 +120,7 @@ func TestCreateJoinRelay(t *testing.T) {
 // A cut socket: the client rejoins its own slot, pinned to the room's
 // instance. Without recovery it gets the retained state again.
 func TestReconnectKeepsSlotAndState(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	ctx := t.Context()
 	host, err := Create(ctx, fast(hs.URL), 4, "")
@@ -171,6 +173,7 @@ func TestReconnectKeepsSlotAndState(t *testing.T) {
 // 100 targeted and 100 broadcast messages; after the rejoin the player has
 // all 200, exactly once, in order, and no resync was needed.
 func TestReconnectRecoversEveryMessage(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	ctx := t.Context()
 	host, err := Create(ctx, fast(hs.URL), 4, "")
@@ -223,6 +226,7 @@ func TestReconnectRecoversEveryMessage(t *testing.T) {
 }
 
 func TestRoomClosedIsFinal(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	ctx := t.Context()
 	host, guest, _ := hostAndGuest(t, hs.URL)
@@ -240,6 +244,7 @@ func TestRoomClosedIsFinal(t *testing.T) {
 }
 
 func TestReplacedIsFinal(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	ctx := t.Context()
 	host, _ := Create(ctx, fast(hs.URL), 4, "")
@@ -267,6 +272,7 @@ func TestReplacedIsFinal(t *testing.T) {
 // The room ends while the client is away: once the room wait is over
 // (a moving room is not found for a moment), it stops instead of retrying.
 func TestRoomGoneWhileAwayIsFinal(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	ctx := t.Context()
 	host, _ := Create(ctx, fast(hs.URL), 4, "")
@@ -292,6 +298,7 @@ func TestRoomGoneWhileAwayIsFinal(t *testing.T) {
 }
 
 func TestSendWhileDisconnectedIsAnError(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	host, _ := Create(t.Context(), fast(hs.URL), 4, "")
 	next[Created](t, host)
@@ -305,6 +312,7 @@ func TestSendWhileDisconnectedIsAnError(t *testing.T) {
 // keeps an emptied room for the host grace after a blip (the old relay
 // deleted it), and the client rejoins slot 0 with the same code.
 func TestLoneHostBlipKeepsTheRoom(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	proxy := newCutProxy(t, strings.TrimPrefix(hs.URL, "http://"))
 	host, err := Create(t.Context(), fast("ws://"+proxy.Addr()), 4, "")
@@ -329,6 +337,7 @@ func TestLoneHostBlipKeepsTheRoom(t *testing.T) {
 // trying "Room not found" (RoomWait) and is back in its slot once the
 // room is there (the state it has already: recovery is complete).
 func TestRejoinWaitsForAMovingRoom(t *testing.T) {
+	t.Parallel()
 	hs, mgr := newServer(t)
 	ctx := t.Context()
 	host, guest, room := hostAndGuest(t, hs.URL)
