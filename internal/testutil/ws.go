@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,9 +16,9 @@ import (
 )
 
 // Client is a real WebSocket client (coder/websocket) of a server under
-// test. Send, Read and Next may be called from any goroutine; the Expect
-// methods, Create and CloseCode end the test on a failure and belong on
-// the test's own goroutine.
+// test. TrySend, Read and Next report failures and may be called from any
+// goroutine; Send, SendJSON, Join, Create, CloseCode and the Expect
+// methods end the test on a failure and belong on the test's goroutine.
 type Client struct {
 	WS *websocket.Conn // for what the helpers do not cover (binary frames, partial writes)
 
@@ -71,7 +72,7 @@ func (d Dialer) Dial(t testing.TB, url string) *Client {
 // test can see a refusal (its status and headers). The socket is closed
 // when the test ends.
 func (d Dialer) TryDial(t testing.TB, url string) (*Client, *http.Response, error) {
-	timeout := cmpOr(d.Timeout, DefaultTimeout)
+	timeout := cmp.Or(d.Timeout, DefaultTimeout)
 	opts := &websocket.DialOptions{HTTPHeader: d.Header}
 	if d.LocalAddr != "" {
 		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(d.LocalAddr)}, Timeout: timeout}
@@ -102,13 +103,6 @@ func WSURL(url string) string {
 		return "ws" + rest
 	}
 	return url
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // Send writes msg as one text frame and ends the test if it cannot.
