@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/party-sockets/party-sockets/internal/testutil"
 )
@@ -58,30 +55,15 @@ func logHas(s *testutil.Server, parts ...string) bool {
 	return false
 }
 
-func wsDial(t *testing.T, addr string) *websocket.Conn {
+// roundTrip sends msg and returns the next frame.
+func roundTrip(t *testing.T, ws *testutil.Client, msg string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/", nil)
+	ws.Send(msg)
+	got, err := ws.Read()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("after %s: %v", msg, err)
 	}
-	t.Cleanup(func() { ws.CloseNow() })
-	return ws
-}
-
-func roundTrip(t *testing.T, ws *websocket.Conn, msg string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-		t.Fatal(err)
-	}
-	_, b, err := ws.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return got
 }
 
 // SIGTERM: no new rooms, joins and sends go on, exit 0 once empty.
@@ -89,28 +71,28 @@ func TestDrainOnSignal(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd, addr := startServer(t)
-			host := wsDial(t, addr)
-			created := roundTrip(t, host, `{"type":"create","clientId":"h","maxClients":4}`)
-			code := created[strings.Index(created, `"room":"`)+8:][:6]
+			host := testutil.Dial(t, "ws://"+addr)
+			code := host.Create("h", 4)
 
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			other := wsDial(t, addr)
+			other := testutil.Dial(t, "ws://"+addr)
 			// The signal is handled asynchronously: wait until create is refused.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				got := roundTrip(t, other, `{"type":"create","clientId":"x","maxClients":2}`)
-				if got == `{"type":"error","message":"Server draining"}` {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("create still answered %s after %v", got, sig)
+			var got string
+			refused := testutil.Poll(5*time.Second, func() bool {
+				got = roundTrip(t, other, `{"type":"create","clientId":"x","maxClients":2}`)
+				if got == testutil.ErrorFrame("Server draining") {
+					return true
 				}
 				// Leave cleanly: a room whose last member blips is kept
 				// for the host grace, and the server could not drain.
-				other.Close(websocket.StatusNormalClosure, "")
-				other = wsDial(t, addr)
+				other.Leave()
+				other = testutil.Dial(t, "ws://"+addr)
+				return false
+			})
+			if !refused {
+				t.Fatalf("create still answered %s after %v", got, sig)
 			}
 			if got := roundTrip(t, other, fmt.Sprintf(`{"type":"join","clientId":"g","room":%q}`, code)); !strings.HasPrefix(got, `{"type":"joined"`) {
 				t.Fatalf("join while draining: %s", got)
@@ -121,8 +103,8 @@ func TestDrainOnSignal(t *testing.T) {
 			} else {
 				conn.Close()
 			}
-			host.Close(websocket.StatusNormalClosure, "")
-			other.Close(websocket.StatusNormalClosure, "")
+			host.Leave()
+			other.Leave()
 			testutil.ExitsCleanly(t, cmd, 10*time.Second, "the server, once its last room ended,")
 		})
 	}
@@ -166,8 +148,8 @@ func TestHandshakeTimeout(t *testing.T) {
 		t.Fatalf("a stalled handshake was held for %v", took)
 	}
 	// A WebSocket that completed its handshake is not cut by that deadline.
-	ws := wsDial(t, addr)
-	time.Sleep(600 * time.Millisecond)
+	ws := testutil.Dial(t, "ws://"+addr)
+	time.Sleep(600 * time.Millisecond) // twice the deadline, idle: the period under test
 	if got := roundTrip(t, ws, `{"type":"create","clientId":"h","maxClients":2}`); !strings.HasPrefix(got, `{"type":"created"`) {
 		t.Fatalf("after the handshake timeout: %s", got)
 	}
@@ -195,7 +177,7 @@ func TestWireIdentity(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			srv := startMain(t, tt.env...)
-			ws := wsDial(t, srv.Addr)
+			ws := testutil.Dial(t, srv.URL)
 			frame := roundTrip(t, ws, `{"type":"create","clientId":"h","maxClients":2,"url":"https://game.example/{room}?m={instance}"}`)
 			var created struct {
 				Room             string
@@ -240,9 +222,8 @@ func TestWireIdentity(t *testing.T) {
 func TestLocalInWhatIsOurs(t *testing.T) {
 	srv := startMain(t, offFly()...)
 	addr := srv.Addr
-	ws := wsDial(t, addr)
-	created := roundTrip(t, ws, `{"type":"create","clientId":"h","maxClients":2}`)
-	code := created[strings.Index(created, `"room":"`)+8:][:6]
+	ws := testutil.Dial(t, "ws://"+addr)
+	code := ws.Create("h", 2)
 	if !logHas(srv, "listening", "instance=local", "region=local") {
 		t.Errorf("no listening line with instance=local region=local")
 	}
@@ -255,7 +236,7 @@ func TestLocalInWhatIsOurs(t *testing.T) {
 	if !strings.Contains(string(body), `party_sockets_rooms{instance="local",region="LOCAL"`) {
 		t.Errorf("metrics do not name the machine local/LOCAL")
 	}
-	ws.Close(websocket.StatusNormalClosure, "")
+	ws.Leave()
 	testutil.Eventually(t, 5*time.Second, "the room's end in the log",
 		func() bool { return logHas(srv, "room ended", "room="+code, "reason=empty") })
 }
@@ -266,7 +247,7 @@ func TestWebhooksFlushedAtExit(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(300 * time.Millisecond) // a slow receiver
+		time.Sleep(300 * time.Millisecond) // a slow receiver: the scenario
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		got = append(got, string(b))
@@ -274,13 +255,10 @@ func TestWebhooksFlushedAtExit(t *testing.T) {
 	}))
 	t.Cleanup(rcv.Close)
 	srv := startMain(t, offFly("WEBHOOK_URL="+rcv.URL, "WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")...)
-	ws := wsDial(t, srv.Addr)
-	created := roundTrip(t, ws, `{"type":"create","clientId":"h","maxClients":2}`)
-	code := created[strings.Index(created, `"room":"`)+8:][:6]
-	ws.Close(websocket.StatusNormalClosure, "")
-	for !logHas(srv, "room ended", "room="+code) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	ws := testutil.Dial(t, srv.URL)
+	code := ws.Create("h", 2)
+	ws.Leave()
+	testutil.Eventually(t, 5*time.Second, "the room's end in the log", func() bool { return logHas(srv, "room ended", "room="+code) })
 	srv.Cmd.Process.Signal(syscall.SIGTERM)
 	testutil.ExitsCleanly(t, srv.Cmd, 10*time.Second, "the server")
 	mu.Lock()

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"strconv"
@@ -73,6 +74,7 @@ func fast(url string) Options {
 }
 
 func TestCreateJoinRelay(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	ctx := t.Context()
 	host, err := Create(ctx, fast(hs.URL), 4, "")
@@ -118,6 +120,7 @@ func TestCreateJoinRelay(t *testing.T) {
 // A cut socket: the client rejoins its own slot, pinned to the room's
 // instance. Without recovery it gets the retained state again.
 func TestReconnectKeepsSlotAndState(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	ctx := t.Context()
 	host, err := Create(ctx, fast(hs.URL), 4, "")
@@ -170,6 +173,7 @@ func TestReconnectKeepsSlotAndState(t *testing.T) {
 // 100 targeted and 100 broadcast messages; after the rejoin the player has
 // all 200, exactly once, in order, and no resync was needed.
 func TestReconnectRecoversEveryMessage(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	ctx := t.Context()
 	host, err := Create(ctx, fast(hs.URL), 4, "")
@@ -222,6 +226,7 @@ func TestReconnectRecoversEveryMessage(t *testing.T) {
 }
 
 func TestRoomClosedIsFinal(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	ctx := t.Context()
 	host, guest, _ := hostAndGuest(t, hs.URL)
@@ -239,6 +244,7 @@ func TestRoomClosedIsFinal(t *testing.T) {
 }
 
 func TestReplacedIsFinal(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	ctx := t.Context()
 	host, _ := Create(ctx, fast(hs.URL), 4, "")
@@ -266,6 +272,7 @@ func TestReplacedIsFinal(t *testing.T) {
 // The room ends while the client is away: once the room wait is over
 // (a moving room is not found for a moment), it stops instead of retrying.
 func TestRoomGoneWhileAwayIsFinal(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	ctx := t.Context()
 	host, _ := Create(ctx, fast(hs.URL), 4, "")
@@ -291,6 +298,7 @@ func TestRoomGoneWhileAwayIsFinal(t *testing.T) {
 }
 
 func TestSendWhileDisconnectedIsAnError(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	host, _ := Create(t.Context(), fast(hs.URL), 4, "")
 	next[Created](t, host)
@@ -304,6 +312,7 @@ func TestSendWhileDisconnectedIsAnError(t *testing.T) {
 // keeps an emptied room for the host grace after a blip (the old relay
 // deleted it), and the client rejoins slot 0 with the same code.
 func TestLoneHostBlipKeepsTheRoom(t *testing.T) {
+	t.Parallel()
 	hs, _ := newServer(t)
 	proxy := newCutProxy(t, strings.TrimPrefix(hs.URL, "http://"))
 	host, err := Create(t.Context(), fast("ws://"+proxy.Addr()), 4, "")
@@ -328,19 +337,22 @@ func TestLoneHostBlipKeepsTheRoom(t *testing.T) {
 // trying "Room not found" (RoomWait) and is back in its slot once the
 // room is there (the state it has already: recovery is complete).
 func TestRejoinWaitsForAMovingRoom(t *testing.T) {
+	t.Parallel()
 	hs, mgr := newServer(t)
 	ctx := t.Context()
 	host, guest, room := hostAndGuest(t, hs.URL)
 	host.SetState(ctx, map[string]int{"round": 2})
 	next[State](t, guest)
 
-	// The room leaves (its members get 1012) and comes back a second
-	// later, as a hand-off's import would bring it.
+	// The room leaves (its members get 1012) and comes back once both
+	// have been told "Room not found", as a hand-off's import would bring
+	// it.
 	var snap *rooms.Snapshot
 	if err := mgr.Move(room, "t", "elsewhere", func(s *rooms.Snapshot) error { snap = s; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
+	toldNotFound(t, host)
+	toldNotFound(t, guest)
 	if mgr.Held(room) {
 		t.Fatal("the room is still here")
 	}
@@ -356,5 +368,18 @@ func TestRejoinWaitsForAMovingRoom(t *testing.T) {
 	host.Send(ctx, "after the move")
 	if m := next[Message](t, guest); string(m.Data) != `"after the move"` {
 		t.Fatalf("guest got %s", m.Data)
+	}
+}
+
+// toldNotFound waits until a rejoin of c's was answered "Room not found":
+// the try after it carries that error.
+func toldNotFound(t *testing.T, c *Client) {
+	t.Helper()
+	for {
+		r := next[Reconnecting](t, c)
+		var se *ServerError
+		if errors.As(r.Err, &se) && se.Message == "Room not found" {
+			return
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 // The JS client's table is the same as this one, code for code.
 func TestJSClientTable(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("../clients/js/party-sockets.js")
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +43,7 @@ func TestJSClientTable(t *testing.T) {
 
 // The Go client stops on exactly the final codes.
 func TestGoClientFinalCodes(t *testing.T) {
+	t.Parallel()
 	if client.CodeReplaced != int(closecode.Replaced) || client.CodeRoomClosed != int(closecode.RoomClosed) {
 		t.Fatal("the Go client's final codes are not the table's")
 	}
@@ -61,6 +63,7 @@ func TestGoClientFinalCodes(t *testing.T) {
 // ones a client sees without our server sending them (1001 from Fly's
 // proxy, 1006 for no close frame).
 func TestREADMETable(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +100,7 @@ func TestREADMETable(t *testing.T) {
 // Table's reason when it has one; every code of Table is some end's;
 // README's close codes name each end's code with its text.
 func TestEndsAgreeWithTable(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +143,7 @@ func TestEndsAgreeWithTable(t *testing.T) {
 // The zero End is the client's own; the ends a room sends its members
 // (replaced, room closed, restart) flush what was queued before them.
 func TestEndDefaults(t *testing.T) {
+	t.Parallel()
 	var zero closecode.End
 	if zero != closecode.EndClient || zero.Label() != "client" {
 		t.Errorf("zero End = %d (%s), want EndClient", zero, zero.Label())

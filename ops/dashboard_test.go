@@ -3,7 +3,6 @@ package ops
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // needTool finds a binary that .ci/run installs; locally it may be absent.
@@ -76,7 +75,7 @@ scrape_configs:
 	api := startPrometheus(t, prom, cfg)
 
 	// Enough scrapes for rate() over the substituted $__rate_interval.
-	waitFor(t, 60*time.Second, "both scrape jobs with 5 samples", func() bool {
+	testutil.Eventually(t, 60*time.Second, "both scrape jobs with 5 samples", func() bool {
 		r, err := query(api, `count(count_over_time(party_sockets_rooms[30s]) >= 5)`)
 		return err == nil && len(r) == 1 && r[0].Value[1] == "2"
 	})
@@ -269,26 +268,10 @@ func contains(list []string, s string) bool {
 func liveRooms(t *testing.T, addr string) {
 	t.Helper()
 	ctx := t.Context()
-	dialWS := func(origin string) *websocket.Conn {
-		c, _, err := websocket.Dial(ctx, "ws://"+addr+"/", &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.CloseNow() })
-		go func() {
-			for {
-				if _, _, err := c.Read(ctx); err != nil {
-					return
-				}
-			}
-		}()
-		return c
-	}
 	for i, origin := range []string{"https://quiz.example", "https://draw.example"} {
-		host := dialWS(origin)
-		host.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf(`{"type":"create","clientId":"h%d","maxClients":8}`, i)))
-		// Wait for the room to exist before sending.
-		waitFor(t, 5*time.Second, "room", func() bool { return metricAtLeast(addr, "party_sockets_rooms", float64(i+1)) })
+		host := testutil.Dialer{Header: http.Header{"Origin": {origin}}}.Dial(t, "ws://"+addr)
+		host.Create(fmt.Sprintf("h%d", i), 8) // the room exists once created is read
+		host.Discard()
 		go func() {
 			tick := time.NewTicker(50 * time.Millisecond)
 			defer tick.Stop()
@@ -297,37 +280,9 @@ func liveRooms(t *testing.T, addr string) {
 				case <-ctx.Done():
 					return
 				case <-tick.C:
-					host.Write(ctx, websocket.MessageText, []byte(`{"type":"send","data":{"tick":1}}`))
+					host.TrySend(`{"type":"send","data":{"tick":1}}`)
 				}
 			}
 		}()
-	}
-}
-
-func metricAtLeast(addr, name string, v float64) bool {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, name+"{") {
-			var got float64
-			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &got)
-			return got >= v
-		}
-	}
-	return false
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // localCluster is what flylocal's JSON line says.
@@ -46,7 +48,7 @@ func TestDashboardAgainstLocalCluster(t *testing.T) {
 		t.Fatalf("prometheus.yml does not discover the machines at %s", readmeSD)
 	}
 	api := startPrometheus(t, prom, strings.ReplaceAll(string(cfg), "http://127.0.0.1:8080", lc.Edges["fra"]))
-	waitFor(t, 60*time.Second, "the 4 machines discovered and scraped", func() bool {
+	testutil.Eventually(t, 60*time.Second, "the 4 machines discovered and scraped", func() bool {
 		r, err := query(api, `count(up{job="flylocal"} == 1)`)
 		return err == nil && len(r) == 1 && r[0].Value[1] == "4"
 	})
@@ -93,7 +95,7 @@ func TestDashboardAgainstLocalCluster(t *testing.T) {
 		`party_sockets_rooms_created_total`, `party_sockets_replays_total`, `party_sockets_probes_total{outcome="found"}`,
 		`party_sockets_probes_total{outcome="not_found"}`, `party_sockets_errors_total{kind="Room not found"}`,
 		`party_sockets_handoff_rooms_total{result="received"}`} {
-		waitFor(t, 60*time.Second, moved+" above 0 in Prometheus", func() bool {
+		testutil.Eventually(t, 60*time.Second, moved+" above 0 in Prometheus", func() bool {
 			r, err := query(api, "sum(max_over_time("+moved+"[5m])) > 0")
 			return err == nil && len(r) == 1
 		})

@@ -7,6 +7,7 @@ import (
 )
 
 func TestTableOrder(t *testing.T) {
+	t.Parallel()
 	want := "ams arn bom cdg dfw ewr fra gru iad jnb lax lhr nrt ord sin sjc syd yyz"
 	if got := strings.Join(Table[:], " "); got != want {
 		t.Fatalf("Table = %q, want %q", got, want)
@@ -17,6 +18,7 @@ func TestTableOrder(t *testing.T) {
 }
 
 func TestEncodeDecode(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		v    uint64
@@ -41,6 +43,7 @@ func TestEncodeDecode(t *testing.T) {
 }
 
 func TestHomeOf(t *testing.T) {
+	t.Parallel()
 	for i, r := range Table {
 		for _, low := range []uint32{0, 1, 1<<30 - 1, 123456789} {
 			code := Encode(Pack(i, low))
@@ -74,6 +77,7 @@ func TestHomeOf(t *testing.T) {
 }
 
 func TestDecodeRejectsOverflow(t *testing.T) {
+	t.Parallel()
 	// 58^6-1 is above 2^35-1: the largest six-digit code is invalid.
 	if _, ok := Decode("zzzzzz"); ok {
 		t.Fatal("Decode(zzzzzz) accepted a value over 35 bits")
@@ -84,6 +88,7 @@ func TestDecodeRejectsOverflow(t *testing.T) {
 }
 
 func TestGeneratorRegion(t *testing.T) {
+	t.Parallel()
 	g := NewGenerator("syd", nil)
 	for range 1000 {
 		c, err := g.Next()
@@ -97,6 +102,7 @@ func TestGeneratorRegion(t *testing.T) {
 }
 
 func TestGeneratorUnknownRegionUsesAllBits(t *testing.T) {
+	t.Parallel()
 	// All-ones random bytes: an unknown region keeps all 35 bits.
 	g := NewGenerator("", bytes.NewReader(bytes.Repeat([]byte{0xff}, 8)))
 	c, err := g.Next()

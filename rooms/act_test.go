@@ -11,6 +11,7 @@ import (
 // The checks of the one relay path, by actor: who may relay, put a state
 // and end a room made here (forwards are checked in handoff_test.go).
 func TestActorChecks(t *testing.T) {
+	t.Parallel()
 	type call struct {
 		name string
 		do   func(r *Room, host, guest *fakeMember) error
@@ -70,6 +71,7 @@ func TestActorChecks(t *testing.T) {
 // skips the host; a state the backend puts reaches the host too. Ending
 // the room closes everyone with 4001, and tells webhooks who ended it.
 func TestActorEffects(t *testing.T) {
+	t.Parallel()
 	var whys []string
 	m := NewManager(Config{Clock: &testutil.FakeClock{}, Codes: &seqCodes{}, HostGrace: time.Minute,
 		Events: func(e Event) {

@@ -29,6 +29,7 @@ func counted(m *Manager) (rooms, clients int) {
 // new machine and an abort. After each step they equal the count made by
 // locking every room.
 func TestCountsFollowEveryChange(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	src, dst := machines(clk)
 	host, p, again, host2 := &fakeMember{}, &fakeMember{}, &fakeMember{}, &fakeMember{}
@@ -119,6 +120,7 @@ func TestCountsFollowEveryChange(t *testing.T) {
 // the goroutine that holds the lock, so none takes it; and they still
 // count the room, which is here until the move ends.
 func TestCountsDuringAMoveTakeNoRoomLock(t *testing.T) {
+	t.Parallel()
 	m, _ := newManager(t)
 	r := create(t, m, &fakeMember{}, 4)
 	join(t, m, r.Code, "p", &fakeMember{})

@@ -50,6 +50,7 @@ func machines(clk Clock) (src, dst *Manager) {
 // that recover) every frame since their seq, with the peer_left of the
 // move; a fresh player gets the next index.
 func TestMoveKeepsSlotsStateAndWindows(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	src, dst := machines(clk)
 	host, p1, p2 := &fakeMember{}, &fakeMember{}, &fakeMember{}
@@ -105,6 +106,7 @@ func TestMoveKeepsSlotsStateAndWindows(t *testing.T) {
 // The host was away when the room moved: the grace it had left goes on;
 // a host that was live starts a whole grace on the new machine.
 func TestMoveCarriesTheHostGraceLeft(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	src, dst := machines(clk)
 	host, p := &fakeMember{}, &fakeMember{}
@@ -131,6 +133,7 @@ func TestMoveCarriesTheHostGraceLeft(t *testing.T) {
 // A retry of a transfer is taken as done; another room's code, a forged
 // snapshot or one over the budget is refused, and changes nothing.
 func TestImportRefusals(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	b := budget.New(100 << 10)
 	dst := NewManager(Config{Instance: "new", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}, Budget: b})
@@ -214,6 +217,7 @@ func TestImportRefusals(t *testing.T) {
 // A sender that could not learn whether its room arrived keeps it, and
 // aborts the transfer: the copy goes, unless someone joined it already.
 func TestAbortDropsAnUnusedCopy(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	b := budget.New(1 << 20)
 	dst := NewManager(Config{Instance: "new", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}, Budget: b})
@@ -255,6 +259,7 @@ func TestAbortDropsAnUnusedCopy(t *testing.T) {
 
 // Move with a failing send leaves the room as it was.
 func TestMoveFailureKeepsTheRoom(t *testing.T) {
+	t.Parallel()
 	m, _ := newManager(t)
 	host := &fakeMember{}
 	r := create(t, m, host, 4)
@@ -275,6 +280,7 @@ func TestMoveFailureKeepsTheRoom(t *testing.T) {
 // delivers it on the new machine, numbered into the windows of the slots
 // that recover.
 func TestMessageDuringAMoveIsForwarded(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	src, dst := machines(clk)
 	host, p := &fakeMember{}, &fakeMember{}
@@ -286,7 +292,9 @@ func TestMessageDuringAMoveIsForwarded(t *testing.T) {
 			_, err := r.Relay(AsMember(1, p), nil, wire.MessageFrame(1, []byte(`"mid-move"`)))
 			result <- err
 		}()
-		time.Sleep(20 * time.Millisecond) // the send is waiting for the lock
+		testutil.Eventually(t, 5*time.Second, "the send to wait for the room's lock", func() bool {
+			return testutil.Blocked("rooms.(*Room).Relay")
+		})
 		return viaJSON(dst)(s)
 	})
 	if err != nil {
@@ -314,6 +322,7 @@ func TestMessageDuringAMoveIsForwarded(t *testing.T) {
 // The old machine tells the backend where the room went, and never that
 // it closed: it lives on.
 func TestMoveEventNamesTheNewMachine(t *testing.T) {
+	t.Parallel()
 	var events []Event
 	src := NewManager(Config{Instance: "old", HostGrace: time.Minute, Codes: &seqCodes{},
 		Events: func(e Event) { events = append(events, e) }})
@@ -336,6 +345,7 @@ func TestMoveEventNamesTheNewMachine(t *testing.T) {
 // LocalID: the id the server signs its calls as, which the receiver holds
 // the snapshot's from to.
 func TestOffFlyCreatedIsEmptyAndSenderLocal(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	src := NewManager(Config{HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}})
 	host := &fakeMember{}

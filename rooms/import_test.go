@@ -22,6 +22,7 @@ func oneSlot(code, transfer string) *Snapshot {
 // itself as host), and bytes no browser takes. It holds every field to
 // create's rules now, and every frame to what this server sends.
 func TestImportTakesOnlyWhatCreateWould(t *testing.T) {
+	t.Parallel()
 	dst := NewManager(Config{Instance: "new", HostGrace: time.Minute, Clock: &testutil.FakeClock{}, Codes: &seqCodes{}})
 	recovering := func(s *Snapshot, frame string) {
 		s.Slots[0].Recover, s.Slots[0].Seq = true, 1
@@ -70,6 +71,7 @@ func TestImportTakesOnlyWhatCreateWould(t *testing.T) {
 // carries it could still arrive. A try that arrives late (the sender
 // retried, and the room ended meanwhile) cannot bring the room back.
 func TestTransferRefusedOnceItsRoomEnded(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	dst := NewManager(Config{Instance: "new", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}})
 	if err := dst.Import(oneSlot("DONE01", "t1")); err != nil {
@@ -98,6 +100,7 @@ func TestTransferRefusedOnceItsRoomEnded(t *testing.T) {
 // ids, so an abort could be forgotten at once and its overtaken transfer
 // taken late (two owners). The log forgets only by age: full, it refuses.
 func TestAbortedTransfersAreNotForgottenWhenFull(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	dst := NewManager(Config{Instance: "new", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}})
 	for i := range MaxTransfers {
@@ -128,6 +131,7 @@ func TestAbortedTransfersAreNotForgottenWhenFull(t *testing.T) {
 // (here as a copy of the snapshot's bytes, there with wire.WithSeq's slack), so
 // the two agree within a tenth. Once it ends, all of it is given back.
 func TestImportCostsWhatTheRoomCostItsSender(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	srcBudget, dstBudget := budget.New(0), budget.New(0)
 	src := NewManager(Config{Instance: "old", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}, Budget: srcBudget})
@@ -169,6 +173,7 @@ func TestImportCostsWhatTheRoomCostItsSender(t *testing.T) {
 // into a room that came from the relaying machine, from a slot it
 // remembers; state and close only from the host's.
 func TestForwardOnlyFromTheSender(t *testing.T) {
+	t.Parallel()
 	dst := NewManager(Config{Instance: "new", HostGrace: time.Minute, Clock: &testutil.FakeClock{}, Codes: &seqCodes{}})
 	s := oneSlot("FWD001", "t")
 	s.Slots = append(s.Slots, SlotSnapshot{Index: 1, Key: strings.Repeat("cd", 32)})

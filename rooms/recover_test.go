@@ -16,6 +16,7 @@ func since(n uint64) JoinOptions { return JoinOptions{Recover: true, Since: &n} 
 // messages gets every one back on rejoin, in order, with its seq, and then
 // live traffic; the state is not replayed because nothing was lost.
 func TestRecoveryReplaysWhatASlotMissed(t *testing.T) {
+	t.Parallel()
 	m, _ := newManager(t)
 	host := &fakeMember{}
 	r, _ := m.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 4, Recover: true})
@@ -63,6 +64,7 @@ func TestRecoveryReplaysWhatASlotMissed(t *testing.T) {
 
 // Away longer than the window holds: recovered false, then the state.
 func TestRecoveryWindowBounds(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	m := NewManager(Config{Instance: "m1", Region: "fra", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}, RecoverFrames: 4})
 	host := &fakeMember{}
@@ -93,6 +95,7 @@ func TestRecoveryWindowBounds(t *testing.T) {
 
 // A vacant slot that never opted in answers as today.
 func TestTargetedSendToVacantSlotWithoutRecovery(t *testing.T) {
+	t.Parallel()
 	m, _ := newManager(t)
 	host := &fakeMember{}
 	r := create(t, m, host, 4)
@@ -108,6 +111,7 @@ func TestTargetedSendToVacantSlotWithoutRecovery(t *testing.T) {
 // A room whose last member blips is kept for the host grace; a clean
 // leave ends it at once; windows are freed with the room.
 func TestEmptyRoomKeptAfterABlip(t *testing.T) {
+	t.Parallel()
 	b := budget.New(0)
 	clk := &testutil.FakeClock{}
 	m := NewManager(Config{HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}, Budget: b})

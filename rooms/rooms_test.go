@@ -89,6 +89,7 @@ func join(t *testing.T, m *Manager, code, id string, mem *fakeMember) int {
 }
 
 func TestCreateJoinBroadcast(t *testing.T) {
+	t.Parallel()
 	m, _ := newManager(t)
 	host, a, b := &fakeMember{}, &fakeMember{}, &fakeMember{}
 	r := create(t, m, host, 4)
@@ -127,6 +128,7 @@ func TestCreateJoinBroadcast(t *testing.T) {
 }
 
 func TestCapCountsLiveMembersAndIndicesAreNotReused(t *testing.T) {
+	t.Parallel()
 	m, _ := newManager(t)
 	host, a, b, c := &fakeMember{}, &fakeMember{}, &fakeMember{}, &fakeMember{}
 	r := create(t, m, host, 2)
@@ -152,6 +154,7 @@ func TestCapCountsLiveMembersAndIndicesAreNotReused(t *testing.T) {
 }
 
 func TestReplaceClosesOldSocketSilently(t *testing.T) {
+	t.Parallel()
 	m, _ := newManager(t)
 	host, a, a2 := &fakeMember{}, &fakeMember{}, &fakeMember{}
 	r := create(t, m, host, 2)
@@ -176,6 +179,7 @@ func TestReplaceClosesOldSocketSilently(t *testing.T) {
 }
 
 func TestStateRetainedAndReplayedAfterJoined(t *testing.T) {
+	t.Parallel()
 	m, _ := newManager(t)
 	host, a, b := &fakeMember{}, &fakeMember{}, &fakeMember{}
 	r := create(t, m, host, 4)
@@ -205,6 +209,7 @@ func TestStateRetainedAndReplayedAfterJoined(t *testing.T) {
 }
 
 func TestCloseRoom(t *testing.T) {
+	t.Parallel()
 	m, _ := newManager(t)
 	host, a := &fakeMember{}, &fakeMember{}
 	r := create(t, m, host, 4)
@@ -232,6 +237,7 @@ func TestCloseRoom(t *testing.T) {
 }
 
 func TestEmptyRoomIsDeletedAtOnce(t *testing.T) {
+	t.Parallel()
 	m, clk := newManager(t)
 	host, a := &fakeMember{}, &fakeMember{}
 	r := create(t, m, host, 4)
@@ -247,6 +253,7 @@ func TestEmptyRoomIsDeletedAtOnce(t *testing.T) {
 }
 
 func TestHostGrace(t *testing.T) {
+	t.Parallel()
 	m, clk := newManager(t)
 	host, a := &fakeMember{}, &fakeMember{}
 	r := create(t, m, host, 4)
@@ -268,6 +275,7 @@ func TestHostGrace(t *testing.T) {
 }
 
 func TestHostReclaimCancelsGrace(t *testing.T) {
+	t.Parallel()
 	m, clk := newManager(t)
 	host, host2, a := &fakeMember{}, &fakeMember{}, &fakeMember{}
 	r := create(t, m, host, 4)
@@ -294,6 +302,7 @@ func TestHostReclaimCancelsGrace(t *testing.T) {
 }
 
 func TestMaxRooms(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	m := NewManager(Config{Clock: clk, Codes: &seqCodes{}, MaxRooms: 1})
 	create(t, m, &fakeMember{}, 10)
@@ -307,6 +316,7 @@ func TestMaxRooms(t *testing.T) {
 // in two seconds of churn. Now the history scales with the room, and the
 // key vacant longest is forgotten (its index stays retired).
 func TestSlotHistoryChurnNeverLocksTheRoom(t *testing.T) {
+	t.Parallel()
 	m, _ := newManager(t)
 	host := &fakeMember{}
 	r := create(t, m, host, 4)
@@ -350,6 +360,7 @@ func TestSlotHistoryChurnNeverLocksTheRoom(t *testing.T) {
 // The room keeps a hash of each clientId, never the secret, and a long id
 // is refused before it costs anything.
 func TestClientIDIsHashedAndBounded(t *testing.T) {
+	t.Parallel()
 	m, _ := newManager(t)
 	r := create(t, m, &fakeMember{}, 4)
 	join(t, m, r.Code, "secret-id", &fakeMember{})
@@ -373,6 +384,7 @@ func TestClientIDIsHashedAndBounded(t *testing.T) {
 
 // Regression: maxClients had no upper bound (1e308 was accepted).
 func TestMaxClientsClamped(t *testing.T) {
+	t.Parallel()
 	m := NewManager(Config{Codes: &seqCodes{}, MaxMembers: 50})
 	r := create(t, m, &fakeMember{}, 1e308)
 	if r.MaxClients != 50 {
@@ -386,6 +398,7 @@ func TestMaxClientsClamped(t *testing.T) {
 // What rooms hold counts in the budget, and all of it is released when the
 // room ends.
 func TestBudgetCountsSlotsAndState(t *testing.T) {
+	t.Parallel()
 	b := budget.New(0)
 	m := NewManager(Config{Codes: &seqCodes{}, Budget: b, Clock: &testutil.FakeClock{}})
 	host := &fakeMember{}
@@ -406,6 +419,7 @@ func TestBudgetCountsSlotsAndState(t *testing.T) {
 }
 
 func TestCodesAreNotReusedWhileLive(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	codes := &repeatCodes{list: []string{"AAAAAA", "AAAAAA", "BBBBBB"}}
 	m := NewManager(Config{Clock: clk, Codes: codes})
@@ -425,6 +439,7 @@ func (r *repeatCodes) Next() (string, error) {
 }
 
 func TestURLResolvedInCreatedAndJoined(t *testing.T) {
+	t.Parallel()
 	m, _ := newManager(t)
 	host, a := &fakeMember{}, &fakeMember{}
 	tpl, err := ParseTemplate("https://ctl.example/{room}?i={instance}")
@@ -442,6 +457,7 @@ func TestURLResolvedInCreatedAndJoined(t *testing.T) {
 
 // Many rooms busy at once, under -race: each room only takes its own lock.
 func TestConcurrentRooms(t *testing.T) {
+	t.Parallel()
 	m := NewManager(Config{Codes: &lockedCodes{}, HostGrace: time.Minute})
 	var wg sync.WaitGroup
 	for g := range 16 {
@@ -489,6 +505,7 @@ func (c *lockedCodes) Next() (string, error) {
 
 // rooms must never reach the network: a test fails the build of that rule.
 func TestNoNetworkImports(t *testing.T) {
+	t.Parallel()
 	pkg, err := build.ImportDir(".", 0)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 )
 
 func TestTemplate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, in, want, err string
 	}{
@@ -56,6 +57,7 @@ func errString(err error) string {
 }
 
 func TestTemplateSizeBoundary(t *testing.T) {
+	t.Parallel()
 	ok := "https://x.example/" + strings.Repeat("a", MaxURLBytes-len("https://x.example/"))
 	if _, err := ParseTemplate(ok); err != nil {
 		t.Fatalf("512-byte url: %v", err)

@@ -97,6 +97,7 @@ func payload(n int) []byte { return []byte(`"` + strings.Repeat("x", n) + `"`) }
 // looks after every frame); live slots' windows slide: their oldest
 // frames go, their latest stay.
 func TestRoomWindowsHaveABound(t *testing.T) {
+	t.Parallel()
 	b := budget.New(0)
 	m, _ := windowManager(t, b, 16<<10)
 	host := &fakeMember{}
@@ -126,6 +127,7 @@ func TestRoomWindowsHaveABound(t *testing.T) {
 // every frame meanwhile. A lapsed slot is no longer a target, and its
 // rejoin says recovered: false and gets the state.
 func TestVacantWindowsGoFirst(t *testing.T) {
+	t.Parallel()
 	b := budget.New(0)
 	m, clk := windowManager(t, b, 64<<10) // room for two windows of 20 frames, and a bit
 	host := &fakeMember{}
@@ -171,6 +173,7 @@ func TestVacantWindowsGoFirst(t *testing.T) {
 // live slot whose frame still cannot be kept loses its window: never a
 // hole that a rejoin would be told was recovered.
 func TestBudgetRefusesWindowFrames(t *testing.T) {
+	t.Parallel()
 	b := budget.New(64 << 10)
 	m, _ := windowManager(t, b, 1<<20)
 	host := &fakeMember{}
@@ -219,6 +222,7 @@ func TestBudgetRefusesWindowFrames(t *testing.T) {
 // oldest vacancy first: by the server's shedding (ReclaimVacant), and in
 // the background when a room's frame is refused.
 func TestMachineReclaimsVacantWindowsOldestFirst(t *testing.T) {
+	t.Parallel()
 	b := budget.New(0)
 	m, clk := windowManager(t, b, 1<<20)
 	var rooms []*Room
@@ -278,6 +282,7 @@ func TestMachineReclaimsVacantWindowsOldestFirst(t *testing.T) {
 // target; its rejoin says recovered: false, gets the state, and numbering
 // goes on from the seq it skipped.
 func TestAgeSweepLapsesVacantSlots(t *testing.T) {
+	t.Parallel()
 	b := budget.New(0)
 	m, clk := windowManager(t, b, 1<<20)
 	host := &fakeMember{}
@@ -319,6 +324,7 @@ func TestAgeSweepLapsesVacantSlots(t *testing.T) {
 // What a window counts is what it holds: each frame as allocated, and the
 // array of entries with its spare room, not only the payload.
 func TestWindowCountsItsOverhead(t *testing.T) {
+	t.Parallel()
 	b := budget.New(0)
 	m, clk := windowManager(t, b, 1<<20)
 	host := &fakeMember{}
@@ -352,6 +358,7 @@ func TestWindowCountsItsOverhead(t *testing.T) {
 // refused, not counted: a new slot (create, join), a larger state. A
 // player taking back its own slot costs nothing and is let in.
 func TestSpentBudgetRefusesSlotsAndState(t *testing.T) {
+	t.Parallel()
 	b := budget.New(1 << 20)
 	m, _ := windowManager(t, b, 1<<20)
 	host := &fakeMember{}
@@ -382,6 +389,7 @@ func TestSpentBudgetRefusesSlotsAndState(t *testing.T) {
 // A room that arrives by hand-off is held to this machine's room bound:
 // its oldest vacancies lapse (all its slots arrive vacant).
 func TestImportHoldsWindowsToTheRoomBound(t *testing.T) {
+	t.Parallel()
 	clk := &testutil.FakeClock{}
 	src := NewManager(Config{Instance: "old", Region: "fra", HostGrace: time.Minute, Clock: clk, Codes: &seqCodes{}})
 	b := budget.New(0)

@@ -80,19 +80,25 @@ func code(region int, low uint32) string { return regions.Encode(regions.Pack(re
 
 const fra, gru = 6, 7 // region indices
 
+// awayNets numbers the awayClusters of this process: each has its own
+// 127.0.11N.0/24, so clusters of tests that run at once (on ports found
+// free on 127.0.0.1, which may be the same) never share an address.
+var awayNets atomic.Int32
+
 // cluster: this machine and one more in fra, one in iad, syd and ams each.
 // ams runs an older release (its listing answers 404).
 func awayCluster(t *testing.T) (p *Prober, near, iad, syd, ams *sibling) {
 	t.Helper()
 	port := freePort(t)
+	subnet := "127.0." + itoa(110+int(awayNets.Add(1))) + "."
 	f := testutil.StartFlyDNS(t, "app")
-	f.Add(self, "fra", "127.0.11.1")
+	f.Add(self, "fra", subnet+"1")
 	near, iad, syd, ams = &sibling{}, &sibling{}, &sibling{}, &sibling{status: 404}
 	for i, m := range []struct {
 		sb     *sibling
 		region string
 	}{{near, "fra"}, {iad, "iad"}, {syd, "syd"}, {ams, "ams"}} {
-		ip := "127.0.11." + itoa(i+2)
+		ip := subnet + itoa(i+2)
 		startSibling(t, ip, port, m.sb)
 		f.Add("aaaa000"+itoa(i+2), m.region, ip)
 	}
@@ -106,6 +112,7 @@ func awayCluster(t *testing.T) (p *Prober, near, iad, syd, ams *sibling) {
 // where it is listed (the listing asked once, signed) and on the machines
 // that cannot list; a mistyped one costs its region's probe.
 func TestWideProberAsksWhereTheCodeWent(t *testing.T) {
+	t.Parallel()
 	p, near, iad, syd, ams := awayCluster(t)
 	moved, old := code(fra, 1), code(fra, 2)
 	iad.hold(moved)
@@ -157,6 +164,7 @@ func TestWideProberAsksWhereTheCodeWent(t *testing.T) {
 // A prober that is not wide, or cannot sign, lists nothing and asks its
 // region only.
 func TestNarrowProberListsNothing(t *testing.T) {
+	t.Parallel()
 	for _, narrow := range []func(*Prober){func(p *Prober) { p.Wide = false }, func(p *Prober) { p.Sign = nil }} {
 		p, _, iad, _, ams := awayCluster(t)
 		narrow(p)
@@ -173,6 +181,7 @@ func TestNarrowProberListsNothing(t *testing.T) {
 // it is due: soon after one that learned something, twice as long after
 // each that learned nothing.
 func TestListingAskedAgainWhenDue(t *testing.T) {
+	t.Parallel()
 	p, _, iad, _, _ := awayCluster(t)
 	p.Relist, p.NegativeTTL = 200*time.Millisecond, time.Millisecond
 	p.Learn(t.Context(), "fra")
@@ -207,6 +216,7 @@ func TestListingAskedAgainWhenDue(t *testing.T) {
 
 // A listing's answer is bounded and holds only codes of its region.
 func TestDecodeListing(t *testing.T) {
+	t.Parallel()
 	fraCode, iadCode := code(fra, 1), code(8, 1)
 	got, err := DecodeListing([]byte(`{"codes":["`+fraCode+`","`+iadCode+`","x;y","`+strings.Repeat("z", 100)+`"],"more":1}`), "fra")
 	if err != nil || !slices.Equal(got, []string{fraCode}) {

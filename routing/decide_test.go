@@ -13,6 +13,7 @@ var (
 )
 
 func TestDecide(t *testing.T) {
+	t.Parallel()
 	fly := func(in Input) Input {
 		in.OnFly, in.ViaProxy, in.Self = true, true, "0a1b2c3d4e5f01"
 		if in.Region == "" {
@@ -102,6 +103,7 @@ func decodedProbe() Decision {
 }
 
 func TestReplayHeader(t *testing.T) {
+	t.Parallel()
 	if got := ReplayHeader(ReplayInstance{"abc"}); got != "instance=abc;timeout=5s;fallback=force_self" {
 		t.Errorf("instance header %q", got)
 	}
@@ -111,6 +113,7 @@ func TestReplayHeader(t *testing.T) {
 }
 
 func TestCandidateCode(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		path, code string
 		ok         bool
@@ -128,6 +131,7 @@ func TestCandidateCode(t *testing.T) {
 }
 
 func TestParseReplay(t *testing.T) {
+	t.Parallel()
 	r, err := ParseReplay(`region="syd,fra";timeout=2s;fallback=force_self;state=abc;elsewhere=true`)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 )
 
 func TestTruncatedUDPRetriesOverTCP(t *testing.T) {
+	t.Parallel()
 	f := testutil.StartFlyDNS(t, "big")
 	for i := range 400 {
 		f.Add("d"+fmtInt(100000000+i), "fra", "")
@@ -29,6 +30,7 @@ func TestTruncatedUDPRetriesOverTCP(t *testing.T) {
 // Peer ids go into fly-replay headers, DNS names and URLs: an entry of the
 // TXT record whose id is not shaped like a machine id is left out.
 func TestPeersDropsIDsNotShapedLikeMachineIDs(t *testing.T) {
+	t.Parallel()
 	// The TXT value: "0a1b2c3d4e5f01 fra,x;app=other fra,../../x iad,
 	// 0A1B2C3D4E5F02 fra, aaaa0002 syd ,short fra".
 	f := testutil.StartFlyDNS(t, "app")
@@ -50,6 +52,7 @@ func TestPeersDropsIDsNotShapedLikeMachineIDs(t *testing.T) {
 // is asked again, at most once a second, however often that is said (a
 // client may send the header that says it).
 func TestStaleAsksDNSAgainAtMostOnceASecond(t *testing.T) {
+	t.Parallel()
 	res := &countingResolver{inner: DNSResolver{Server: startFly(t, self+" fra").Addr}}
 	p := &Prober{App: "app", Self: self, Resolver: &CachingResolver{Inner: res}}
 	Peers(t.Context(), p.Resolver, "app")

@@ -10,6 +10,7 @@ import (
 // cleared itself whole at its cap, so a flood of new keys made it forget
 // what it had just learned. Past its cap only the oldest entry goes.
 func TestExpiringDropsTheOldestNeverAll(t *testing.T) {
+	t.Parallel()
 	e := Expiring[int]{TTL: time.Minute, Max: 100}
 	now := time.Unix(1000, 0)
 	for i := range 100 {
@@ -42,6 +43,7 @@ func TestExpiringDropsTheOldestNeverAll(t *testing.T) {
 }
 
 func TestExpiringExpiresAndResets(t *testing.T) {
+	t.Parallel()
 	e := Expiring[string]{TTL: 10 * time.Second, Max: 4}
 	t0 := time.Unix(2000, 0)
 	e.Set("a", "1", t0)

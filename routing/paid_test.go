@@ -28,6 +28,7 @@ func (a *fakeAllowance) Spend() bool {
 // moment, and every round its caller starts is paid for, found or not;
 // a shared round or an answer from memory costs nothing.
 func TestEveryRoundIsPaidFor(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	var hits atomic.Int32
 	startPeer(t, "127.0.8.41", port, "HELD12", &hits, false)
@@ -57,6 +58,7 @@ func TestEveryRoundIsPaidFor(t *testing.T) {
 // not take the machine's reserve, the last half of its bucket: players
 // who asked little still get rounds while it is held to what is left.
 func TestHeavyCallersLeaveTheReserve(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	var hits atomic.Int32
 	startPeer(t, "127.0.8.51", port, "", &hits, false)

@@ -72,6 +72,7 @@ func fmtInt(i int) string { return strconv.Itoa(i) }
 var freePort = testutil.FreePort
 
 func TestProberFindsHolderOverRealDNS(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	// Many machines: the TXT value is over 255 bytes and split into strings.
 	f := startFly(t)
@@ -112,6 +113,7 @@ func TestProberFindsHolderOverRealDNS(t *testing.T) {
 }
 
 func TestProberFirstAnswerWinsOverHangingPeer(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	dnsAddr := startFly(t, self+" fra", "aaaa0002 fra 127.0.8.2", "aaaa0003 fra 127.0.8.3").Addr
 	var h1, h2 atomic.Int32
@@ -130,6 +132,7 @@ func TestProberFirstAnswerWinsOverHangingPeer(t *testing.T) {
 }
 
 func TestProberDNSFailureIsNotFound(t *testing.T) {
+	t.Parallel()
 	// A resolver that does not answer at all.
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -170,6 +173,7 @@ func (c *countingResolver) Lookup(ctx context.Context, name string, qtype uint16
 // second, DNS answers are reused for their TTL, and probes reuse
 // connections.
 func TestProberSharesCachesAndBoundsRounds(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	dnsAddr := startFly(t, self+" fra", "aaaa0021 fra 127.0.8.21", "aaaa0022 fra 127.0.8.22").Addr
 	var h1, h2 atomic.Int32
@@ -215,6 +219,7 @@ func TestProberSharesCachesAndBoundsRounds(t *testing.T) {
 
 // A probe's connection is reused by the next: the answer is read to its end.
 func TestProberReusesConnections(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	dnsAddr := startFly(t, self+" fra", "aaaa0031 fra 127.0.8.31").Addr
 	var conns atomic.Int32
@@ -247,6 +252,7 @@ func TestProberReusesConnections(t *testing.T) {
 // A region that the cached DNS answer shows empty is asked about again (at
 // most once a second): a machine that just started is seen.
 func TestRegionEmptyRefreshesACachedAnswer(t *testing.T) {
+	t.Parallel()
 	f := testutil.StartFlyDNS(t, "app")
 	f.Add(self, "fra", "127.0.0.1")
 	p := &Prober{App: "app", Self: self, Resolver: &CachingResolver{Inner: DNSResolver{Server: f.Addr}}, Wide: true}
@@ -257,7 +263,7 @@ func TestRegionEmptyRefreshesACachedAnswer(t *testing.T) {
 	if !p.RegionEmpty(t.Context(), "ams") {
 		t.Fatal("a second refresh within a second")
 	}
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond) // the second the rule counts (routing/dns.go keeps no clock to inject)
 	if p.RegionEmpty(t.Context(), "ams") {
 		t.Fatal("the machine that started in ams is not seen after a refresh")
 	}
@@ -267,17 +273,18 @@ func TestRegionEmptyRefreshesACachedAnswer(t *testing.T) {
 // up: a round that finds nobody in a cached list asks DNS afresh (once a
 // second at most) and asks the sibling that has started since.
 func TestProberRefreshesAStaleList(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	var h atomic.Int32
-	startPeer(t, "127.0.8.41", port, "LATE01", &h, false)
+	startPeer(t, "127.0.8.42", port, "LATE01", &h, false)
 	f := startFly(t, self+" fra")
-	f.Put(flydns.Machine{ID: "aaaa0041", Region: "fra", IP: "127.0.8.41", Stopped: true})
+	f.Put(flydns.Machine{ID: "aaaa0042", Region: "fra", IP: "127.0.8.42", Stopped: true})
 	p := &Prober{App: "app", Self: self, Port: port, Resolver: &CachingResolver{Inner: DNSResolver{Server: f.Addr}}}
 	if peers, err := Peers(t.Context(), p.Resolver, "app"); err != nil || len(peers) != 1 {
 		t.Fatalf("warming the cache: %v %v", peers, err)
 	}
-	f.Add("aaaa0041", "fra", "127.0.8.41") // the sibling starts
-	if holder, outcome := p.Find(t.Context(), "LATE01", "fra"); holder != "aaaa0041" {
+	f.Add("aaaa0042", "fra", "127.0.8.42") // the sibling starts
+	if holder, outcome := p.Find(t.Context(), "LATE01", "fra"); holder != "aaaa0042" {
 		t.Fatalf("Find with a stale cached list = %q, %s; want the sibling that started", holder, outcome)
 	}
 }
@@ -286,6 +293,7 @@ func TestProberRefreshesAStaleList(t *testing.T) {
 // now, not one cached from before a sibling (re)started; when DNS fails
 // the cached list stands in.
 func TestFreshPeers(t *testing.T) {
+	t.Parallel()
 	f := startFly(t, self+" fra")
 	inner := &switchable{inner: DNSResolver{Server: f.Addr}}
 	p := &Prober{App: "app", Self: self, Resolver: &CachingResolver{Inner: inner}}

@@ -7,9 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 func TestAddrKey(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"203.0.113.7", "203.0.113.7"},
 		{"::ffff:203.0.113.7", "203.0.113.7"},
@@ -35,6 +38,7 @@ func (c fakeAddrConn) RemoteAddr() net.Addr {
 }
 
 func TestPendingPerAddressAndTotal(t *testing.T) {
+	t.Parallel()
 	p := pending{perAddr: 2, total: 3, byConn: map[net.Conn]string{}, byAddr: map[string]int{}}
 	a1, a2, a3 := &fakeAddrConn{addr: "[2001:db8::1]:1"}, &fakeAddrConn{addr: "[2001:db8::2]:1"}, &fakeAddrConn{addr: "[2001:db8::3]:1"}
 	b1, b2 := &fakeAddrConn{addr: "10.0.0.1:1"}, &fakeAddrConn{addr: "10.0.0.2:1"}
@@ -63,6 +67,7 @@ func TestPendingPerAddressAndTotal(t *testing.T) {
 
 // With ALLOWED_ORIGINS, only those pages may read GET /room/<code>.
 func TestRoomCORSFollowsAllowedOrigins(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		allowed []string
 		origin  string
@@ -93,6 +98,7 @@ func TestRoomCORSFollowsAllowedOrigins(t *testing.T) {
 // A scrape from anyone costs at most one render per ScrapeTTL (a second
 // by default); below zero, every scrape renders, and sees what changed.
 func TestMetricsRenderedOncePerTTL(t *testing.T) {
+	t.Parallel()
 	if c := newTestServer(t, Config{}).metrics.handler.(*cachedScrape); c.ttl != DefaultScrapeTTL {
 		t.Fatalf("the default TTL is %v, want %v", c.ttl, DefaultScrapeTTL)
 	}
@@ -109,7 +115,7 @@ func TestMetricsRenderedOncePerTTL(t *testing.T) {
 			ts := newTestServer(t, Config{ScrapeTTL: tt.ttl})
 			for i := range 20 {
 				if i == 10 {
-					dial(t, ts.URL, "/", nil).create("host", 2)
+					testutil.Dial(t, ts.URL).Create("host", 2)
 				}
 				want := "party_sockets_rooms{instance=\"local\",region=\"LOCAL\",version=\"dev\"} 0"
 				if i >= 10 && tt.renders > 1 {

@@ -25,8 +25,9 @@ var tokenSecret = []byte("a-secret-of-at-least-32-bytes-for-tests")
 // Creates need a token: every failure answers exactly Unauthorized, leaves
 // the socket open and spends one of the address's misses.
 func TestCreateTokens(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{Tokens: &tokens.Verifier{Secret: tokenSecret}, JoinMissesPerMin: 60})
-	c := dial(t, ts.URL, "/", http.Header{"Origin": {"https://game.example"}})
+	c := testutil.Dialer{Header: http.Header{"Origin": {"https://game.example"}}}.Dial(t, ts.URL)
 	forged, _ := tokens.Mint([]byte("not-the-secret-not-the-secret-xx"), time.Minute, tokens.Claims{})
 	expired, _ := tokens.Mint(tokenSecret, -time.Minute, tokens.Claims{})
 	four, _ := tokens.Mint(tokenSecret, time.Minute, tokens.Claims{MaxClients: 4})
@@ -37,25 +38,25 @@ func TestCreateTokens(t *testing.T) {
 		`{"type":"create","clientId":"h","maxClients":4,"token":"` + expired + `"}`,
 		`{"type":"create","clientId":"h","maxClients":5,"token":"` + four + `"}`,
 	} {
-		c.send(msg)
-		c.expectErr("Unauthorized")
+		c.Send(msg)
+		c.ExpectErr("Unauthorized")
 	}
-	c.send(`{"type":"create","clientId":"h","maxClients":4,"token":"` + elsewhere + `"}`)
-	c.expectErr("Unauthorized")
+	c.Send(`{"type":"create","clientId":"h","maxClients":4,"token":"` + elsewhere + `"}`)
+	c.ExpectErr("Unauthorized")
 	// Each failure spent one of the address's misses.
 	if w, ok := ts.perAddr.misses.Peek("127.0.0.1"); !ok || w.current(time.Now()) != 5 {
 		t.Fatal("bad tokens did not count as misses")
 	}
 	good, _ := tokens.Mint(tokenSecret, time.Minute, tokens.Claims{MaxClients: 4, Origin: "https://game.example"})
-	c.send(`{"type":"create","clientId":"h","maxClients":4,"token":"` + good + `"}`)
-	if got, _ := c.read(); !strings.HasPrefix(got, `{"type":"created"`) {
+	c.Send(`{"type":"create","clientId":"h","maxClients":4,"token":"` + good + `"}`)
+	if got, _ := c.Read(); !strings.HasPrefix(got, `{"type":"created"`) {
 		t.Fatalf("create with a good token: %s", got)
 	}
 	// Joins stay open: the code is the capability.
 	code := ts.rooms.Snapshot()[0].Code
-	g := dial(t, ts.URL, "/", nil)
-	g.join(code, "g")
-	g.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
+	g := testutil.Dial(t, ts.URL)
+	g.Join(code, "g")
+	g.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
 }
 
 func apiCall(t *testing.T, url, key, body string) (int, string) {
@@ -74,10 +75,11 @@ func apiCall(t *testing.T, url, key, body string) (int, string) {
 }
 
 func TestServerAPI(t *testing.T) {
+	t.Parallel()
 	const key = "server-api-key-of-at-least-32-bytes"
 	ts := newTestServer(t, Config{APIKey: key})
-	h := dial(t, ts.URL, "/", nil)
-	code := h.create("h", 4)
+	h := testutil.Dial(t, ts.URL)
+	code := h.Create("h", 4)
 	p := guest(t, ts, h, code, "p", 1, "0")
 	u := ts.URL + "/room/" + code
 	tests := []struct {
@@ -101,18 +103,18 @@ func TestServerAPI(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d %s", tt.name, status, body, tt.status, tt.answer)
 		}
 	}
-	h.expect(`{"type":"message","from":-1,"data":{"q":1}}`)
-	p.expect(`{"type":"message","from":-1,"data":{"q":1}}`)
-	p.expect(`{"type":"message","from":-1,"data":"psst"}`)
-	h.expect(`{"type":"state","data":{"phase":2}}`)
-	p.expect(`{"type":"state","data":{"phase":2}}`)
+	h.Expect(`{"type":"message","from":-1,"data":{"q":1}}`)
+	p.Expect(`{"type":"message","from":-1,"data":{"q":1}}`)
+	p.Expect(`{"type":"message","from":-1,"data":"psst"}`)
+	h.Expect(`{"type":"state","data":{"phase":2}}`)
+	p.Expect(`{"type":"state","data":{"phase":2}}`)
 	if status, body := apiCall(t, ts.URL+"/room/NOROOM/send", key, `{"data":1}`); status != 404 || body != `{"error":"Room not found"}` {
 		t.Fatalf("unknown room: %d %s", status, body)
 	}
 	if status, _ := apiCall(t, u+"/close", key, ""); status != 200 {
 		t.Fatalf("close: %d", status)
 	}
-	p.expectClose(4001, "room closed")
+	p.ExpectClose(4001, "room closed")
 	off := newTestServer(t, Config{})
 	if status, body := apiCall(t, off.URL+"/room/"+code+"/send", key, `{"data":1}`); status != 404 || body != `{"error":"Server API is off"}` {
 		t.Fatalf("API off: %d %s", status, body)
@@ -207,16 +209,17 @@ func webhookServer(t *testing.T, h *hook, opts webhook.Options) *testServer {
 // Every event of a room's life, in order, signed; a delivery answered
 // with 500 is retried with the same webhook-id.
 func TestWebhooksSignedInOrderAndRetried(t *testing.T) {
+	t.Parallel()
 	h := &hook{t: t, key: []byte("0123456789abcdef0123456789abcdef"), ids: map[string]int{}, fail: 2}
 	ts := webhookServer(t, h, webhook.Options{FirstRetry: 10 * time.Millisecond})
-	c := dial(t, ts.URL, "/", nil)
-	code := c.create("secret-host", 4)
+	c := testutil.Dial(t, ts.URL)
+	code := c.Create("secret-host", 4)
 	p := guest(t, ts, c, code, "secret-player", 1, "0")
-	p.ws.CloseNow()
-	c.expect(`{"type":"peer_left","index":1}`)
-	c.send(`{"type":"close_room"}`)
+	p.Drop()
+	c.Expect(`{"type":"peer_left","index":1}`)
+	c.Send(`{"type":"close_room"}`)
 	want := []string{"room.created 0", "player.joined 0", "player.joined 1", "player.left 1", "room.closed 0 host_closed"}
-	waitFor(t, "every event", func() bool { return len(h.seen()) == len(want) })
+	testutil.Eventually(t, 5*time.Second, "every event", func() bool { return len(h.seen()) == len(want) })
 	if got := h.seen(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("events %q, want %q", got, want)
 	}
@@ -236,15 +239,16 @@ func TestWebhooksSignedInOrderAndRetried(t *testing.T) {
 // A receiver that hangs never slows the relay: events past the queue are
 // dropped and counted, and every message is relayed at once.
 func TestHangingWebhookReceiverDoesNotSlowTheRelay(t *testing.T) {
+	t.Parallel()
 	h := &hook{t: t, key: []byte("0123456789abcdef0123456789abcdef"), ids: map[string]int{}, hang: make(chan struct{})}
 	ts := webhookServer(t, h, webhook.Options{QueueSize: 4, Timeout: 10 * time.Second})
 	t.Cleanup(func() { close(h.hang) }) // before the receiver's Close, which waits for its requests
 	for i := range 20 {
-		c := dial(t, ts.URL, "/", nil)
-		code := c.create("h"+strconv.Itoa(i), 2)
+		c := testutil.Dial(t, ts.URL)
+		code := c.Create("h"+strconv.Itoa(i), 2)
 		p := guest(t, ts, c, code, "p", 1, "0")
-		c.send(`{"type":"send","data":1}`)
-		p.expect(`{"type":"message","from":0,"data":1}`)
+		c.Send(`{"type":"send","data":1}`)
+		p.Expect(`{"type":"message","from":0,"data":1}`)
 	}
 	_, _, _, dropped := ts.cfg.Webhooks.Stats()
 	if dropped == 0 {
@@ -258,6 +262,7 @@ func TestHangingWebhookReceiverDoesNotSlowTheRelay(t *testing.T) {
 // A state the memory budget refuses is the machine's trouble, not the
 // call's: 503, so a backend retries later rather than give up.
 func TestStatusOfOverBudget(t *testing.T) {
+	t.Parallel()
 	if got := statusOf(rooms.ErrOverBudget); got != http.StatusServiceUnavailable {
 		t.Fatalf("statusOf(ErrOverBudget) = %d, want 503", got)
 	}

@@ -9,6 +9,7 @@ import (
 // the proxy treats a client's own, and any proxy header marks a request
 // as proxied, an empty Fly-Region first included (issue 20, finding 2).
 func TestClientIPIsTheProxys(t *testing.T) {
+	t.Parallel()
 	s := &Server{cfg: Config{AppName: "app"}}
 	tests := []struct {
 		name string

@@ -3,12 +3,15 @@ package server
 import (
 	"strings"
 	"testing"
+
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // Every row of the contract's error table, over a real socket; the
 // connection stays open after each (checked by the next row on the same
 // socket and a final round trip).
 func TestErrorTable(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	big := `"` + strings.Repeat("a", 16385-2) + `"`
 	tests := []struct {
@@ -64,21 +67,21 @@ func TestErrorTable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dial(t, ts.URL, "/", nil)
+			c := testutil.Dial(t, ts.URL)
 			switch tt.setup {
 			case "host":
-				c.create("h", 4)
+				c.Create("h", 4)
 			case "guest":
-				h := dial(t, ts.URL, "/", nil)
-				code := h.create("h", 4)
-				c.join(code, "g")
-				c.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
+				h := testutil.Dial(t, ts.URL)
+				code := h.Create("h", 4)
+				c.Join(code, "g")
+				c.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
 			}
-			c.send(tt.msg)
-			c.expectErr(tt.want)
+			c.Send(tt.msg)
+			c.ExpectErr(tt.want)
 			// Still open and still usable: the same error again.
-			c.send(tt.msg)
-			c.expectErr(tt.want)
+			c.Send(tt.msg)
+			c.ExpectErr(tt.want)
 		})
 	}
 	// Every error sent is counted under its own label, none as "other",
@@ -98,19 +101,20 @@ func TestErrorTable(t *testing.T) {
 }
 
 func TestDrainingRefusesCreateOnly(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
-	h := dial(t, ts.URL, "/", nil)
-	code := h.create("h", 4)
+	h := testutil.Dial(t, ts.URL)
+	code := h.Create("h", 4)
 	ts.Drain()
-	c := dial(t, ts.URL, "/", nil)
-	c.send(`{"type":"create","clientId":"x","maxClients":2}`)
-	c.expectErr("Server draining")
+	c := testutil.Dial(t, ts.URL)
+	c.Send(`{"type":"create","clientId":"x","maxClients":2}`)
+	c.ExpectErr("Server draining")
 	// Draining comes before "Already in a room" in the contract's order.
-	h.send(`{"type":"create","clientId":"x","maxClients":2}`)
-	h.expectErr("Server draining")
-	c.join(code, "g")
-	c.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
-	h.expect(`{"type":"peer_joined","index":1}`)
-	c.send(`{"type":"send","data":"still here"}`)
-	h.expect(`{"type":"message","from":1,"data":"still here"}`)
+	h.Send(`{"type":"create","clientId":"x","maxClients":2}`)
+	h.ExpectErr("Server draining")
+	c.Join(code, "g")
+	c.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
+	h.Expect(`{"type":"peer_joined","index":1}`)
+	c.Send(`{"type":"send","data":"still here"}`)
+	h.Expect(`{"type":"message","from":1,"data":"still here"}`)
 }

@@ -3,6 +3,8 @@ package server
 import (
 	"strings"
 	"testing"
+
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // Frames at every length boundary of the WebSocket header (7-bit, 16-bit
@@ -10,21 +12,22 @@ import (
 // so they share batches, then a close: a real client reads every frame
 // whole and in order, and the close comes last.
 func TestFrameLengthBoundariesAndCloseAfterData(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{MaxFrameBytes: 1 << 20})
-	h := dial(t, ts.URL, "/", nil)
-	code := h.create("h", 2)
+	h := testutil.Dial(t, ts.URL)
+	code := h.Create("h", 2)
 	p := guest(t, ts, h, code, "p", 1, "0")
 	overhead := len(`{"type":"message","from":0,"data":""}`)
 	lengths := []int{125, 126, 127, copyMax, copyMax + 1, 65535, 65536, 65537, 200000}
 	var want []string
 	for i, n := range lengths {
 		data := strings.Repeat(string(rune('a'+i)), n-overhead)
-		h.send(`{"type":"send","data":"` + data + `"}`)
+		h.Send(`{"type":"send","data":"` + data + `"}`)
 		want = append(want, `{"type":"message","from":0,"data":"`+data+`"}`)
 	}
-	h.send(`{"type":"close_room"}`)
+	h.Send(`{"type":"close_room"}`)
 	for i, w := range want {
-		got, err := p.read()
+		got, err := p.Read()
 		if err != nil {
 			t.Fatalf("frame %d (%d bytes): %v", i, lengths[i], err)
 		}
@@ -32,5 +35,5 @@ func TestFrameLengthBoundariesAndCloseAfterData(t *testing.T) {
 			t.Fatalf("frame %d: got %d bytes, want %d", i, len(got), lengths[i])
 		}
 	}
-	p.expectClose(4001, "room closed")
+	p.ExpectClose(4001, "room closed")
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +30,8 @@ type machineSet struct {
 	port int
 	slow time.Duration // each machine takes this long to answer a hand-off
 	hold *handoffHold  // when set, a hand-off call waits for slow or its release, whichever comes first
+
+	served atomic.Int32 // slowed hand-off calls answered, by every machine
 }
 
 // handoffHold is a hook on the siblings' hand-off endpoint: a test learns
@@ -54,7 +57,7 @@ func (ms *machineSet) holdHandoffs(slow time.Duration) *handoffHold {
 func (ms *machineSet) wait() {
 	hd := ms.hold
 	if hd == nil {
-		time.Sleep(ms.slow)
+		time.Sleep(ms.slow) // a slow sibling: the scenario
 		return
 	}
 	hd.arrive.Do(func() { close(hd.arrived) })
@@ -99,10 +102,13 @@ func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
 	var h http.Handler = s
 	if ms.slow > 0 {
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == handoffPath {
-				ms.wait()
+			if r.URL.Path != handoffPath {
+				s.ServeHTTP(w, r)
+				return
 			}
+			ms.wait()
 			s.ServeHTTP(w, r)
+			ms.served.Add(1)
 		})
 	}
 	hs := &http.Server{Handler: h}
@@ -120,24 +126,24 @@ func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
 func TestHandOffToTheRegionFirstThenAnywhere(t *testing.T) {
 	ms := newMachineSet(t)
 	a, b, c := ms.start(2, "fra", ""), ms.start(3, "fra", ""), ms.start(4, "iad", "")
-	other := dial(t, b.url, "/", nil)
-	other.create("busy", 4) // b is more loaded than c
+	other := testutil.Dial(t, b.url)
+	other.Create("busy", 4) // b is more loaded than c
 
-	host := dial(t, a.url, "/", nil)
-	code := host.create("host", 4)
-	p := dial(t, a.url, "/", nil)
-	p.join(code, "p")
-	p.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
-	host.expect(`{"type":"peer_joined","index":1}`)
-	host.send(`{"type":"set_state","data":{"round":7}}`)
-	p.expect(`{"type":"state","data":{"round":7}}`)
+	host := testutil.Dial(t, a.url)
+	code := host.Create("host", 4)
+	p := testutil.Dial(t, a.url)
+	p.Join(code, "p")
+	p.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
+	host.Expect(`{"type":"peer_joined","index":1}`)
+	host.Send(`{"type":"set_state","data":{"round":7}}`)
+	p.Expect(`{"type":"state","data":{"round":7}}`)
 
 	a.Drain()
 	if moved, left := a.HandOff(t.Context()); moved != 1 || left != 0 {
 		t.Fatalf("HandOff moved %d, left %d", moved, left)
 	}
-	host.expectClose(1012, "server restarting")
-	p.expectClose(1012, "server restarting")
+	host.ExpectClose(1012, "server restarting")
+	p.ExpectClose(1012, "server restarting")
 	if !b.rooms.Held(code) || a.rooms.Held(code) || c.rooms.Held(code) {
 		t.Fatalf("after the hand-off: a %v, b %v, c %v", a.rooms.Held(code), b.rooms.Held(code), c.rooms.Held(code))
 	}
@@ -153,10 +159,10 @@ func TestHandOffToTheRegionFirstThenAnywhere(t *testing.T) {
 	if want := "instance=" + b.id + ";timeout=5s;fallback=force_self;state=moved"; resp.StatusCode != 409 || resp.Header.Get("Fly-Replay") != want {
 		t.Fatalf("a request for the moved room: %d %q, want 409 %q", resp.StatusCode, resp.Header.Get("Fly-Replay"), want)
 	}
-	back := dial(t, b.url, "/", nil)
-	back.join(code, "p")
-	back.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[]}`)
-	back.expect(`{"type":"state","data":{"round":7}}`)
+	back := testutil.Dial(t, b.url)
+	back.Join(code, "p")
+	back.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[]}`)
+	back.Expect(`{"type":"state","data":{"round":7}}`)
 	// What the host sent to a while the room moved, forwarded by a.
 	for _, call := range []string{`{"code":"` + code + `","from":0,"kind":"send","data":"late"}`,
 		`{"code":"` + code + `","from":0,"kind":"state","data":{"round":8}}`} {
@@ -164,14 +170,14 @@ func TestHandOffToTheRegionFirstThenAnywhere(t *testing.T) {
 			t.Fatalf("relay %s: %d %s", call, status, answer)
 		}
 	}
-	back.expect(`{"type":"message","from":0,"data":"late"}`)
-	back.expect(`{"type":"state","data":{"round":8}}`)
+	back.Expect(`{"type":"message","from":0,"data":"late"}`)
+	back.Expect(`{"type":"state","data":{"round":8}}`)
 
 	b.Drain()
 	if moved, left := b.HandOff(t.Context()); moved != 2 || left != 0 {
 		t.Fatalf("b's HandOff moved %d, left %d", moved, left)
 	}
-	back.expectClose(1012, "server restarting")
+	back.ExpectClose(1012, "server restarting")
 	if !c.rooms.Held(code) {
 		t.Fatal("the last machine of fra did not hand its rooms to iad")
 	}
@@ -190,30 +196,30 @@ func TestMessageDuringAHandOffIsForwarded(t *testing.T) {
 	ms := newMachineSet(t)
 	hold := ms.holdHandoffs(300 * time.Millisecond)
 	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
-	host := dial(t, a.url, "/", nil)
-	host.send(`{"type":"create","clientId":"host","maxClients":4,"recover":true}`)
+	host := testutil.Dial(t, a.url)
+	host.Send(`{"type":"create","clientId":"host","maxClients":4,"recover":true}`)
 	var created struct{ Room string }
-	got, _ := host.read()
+	got, _ := host.Read()
 	json.Unmarshal([]byte(got), &created)
-	p := dial(t, a.url, "/", nil)
-	p.join(created.Room, "p")
-	p.read()
-	host.read() // peer_joined
+	p := testutil.Dial(t, a.url)
+	p.Join(created.Room, "p")
+	p.Read()
+	host.Read() // peer_joined
 	done := make(chan struct{})
 	go func() { defer close(done); a.Drain(); a.HandOff(t.Context()) }()
 	<-hold.arrived // the snapshot is at b: a holds the room's lock
-	p.send(`{"type":"send","data":"in flight"}`)
+	p.Send(`{"type":"send","data":"in flight"}`)
 	<-done
-	p.expectClose(1012, "server restarting")
+	p.ExpectClose(1012, "server restarting")
 	// It comes by the forward, not in the snapshot: b relays it.
 	testutil.Eventually(t, 5*time.Second, "b to relay the forwarded message", func() bool {
 		return (&testutil.Server{URL: b.url}).Metric(t, "party_sockets_messages_total") == 1
 	})
-	back := dial(t, b.url, "/", nil)
-	back.send(`{"type":"join","room":"` + created.Room + `","clientId":"host","recover":true,"since":1}`)
-	back.expect(`{"type":"joined","room":"` + created.Room + `","index":0,"peers":[],"seq":3,"recovered":true}`)
-	back.expect(`{"type":"peer_left","index":1,"seq":2}`)
-	back.expect(`{"type":"message","from":1,"data":"in flight","seq":3}`)
+	back := testutil.Dial(t, b.url)
+	back.Send(`{"type":"join","room":"` + created.Room + `","clientId":"host","recover":true,"since":1}`)
+	back.Expect(`{"type":"joined","room":"` + created.Room + `","index":0,"peers":[],"seq":3,"recovered":true}`)
+	back.Expect(`{"type":"peer_left","index":1,"seq":2}`)
+	back.Expect(`{"type":"message","from":1,"data":"in flight","seq":3}`)
 }
 
 // With nowhere to go a room stays and drains as before.
@@ -222,12 +228,12 @@ func TestHandOffWithoutSiblingKeepsTheRoom(t *testing.T) {
 	a := ms.start(2, "fra", "")
 	b := ms.start(3, "fra", "")
 	b.Drain() // a draining sibling takes nothing
-	host := dial(t, a.url, "/", nil)
-	code := host.create("host", 4)
+	host := testutil.Dial(t, a.url)
+	code := host.Create("host", 4)
 	if moved, left := a.HandOff(t.Context()); moved != 0 || left != 1 {
 		t.Fatalf("HandOff moved %d, left %d", moved, left)
 	}
-	host.send(`{"type":"send","data":1}`)
+	host.Send(`{"type":"send","data":1}`)
 	if !a.rooms.Held(code) {
 		t.Fatal("the room is gone")
 	}
@@ -243,19 +249,21 @@ func TestHandOffWithoutAnAnswerKeepsOneOwner(t *testing.T) {
 	ms := newMachineSet(t)
 	ms.slow = 400 * time.Millisecond // longer than a try: every answer is too late
 	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
-	host := dial(t, a.url, "/", nil)
-	code := host.create("host", 4)
+	host := testutil.Dial(t, a.url)
+	code := host.Create("host", 4)
 	a.Drain()
 	if moved, left := a.HandOff(t.Context()); moved != 0 || left != 1 {
 		t.Fatalf("HandOff moved %d, left %d", moved, left)
 	}
-	// Every slow snapshot has reached b's handler by now (and been refused).
-	time.Sleep(ms.slow + 200*time.Millisecond)
+	// Once b has answered the snapshot of every try (each after a gave up
+	// on it, the first before a's abort, the others after), it holds no
+	// copy.
+	testutil.Eventually(t, 5*time.Second, "b to answer each of "+strconv.Itoa(handoffTries)+" tries", func() bool { return ms.served.Load() == handoffTries })
 	if b.rooms.Held(code) {
 		t.Fatal("b kept a copy of a room that a still serves")
 	}
-	host.send(`{"type":"send","data":"still here"}`)
-	guest := dial(t, a.url, "/", nil)
-	guest.join(code, "g")
-	guest.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
+	host.Send(`{"type":"send","data":"still here"}`)
+	guest := testutil.Dial(t, a.url)
+	guest.Join(code, "g")
+	guest.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/party-sockets/party-sockets/internal/testutil"
@@ -81,100 +79,6 @@ func signTo(from *Server, req *http.Request, body []byte) {
 	from.signPeer(req, to, body)
 }
 
-// client is a real WebSocket client.
-type client struct {
-	t  *testing.T
-	ws *websocket.Conn
-}
-
-func dial(t *testing.T, base, path string, hdr http.Header) *client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+path, &websocket.DialOptions{HTTPHeader: hdr})
-	if err != nil {
-		t.Fatalf("dial %s: %v", path, err)
-	}
-	ws.SetReadLimit(1 << 20)
-	t.Cleanup(func() { ws.CloseNow() })
-	return &client{t: t, ws: ws}
-}
-
-func (c *client) send(msg string) {
-	c.t.Helper()
-	if err := c.ws.Write(c.t.Context(), websocket.MessageText, []byte(msg)); err != nil {
-		c.t.Fatalf("write %s: %v", msg, err)
-	}
-}
-
-func (c *client) read() (string, error) {
-	ctx, cancel := context.WithTimeout(c.t.Context(), 5*time.Second)
-	defer cancel()
-	typ, b, err := c.ws.Read(ctx)
-	if err == nil && typ != websocket.MessageText {
-		c.t.Errorf("server sent a %v frame", typ)
-	}
-	return string(b), err
-}
-
-// expect reads the next frame and compares it byte for byte.
-func (c *client) expect(want string) {
-	c.t.Helper()
-	got, err := c.read()
-	if err != nil {
-		c.t.Fatalf("waiting for %s: %v", want, err)
-	}
-	if got != want {
-		c.t.Fatalf("got  %s\nwant %s", got, want)
-	}
-}
-
-// expectErr reads the next frame and checks it is this error.
-func (c *client) expectErr(msg string) {
-	c.t.Helper()
-	b, _ := json.Marshal(msg)
-	c.expect(`{"type":"error","message":` + string(b) + `}`)
-}
-
-// expectClose reads until the socket closes and checks the close code.
-func (c *client) expectClose(code int, reason string) {
-	c.t.Helper()
-	for {
-		got, err := c.read()
-		if err == nil {
-			c.t.Fatalf("expected close %d, got frame %s", code, got)
-		}
-		var ce websocket.CloseError
-		if !asCloseError(err, &ce) {
-			c.t.Fatalf("expected close %d, got %v", code, err)
-		}
-		if int(ce.Code) != code || ce.Reason != reason {
-			c.t.Fatalf("closed with %d %q, want %d %q", ce.Code, ce.Reason, code, reason)
-		}
-		return
-	}
-}
-
-// create makes a room and returns its code.
-func (c *client) create(clientID string, max int) string {
-	c.t.Helper()
-	c.send(`{"type":"create","clientId":"` + clientID + `","maxClients":` + itoa(max) + `}`)
-	got, err := c.read()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	var m struct{ Type, Room string }
-	if json.Unmarshal([]byte(got), &m); m.Type != "created" {
-		c.t.Fatalf("create: got %s", got)
-	}
-	return m.Room
-}
-
-func (c *client) join(code, clientID string) {
-	c.t.Helper()
-	c.send(`{"type":"join","room":"` + code + `","clientId":"` + clientID + `"}`)
-}
-
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 func getJSON(t *testing.T, url string) (int, http.Header, string) {
@@ -198,11 +102,11 @@ func getJSON(t *testing.T, url string) (int, http.Header, string) {
 
 // guest joins code as clientID on a new connection, checks its joined frame
 // (index, peers) and that the host h saw peer_joined.
-func guest(t *testing.T, ts *testServer, h *client, code, clientID string, index int, peers string) *client {
+func guest(t *testing.T, ts *testServer, h *testutil.Client, code, clientID string, index int, peers string) *testutil.Client {
 	t.Helper()
-	c := dial(t, ts.URL, "/", nil)
-	c.join(code, clientID)
-	c.expect(`{"type":"joined","room":"` + code + `","index":` + itoa(index) + `,"peers":[` + peers + `]}`)
-	h.expect(`{"type":"peer_joined","index":` + itoa(index) + `}`)
+	c := testutil.Dial(t, ts.URL)
+	c.Join(code, clientID)
+	c.Expect(`{"type":"joined","room":"` + code + `","index":` + itoa(index) + `,"peers":[` + peers + `]}`)
+	h.Expect(`{"type":"peer_joined","index":` + itoa(index) + `}`)
 	return c
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/party-sockets/party-sockets/internal/peerauth"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
@@ -148,11 +149,11 @@ func TestRelayHeldToTheClientsRules(t *testing.T) {
 	if status, answer := signedCall(t, sender, ts.URL, http.MethodPost, handoffPath, []byte(snap), nil); status != 200 {
 		t.Fatalf("hand-off: %d %s", status, answer)
 	}
-	p := dial(t, ts.URL, "/", nil)
-	p.join("MOVED1", "p")
-	p.expect(`{"type":"joined","room":"MOVED1","index":1,"peers":[]}`)
-	h := dial(t, ts.URL, "/", nil)
-	mine := h.create("h", 4)
+	p := testutil.Dial(t, ts.URL)
+	p.Join("MOVED1", "p")
+	p.Expect(`{"type":"joined","room":"MOVED1","index":1,"peers":[]}`)
+	h := testutil.Dial(t, ts.URL)
+	mine := h.Create("h", 4)
 	relay := func(code, rest string) []byte { return []byte(`{"code":"` + code + `",` + rest + `}`) }
 	deep := strings.Repeat("[", wire.MaxDepth+1) + strings.Repeat("]", wire.MaxDepth+1)
 	keys := ""
@@ -186,9 +187,9 @@ func TestRelayHeldToTheClientsRules(t *testing.T) {
 		}
 	}
 	// The player heard only the last.
-	p.expect(`{"type":"message","from":0,"data":"late"}`)
-	h.send(`{"type":"send","data":"mine","to":0}`)
-	h.expect(`{"type":"message","from":0,"data":"mine"}`)
+	p.Expect(`{"type":"message","from":0,"data":"late"}`)
+	h.Send(`{"type":"send","data":"mine","to":0}`)
+	h.Expect(`{"type":"message","from":0,"data":"mine"}`)
 }
 
 // keyHex is what a snapshot carries of a clientId.

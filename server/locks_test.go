@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // Issue 21, item 6: Move holds a room's lock while its snapshot travels to
@@ -22,17 +24,17 @@ func TestReadsDoNotWaitForAMovingRoom(t *testing.T) {
 	// 2 s try: a read that waited for the room then sees it gone.
 	hold := ms.holdHandoffs(1500 * time.Millisecond)
 	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
-	host := dial(t, a.url, "/", nil)
-	moving := host.create("host", 4)
-	p := dial(t, a.url, "/", nil)
-	p.join(moving, "p")
-	p.expect(`{"type":"joined","room":"` + moving + `","index":1,"peers":[0]}`)
-	host.expect(`{"type":"peer_joined","index":1}`)
+	host := testutil.Dial(t, a.url)
+	moving := host.Create("host", 4)
+	p := testutil.Dial(t, a.url)
+	p.Join(moving, "p")
+	p.Expect(`{"type":"joined","room":"` + moving + `","index":1,"peers":[0]}`)
+	host.Expect(`{"type":"peer_joined","index":1}`)
 
 	done := make(chan struct{})
 	go func() { defer close(done); a.HandOff(t.Context()) }()
 	<-hold.arrived // the snapshot is at b: a holds the moving room's lock
-	other := dial(t, a.url, "/", nil).create("other", 8)
+	other := testutil.Dial(t, a.url).Create("other", 8)
 	codes := []string{moving, other}
 	slices.Sort(codes)
 	clients := map[string]int{moving: 2, other: 1}

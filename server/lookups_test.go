@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/regions"
 	"github.com/party-sockets/party-sockets/rooms"
 )
@@ -28,6 +29,7 @@ func lookupRequest(method, path, remote string, hdr ...string) *http.Request {
 // network is a peer's (the old relay's, or ours without a secret), held to
 // a peer's rate; anything else is a client's.
 func TestLookupCaller(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f01", HandoffSecret: testSecret}).Server
 	sib := newTestServer(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f02", HandoffSecret: testSecret}).Server
 	stranger := newTestServer(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f03", HandoffSecret: strings.Repeat("x", 32)}).Server
@@ -76,6 +78,7 @@ func TestLookupCaller(t *testing.T) {
 // header comes more than once or holds a list, against its last value,
 // the one a proxy that appends adds.
 func TestClientIPCountsTheLastValue(t *testing.T) {
+	t.Parallel()
 	s := &Server{cfg: Config{AppName: "app"}}
 	tests := []struct {
 		name string
@@ -106,6 +109,7 @@ func TestClientIPCountsTheLastValue(t *testing.T) {
 // unsigned prober (the old relay) gets its peer's burst and rate; more is
 // refused with 429.
 func TestUnsignedLookupsHeldToAPeersRate(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f01", HandoffSecret: testSecret, PeerLookupsPerSec: 5})
 	sib := newTestServer(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f02", HandoffSecret: testSecret}).Server
 	count := func(n int, sign bool) (answered, refused int) {
@@ -142,11 +146,12 @@ func TestUnsignedLookupsHeldToAPeersRate(t *testing.T) {
 // GET /.internal/codes lists the codes of one region held here, to a
 // signed call only.
 func TestCodesListing(t *testing.T) {
+	t.Parallel()
 	mgr := rooms.NewManager(rooms.Config{Instance: "0a1b2c3d4e5f01", Region: "iad", HostGrace: time.Minute, Codes: regions.NewGenerator("iad", nil)})
 	ts := newTestServerWithManager(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f01", Region: "iad", HandoffSecret: testSecret}, mgr, nil)
 	sib := newTestServer(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f02", HandoffSecret: testSecret}).Server
 	for i := range 3 {
-		dial(t, ts.URL, "/", nil).create("h"+itoa(i), 4)
+		testutil.Dial(t, ts.URL).Create("h"+itoa(i), 4)
 	}
 	call := func(query string, sign bool, hdr ...string) (int, []string) {
 		req, _ := http.NewRequest("GET", ts.URL+"/.internal/codes"+query, nil)

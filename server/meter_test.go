@@ -17,6 +17,7 @@ type oneByte struct{ r io.Reader }
 func (o oneByte) Read(p []byte) (int, error) { return o.r.Read(p[:min(1, len(p))]) }
 
 func TestMeterCountsFramesAcrossReads(t *testing.T) {
+	t.Parallel()
 	var stream []byte
 	sizes := []int{0, 1, 125, 126, 127, 65535, 65536, 70000}
 	for _, n := range sizes {
@@ -45,6 +46,7 @@ func TestMeterCountsFramesAcrossReads(t *testing.T) {
 }
 
 func TestMeterThrottlesAndBoundsFragments(t *testing.T) {
+	t.Parallel()
 	var pings []byte
 	for range 50 {
 		pings = append(pings, clientFrame(true, 0x9, nil)...)

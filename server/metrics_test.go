@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -37,17 +38,25 @@ func labels(m *dto.Metric) map[string]string {
 }
 
 func TestMetricNamesAndLabels(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{Instance: "m1", Region: "syd", Version: "v1.2.3"})
-	h := dial(t, ts.URL, "/", http.Header{"Origin": {"https://a.example"}})
-	code := h.create("h", 4)
-	g := dial(t, ts.URL, "/", http.Header{"Origin": {"https://b.example"}})
-	g.join(code, "g")
-	g.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
-	g.send(`{"type":"send","data":"x"}`)
-	h.expect(`{"type":"peer_joined","index":1}`)
-	h.expect(`{"type":"message","from":1,"data":"x"}`)
-	g.send(`nope`)
-	g.expectErr("Invalid JSON")
+	h := testutil.Dialer{Header: http.Header{"Origin": {"https://a.example"}}}.Dial(t, ts.URL)
+	code := h.Create("h", 4)
+	g := testutil.Dialer{Header: http.Header{"Origin": {"https://b.example"}}}.Dial(t, ts.URL)
+	g.Join(code, "g")
+	g.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
+	g.Send(`{"type":"send","data":"x"}`)
+	h.Expect(`{"type":"peer_joined","index":1}`)
+	h.Expect(`{"type":"message","from":1,"data":"x"}`)
+	g.Send(`nope`)
+	g.ExpectErr("Invalid JSON")
+	// The host's session counts its create after the room has sent
+	// created, and nothing the test reads after it waits for that count:
+	// wait for it. (Read at once, it was sometimes 0 on a busy machine.)
+	// What g's session counted is in, as g's error came after it.
+	testutil.Eventually(t, 5*time.Second, "the create to be counted", func() bool {
+		return originValue(gather(t, ts.reg), "party_sockets_rooms_created_total", "https://a.example") > 0
+	})
 
 	mfs := gather(t, ts.reg)
 	want := map[string]dto.MetricType{
@@ -86,14 +95,7 @@ func TestMetricNamesAndLabels(t *testing.T) {
 			}
 		}
 	}
-	value := func(name, origin string) float64 {
-		for _, m := range mfs[name].GetMetric() {
-			if labels(m)["origin"] == origin {
-				return m.GetGauge().GetValue() + m.GetCounter().GetValue()
-			}
-		}
-		return -1
-	}
+	value := func(name, origin string) float64 { return originValue(mfs, name, origin) }
 	checks := []struct {
 		name, origin string
 		want         float64
@@ -124,13 +126,25 @@ func TestMetricNamesAndLabels(t *testing.T) {
 	}
 }
 
+// originValue is the value of metric name's series for origin ("": the
+// series without one), -1 when there is none.
+func originValue(mfs map[string]*dto.MetricFamily, name, origin string) float64 {
+	for _, m := range mfs[name].GetMetric() {
+		if labels(m)["origin"] == origin {
+			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	return -1
+}
+
 // A scanner cycling Origin headers must not grow memory or series: the
 // table stays at 500 origins and at most 100 (+ __other__) get series.
 func TestOriginFloodIsBounded(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{})
 	for i := range 1000 {
-		c := dial(t, ts.URL, "/", http.Header{"Origin": {fmt.Sprintf("https://scan%d.example", i)}})
-		c.ws.CloseNow()
+		c := testutil.Dialer{Header: http.Header{"Origin": {fmt.Sprintf("https://scan%d.example", i)}}}.Dial(t, ts.URL)
+		c.Drop()
 	}
 	for i := range 20000 {
 		ts.metrics.connectionOpened(fmt.Sprintf("https://direct%d.example", i))
@@ -161,6 +175,7 @@ func (fakeMember) Send([]byte)         {}
 func (fakeMember) Close(closecode.End) {}
 
 func TestOriginRanking(t *testing.T) {
+	t.Parallel()
 	mgr := rooms.NewManager(rooms.Config{Codes: &seq{}, Clock: &testutil.FakeClock{}})
 	reg := prometheus.NewRegistry()
 	m := newMetrics(Config{}, mgr, reg, reg)

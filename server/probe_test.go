@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/party-sockets/party-sockets/internal/flydns"
@@ -74,11 +72,12 @@ func lookupStatus(t *testing.T, url string, hdr http.Header) (int, string) {
 // found room looked up again is answered from memory, free; past the
 // allowance a lookup that would probe gets 429, other addresses do not.
 func TestProbeAllowancePerAddress(t *testing.T) {
+	t.Parallel()
 	fly := testutil.StartFlyDNS(t, "app")
 	port := testutil.FreePort(t)
 	_, bURL := machineAt(t, fly, "0a1b2c3d4e5fb2", "127.0.12.3", port, Config{}, false)
 	_, aURL := machineAt(t, fly, "0a1b2c3d4e5fa1", "127.0.12.2", port, Config{AddrProbesPerMin: 0.001, AddrProbeBurst: 3}, false)
-	held := dial(t, bURL, "/", nil).create("host", 4)
+	held := testutil.Dial(t, bURL).Create("host", 4)
 	absent := func(i int) string { return regions.Encode(regions.Pack(6, uint32(9000+i))) }
 	player := asPlayer("203.0.113.1")
 	if status, replay := lookupStatus(t, aURL+"/room/"+held, player); status != 409 || !strings.Contains(replay, "instance=0a1b2c3d4e5fb2") {
@@ -104,6 +103,7 @@ func TestProbeAllowancePerAddress(t *testing.T) {
 // lookup became a probe round. A machine is taken as gone only when DNS no
 // longer lists it as started.
 func TestForgedReplayFailedKeepsPins(t *testing.T) {
+	t.Parallel()
 	fly := testutil.StartFlyDNS(t, "app")
 	port := testutil.FreePort(t)
 	var asks atomic.Int32
@@ -147,11 +147,12 @@ func TestForgedReplayFailedKeepsPins(t *testing.T) {
 // allowance, not the miss budget (a failed rejoin was charged twice, and
 // every retry of the same code again).
 func TestHouseholdRejoinNeverLimited(t *testing.T) {
+	t.Parallel()
 	fly := testutil.StartFlyDNS(t, "app")
 	port := testutil.FreePort(t)
 	_, bURL := machineAt(t, fly, "0a1b2c3d4e5fb2", "127.0.12.23", port, Config{}, true) // not listed yet
 	a, aURL := machineAt(t, fly, "0a1b2c3d4e5fa1", "127.0.12.22", port, Config{}, false)
-	code := dial(t, bURL, "/", nil).create("host", 8)
+	code := testutil.Dial(t, bURL).Create("host", 8)
 	start := time.Now()
 	time.AfterFunc(3*time.Second, func() { fly.Add("0a1b2c3d4e5fb2", "fra", "127.0.12.23") })
 	var mu sync.Mutex
@@ -190,9 +191,7 @@ func TestHouseholdRejoinNeverLimited(t *testing.T) {
 // upgrade, and a join on the socket if a serves it. "replayed" when a sent
 // it on to the room's holder.
 func rejoin(t *testing.T, url, code, clientID string) string {
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), &websocket.DialOptions{HTTPHeader: asPlayer("198.51.100.8")})
+	c, resp, err := testutil.Dialer{Header: asPlayer("198.51.100.8")}.TryDial(t, url)
 	switch {
 	case err != nil && resp != nil && resp.StatusCode == 409 && resp.Header.Get("Fly-Replay") != "":
 		return "replayed"
@@ -201,13 +200,15 @@ func rejoin(t *testing.T, url, code, clientID string) string {
 	case err != nil:
 		return err.Error()
 	}
-	defer ws.CloseNow()
-	ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","clientId":"`+clientID+`","room":"`+code+`"}`))
-	_, b, err := ws.Read(ctx)
+	defer c.Drop()
+	if err := c.TrySend(`{"type":"join","clientId":"` + clientID + `","room":"` + code + `"}`); err != nil {
+		return err.Error()
+	}
+	s, err := c.Read()
 	if err != nil {
 		return err.Error()
 	}
-	if s := string(b); !strings.Contains(s, `"Room not found"`) {
+	if !strings.Contains(s, `"Room not found"`) {
 		return s
 	}
 	return "Room not found"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/regions"
 	"github.com/party-sockets/party-sockets/rooms"
@@ -155,8 +156,8 @@ func TestHandOffAsksTheOtherSiblings(t *testing.T) {
 	ms := newMachineSet(t)
 	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
 	ms.start(6, "iad", "") // another region: not asked
-	host := dial(t, b.url, "/", nil)
-	held := host.create("host", 4)
+	host := testutil.Dial(t, b.url)
+	held := host.Create("host", 4)
 	// The sender, 0000000400000a, and 0000000500000a: listed, never answer.
 	sender := signer(t, "0000000400000a")
 	ms.dns.Add("0000000400000a", "fra", "127.0.0.4")
@@ -179,8 +180,8 @@ func TestHandOffAsksTheOtherSiblings(t *testing.T) {
 	if askedMute.Load() == 0 || askedSender.Load() != 0 {
 		t.Fatalf("connections: %d to the mute sibling, %d to the sender; want some, and none", askedMute.Load(), askedSender.Load())
 	}
-	host.send(`{"type":"send","data":1,"to":0}`)
-	host.expect(`{"type":"message","from":0,"data":1}`)
+	host.Send(`{"type":"send","data":1,"to":0}`)
+	host.Expect(`{"type":"message","from":0,"data":1}`)
 }
 
 // A machine of this release signs its calls; to a sibling of the previous

@@ -8,6 +8,7 @@ import (
 )
 
 func TestRoutingAnswers(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f01", Region: "fra"})
 	iad := regions.Encode(regions.Pack(8, 99))
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

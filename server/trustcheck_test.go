@@ -46,6 +46,7 @@ const notFound = `{"error":"Not found"}` + "\n"
 // path is then a 404 like any unknown one, even for a well-signed call,
 // and not the dashboard redirect or the text summary.
 func TestTrustCheckOffOrWithoutSecretIs404(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		cfg  Config
@@ -66,6 +67,7 @@ func TestTrustCheckOffOrWithoutSecretIs404(t *testing.T) {
 // Only a fresh call signed with the trust check's own key, for this path
 // and method, is answered; every other one is a 404 that says nothing.
 func TestTrustCheckOnlyAnswersTheOperatorsSignedCall(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{AppName: "app", Instance: "m1", Region: "fra", HandoffSecret: trustSecret, TrustCheck: true})
 	now := time.Now()
 	tests := []struct {
@@ -117,6 +119,7 @@ func TestTrustCheckOnlyAnswersTheOperatorsSignedCall(t *testing.T) {
 // The answer is bounded whatever the request holds: 8 values of a header,
 // 256 bytes of a value.
 func TestTrustCheckAnswerIsBounded(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, Config{AppName: "app", HandoffSecret: trustSecret, TrustCheck: true, MaxHeaderBytes: 64 << 10})
 	hdr := http.Header{}
 	for range 40 {

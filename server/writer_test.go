@@ -14,6 +14,7 @@ import (
 // writes them before its close; one that drops gives them and their
 // budget back at once, and its close follows the batch already out.
 func TestCloseKeepsTheQueuePolicy(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		end  closecode.End
 		want []string // the frames the client reads before the close
@@ -24,7 +25,7 @@ func TestCloseKeepsTheQueuePolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.end.Label(), func(t *testing.T) {
 			ts := newTestServer(t, Config{})
-			cl := dial(t, ts.URL, "/", nil)
+			cl := testutil.Dial(t, ts.URL)
 			var c *conn
 			testutil.Eventually(t, 5*time.Second, "the socket to be registered", func() bool {
 				if l := ts.conns.list(); len(l) == 1 {
@@ -61,9 +62,9 @@ func TestCloseKeepsTheQueuePolicy(t *testing.T) {
 			c.raw.mu.Unlock()
 			held = false
 			for _, w := range tt.want {
-				cl.expect(w)
+				cl.Expect(w)
 			}
-			cl.expectClose(int(tt.end.Code()), tt.end.Text())
+			cl.ExpectClose(int(tt.end.Code()), tt.end.Text())
 		})
 	}
 }

@@ -26,6 +26,7 @@ func mustMint(t *testing.T, ttl time.Duration, c Claims) string {
 // its first create, keyed on its jti, or on its signed part without one;
 // another machine's verifier remembers its own.
 func TestTokenIsSpentOnce(t *testing.T) {
+	t.Parallel()
 	noJTI, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"exp": time.Now().Add(time.Minute).Unix()}).SignedString(testSecret)
 	sameJTI := mustMint(t, 2*time.Minute, Claims{MaxClients: 8, RegisteredClaims: jwt.RegisteredClaims{ID: "game-42"}})
 	tests := []struct {
@@ -57,6 +58,7 @@ func TestTokenIsSpentOnce(t *testing.T) {
 
 // Two creates racing with one token: exactly one wins.
 func TestTokenSpentOnceUnderRace(t *testing.T) {
+	t.Parallel()
 	v := &Verifier{Secret: testSecret}
 	tok := mustMint(t, time.Minute, Claims{})
 	var won atomic.Int32
@@ -77,6 +79,7 @@ func TestTokenSpentOnceUnderRace(t *testing.T) {
 // A signature's unused trailing bits gave one token four spellings: the
 // parser decodes strictly, so only the minted spelling is a token.
 func TestOneSpellingPerSignature(t *testing.T) {
+	t.Parallel()
 	tok := mustMint(t, time.Minute, Claims{})
 	last := tok[len(tok)-1]
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -96,6 +99,7 @@ func TestOneSpellingPerSignature(t *testing.T) {
 // rather than forget a token that has not expired, and an expired one
 // makes room again.
 func TestRememberIsBounded(t *testing.T) {
+	t.Parallel()
 	at := time.Now()
 	v := &Verifier{Secret: testSecret, Remember: 3, now: func() time.Time { return at }}
 	var toks []string
@@ -124,6 +128,7 @@ func TestRememberIsBounded(t *testing.T) {
 
 // A create that fails after the check gives its token back.
 func TestRefund(t *testing.T) {
+	t.Parallel()
 	v := &Verifier{Secret: testSecret}
 	tok := mustMint(t, time.Minute, Claims{})
 	c, err := v.Check(tok, 1, "")
@@ -139,6 +144,7 @@ func TestRefund(t *testing.T) {
 // aud is checked when the verifier has an audience; instance when the
 // token names a machine.
 func TestAudienceAndInstance(t *testing.T) {
+	t.Parallel()
 	aud := func(a ...string) Claims { return Claims{RegisteredClaims: jwt.RegisteredClaims{Audience: a}} }
 	tests := []struct {
 		name     string
@@ -168,6 +174,7 @@ func TestAudienceAndInstance(t *testing.T) {
 
 // Mint gives every token a fresh jti unless the caller names one.
 func TestMintSetsJTI(t *testing.T) {
+	t.Parallel()
 	v := &Verifier{Secret: testSecret}
 	a, _ := v.Check(mustMint(t, time.Minute, Claims{}), 1, "")
 	b, _ := v.Check(mustMint(t, time.Minute, Claims{}), 1, "")

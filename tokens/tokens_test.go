@@ -13,6 +13,7 @@ import (
 )
 
 func TestCheckEveryFailure(t *testing.T) {
+	t.Parallel()
 	secret := []byte("s3cret")
 	v := &Verifier{Secret: secret}
 	good, _ := Mint(secret, time.Minute, Claims{MaxClients: 4, Origin: "https://game.example"})
@@ -49,6 +50,7 @@ func TestCheckEveryFailure(t *testing.T) {
 }
 
 func TestEd25519PublicKeyOnly(t *testing.T) {
+	t.Parallel()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	der, _ := x509.MarshalPKIXPublicKey(pub)
 	parsed, err := ParsePublicKey(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))

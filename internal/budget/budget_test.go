@@ -9,6 +9,7 @@ import (
 )
 
 func TestBudgetCounts(t *testing.T) {
+	t.Parallel()
 	b := New(100)
 	b.Add(60)
 	if b.Over() {
@@ -47,6 +48,7 @@ func TestDefaultLimitFollowsGOMEMLIMIT(t *testing.T) {
 // the rest is for what only counts) and takes nothing then; many
 // reservations at once never take more than the ceiling between them.
 func TestTryAddRefusesPastTheCeiling(t *testing.T) {
+	t.Parallel()
 	b := New(100)
 	if !b.TryAdd(60) || b.Used() != 60 {
 		t.Fatalf("TryAdd(60) of 100: used %d", b.Used())

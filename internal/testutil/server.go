@@ -183,18 +183,6 @@ func (s *Server) Metric(t testing.TB, name string, labels ...string) float64 {
 	return sum
 }
 
-// Eventually polls cond every 20 ms until it holds or d passes.
-func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Need skips a test whose tool is missing, saying which and why; with CI
 // set it fails instead: .ci/run must have installed it.
 func Need(t testing.TB, ok bool, what string) {

@@ -135,6 +135,7 @@ func join(gs []got) string {
 // back. A room whose receiver fails waits for its backoff alone; another
 // room's events go out meanwhile, and the failed one is retried after.
 func TestRetriesHoldBackOnlyTheirRoom(t *testing.T) {
+	t.Parallel()
 	var failing sync.Map
 	failing.Store("A", true)
 	rc := &testReceiver{status: func(g got, _ string) int {
@@ -169,6 +170,7 @@ func TestRetriesHoldBackOnlyTheirRoom(t *testing.T) {
 // Each room's events arrive in the order they were sent, even with
 // several workers and retries of one in three attempts.
 func TestEachRoomInOrder(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	tried := map[string]bool{}
 	rc := &testReceiver{status: func(g got, id string) int {
@@ -205,6 +207,7 @@ func TestEachRoomInOrder(t *testing.T) {
 // events, then for its player events; its own next player event is
 // refused. The head in flight is never dropped.
 func TestPlayerEventsDropFirst(t *testing.T) {
+	t.Parallel()
 	rc := &testReceiver{gate: make(chan struct{})}
 	s := start(t, rc, Options{Workers: 1, QueueSize: 6})
 	send(s, "hog", "room.created", 0)
@@ -238,6 +241,7 @@ func TestPlayerEventsDropFirst(t *testing.T) {
 // A room at its own bound keeps its room events: room.closed takes the
 // place of its newest player event, and a player event is refused.
 func TestRoomBoundKeepsRoomEvents(t *testing.T) {
+	t.Parallel()
 	rc := &testReceiver{gate: make(chan struct{})}
 	s := start(t, rc, Options{Workers: 1, RoomQueue: 4})
 	send(s, "A", "room.created", 0)
@@ -266,6 +270,7 @@ func TestRoomBoundKeepsRoomEvents(t *testing.T) {
 // One worker serves the rooms in turn: a game's events that arrive behind
 // a hundred of another room's go out between them, not after them.
 func TestRoomsServedInTurn(t *testing.T) {
+	t.Parallel()
 	rc := &testReceiver{gate: make(chan struct{})}
 	s := start(t, rc, Options{Workers: 1})
 	send(s, "hog", "player.joined", 0)
@@ -288,6 +293,7 @@ func TestRoomsServedInTurn(t *testing.T) {
 // At most Workers deliveries are in flight at once, however many rooms
 // wait.
 func TestDeliveriesInFlightBounded(t *testing.T) {
+	t.Parallel()
 	rc := &testReceiver{gate: make(chan struct{})}
 	s := start(t, rc, Options{Workers: 3})
 	for i := range 12 {

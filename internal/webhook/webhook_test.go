@@ -14,6 +14,7 @@ const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 // Flush returns once every queued event is delivered, or given up on; with
 // a receiver that hangs it returns at its deadline and says how many wait.
 func TestFlushWaitsForTheQueue(t *testing.T) {
+	t.Parallel()
 	var got atomic.Int32
 	hang := make(chan struct{})
 	var hanging atomic.Bool
@@ -22,7 +23,7 @@ func TestFlushWaitsForTheQueue(t *testing.T) {
 			<-hang
 			return
 		}
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(30 * time.Millisecond) // a slow receiver: the scenario
 		got.Add(1)
 	}))
 	t.Cleanup(rcv.Close)

@@ -10,6 +10,7 @@ import (
 )
 
 func TestDecode(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		in    string
@@ -65,6 +66,7 @@ func TestDecode(t *testing.T) {
 }
 
 func TestIndex(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want uint64
@@ -84,6 +86,7 @@ func TestIndex(t *testing.T) {
 }
 
 func TestCompact(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{`{"a":1}`, `{"a":1}`},
 		{"{ \"a\" : [ 1 , 2 ] }", `{"a":[1,2]}`},
@@ -163,6 +166,7 @@ func jsonEqual(a, b []byte) bool {
 // ErrNotObject to DecodeObject (the server API's answer) and
 // ErrUnknownType to Decode (a client's).
 func TestDecodeObjectBounds(t *testing.T) {
+	t.Parallel()
 	keys := func(n int) string {
 		var b strings.Builder
 		b.WriteString(`{`)
@@ -205,6 +209,7 @@ func TestDecodeObjectBounds(t *testing.T) {
 // EachMember and EachElement see every member and element, in order, and
 // stop at f's first error.
 func TestEachMemberAndElement(t *testing.T) {
+	t.Parallel()
 	body := []byte(` { "a" : [1, {"x":"]"}, [ ]] , "b\"":"s", "c":{} } `)
 	p, err := CheckObject(body)
 	if err != nil {

@@ -13,6 +13,7 @@ var errTestPlaceholder = Define("Test placeholder")
 // detail", with the same label, and errors.Is matches it (and anything
 // wrapping it) to the defined one, never to another.
 func TestErrorText(t *testing.T) {
+	t.Parallel()
 	detailed := errTestPlaceholder.With("{code}")
 	wrapped := fmt.Errorf("while creating: %w", detailed)
 	tests := []struct {
@@ -49,6 +50,7 @@ func TestErrorText(t *testing.T) {
 // Labels lists every defined error once, and a label defined twice panics
 // rather than have two errors counted as one.
 func TestLabels(t *testing.T) {
+	t.Parallel()
 	labels := Labels()
 	for _, want := range []string{"Invalid JSON", "Unknown message type", "Message too complex", "Test placeholder"} {
 		if !slices.Contains(labels, want) {

@@ -33,6 +33,7 @@ func FuzzAppendString(f *testing.F) {
 // Every frame the server builds, byte for byte as the relay we replace
 // sends it (field order included).
 func TestFrames(t *testing.T) {
+	t.Parallel()
 	yes := true
 	tests := []struct {
 		name string

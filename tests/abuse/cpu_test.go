@@ -71,9 +71,9 @@ func TestProbeAmplificationBounded(t *testing.T) {
 				refused++
 			}
 		case 1:
-			m, resp, err := dialWS(t, srv.URL+"/"+code, hdr)
+			m, resp, err := testutil.Dialer{Header: hdr}.TryDial(t, srv.URL+"/"+code)
 			if err == nil {
-				m.ws.CloseNow()
+				m.Drop()
 			} else if resp != nil && resp.StatusCode == 429 {
 				refused++
 			}
@@ -149,19 +149,19 @@ func TestEndlessFragmentsClosed(t *testing.T) {
 
 func TestDecodeWorkBounded(t *testing.T) {
 	srv := testutil.Start(t)
-	h := mustDial(t, srv.URL)
-	h.create("host", 4)
+	h := testutil.Dial(t, srv.URL)
+	h.Create("host", 4)
 	var keys []string
 	for i := range 2000 {
 		keys = append(keys, fmt.Sprintf(`"\u0061%d":1`, i))
 	}
-	h.send(`{"type":"send",` + strings.Join(keys, ",") + `}`)
-	h.expectErr("Message too complex")
-	h.send(`{"type":"send","data":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`)
-	h.expectErr("Message too complex")
-	h.send(`{"type":"send","data":` + strings.Repeat("[", 60) + strings.Repeat("]", 60) + `}`)
-	h.send(`{"type":"send","data":1,"to":7}`) // answered in order: nothing before it was an error
-	h.expectErr("Target peer not found")
+	h.Send(`{"type":"send",` + strings.Join(keys, ",") + `}`)
+	h.ExpectErr("Message too complex")
+	h.Send(`{"type":"send","data":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`)
+	h.ExpectErr("Message too complex")
+	h.Send(`{"type":"send","data":` + strings.Repeat("[", 60) + strings.Repeat("]", 60) + `}`)
+	h.Send(`{"type":"send","data":1,"to":7}`) // answered in order: nothing before it was an error
+	h.ExpectErr("Target peer not found")
 }
 
 // A socket closed for its rate went on being read for the 5 s of the
@@ -169,11 +169,11 @@ func TestDecodeWorkBounded(t *testing.T) {
 // the close frame is refused within a socket buffer's worth.
 func TestClosedForRateNoLongerRead(t *testing.T) {
 	srv := testutil.Start(t, "MSG_RATE=10", "MSG_BURST=20", "BYTES_PER_SEC=0")
-	h := mustDial(t, srv.URL)
-	code := h.create("host", 4)
+	h := testutil.Dial(t, srv.URL)
+	code := h.Create("host", 4)
 	w := dialRaw(t, srv.Addr, nil)
 	w.write(frame(true, 0x1, []byte(`{"type":"join","clientId":"flooder","room":"`+code+`"}`)))
-	h.expectType("peer_joined")
+	h.ExpectType("peer_joined")
 	msg := frame(true, 0x1, []byte(`{"type":"send","data":1}`))
 	var burst []byte
 	for range 60 {
@@ -209,14 +209,14 @@ func TestClosedForRateNoLongerRead(t *testing.T) {
 	}
 	got := 0
 	for {
-		v, err := h.next()
+		v, err := h.Next()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v["type"] == "peer_left" {
+		if v.Type == "peer_left" {
 			break
 		}
-		if v["type"] == "message" {
+		if v.Type == "message" {
 			got++
 		}
 	}
@@ -235,9 +235,9 @@ func isTimeout(err error) bool {
 func TestUpgradeAndCreateRatePerAddress(t *testing.T) {
 	srv := testutil.Start(t, "CREATE_BURST=5", "CREATES_PER_MIN=1")
 	ok, refused := 0, 0
-	var held []*member
+	var held []*testutil.Client
 	for range 100 {
-		m, resp, err := dialWS(t, srv.URL, nil)
+		m, resp, err := testutil.TryDial(t, srv.URL)
 		switch {
 		case err == nil:
 			ok++
@@ -252,12 +252,12 @@ func TestUpgradeAndCreateRatePerAddress(t *testing.T) {
 		t.Fatalf("%d of 100 upgrades at once accepted, %d refused: want the burst of 60 (and the 10/s refill)", ok, refused)
 	}
 	for i, m := range held[:7] {
-		m.send(fmt.Sprintf(`{"type":"create","clientId":"h%d","maxClients":2}`, i))
-		v, err := m.next()
+		m.Send(fmt.Sprintf(`{"type":"create","clientId":"h%d","maxClients":2}`, i))
+		v, err := m.Next()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if i < 5 && v["type"] != "created" || i >= 5 && v["message"] != "Too many rooms created, slow down" {
+		if i < 5 && v.Type != "created" || i >= 5 && v.Message != "Too many rooms created, slow down" {
 			t.Fatalf("create %d: %v", i, v)
 		}
 	}

@@ -1,7 +1,6 @@
 package abuse
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -16,8 +15,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/party-sockets/party-sockets/internal/testutil"
 )
@@ -130,45 +127,30 @@ func (rc *receiver) inOrder() string {
 	return ""
 }
 
-// within polls cond every 20 ms until it holds or d passes, and reports
-// whether it held: the caller prints its figures before it fails.
-func within(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
-}
-
 // churn joins and leaves rooms n times in all, k sockets at a time: each
 // join is a new socket that waits for joined, then drops.
 func churn(t *testing.T, url string, codes []string, n, k int) time.Duration {
 	start := time.Now()
 	var failed atomic.Int64
 	parallel(n, k, func(i int) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), nil)
+		c, _, err := testutil.Dialer{Timeout: 10 * time.Second, SelfClose: true}.TryDial(t, url)
 		if err != nil {
 			failed.Add(1)
 			return
 		}
-		defer ws.CloseNow()
+		defer c.Drop()
 		msg, _ := json.Marshal(map[string]any{"type": "join", "clientId": fmt.Sprintf("churn-%d", i), "room": codes[i%len(codes)]})
-		if ws.Write(ctx, websocket.MessageText, msg) != nil {
+		if c.TrySend(string(msg)) != nil {
 			failed.Add(1)
 			return
 		}
 		for {
-			_, b, err := ws.Read(ctx)
+			b, err := c.Read()
 			if err != nil {
 				failed.Add(1)
 				return
 			}
-			if strings.Contains(string(b), `"type":"joined"`) {
+			if strings.Contains(b, `"type":"joined"`) {
 				return
 			}
 		}
@@ -192,17 +174,17 @@ func TestWebhooksKeepTheGamesEvents(t *testing.T) {
 			srv := testutil.Start(t, "WEBHOOK_URL="+url, "WEBHOOK_SECRET="+hookSecret, "UPGRADES_PER_SEC=0")
 			var codes []string
 			for i := range rooms {
-				codes = append(codes, mustDial(t, srv.URL).create(fmt.Sprintf("attacker-%d", i), 100))
+				codes = append(codes, testutil.Dial(t, srv.URL).Create(fmt.Sprintf("attacker-%d", i), 100))
 			}
 			took := churn(t, srv.URL, codes, 600, 20)
 			host, guest, game := pair(t, srv.URL, "game", 4)
-			host.send(`{"type":"close_room"}`)
-			if code := guest.closeCode(5 * time.Second); code != 4001 {
+			host.Send(`{"type":"close_room"}`)
+			if code := guest.CloseCode(5 * time.Second); code != 4001 {
 				t.Fatalf("guest closed with %d, want 4001", code)
 			}
 			want := "room.created|player.joined 0|player.joined 1|room.closed"
 			closed := time.Now()
-			within(15*time.Second, func() bool { return strings.Join(rc.events(game), "|") == want })
+			testutil.Poll(15*time.Second, func() bool { return strings.Join(rc.events(game), "|") == want })
 			dropped := srv.Metric(t, "party_sockets_webhooks_total", `result="dropped"`)
 			t.Logf("600 joins and leaves in %d room(s) in %.2f s: %v dropped; the game's events %.2f s after its close: %q",
 				rooms, took.Seconds(), dropped, time.Since(closed).Seconds(), rc.events(game))

@@ -2,7 +2,6 @@ package abuse
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -142,18 +141,16 @@ func strangerAttacks(t *testing.T, srv *testutil.Server) {
 		try(c.what, status, answer)
 	}
 	// What the player got before the host's real message.
-	host.send(`{"type":"send","data":"real"}`)
+	host.Send(`{"type":"send","data":"real"}`)
 	for {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		_, b, err := player.ws.Read(ctx)
-		cancel()
+		b, err := player.Read()
 		if err != nil {
 			t.Fatalf("the player, waiting for the host's message: %v", err)
 		}
-		if bytes.Contains(b, []byte(`"real"`)) {
+		if strings.Contains(b, `"real"`) {
 			break
 		}
-		failed = append(failed, fmt.Sprintf("the player got %q (valid UTF-8: %v)", b, utf8.Valid(b)))
+		failed = append(failed, fmt.Sprintf("the player got %q (valid UTF-8: %v)", b, utf8.ValidString(b)))
 	}
 
 	// A room of the stranger's, with a javascript: url and itself as host.
@@ -162,12 +159,12 @@ func strangerAttacks(t *testing.T, srv *testutil.Server) {
 	try("import a forged room", status, answer)
 	if status, _ := getJSON(t, srv.URL+"/room/FORGED1", nil); status == 200 {
 		failed = append(failed, "the forged room is served")
-		m := mustDial(t, srv.URL)
-		m.join("FORGED1", "attacker")
-		joined := m.expectType("joined")
-		t.Logf("the stranger joined its forged room as slot %v, url %v", joined["index"], joined["url"])
-		m.send(`{"type":"close_room"}`)
-		m.closeCode(5 * time.Second)
+		m := testutil.Dial(t, srv.URL)
+		m.Join("FORGED1", "attacker")
+		joined := m.ExpectType("joined")
+		t.Logf("the stranger joined its forged room as slot %v, url %v", joined.Index, joined.URL)
+		m.Send(`{"type":"close_room"}`)
+		m.CloseCode(5 * time.Second)
 	}
 	status, answer = stranger.post(t, srv.URL, "/.internal/handoff", forged)
 	try("replay the transfer after its room ended", status, answer)
@@ -187,8 +184,8 @@ func strangerAttacks(t *testing.T, srv *testutil.Server) {
 	status, answer = stranger.post(t, srv.URL, "/.internal/relay", map[string]any{"code": code, "from": 0, "kind": "close"})
 	try("close the room", status, answer)
 	// The room goes on: the player still hears the host.
-	host.send(`{"type":"send","data":"still here"}`)
-	if v, err := player.next(); err != nil || v["data"] != "still here" {
+	host.Send(`{"type":"send","data":"still here"}`)
+	if v, err := player.Next(); err != nil || v.Text() != "still here" {
 		failed = append(failed, fmt.Sprintf("after the close: the player got %v, %v", v, err))
 	}
 	for _, f := range failed {
@@ -269,8 +266,8 @@ func TestForgedHandOffOfASiblingsCode(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rg := newSiblings(t)
 			a, b := rg.start(2, "", tc.env...), rg.start(3, "", tc.env...)
-			host := mustDial(t, b.URL)
-			code := host.create("real-host", 8)
+			host := testutil.Dial(t, b.URL)
+			code := host.Create("real-host", 8)
 			status, answer := tc.forger.at(siblingID(2)).post(t, a.URL, "/.internal/handoff", forgedRoom(code, "t-squat", siblingID(9), "", "attacker"))
 			t.Logf("a forged hand-off of %s (held by the other machine): %d %s", code, status, answer)
 			if status != tc.want {
@@ -278,17 +275,17 @@ func TestForgedHandOffOfASiblingsCode(t *testing.T) {
 			}
 			// A player's join by code that reaches a through the proxy.
 			proxied := http.Header{"Fly-Region": {"fra"}, "Fly-Client-Ip": {"198.51.100.7"}}
-			m, resp, err := dialWS(t, a.URL+"/"+code, proxied)
+			m, resp, err := testutil.Dialer{Header: proxied}.TryDial(t, a.URL+"/"+code)
 			if err == nil {
-				m.join(code, "player")
-				joined := m.expectType("joined")
+				m.Join(code, "player")
+				joined := m.ExpectType("joined")
 				t.Fatalf("the player joined the forger's room on the wrong machine: %v", joined)
 			}
 			if resp == nil || resp.StatusCode != 409 || !strings.HasPrefix(resp.Header.Get("Fly-Replay"), "instance="+siblingID(3)) {
 				t.Fatalf("the player's join: %v %v, want a replay to %s", resp, err, siblingID(3))
 			}
-			host.send(`{"type":"send","data":1,"to":0}`)
-			host.expectType("message")
+			host.Send(`{"type":"send","data":1,"to":0}`)
+			host.ExpectType("message")
 		})
 	}
 }

@@ -51,7 +51,7 @@ func TestMemoryUnderAttack(t *testing.T) {
 			// address's handshake slots (net/http lingers 500 ms on a
 			// refused request); an honest player has another address.
 			testutil.Eventually(t, 5*time.Second, "the address to be admitted again", func() bool {
-				_, _, err := dialWS(t, srv.URL, nil)
+				_, _, err := testutil.TryDial(t, srv.URL)
 				return err == nil
 			})
 			healthyPair(t, srv.URL)
@@ -82,34 +82,31 @@ func parallel(n, k int, f func(i int)) {
 func attackOrigin(t *testing.T, srv *testutil.Server) {
 	origin := "https://" + strings.Repeat("o", 1<<20)
 	parallel(300, 10, func(int) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ws, _, err := websocket.Dial(ctx, "ws://"+srv.Addr+"/", &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+		c, _, err := testutil.Dialer{Header: http.Header{"Origin": {origin}}, SelfClose: true}.TryDial(t, srv.URL)
 		if err == nil {
-			ws.CloseNow()
+			c.Drop()
 		}
 	})
 }
 
 func attackClientIDs(t *testing.T, srv *testutil.Server) {
-	var held []*member
+	var held []*testutil.Client
 	var codes []string
 	for i := range 3 {
-		h := mustDial(t, srv.URL)
-		codes = append(codes, h.create(fmt.Sprintf("host-%d", i), 1e9))
+		h := testutil.Dial(t, srv.URL)
+		h.Send(fmt.Sprintf(`{"type":"create","clientId":"host-%d","maxClients":1e9}`, i))
+		codes = append(codes, h.ExpectType("created").Room)
 		held = append(held, h)
 	}
 	id := strings.Repeat("k", 60<<10)
 	parallel(3000, 10, func(i int) {
-		m, _, err := dialWS(t, srv.URL, nil)
+		m, _, err := testutil.TryDial(t, srv.URL)
 		if err != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		m.ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","room":"`+codes[i%3]+`","clientId":"`+id+fmt.Sprint(i)+`"}`))
-		m.ws.Read(ctx)
-		m.ws.CloseNow()
+		m.TrySend(`{"type":"join","room":"` + codes[i%3] + `","clientId":"` + id + fmt.Sprint(i) + `"}`)
+		m.Read()
+		m.Drop()
 	})
 	_ = held
 }
@@ -145,33 +142,33 @@ func attackPartial(t *testing.T, srv *testutil.Server) {
 	var socks []*websocket.Conn
 	part := []byte(`{"type":"send","data":"` + strings.Repeat("p", 60<<10))
 	parallel(190, 10, func(int) {
-		m, _, err := dialWS(t, srv.URL, nil)
+		m, _, err := testutil.TryDial(t, srv.URL)
 		if err != nil {
 			return
 		}
-		w, err := m.ws.Writer(context.Background(), websocket.MessageText)
+		w, err := m.WS.Writer(context.Background(), websocket.MessageText)
 		if err == nil {
 			w.Write(part)
 		}
 		mu.Lock()
-		socks = append(socks, m.ws)
+		socks = append(socks, m.WS)
 		mu.Unlock()
 	})
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // held, as the attacker would
 	for _, ws := range socks {
 		ws.CloseNow()
 	}
 }
 
 func attackFlood(t *testing.T, srv *testutil.Server) {
-	h := mustDial(t, srv.URL)
-	code := h.create("flood", 1000)
+	h := testutil.Dial(t, srv.URL)
+	code := h.Create("flood", 1000)
 	parallel(190, 10, func(i int) {
-		m, _, err := dialWS(t, srv.URL, nil)
+		m, _, err := testutil.TryDial(t, srv.URL)
 		if err != nil {
 			return
 		}
-		m.join(code, fmt.Sprintf("stalled-%d", i)) // never reads
+		m.Join(code, fmt.Sprintf("stalled-%d", i)) // never reads
 	})
 	// Another room's healthy pair times a message every 20 ms meanwhile.
 	ph, pp, _ := pair(t, srv.URL, "pair", 2)
@@ -184,14 +181,11 @@ func attackFlood(t *testing.T, srv *testutil.Server) {
 			select {
 			case <-stop:
 				return
-			case <-time.After(20 * time.Millisecond):
+			case <-time.After(20 * time.Millisecond): // the pair's pace
 			}
 			start := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			ph.ws.Write(ctx, websocket.MessageText, []byte(`{"type":"send","data":1}`))
-			_, _, err := pp.ws.Read(ctx)
-			cancel()
-			if err != nil {
+			ph.TrySend(`{"type":"send","data":1}`)
+			if _, err := pp.Read(); err != nil {
 				return
 			}
 			ds = append(ds, time.Since(start))
@@ -214,7 +208,7 @@ func attackFlood(t *testing.T, srv *testutil.Server) {
 	for time.Now().Before(deadline) {
 		<-tick.C
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := h.ws.Write(ctx, websocket.MessageText, []byte(payload))
+		err := h.WS.Write(ctx, websocket.MessageText, []byte(payload))
 		cancel()
 		if err != nil {
 			for _, r := range []string{"memory_budget", "slow_consumer", "rate_limit", "client", "message_timeout", "join_timeout", "dead_peer", "write_timeout"} {

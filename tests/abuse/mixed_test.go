@@ -3,6 +3,7 @@ package abuse
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -116,25 +117,26 @@ func TestMixedReleaseHandOff(t *testing.T) {
 			rg := newSiblings(t)
 			from, to := rg.start(2, tc.sender, secret), rg.start(3, tc.receiver, secret)
 			host, player, code := pair(t, from.URL, "mixed", 4)
-			host.send(`{"type":"set_state","data":{"round":7}}`)
-			player.expectType("state")
+			host.Send(`{"type":"set_state","data":{"round":7}}`)
+			player.ExpectType("state")
 
 			if err := from.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			for name, m := range map[string]*member{"host": host, "player": player} {
-				if got := m.closeCode(10 * time.Second); got != 1012 {
+			for name, m := range map[string]*testutil.Client{"host": host, "player": player} {
+				if got := m.CloseCode(10 * time.Second); got != 1012 {
 					t.Errorf("the %s's socket on the sender closed with %d, want 1012 (moved)", name, got)
 				}
 			}
 			testutil.ExitsCleanly(t, from.Cmd, 10*time.Second, "the sender")
-			back := mustDial(t, to.URL)
-			back.join(code, "mixed-player")
-			if joined := back.expectType("joined"); joined["index"] != 1.0 {
-				t.Fatalf("the player came back as %v, want its slot 1", joined)
+			back := testutil.Dial(t, to.URL)
+			back.Join(code, "mixed-player")
+			if joined := back.ExpectType("joined"); joined.Index != 1 {
+				t.Fatalf("the player came back as %s, want its slot 1", joined.Raw)
 			}
-			if state := back.expectType("state"); state["data"].(map[string]any)["round"] != 7.0 {
-				t.Fatalf("the state after the move: %v", state)
+			var data struct{ Round float64 }
+			if state := back.ExpectType("state"); json.Unmarshal(state.Data, &data) != nil || data.Round != 7 {
+				t.Fatalf("the state after the move: %s", state.Raw)
 			}
 			if !strings.Contains(to.Log(), "room received") {
 				t.Fatalf("the receiver did not log the room:\n%s", to.Log())

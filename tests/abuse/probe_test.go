@@ -57,20 +57,20 @@ func TestProbeBucketCannotBeSpentForFree(t *testing.T) {
 	for i := range attackers {
 		ip := fmt.Sprintf("198.51.100.%d", i+1)
 		for j := range roomsEach {
-			m, _, err := dialWS(t, b.URL, via(ip))
+			m, _, err := testutil.Dialer{Header: via(ip)}.TryDial(t, b.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
-			own[i] = append(own[i], m.create(fmt.Sprintf("atk-%d-%d", i, j), 2))
+			own[i] = append(own[i], m.Create(fmt.Sprintf("atk-%d-%d", i, j), 2))
 		}
 	}
 	var games []string
 	for i := range 10 {
-		m, _, err := dialWS(t, b.URL, via("192.0.2.1"))
+		m, _, err := testutil.Dialer{Header: via("192.0.2.1")}.TryDial(t, b.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
-		games = append(games, m.create(fmt.Sprintf("game-%d", i), 8))
+		games = append(games, m.Create(fmt.Sprintf("game-%d", i), 8))
 	}
 	player := 0
 	joins := func(n int, every time.Duration) (found int) {
@@ -129,16 +129,14 @@ func TestProbeBucketCannotBeSpentForFree(t *testing.T) {
 	defer func() { cancel(); wg.Wait() }()
 	// Let every attacker have more rounds than a household's rejoin needs
 	// (10) or be refused, at most 30 s: what it can take at first.
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		all := true
+	testutil.Poll(30*time.Second, func() bool {
 		for i := range spent {
-			all = all && spent[i].Load() >= 10
+			if spent[i].Load() < 10 {
+				return false
+			}
 		}
-		if all {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition, as testutil.Eventually does
-	}
+		return true
+	})
 	const n = 40
 	found := joins(n, 200*time.Millisecond)
 	t.Logf("players' joins by code during the attack: %d of %d found their room (%.0f%%); attackers' lookups: %d, %d replayed to their rooms, %d refused (429)",
@@ -151,9 +149,9 @@ func TestProbeBucketCannotBeSpentForFree(t *testing.T) {
 // joinReplayed dials url as a player from ip through the proxy and reports
 // whether the machine sent the upgrade on to holder (409 with fly-replay).
 func joinReplayed(t *testing.T, url, ip, holder string) bool {
-	m, resp, err := dialWS(t, url, via(ip))
+	m, resp, err := testutil.Dialer{Header: via(ip)}.TryDial(t, url)
 	if err == nil {
-		m.ws.CloseNow()
+		m.Drop()
 		return false
 	}
 	return resp != nil && resp.StatusCode == 409 && strings.Contains(resp.Header.Get("Fly-Replay"), "instance="+holder)

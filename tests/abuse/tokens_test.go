@@ -18,20 +18,20 @@ const createSecret = "a-create-token-secret-of-32-bytes+"
 func createWith(t *testing.T, url, src, token string, n int) (created int, errs map[string]int) {
 	t.Helper()
 	errs = map[string]int{}
-	m := mustDialFrom(t, url, src)
+	m := testutil.Dialer{LocalAddr: src}.Dial(t, url)
 	for i := range n {
 		msg, _ := json.Marshal(map[string]any{"type": "create", "clientId": src + "-" + string(rune('a'+i%26)), "maxClients": 4, "token": token})
-		m.send(string(msg))
-		v, err := m.next()
+		m.Send(string(msg))
+		v, err := m.Next()
 		if err != nil {
 			t.Fatalf("create %d from %s: %v", i, src, err)
 		}
-		switch v["type"] {
+		switch v.Type {
 		case "created":
 			created++
-			m = mustDialFrom(t, url, src)
+			m = testutil.Dialer{LocalAddr: src}.Dial(t, url)
 		case "error":
-			errs[v["message"].(string)]++
+			errs[v.Message]++
 		}
 	}
 	return created, errs
@@ -65,13 +65,13 @@ func TestCreateTokenIsSingleUse(t *testing.T) {
 		}
 	}
 	// 127.0.0.2 spent its misses on replays: its joins are refused now.
-	h := mustDialFrom(t, srv.URL, "127.0.0.3")
+	h := testutil.Dialer{LocalAddr: "127.0.0.3"}.Dial(t, srv.URL)
 	fresh, _ := tokens.Mint([]byte(createSecret), time.Minute, tokens.Claims{})
-	h.send(`{"type":"create","clientId":"host","maxClients":4,"token":"` + fresh + `"}`)
-	code := h.expectType("created")["room"].(string)
-	p := mustDialFrom(t, srv.URL, "127.0.0.2")
-	p.join(code, "replayer")
-	p.expectErr("Too many failed joins, try again later")
+	h.Send(`{"type":"create","clientId":"host","maxClients":4,"token":"` + fresh + `"}`)
+	code := h.ExpectType("created").Room
+	p := testutil.Dialer{LocalAddr: "127.0.0.2"}.Dial(t, srv.URL)
+	p.Join(code, "replayer")
+	p.ExpectErr("Too many failed joins, try again later")
 }
 
 // With CREATE_TOKEN_AUDIENCE set, a token must name it in aud.
@@ -92,10 +92,10 @@ func TestCreateTokenAudience(t *testing.T) {
 		{"its aud", mint("relay.game.example"), "created"},
 		{"its aud among others", mint("other.game.example", "relay.game.example"), "created"},
 	} {
-		m := mustDial(t, srv.URL)
-		m.send(`{"type":"create","clientId":"h","maxClients":4,"token":"` + tc.token + `"}`)
-		v, err := m.next()
-		if err != nil || v["type"] != tc.want || (tc.want == "error" && v["message"] != "Unauthorized") {
+		m := testutil.Dial(t, srv.URL)
+		m.Send(`{"type":"create","clientId":"h","maxClients":4,"token":"` + tc.token + `"}`)
+		v, err := m.Next()
+		if err != nil || v.Type != tc.want || (tc.want == "error" && v.Message != "Unauthorized") {
 			t.Errorf("%s: create answered %v (%v), want %s", tc.name, v, err, tc.want)
 		}
 	}

@@ -53,7 +53,7 @@ func TestRecoveryWindowsObeyTheBudget(t *testing.T) {
 			big := `{"type":"send","data":"` + strings.Repeat("w", 50_000) + `"}`
 			sends := 5 * len(hosts)
 			for i := range sends {
-				hosts[i%len(hosts)].m.send(big)
+				hosts[i%len(hosts)].m.Send(big)
 				if (i+1)%(sends/5) == 0 {
 					by.send(4)
 				}
@@ -68,11 +68,11 @@ func TestRecoveryWindowsObeyTheBudget(t *testing.T) {
 				t.Errorf("budget peaked at %.0f%% of its limit, want at most 110%%", 100*used/limit)
 			}
 			// A stranger comes back: whatever it is told, no gap is silent.
-			back, err := dialFrom(t, srv.URL, loopback(2))
+			back, _, err := testutil.Dialer{LocalAddr: loopback(2)}.TryDial(t, srv.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
-			back.send(`{"type":"join","clientId":"away-0-0","room":"` + hosts[0].code + `","recover":true,"since":0}`)
+			back.Send(`{"type":"join","clientId":"away-0-0","room":"` + hosts[0].code + `","recover":true,"since":0}`)
 			checkNoSilentGap(t, back)
 			healthyPair(t, srv.URL)
 		})
@@ -81,7 +81,7 @@ func TestRecoveryWindowsObeyTheBudget(t *testing.T) {
 
 // awayHost is the host of a room that strangers left.
 type awayHost struct {
-	m    *member
+	m    *testutil.Client
 	code string
 }
 
@@ -98,28 +98,28 @@ func awayRooms(t *testing.T, srv *testutil.Server, n, away, maxClients int) []aw
 		if i > 0 && i%16 == 0 {
 			addr++ // under the create burst of one address
 		}
-		m, err := dialFrom(t, srv.URL, loopback(addr))
+		m, _, err := testutil.Dialer{LocalAddr: loopback(addr)}.TryDial(t, srv.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.send(fmt.Sprintf(`{"type":"create","clientId":"host-%d","maxClients":%d}`, i, maxClients))
-		hosts[i] = awayHost{m, m.expectType("created")["room"].(string)}
+		m.Send(fmt.Sprintf(`{"type":"create","clientId":"host-%d","maxClients":%d}`, i, maxClients))
+		hosts[i] = awayHost{m, m.ExpectType("created").Room}
 		go drain(m, &chatter[i])
 	}
 	first := addr + 1
 	var joined atomic.Int32
 	parallel(n*away, 10, func(k int) {
 		room, i := k%n, k/n
-		m, err := dialFrom(t, srv.URL, loopback(first+k/perAddr))
+		m, _, err := testutil.Dialer{LocalAddr: loopback(first + k/perAddr)}.TryDial(t, srv.URL)
 		if err != nil {
 			t.Errorf("stranger %d: %v", k, err)
 			return
 		}
-		m.send(fmt.Sprintf(`{"type":"join","clientId":"away-%d-%d","room":"%s","recover":true}`, room, i, hosts[room].code))
-		if v, err := m.next(); err == nil && v["type"] == "joined" {
+		m.Send(fmt.Sprintf(`{"type":"join","clientId":"away-%d-%d","room":"%s","recover":true}`, room, i, hosts[room].code))
+		if v, err := m.Next(); err == nil && v.Type == "joined" {
 			joined.Add(1)
 		}
-		m.ws.CloseNow() // away at once, and never back
+		m.Drop() // away at once, and never back
 	})
 	t.Logf("%d of %d strangers in %d rooms joined with recover and left", joined.Load(), n*away, n)
 	testutil.Eventually(t, 20*time.Second, "the hosts to read their rooms' chatter", func() bool {
@@ -134,7 +134,7 @@ func awayRooms(t *testing.T, srv *testutil.Server, n, away, maxClients int) []aw
 
 // bystander is another room's host and guest; the guest reads everything.
 type bystander struct {
-	host, guest *member
+	host, guest *testutil.Client
 	sent        int
 	got         chan string // "" once 20 messages came, else what happened
 }
@@ -145,12 +145,12 @@ func newBystander(t *testing.T, srv *testutil.Server) *bystander {
 	go func() {
 		n := 0
 		for n < 20 {
-			v, err := b.guest.next()
+			v, err := b.guest.Next()
 			if err != nil {
 				b.got <- fmt.Sprintf("closed after %d messages: %v", n, err)
 				return
 			}
-			if v["type"] == "message" {
+			if v.Type == "message" {
 				n++
 			}
 		}
@@ -161,7 +161,7 @@ func newBystander(t *testing.T, srv *testutil.Server) *bystander {
 
 func (b *bystander) send(n int) {
 	for range n {
-		b.host.send(fmt.Sprintf(`{"type":"send","data":%d}`, b.sent))
+		b.host.Send(fmt.Sprintf(`{"type":"send","data":%d}`, b.sent))
 		b.sent++
 	}
 }
@@ -180,38 +180,38 @@ func (b *bystander) wait(t *testing.T, srv *testutil.Server) {
 			srv.Metric(t, "party_sockets_connections_closed_total", `reason="memory_budget"`))
 		return
 	}
-	b.host.send(`{"type":"send","data":"still here"}`)
-	if v := b.guest.expectType("message"); v["data"] != "still here" {
+	b.host.Send(`{"type":"send","data":"still here"}`)
+	if v := b.guest.ExpectType("message"); v.Text() != "still here" {
 		t.Errorf("the bystander's guest got %v", v)
 	}
 }
 
 // checkNoSilentGap reads a rejoin's answer from since 0: recovered true
 // must bring every frame from 1 to joined's seq, in order.
-func checkNoSilentGap(t *testing.T, m *member) {
+func checkNoSilentGap(t *testing.T, m *testutil.Client) {
 	t.Helper()
-	j := m.expectType("joined")
-	seq, _ := j["seq"].(float64)
-	if j["recovered"] != true {
-		t.Logf("rejoin of a slot whose window was dropped: recovered %v at seq %v", j["recovered"], seq)
+	j := m.ExpectType("joined")
+	seq := j.Seq
+	if !j.Recovered {
+		t.Logf("rejoin of a slot whose window was dropped: recovered %v at seq %v", j.Recovered, seq)
 		return
 	}
-	for want := 1.0; want <= seq; want++ {
-		v, err := m.next()
+	for want := int64(1); want <= seq; want++ {
+		v, err := m.Next()
 		if err != nil {
 			t.Fatalf("recovered:true at seq %v, then %v before seq %v", seq, err, want)
 		}
-		if v["seq"] != want {
-			t.Fatalf("recovered:true, but frame %v came where %v was due: a silent gap", v["seq"], want)
+		if v.Seq != want {
+			t.Fatalf("recovered:true, but frame %v came where %v was due: a silent gap", v.Seq, want)
 		}
 	}
 	t.Logf("rejoin recovered all %v frames", seq)
 }
 
 // drain reads m until its socket ends, counting frames.
-func drain(m *member, n *atomic.Int32) {
+func drain(m *testutil.Client, n *atomic.Int32) {
 	for {
-		if _, _, err := m.ws.Read(context.Background()); err != nil {
+		if _, _, err := m.WS.Read(context.Background()); err != nil {
 			return
 		}
 		n.Add(1)

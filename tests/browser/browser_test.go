@@ -125,14 +125,12 @@ func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", testutil
 
 func waitHTTP(t *testing.T, u string) {
 	t.Helper()
-	for range 100 {
-		if resp, err := http.Get(u); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+	testutil.Eventually(t, 5*time.Second, u+" to answer 200", func() bool {
+		resp, err := http.Get(u)
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s did not answer", u)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 }

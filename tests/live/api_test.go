@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // The game's backend speaks into a room by its code alone: a server send
@@ -17,10 +19,10 @@ func TestServerAPIAcrossRegions(t *testing.T) {
 	home := cluster.regions()[0]
 	away := cluster.regions()[1]
 	host := dial(t, home, "/", nil)
-	code := host.create("api-host").Room
+	code := create(t, host, "api-host").Room
 	guest := dial(t, home, "/"+code, nil)
-	guest.join(code, "api-guest")
-	host.expect("peer_joined")
+	join(t, guest, code, "api-guest")
+	host.ExpectType("peer_joined")
 
 	post := func(path, body, bearer string) (int, string) {
 		req := cluster.edgeRequest(t, "POST", away, path)
@@ -45,27 +47,27 @@ func TestServerAPIAcrossRegions(t *testing.T) {
 	if status != 200 || strings.TrimSpace(body) != `{"delivered":2}` {
 		t.Fatalf("send via %s: %d %s", away, status, body)
 	}
-	for _, p := range []*player{host, guest} {
-		if m := p.expect("message"); m.From != -1 || string(m.Data) != `{"round":2}` {
+	for _, p := range []*testutil.Client{host, guest} {
+		if m := p.ExpectType("message"); m.From != -1 || string(m.Data) != `{"round":2}` {
 			t.Fatalf("member got %+v", m)
 		}
 	}
 	if status, body := post("/room/"+code+"/send", `{"data":"just you","to":1}`, key); status != 200 || strings.TrimSpace(body) != `{"delivered":1}` {
 		t.Fatalf("send to slot 1: %d %s", status, body)
 	}
-	if m := guest.expect("message"); string(m.Data) != `"just you"` {
+	if m := guest.ExpectType("message"); string(m.Data) != `"just you"` {
 		t.Fatalf("guest got %+v", m)
 	}
 	if status, body := post("/room/"+code+"/state", `{"data":{"phase":"vote"}}`, key); status != 200 {
 		t.Fatalf("state: %d %s", status, body)
 	}
-	if m := guest.expect("state"); string(m.Data) != `{"phase":"vote"}` {
+	if m := guest.ExpectType("state"); string(m.Data) != `{"phase":"vote"}` {
 		t.Fatalf("guest got %+v", m)
 	}
 	if status, _ := post("/room/"+code+"/close", "", key); status != 200 {
 		t.Fatalf("close: %d", status)
 	}
-	if c := guest.closed(); c != 4001 {
+	if c := guest.CloseCode(closeWait); c != 4001 {
 		t.Fatalf("guest closed with %d, want 4001", c)
 	}
 	if status, body := post("/room/"+code+"/send", `{"data":1}`, key); status != 404 || !strings.Contains(body, "Room not found") {

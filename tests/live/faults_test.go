@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // A machine stopped mid-game: its players are closed, and can create rooms
@@ -22,31 +22,31 @@ func TestMachineStoppedMidGame(t *testing.T) {
 	t.Cleanup(func() { cluster.restore(t, "machines/"+victim.ID+"/start") })
 
 	doomedHost := dial(t, "fra", "/?instance="+victim.ID, nil)
-	doomed := doomedHost.create("dh")
+	doomed := create(t, doomedHost, "dh")
 	doomedGuest := dial(t, "fra", "/?instance="+victim.ID, nil)
-	doomedGuest.join(doomed.Room, "dg")
+	join(t, doomedGuest, doomed.Room, "dg")
 
 	host := dial(t, "iad", "/?instance="+survivor.ID, nil)
-	room := host.create("sh")
+	room := create(t, host, "sh")
 	guest := dial(t, "iad", "/"+room.Room, nil)
-	guest.join(room.Room, "sg")
-	host.expect("peer_joined")
+	join(t, guest, room.Room, "sg")
+	host.ExpectType("peer_joined")
 
 	cluster.control(t, "machines/"+victim.ID+"/stop")
-	for name, p := range map[string]*player{"host": doomedHost, "guest": doomedGuest} {
-		if code := p.closed(); code != 1001 {
+	for name, p := range map[string]*testutil.Client{"host": doomedHost, "guest": doomedGuest} {
+		if code := p.CloseCode(closeWait); code != 1001 {
 			t.Errorf("%s of the stopped machine closed with %d, want 1001 from the proxy", name, code)
 		}
 	}
 	// The stopped machine is gone from routing: its players start over elsewhere.
 	again := dial(t, "fra", "/", nil)
-	if m := again.create("dh2"); m.Instance == victim.ID || m.Instance == "" {
+	if m := create(t, again, "dh2"); m.Instance == victim.ID || m.Instance == "" {
 		t.Fatalf("new room landed on %q", m.Instance)
 	}
 	// The other machine's room is untouched.
 	for i := range 20 {
-		guest.send(map[string]any{"type": "send", "data": i})
-		if m := host.expect("message"); string(m.Data) != strconv.Itoa(i) {
+		guest.SendJSON(map[string]any{"type": "send", "data": i})
+		if m := host.ExpectType("message"); string(m.Data) != strconv.Itoa(i) {
 			t.Fatalf("message %d arrived as %s", i, m.Data)
 		}
 	}
@@ -61,15 +61,15 @@ func TestMachineKilledMidGame(t *testing.T) {
 	t.Cleanup(func() { cluster.restore(t, "machines/"+victim.ID+"/start") })
 
 	doomed := dial(t, "iad", "/?instance="+victim.ID, nil)
-	lost := doomed.create("k1")
+	lost := create(t, doomed, "k1")
 	host := dial(t, "fra", "/?instance="+survivor.ID, nil)
-	room := host.create("k2")
+	room := create(t, host, "k2")
 	guest := dial(t, "iad", "/"+room.Room, nil)
-	guest.join(room.Room, "k3")
-	host.expect("peer_joined")
+	join(t, guest, room.Room, "k3")
+	host.ExpectType("peer_joined")
 
 	cluster.control(t, "machines/"+victim.ID+"/kill")
-	if code := doomed.closed(); code != -1 {
+	if code := doomed.CloseCode(closeWait); code != -1 {
 		t.Errorf("player of a killed machine closed with %d, want a dropped connection (-1)", code)
 	}
 	// kill -9 gives no chance to hand the room off: it is lost.
@@ -78,11 +78,11 @@ func TestMachineKilledMidGame(t *testing.T) {
 	}
 	// Its player starts over at once, on another machine.
 	again := dial(t, "iad", "/", nil)
-	if m := again.create("k4"); m.Instance == victim.ID || m.Instance == "" {
+	if m := create(t, again, "k4"); m.Instance == victim.ID || m.Instance == "" {
 		t.Fatalf("new room after the kill landed on %q", m.Instance)
 	}
-	guest.send(map[string]any{"type": "send", "data": "still here"})
-	if m := host.expect("message"); string(m.Data) != `"still here"` {
+	guest.SendJSON(map[string]any{"type": "send", "data": "still here"})
+	if m := host.ExpectType("message"); string(m.Data) != `"still here"` {
 		t.Fatalf("host got %+v", m)
 	}
 }
@@ -106,8 +106,8 @@ func TestDNSTroubleDegradesToLocal(t *testing.T) {
 			}
 			// A WebSocket to a same-region code still connects and is handled here.
 			p := dial(t, "fra", "/"+codeFor("fra"), nil)
-			p.send(map[string]any{"type": "create", "clientId": "dns-" + mode, "maxClients": 2})
-			p.expect("created")
+			p.SendJSON(map[string]any{"type": "create", "clientId": "dns-" + mode, "maxClients": 2})
+			p.ExpectType("created")
 		})
 	}
 }
@@ -117,15 +117,15 @@ func TestSuspendAndResume(t *testing.T) {
 	local(t)
 	m := cluster.inRegion("iad")[0]
 	p := dial(t, "iad", "/?instance="+m.ID, nil)
-	room := p.create("s1")
+	room := create(t, p, "s1")
 	cluster.control(t, "machines/"+m.ID+"/suspend")
 	t.Cleanup(func() { cluster.restore(t, "machines/"+m.ID+"/resume") })
-	if code := p.closed(); code != 1001 {
+	if code := p.CloseCode(closeWait); code != 1001 {
 		t.Errorf("player of a suspended machine closed with %d, want 1001", code)
 	}
 	// New players of iad go to the other iad machine.
 	q := dial(t, "iad", "/", nil)
-	if got := q.create("s2"); got.Instance == m.ID {
+	if got := create(t, q, "s2"); got.Instance == m.ID {
 		t.Fatal("a suspended machine got a new room")
 	}
 	cluster.control(t, "machines/"+m.ID+"/resume")
@@ -138,11 +138,11 @@ func TestSuspendAndResume(t *testing.T) {
 	// host comes back and leaves cleanly, which ends it, so the machine
 	// can drain in the tests that follow.
 	back := dial(t, "iad", "/?instance="+m.ID, nil)
-	if j := back.join(room.Room, "s1"); j.Index != 0 {
+	if j := join(t, back, room.Room, "s1"); j.Index != 0 {
 		t.Fatalf("the host rejoined its kept room at slot %d", j.Index)
 	}
-	back.ws.Close(websocket.StatusNormalClosure, "")
-	waitUntil(t, 5*time.Second, "the room to end", func() bool {
+	back.Leave()
+	testutil.Eventually(t, 5*time.Second, "the room to end", func() bool {
 		resp, _ := do(t, noRedirect(), cluster.edgeRequest(t, "GET", "iad", "/room/"+room.Room))
 		return resp.StatusCode == 404
 	})
@@ -232,10 +232,10 @@ func TestRollingDeploy(t *testing.T) {
 	for i, m := range cluster.Machines {
 		t.Cleanup(func() { cluster.restore(t, "machines/"+m.ID+"/start") })
 		host := dial(t, m.Region, "/?instance="+m.ID, nil)
-		room := host.create(fmt.Sprint("rd-h", i))
+		room := create(t, host, fmt.Sprint("rd-h", i))
 		guest := dial(t, m.Region, "/?instance="+m.ID, nil)
-		guest.join(room.Room, fmt.Sprint("rd-g", i))
-		host.expect("peer_joined")
+		join(t, guest, room.Room, fmt.Sprint("rd-g", i))
+		host.ExpectType("peer_joined")
 		codesMu.Lock()
 		codes = append(codes, room.Room)
 		codesMu.Unlock()
@@ -246,27 +246,27 @@ func TestRollingDeploy(t *testing.T) {
 			defer close(stopped)
 			cluster.post("machines/" + m.ID + "/stop?close_frames=0")
 		}()
-		for name, p := range map[string]*player{"host": host, "guest": guest} {
-			if code := p.closed(); code != 1012 {
+		for name, p := range map[string]*testutil.Client{"host": host, "guest": guest} {
+			if code := p.CloseCode(closeWait); code != 1012 {
 				t.Fatalf("%s on %s closed with %d, want 1012 once the room moved", name, m.ID, code)
 			}
 		}
 		// New rooms land elsewhere.
 		p := dial(t, m.Region, "/", nil)
-		if got := p.create(fmt.Sprint("rd-new", i)); got.Instance == m.ID {
+		if got := create(t, p, fmt.Sprint("rd-new", i)); got.Instance == m.ID {
 			t.Fatalf("a new room landed on the stopping machine %s", m.ID)
 		}
-		p.ws.Close(websocket.StatusNormalClosure, "")
+		p.Leave()
 		// The room goes on where it moved.
 		h2, _ := rejoinRaw(t, m.Region, "/"+room.Room, room.Room, fmt.Sprint("rd-h", i))
 		g2, joined := rejoinRaw(t, m.Region, "/"+room.Room, room.Room, fmt.Sprint("rd-g", i))
 		if joined.Index != 1 {
 			t.Fatalf("the guest came back as slot %d", joined.Index)
 		}
-		h2.expect("peer_joined")
+		h2.ExpectType("peer_joined")
 		for n := range 10 {
-			g2.send(map[string]any{"type": "send", "data": n})
-			if got := h2.expect("message"); string(got.Data) != strconv.Itoa(n) {
+			g2.SendJSON(map[string]any{"type": "send", "data": n})
+			if got := h2.ExpectType("message"); string(got.Data) != strconv.Itoa(n) {
 				t.Fatalf("moved room: message %d arrived as %s", n, got.Data)
 			}
 		}
@@ -281,8 +281,8 @@ func TestRollingDeploy(t *testing.T) {
 		codesMu.Lock()
 		codes = codes[:len(codes)-1] // the room ends now
 		codesMu.Unlock()
-		h2.ws.Close(websocket.StatusNormalClosure, "")
-		g2.ws.Close(websocket.StatusNormalClosure, "")
+		h2.Leave()
+		g2.Leave()
 		cluster.control(t, "machines/"+m.ID+"/start")
 	}
 	close(stopPoll)
@@ -304,7 +304,7 @@ func TestHangingPeerDegradesToLocal(t *testing.T) {
 	// for its TTL (5 s): one from when fra[1] was stopped lists no peer to
 	// hang on, and a probe over the bound is answered at once. Either way
 	// the hang would never be seen: let both expire first.
-	time.Sleep(5200 * time.Millisecond)
+	time.Sleep(5200 * time.Millisecond) // the TTLs of other processes' caches: nothing to wait on but time
 	cluster.control(t, "machines/"+fra[1].ID+"/freeze")
 	t.Cleanup(func() { cluster.restore(t, "machines/"+fra[1].ID+"/thaw") })
 	req := cluster.edgeRequest(t, "GET", "fra", "/room/"+codeFor("fra"))
@@ -316,17 +316,6 @@ func TestHangingPeerDegradesToLocal(t *testing.T) {
 	}
 	if took := time.Since(start); took < 2*time.Second || took > 6*time.Second {
 		t.Fatalf("answered in %v: want about the 3 s probe limit (the peer really hung)", took)
-	}
-}
-
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/party-sockets/party-sockets/client"
+	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
 // gamer is one Go client of a game under deploy, and what it lived through.
@@ -132,7 +131,19 @@ func TestRollingDeployMidGame(t *testing.T) {
 	}
 
 	deploy(t)
-	time.Sleep(2 * time.Second) // the last machine's members rejoin
+	// The last machine's members were closed before it exited: wait until
+	// every member is back in a room.
+	testutil.Eventually(t, 10*time.Second, "every member to rejoin after the deploy", func() bool {
+		for _, g := range all {
+			g.mu.Lock()
+			away := !g.lostAt.IsZero() || g.final != nil
+			g.mu.Unlock()
+			if away {
+				return false
+			}
+		}
+		return true
+	})
 	close(stop)
 	wg.Wait()
 	// One more state on a settled game: every player must see it.
@@ -146,7 +157,7 @@ func TestRollingDeployMidGame(t *testing.T) {
 	var rejoins []time.Duration
 	for i, code := range codes {
 		want := fmt.Sprintf(`{"round":%d}`, lastSet[i])
-		waitUntil(t, 10*time.Second, "room "+code+" to settle", func() bool {
+		testutil.Eventually(t, 10*time.Second, "room "+code+" to settle", func() bool {
 			for _, p := range players[i] {
 				p.mu.Lock()
 				s := p.state
@@ -214,7 +225,7 @@ func waitDeploy(t *testing.T, during func()) []string {
 		Done     []string
 		Log      []string
 	}
-	waitUntil(t, 2*time.Minute, "the deploy to finish", func() bool {
+	testutil.Eventually(t, 2*time.Minute, "the deploy to finish", func() bool {
 		if during != nil {
 			during()
 		}
@@ -235,23 +246,23 @@ func waitDeploy(t *testing.T, during func()) []string {
 // rejoinRaw rejoins code as clientID over a raw socket through region's
 // edge and path, retrying "Room not found" for a few seconds as our
 // clients do (the room may be on its way).
-func rejoinRaw(t *testing.T, region, path, code, clientID string) (*player, msg) {
+func rejoinRaw(t *testing.T, region, path, code, clientID string) (*testutil.Client, testutil.Frame) {
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(10 * time.Second)
 	for try := 1; ; try++ {
 		p := dial(t, region, path, nil)
-		p.send(map[string]any{"type": "join", "room": code, "clientId": clientID})
-		m, err := p.next()
+		p.SendJSON(map[string]any{"type": "join", "room": code, "clientId": clientID})
+		m, err := p.Next()
 		if err == nil && m.Type == "joined" {
 			t.Logf("rejoined %s via %s%s after %d tries, %v", code, region, path, try, time.Since(start).Round(time.Millisecond))
 			return p, m
 		}
-		p.ws.Close(websocket.StatusNormalClosure, "")
+		p.Leave()
 		if err != nil || m.Message != "Room not found" || time.Now().After(deadline) {
 			t.Fatalf("rejoin %s via %s%s: %+v %v", code, region, path, m, err)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // a client's pace between rejoins: part of the scenario
 	}
 }
 
@@ -272,12 +283,12 @@ func TestHandOffFollowsAnOldPin(t *testing.T) {
 			t.Cleanup(func() { cluster.restore(t, "machines/"+victim.ID+"/start") })
 			pin := "/?instance=" + victim.ID
 			host := dial(t, "iad", pin, nil)
-			room := host.create("pin-host")
+			room := create(t, host, "pin-host")
 			guest := dial(t, "fra", pin, nil)
-			guest.join(room.Room, "pin-guest")
-			host.expect("peer_joined")
-			host.send(map[string]any{"type": "set_state", "data": map[string]string{"phase": "vote"}})
-			guest.expect("state")
+			join(t, guest, room.Room, "pin-guest")
+			host.ExpectType("peer_joined")
+			host.SendJSON(map[string]any{"type": "set_state", "data": map[string]string{"phase": "vote"}})
+			guest.ExpectType("state")
 
 			// A socket that never reads keeps the stopping machine up for
 			// a moment (its close frame is never answered).
@@ -286,8 +297,8 @@ func TestHandOffFollowsAnOldPin(t *testing.T) {
 			start := time.Now()
 			stopped := make(chan struct{})
 			go func() { defer close(stopped); cluster.post("machines/" + victim.ID + "/stop?close_frames=0") }()
-			for name, p := range map[string]*player{"host": host, "guest": guest} {
-				if code := p.closed(); code != 1012 {
+			for name, p := range map[string]*testutil.Client{"host": host, "guest": guest} {
+				if code := p.CloseCode(closeWait); code != 1012 {
 					t.Fatalf("%s closed with %d, want 1012 once the room moved", name, code)
 				}
 			}
@@ -306,16 +317,16 @@ func TestHandOffFollowsAnOldPin(t *testing.T) {
 			if joined.Index != 0 {
 				t.Fatalf("the host came back as slot %d", joined.Index)
 			}
-			if st := h2.expect("state"); string(st.Data) != `{"phase":"vote"}` {
+			if st := h2.ExpectType("state"); string(st.Data) != `{"phase":"vote"}` {
 				t.Fatalf("state after the move: %s", st.Data)
 			}
 			g2, joined := rejoinRaw(t, "fra", "/"+room.Room+"?instance="+victim.ID, room.Room, "pin-guest")
 			if joined.Index != 1 || !slices.Contains(joined.Peers, 0) {
 				t.Fatalf("the guest came back as %+v", joined)
 			}
-			h2.expect("peer_joined")
-			g2.send(map[string]any{"type": "send", "data": "after"})
-			if m := h2.expect("message"); string(m.Data) != `"after"` {
+			h2.ExpectType("peer_joined")
+			g2.SendJSON(map[string]any{"type": "send", "data": "after"})
+			if m := h2.ExpectType("message"); string(m.Data) != `"after"` {
 				t.Fatalf("message after the move: %+v", m)
 			}
 			<-stopped
@@ -340,23 +351,23 @@ func TestHandOffFromARegionsOnlyMachine(t *testing.T) {
 	}
 	cluster.control(t, "machines/"+fra[1].ID+"/stop")
 	host := dial(t, "fra", "/", nil)
-	room := host.create("only-host")
+	room := create(t, host, "only-host")
 	if room.Instance != fra[0].ID {
 		t.Fatalf("the room landed on %s, not fra's only machine", room.Instance)
 	}
 	guest := dial(t, "iad", "/"+room.Room, nil)
-	guest.join(room.Room, "only-guest")
-	host.expect("peer_joined")
+	join(t, guest, room.Room, "only-guest")
+	host.ExpectType("peer_joined")
 
 	cluster.control(t, "machines/"+fra[0].ID+"/stop")
-	host.closed()
-	guest.closed()
+	host.CloseCode(closeWait)
+	guest.CloseCode(closeWait)
 	for _, region := range []string{"fra", "iad"} {
 		p, joined := rejoinRaw(t, region, "/"+room.Room, room.Room, "only-"+map[string]string{"fra": "host", "iad": "guest"}[region])
 		if want := map[string]int{"fra": 0, "iad": 1}[region]; joined.Index != want {
 			t.Fatalf("via %s: slot %d, want %d", region, joined.Index, want)
 		}
-		t.Cleanup(func() { p.ws.Close(websocket.StatusNormalClosure, "") })
+		t.Cleanup(func() { p.Leave() })
 	}
 	resp, _ := do(t, noRedirect(), cluster.edgeRequest(t, "GET", "fra", "/room/"+room.Room))
 	holder := resp.Header.Get("X-Instance-Id")
@@ -370,7 +381,7 @@ func TestHandOffFromARegionsOnlyMachine(t *testing.T) {
 		t.Fatalf("GET /room via fra with fra back: %s from %q", resp.Status, resp.Header.Get("X-Instance-Id"))
 	}
 	late := dial(t, "fra", "/"+room.Room, nil)
-	if m := late.join(room.Room, "only-late"); m.Index != 2 {
+	if m := join(t, late, room.Room, "only-late"); m.Index != 2 {
 		t.Fatalf("a new player via fra got slot %d", m.Index)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -312,13 +311,4 @@ func machineMetric(t *testing.T, m Machine, name string) float64 {
 		}
 	}
 	return total
-}
-
-func freeTCP(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return true
-	}
-	c.Close()
-	return false
 }

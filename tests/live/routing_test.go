@@ -52,7 +52,7 @@ func TestPinReachesEveryMachine(t *testing.T) {
 	entry := cluster.regions()[0]
 	for _, m := range cluster.Machines {
 		p := dial(t, entry, "/?instance="+m.ID, nil)
-		if got := p.create("pin-" + m.ID); got.Instance != m.ID || got.Region != m.Region {
+		if got := create(t, p, "pin-"+m.ID); got.Instance != m.ID || got.Region != m.Region {
 			t.Errorf("pinned to %s (%s), created on %q (%q)", m.ID, m.Region, got.Instance, got.Region)
 		}
 	}
@@ -72,8 +72,8 @@ func TestStalePinFallsBack(t *testing.T) {
 	}
 	// WebSocket: handled locally; the room is not there.
 	p := dial(t, entry, "/?instance="+stale, nil)
-	p.send(map[string]any{"type": "join", "room": codeFor(entry), "clientId": "stale"})
-	if m := p.expect("error"); m.Message != "Room not found" {
+	p.SendJSON(map[string]any{"type": "join", "room": codeFor(entry), "clientId": "stale"})
+	if m := p.ExpectType("error"); m.Message != "Room not found" {
 		t.Fatalf("join after a stale pin: %+v", m)
 	}
 }
@@ -86,29 +86,29 @@ func TestCrossRegionJoinByCode(t *testing.T) {
 	fra := cluster.inRegion(home)
 	holder, other := fra[0], fra[1]
 	host := dial(t, home, "/?instance="+holder.ID, nil)
-	created := host.create("host")
+	created := create(t, host, "host")
 	if created.Instance != holder.ID {
 		t.Fatalf("room made on %s, want %s", created.Instance, holder.ID)
 	}
 	var probesBefore float64
 	if !cluster.live {
-		time.Sleep(metricsTTL)
+		time.Sleep(metricsTTL) // /metrics is rendered at most once a second: this read is fresh
 		probesBefore = machineMetric(t, other, "party_sockets_probes_total")
 	}
 	guest := dial(t, away, "/"+created.Room, nil)
-	joined := guest.join(created.Room, "guest")
+	joined := join(t, guest, created.Room, "guest")
 	if joined.Index != 1 || len(joined.Peers) != 1 || joined.Peers[0] != 0 {
 		t.Fatalf("joined = %+v", joined)
 	}
-	if m := host.expect("peer_joined"); m.Index != 1 {
+	if m := host.ExpectType("peer_joined"); m.Index != 1 {
 		t.Fatalf("host saw %+v", m)
 	}
-	guest.send(map[string]any{"type": "send", "data": "hello from iad"})
-	if m := host.expect("message"); m.From != 1 || string(m.Data) != `"hello from iad"` {
+	guest.SendJSON(map[string]any{"type": "send", "data": "hello from iad"})
+	if m := host.ExpectType("message"); m.From != 1 || string(m.Data) != `"hello from iad"` {
 		t.Fatalf("host got %+v", m)
 	}
-	host.send(map[string]any{"type": "send", "data": "hello from fra", "to": 1})
-	if m := guest.expect("message"); m.From != 0 || string(m.Data) != `"hello from fra"` {
+	host.SendJSON(map[string]any{"type": "send", "data": "hello from fra", "to": 1})
+	if m := guest.ExpectType("message"); m.From != 0 || string(m.Data) != `"hello from fra"` {
 		t.Fatalf("guest got %+v", m)
 	}
 	if !cluster.live {
@@ -129,8 +129,8 @@ func TestCrossRegionJoinByCode(t *testing.T) {
 	// fly-force-instance-id on a machine of another region still ends at the holder.
 	forced := cluster.inRegion(away)[0]
 	third := dial(t, home, "/"+created.Room, http.Header{"Fly-Force-Instance-Id": {forced.ID}})
-	third.join(created.Room, "third")
-	if m := host.expect("peer_joined"); m.Index != 2 {
+	join(t, third, created.Room, "third")
+	if m := host.ExpectType("peer_joined"); m.Index != 2 {
 		t.Fatalf("host saw %+v after the forced join", m)
 	}
 }
@@ -146,18 +146,20 @@ func TestMistypedCodeOneProbeRound(t *testing.T) {
 		}
 		return sum
 	}
+	time.Sleep(metricsTTL) // /metrics is rendered at most once a second: this read is fresh
+	before := total()
 	for _, entry := range cluster.regions() {
-		time.Sleep(metricsTTL)
-		before := total()
 		code := codeFor("fra")
 		resp, body := do(t, noRedirect(), cluster.edgeRequest(t, "GET", entry, "/room/"+code))
 		if resp.StatusCode != 404 || !strings.Contains(body, "Room not found") {
 			t.Fatalf("GET /room/%s via %s: %s %s", code, entry, resp.Status, body)
 		}
 		time.Sleep(metricsTTL) // /metrics is rendered at most once a second
-		if got := total() - before; got != 1 {
+		after := total()
+		if got := after - before; got != 1 {
 			t.Fatalf("a mistyped fra code through %s made %v probe rounds, want 1", entry, got)
 		}
+		before = after // fresh, and nothing has happened since
 	}
 }
 
