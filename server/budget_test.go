@@ -15,19 +15,18 @@ func TestSpentBudgetRefusesCreate(t *testing.T) {
 	ts := newTestServer(t, Config{Budget: b})
 	h := dial(t, ts.URL, "/", nil)
 	code := h.create("h", 4)
+	c := dial(t, ts.URL, "/", nil) // a socket is refused too (TestUpgradeRefusedWhenTheBudgetIsSpent)
 	hold := b.Ceiling() - b.Used() // what can be refused is refused from here
 	b.Add(hold)
 	defer b.Add(-hold)
-	c := dial(t, ts.URL, "/", nil)
 	c.send(`{"type":"create","clientId":"c","maxClients":4}`)
 	c.expectErr("Over memory budget")
 	c.send(`{"type":"join","clientId":"c","room":"` + code + `"}`)
 	c.expectErr("Over memory budget")
 	h.ws.CloseNow()
 	waitFor(t, "the host to be away", func() bool { in, _ := ts.rooms.Lookup(code); return in.Clients == 0 })
-	back := dial(t, ts.URL, "/", nil)
-	back.join(code, "h")
-	back.expect(`{"type":"joined","room":"` + code + `","index":0,"peers":[]}`)
+	c.join(code, "h")
+	c.expect(`{"type":"joined","room":"` + code + `","index":0,"peers":[]}`)
 }
 
 // Over the budget, shedding frees vacant slots' recovery windows before
@@ -51,17 +50,17 @@ func TestShedFreesVacantWindowsFirst(t *testing.T) {
 	h.send(`{"type":"send","data":"mark","to":0}`) // to itself: after the four in the room's order
 	h.expect(`{"type":"message","from":0,"data":"mark"}`)
 	windows := b.Used() - before
-	// What only counts (queues) puts the budget over shedding's target of
-	// nine tenths, by less than the window holds.
-	extra := b.Limit()/10*9 - b.Used() + windows/2
+	// What only counts (queues) puts the budget over its limit, by less
+	// than the window holds.
+	extra := b.Limit() - b.Used() + windows/2
 	b.Add(extra)
-	defer b.Add(-extra)
 	ts.shed()
 	// What is left is what was held before the window filled, give or
 	// take a frame in flight.
 	if left := b.Used() - extra; left > before+1024 {
 		t.Fatalf("after shedding the budget counts %d, %d before the vacant window took %d", left, before, windows)
 	}
+	b.Add(-extra) // the queues drained
 	back := dial(t, ts.URL, "/", nil)
 	back.send(`{"type":"join","clientId":"p","room":"` + code + `","recover":true,"since":0}`)
 	back.expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0],"seq":5,"recovered":false}`)
