@@ -89,6 +89,7 @@ func (c *config) settings() []setting {
 		duration("HANDSHAKE_TIMEOUT", &s.HandshakeTimeout, server.DefaultHandshakeTimeout, 1),
 		count("MAX_HEADER_BYTES", &s.MaxHeaderBytes, server.DefaultMaxHeaderBytes, 1024, 1<<20),
 		count("MAX_PENDING_CONNS", &s.MaxPendingConns, server.DefaultMaxPendingConns, 1, 1<<20),
+		count("MAX_CONNS", &s.MaxConns, 0, 0, 1<<24), // 0: server.DefaultMaxConns of the budget
 		duration("JOIN_TIMEOUT", &s.JoinTimeout, server.DefaultJoinTimeout, 1),
 		duration("MESSAGE_TIMEOUT", &s.MessageTimeout, server.DefaultMessageTimeout, 1),
 		rate("FRAMES_PER_SEC", &s.FramesPerSec, 200, 1e7, "frames per second"),

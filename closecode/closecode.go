@@ -20,6 +20,7 @@ const (
 	Policy     Code = 1008 // over the message rate, or no create/join in time
 	TooBig     Code = 1009 // a frame over MAX_FRAME_BYTES
 	Restarting Code = 1012 // the machine is stopping: its room moved to a sibling, or a drain was cut short
+	TryAgain   Code = 1013 // the memory budget could not take the message being read
 )
 
 // Info is what a client should know of a code.
@@ -36,6 +37,7 @@ var Table = map[Code]Info{
 	Policy:     {Reason: ""}, // "rate limit exceeded" or "join timeout"
 	TooBig:     {Reason: ""}, // coder/websocket's "read limited at N bytes"
 	Restarting: {Reason: "server restarting"},
+	TryAgain:   {Reason: "try again later"},
 }
 
 // Final reports whether a client should stop for good on code c.

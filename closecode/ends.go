@@ -22,6 +22,7 @@ const (
 	EndMsgTimeout              // a message took longer than MESSAGE_TIMEOUT to arrive whole
 	EndDeadPeer                // no pong within a ping interval
 	EndWriteTimeout            // a socket write took longer than WRITE_TIMEOUT
+	EndBusy                    // the memory budget could not take the message being read, or shed it
 )
 
 // Queue is what becomes of the frames queued for a client that is closed.
@@ -67,6 +68,7 @@ var Ends = [...]EndInfo{
 	EndMsgTimeout:   {0, "", "message_timeout", Drop},
 	EndDeadPeer:     {0, "", "dead_peer", Drop},
 	EndWriteTimeout: {0, "", "write_timeout", Drop},
+	EndBusy:         {TryAgain, "try again later", "over_budget", Drop},
 }
 
 // Info is e's row of Ends.

@@ -48,6 +48,7 @@ func (m *Manager) Import(s *Snapshot) error {
 	m.transfers.addLocked(s.Transfer, false, now) // admitLocked checked there is room
 	m.rooms[s.Code] = r
 	m.mu.Unlock()
+	r.trackEmptyLocked() // nobody is in it until its members are back
 	// The members that were live have left, as far as this room knows:
 	// the slots that recover are told so, in order, as after any blip.
 	for _, idx := range wasLive {
@@ -100,10 +101,10 @@ func (m *Manager) admitLocked(s *Snapshot, now time.Time) error {
 	return nil
 }
 
-// snapshotCost is what the room s makes costs the budget, at least: its
-// slots, its state and its frames.
+// snapshotCost is what the room s makes costs the budget, at least: the
+// room, its slots, its state and its frames.
 func snapshotCost(s *Snapshot) int64 {
-	cost := int64(len(s.Slots)*SlotBytes + len(s.State))
+	cost := int64(RoomBytes + len(s.Slots)*SlotBytes + len(s.State))
 	for _, sl := range s.Slots {
 		for _, f := range sl.Window {
 			cost += int64(len(f.Frame))
@@ -132,7 +133,7 @@ func (m *Manager) buildRoom(s *Snapshot, now time.Time) (*Room, []int) {
 			wasLive = append(wasLive, in.Index)
 		}
 	}
-	m.cfg.Budget.Add(int64(len(r.slots) * SlotBytes))
+	m.cfg.Budget.Add(int64(RoomBytes + len(r.slots)*SlotBytes))
 	for i, in := range s.Slots {
 		sl := &r.slots[i]
 		sl.leftAt = now // vacant from now: the age sweep and vacant-first eviction count from here

@@ -12,7 +12,12 @@
 // Counts and Len take at most Manager.mu, and read a room's live count from
 // atomics that the room updates, with its lock held, wherever the count
 // changes (addLiveLocked). Only reclaiming takes other rooms' locks, with
-// TryLock, so it may run with a room's lock held.
+// TryLock, so it may run with a room's lock held; Manager.reclaimMu, held
+// by the one machine-wide pass over windows (reclaim.go), is taken with a
+// room's lock held, and under it only rooms' locks by TryLock and
+// Manager.mu. Manager.empties.mu (evict.go) is a leaf, taken with a
+// room's lock held; an eviction takes it, lets go, then locks the room it
+// ends (TryLock), holding no other.
 package rooms
 
 import (
@@ -34,6 +39,15 @@ import (
 type Member interface {
 	Send(frame []byte)
 	Close(end closecode.End)
+}
+
+// SharedSender is a Member whose queue can hold a broadcast's frame as
+// one of its holders: it holds sh (budget.Shared.Hold) while the frame is
+// queued and releases it once the frame is written or dropped, so the
+// memory budget counts the frame once for every receiver. A Member that
+// is not one gets Send, and counts what it keeps itself.
+type SharedSender interface {
+	SendShared(frame []byte, sh *budget.Shared)
 }
 
 // MaxStateBytes bounds a retained state snapshot (compact JSON).
@@ -124,10 +138,14 @@ type Manager struct {
 	transfers *transferLog // transfers taken in or aborted (transfers.go)
 
 	// Atomic.
-	live         atomic.Int64 // live members, all rooms (Room.addLiveLocked)
-	vacant       atomic.Int64 // bytes of vacant slots' windows, all rooms (recover.go)
-	reclaiming   atomic.Bool  // a reclaimFor pass is running (reclaim.go)
-	reclaimAfter atomic.Int64 // no reclaimFor pass before this (clock's Unix ns)
+	live           atomic.Int64                // live members, all rooms (Room.addLiveLocked)
+	vacant         atomic.Int64                // bytes of vacant slots' windows, all rooms (recover.go)
+	reclaimAfter   atomic.Int64                // no reclaimFor pass for a frame before this (clock's Unix ns)
+	staleReclaimer atomic.Pointer[func(int64)] // the server's (SetStaleReclaimer); nil: none
+
+	empties emptyRooms // rooms with no live member, longest empty first (evict.go); its own lock
+
+	reclaimMu sync.Mutex // held by the one machine-wide pass over windows (reclaim.go); takes rooms only by TryLock
 }
 
 // NewManager returns an empty manager.
@@ -186,17 +204,19 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 		return nil, ErrClientIDTooLong
 	}
 	req.MaxClients = min(req.MaxClients, float64(m.cfg.MaxMembers))
-	// The slot's bytes, before the manager's lock: reserving may free
-	// windows in other rooms. Given back unless the room is made.
-	if !m.reserve(SlotBytes) {
+	// The room's and its slot's bytes, before the manager's lock:
+	// reserving may free windows in other rooms, or end the room that has
+	// been empty longest (evict.go). Given back unless the room is made.
+	if !m.reserveRoom() {
 		return nil, ErrOverBudget
 	}
 	made := false
 	defer func() {
 		if !made {
-			m.cfg.Budget.Add(-SlotBytes)
+			m.cfg.Budget.Add(-(RoomBytes + SlotBytes))
 		}
 	}()
+	m.makePlace()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cfg.MaxRooms > 0 && len(m.rooms) >= m.cfg.MaxRooms {

@@ -3,8 +3,8 @@ package rooms
 import "time"
 
 // Reclaiming windows: eagerly, a room's age sweep; on demand, the
-// machine-wide pass that frees vacant windows, oldest vacancy first, when
-// the memory budget is short.
+// machine-wide pass that frees vacant windows, oldest vacancy first, then
+// live windows' oldest frames, when the memory budget is short.
 
 // ageSlack is how late a room's age sweep may run after something in it
 // came of age: sweeps of a busy room are at least this far apart, so a
@@ -74,8 +74,55 @@ func (r *Room) ageSweep(turn int) {
 	}
 }
 
-// ageBuckets is the resolution of "oldest vacancy first" across rooms.
+// ageBuckets is the resolution of "oldest first" across rooms.
 const ageBuckets = 32
+
+// ageBucket returns the bucket of a time's age as of now: 0 the youngest,
+// ageBuckets-1 anything a window's age or more.
+func (m *Manager) ageBucket(now time.Time) func(time.Time) int {
+	span := m.cfg.RecoverAge + m.ageSlack() + 1
+	return func(t time.Time) int {
+		age := max(0, now.Sub(t))
+		if age >= span {
+			return ageBuckets - 1
+		}
+		return int(age / (span/ageBuckets + 1))
+	}
+}
+
+// cutFor is the youngest bucket such that it and every older one together
+// hold need bytes (0 when all of them do not).
+func cutFor(byAge *[ageBuckets]int64, need int64) int {
+	sum := int64(0)
+	for i := ageBuckets - 1; i >= 0; i-- {
+		if sum += byAge[i]; sum >= need {
+			return i
+		}
+	}
+	return 0
+}
+
+// Reclaim frees recovery windows on this machine until need bytes are
+// freed or none is left, and returns what it freed: vacant slots' first,
+// oldest vacancy first (ReclaimVacant), then the oldest frames of live
+// slots' windows, machine-wide oldest first (reclaimLive). Windows are a
+// cache: what would be refused is given room by them first. It waits for
+// no room (it may be called with a room's lock held) and for no other
+// pass.
+func (m *Manager) Reclaim(need int64) int64 {
+	m.reclaimMu.Lock()
+	defer m.reclaimMu.Unlock()
+	return m.reclaimLocked(need)
+}
+
+// reclaimLocked is Reclaim with m.reclaimMu held.
+func (m *Manager) reclaimLocked(need int64) int64 {
+	freed := m.ReclaimVacant(need)
+	if freed < need {
+		freed += m.reclaimLive(need - freed)
+	}
+	return freed
+}
 
 // ReclaimVacant frees windows of vacant slots on this machine, oldest
 // vacancy first, until need bytes are freed or none is left, and returns
@@ -90,26 +137,12 @@ func (m *Manager) ReclaimVacant(need int64) (freed int64) {
 		return 0
 	}
 	rooms := m.list()
-	now := m.cfg.Clock.Now()
-	span := m.cfg.RecoverAge + m.ageSlack() + 1
-	bucket := func(left time.Time) int {
-		age := max(0, now.Sub(left))
-		if age >= span {
-			return ageBuckets - 1
-		}
-		return int(age / (span/ageBuckets + 1))
-	}
+	bucket := m.ageBucket(m.cfg.Clock.Now())
 	var byAge [ageBuckets]int64
 	for _, r := range rooms {
 		r.vacantByAge(bucket, &byAge)
 	}
-	cut, sum := 0, int64(0)
-	for i := ageBuckets - 1; i >= 0; i-- {
-		if sum += byAge[i]; sum >= need {
-			cut = i
-			break
-		}
-	}
+	cut := cutFor(&byAge, need)
 	for _, r := range rooms {
 		if freed += r.lapseVacantFrom(bucket, cut); freed >= need {
 			break
@@ -152,55 +185,155 @@ func (r *Room) lapseVacantFrom(bucket func(time.Time) int, cut int) (freed int64
 	return freed
 }
 
-// reclaimBackoff is how long no machine-wide pass runs after one that
-// could not free what it aimed at: a budget full of what cannot be freed
-// must not make every frame pay for a pass.
+// reclaimLive drops the oldest frames of live slots' windows on this
+// machine, oldest first across rooms, until need bytes are freed or none
+// is left, and returns what it freed. As ReclaimVacant, two passes by
+// age, passing over rooms whose lock is taken. A window loses frames from
+// its oldest end only, so it never holds a hole: a rejoin whose since+1
+// it no longer holds is answered recovered: false, with the state.
+func (m *Manager) reclaimLive(need int64) (freed int64) {
+	if need <= 0 {
+		return 0
+	}
+	rooms := m.list()
+	bucket := m.ageBucket(m.cfg.Clock.Now())
+	var byAge [ageBuckets]int64
+	for _, r := range rooms {
+		r.liveByAge(bucket, &byAge)
+	}
+	cut := cutFor(&byAge, need)
+	for _, r := range rooms {
+		if freed += r.trimLiveFrom(bucket, cut); freed >= need {
+			break
+		}
+	}
+	return freed
+}
+
+func (r *Room) liveByAge(bucket func(time.Time) int, byAge *[ageBuckets]int64) {
+	if !r.mu.TryLock() {
+		return
+	}
+	defer r.mu.Unlock()
+	if r.winCost-r.vacantCost <= 0 {
+		return
+	}
+	for i := range r.slots {
+		if s := &r.slots[i]; s.member != nil {
+			for _, e := range s.win.entries {
+				byAge[bucket(e.at)] += int64(allocBytes(cap(e.frame)))
+			}
+		}
+	}
+}
+
+// trimLiveFrom drops, from each live slot's window, the oldest frames
+// whose age is in bucket cut or older, and returns what that freed.
+func (r *Room) trimLiveFrom(bucket func(time.Time) int, cut int) (freed int64) {
+	if !r.mu.TryLock() {
+		return 0
+	}
+	defer r.mu.Unlock()
+	if r.winCost-r.vacantCost <= 0 {
+		return 0
+	}
+	for i := range r.slots {
+		s := &r.slots[i]
+		if s.member == nil {
+			continue
+		}
+		before := s.win.cost
+		for len(s.win.entries) > 0 && bucket(s.win.entries[0].at) >= cut {
+			r.popLocked(s)
+		}
+		freed += int64(before - s.win.cost)
+	}
+	return freed
+}
+
+// reclaimBackoff is how long no machine-wide pass runs for a window's
+// frame after one that could not free what it aimed at: a budget full of
+// what cannot be freed must not make every frame pay for a pass.
 const reclaimBackoff = 100 * time.Millisecond
 
-// reclaimFor frees vacant windows across the machine so that pending
+// reclaimFor frees windows across the machine (Reclaim) so that pending
 // bytes fit under the budget's ceiling, with a sixteenth of it to spare
 // for the frames that follow, and reports whether it freed anything. It
-// may be called with a room's lock held (ReclaimVacant waits for no
-// room), not with the manager's. One pass at a time.
-func (m *Manager) reclaimFor(pending int64) bool {
-	if m.vacant.Load() <= 0 {
-		return false
+// may be called with a room's lock held (Reclaim waits for no room), not
+// with the manager's. For a window's frame (cache) it runs at most one
+// pass at a time and backs off after a pass that fell short; for what
+// holds a room together (a slot, a room, a state) it waits for the pass
+// running and always tries.
+func (m *Manager) reclaimFor(pending int64, cache bool) bool {
+	if cache {
+		now := m.cfg.Clock.Now().UnixNano()
+		if now < m.reclaimAfter.Load() || !m.reclaimMu.TryLock() {
+			return false
+		}
+	} else {
+		m.reclaimMu.Lock()
 	}
-	now := m.cfg.Clock.Now().UnixNano()
-	if now < m.reclaimAfter.Load() || !m.reclaiming.CompareAndSwap(false, true) {
-		return false
-	}
-	defer m.reclaiming.Store(false)
+	defer m.reclaimMu.Unlock()
 	b := m.cfg.Budget
 	need := b.Used() + pending - b.Ceiling() + b.Ceiling()/16
-	freed := m.ReclaimVacant(need)
-	if freed < need {
-		m.reclaimAfter.Store(now + int64(reclaimBackoff))
+	freed := m.reclaimLocked(need)
+	if cache && freed < need {
+		m.reclaimAfter.Store(m.cfg.Clock.Now().UnixNano() + int64(reclaimBackoff))
 	}
 	return freed > 0
 }
 
-// reserve takes n bytes from the budget, freeing the machine's vacant
-// windows if it must, and reports whether it could.
+// reserve takes n bytes from the budget for what holds a room together,
+// and reports whether it could: when the budget is short, windows are
+// freed first (reclaimFor), then what the server holds for work gone
+// stale (SetStaleReclaimer).
 func (m *Manager) reserve(n int64) bool {
-	for !m.cfg.Budget.TryAdd(n) {
-		if !m.reclaimFor(n) {
-			return false
+	b := m.cfg.Budget
+	if b.TryAdd(n) {
+		return true
+	}
+	if m.reclaimFor(n, false) && b.TryAdd(n) {
+		return true
+	}
+	if f := m.staleReclaimer.Load(); f != nil {
+		(*f)(n)
+	}
+	return b.TryAdd(n)
+}
+
+// SetStaleReclaimer gives the manager what frees the server's work gone
+// stale (a send queue that does not drain, a message that takes too long
+// to arrive): when a slot, a room or a state would be refused after the
+// windows, it is called with the bytes wanted, and makes room for them if
+// it can. It is called with a room's lock held: it must not block on one.
+func (m *Manager) SetStaleReclaimer(f func(want int64)) { m.staleReclaimer.Store(&f) }
+
+// reserveLocked takes n bytes from the budget for what holds a room
+// together (a new slot, a state), freeing this room's vacant windows
+// first (oldest vacancy first), then the machine's windows and stale
+// work (reserve), and reports whether it could.
+func (r *Room) reserveLocked(n int64) bool {
+	for !r.m.cfg.Budget.TryAdd(n) {
+		if v := r.oldestVacantLocked(nil); v != nil {
+			r.lapseLocked(v)
+			continue
 		}
+		return r.m.reserve(n)
 	}
 	return true
 }
 
-// reserveLocked takes n bytes from the budget, freeing this room's vacant
-// windows first (oldest vacancy first, except's aside), then the
-// machine's, and reports whether it could.
-func (r *Room) reserveLocked(n int64, except *slot) bool {
+// reserveFrameLocked takes n bytes from the budget for a window's frame,
+// freeing this room's vacant windows first (oldest vacancy first,
+// except's aside), then the machine's windows, and reports whether it
+// could. A frame never costs anyone else more than windows.
+func (r *Room) reserveFrameLocked(n int64, except *slot) bool {
 	for !r.m.cfg.Budget.TryAdd(n) {
 		if v := r.oldestVacantLocked(except); v != nil {
 			r.lapseLocked(v)
 			continue
 		}
-		if !r.m.reclaimFor(n) {
+		if !r.m.reclaimFor(n, true) {
 			return false
 		}
 	}

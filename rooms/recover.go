@@ -3,6 +3,7 @@ package rooms
 import (
 	"time"
 
+	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
@@ -38,13 +39,18 @@ type JoinOptions struct {
 
 // deliverLocked sends frame to slot s: as it is to a member that did not
 // opt in, numbered and kept to one that did, even while it is away. It
-// reports whether a live socket got it.
-func (r *Room) deliverLocked(s *slot, frame []byte) bool {
+// reports whether a live socket got it. sh is a broadcast's shared cost
+// (nil for a targeted frame): a numbered frame is the slot's own copy.
+func (r *Room) deliverLocked(s *slot, frame []byte, sh *budget.Shared) bool {
 	if !s.numbering() {
 		if s.member == nil {
 			return false
 		}
-		s.member.Send(frame)
+		if ss, ok := s.member.(SharedSender); ok && sh != nil {
+			ss.SendShared(frame, sh)
+		} else {
+			s.member.Send(frame)
+		}
 		return true
 	}
 	s.seq++
@@ -94,10 +100,11 @@ func (r *Room) fitRoomLocked(s *slot, f []byte) bool {
 }
 
 // fitBudgetLocked takes f's cost from the memory budget: vacant windows
-// go first, this room's then the machine's (reserveLocked), then s's own
-// oldest frames if s is live.
+// go first, this room's then the machine's, then the machine's oldest
+// live frames (reserveFrameLocked), then s's own oldest frames if s is
+// live.
 func (r *Room) fitBudgetLocked(s *slot, f []byte) bool {
-	for !r.reserveLocked(int64(s.win.pushCost(f)), s) {
+	for !r.reserveFrameLocked(int64(s.win.pushCost(f)), s) {
 		if s.member == nil || len(s.win.entries) == 0 {
 			return false
 		}

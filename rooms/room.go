@@ -73,6 +73,11 @@ type Room struct {
 	ageTimer            Timer
 	ageAt               time.Time
 	ageTurn             int
+	emptied             bool // on the manager's list of empty rooms (evict.go)
+
+	// Guarded by the manager's empties.mu: the room's neighbours on the
+	// list of empty rooms, while it is on it.
+	emptyPrev, emptyNext *Room
 }
 
 // slotHistory is how many clientIds a room remembers: four per member it
@@ -142,7 +147,7 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		}
 		// A forgotten slot's bytes go to the new one; else they are
 		// reserved, and refused when the budget is spent.
-		if !(len(r.slots) >= r.history && r.forgetOldestVacantLocked()) && !r.reserveLocked(SlotBytes, nil) {
+		if !(len(r.slots) >= r.history && r.forgetOldestVacantLocked()) && !r.reserveLocked(SlotBytes) {
 			return 0, ErrOverBudget
 		}
 		idx = r.next
@@ -223,14 +228,18 @@ func (r *Room) peersLocked(self int) []int {
 
 // broadcastLocked delivers frame to every slot but the one at skip: live
 // members get it, and so do the windows of slots that recover, live or
-// away. It returns how many live sockets got it.
+// away. It returns how many live sockets got it. The frame is one
+// allocation that every receiver's queue holds: the budget counts it once
+// (budget.Shared), while any of them does.
 func (r *Room) broadcastLocked(skip int, frame []byte) int {
+	sh := r.m.cfg.Budget.Share(int64(len(frame)))
 	n := 0
 	for i := range r.slots {
-		if s := &r.slots[i]; s.index != skip && (s.member != nil || s.recover) && r.deliverLocked(s, frame) {
+		if s := &r.slots[i]; s.index != skip && (s.member != nil || s.recover) && r.deliverLocked(s, frame, sh) {
 			n++
 		}
 	}
+	sh.Release() // the broadcast's own hold: the queues keep theirs
 	return n
 }
 
@@ -291,7 +300,7 @@ func (r *Room) relayLocked(skip int, to *uint64, frame []byte) (int, error) {
 	if s == nil || (s.member == nil && !s.numbering()) {
 		return 0, ErrTargetNotFound
 	}
-	if r.deliverLocked(s, frame) {
+	if r.deliverLocked(s, frame, nil) {
 		return 1, nil
 	}
 	return 0, nil
@@ -307,7 +316,7 @@ func (r *Room) setStateLocked(skip int, data []byte) error {
 		return ErrStateTooLarge
 	}
 	state := wire.StateFrame(data)
-	if !r.reserveLocked(int64(len(state)-len(r.state)), nil) {
+	if !r.reserveLocked(int64(len(state) - len(r.state))) {
 		return ErrOverBudget
 	}
 	r.state = state
@@ -340,7 +349,7 @@ func (r *Room) releaseLocked() {
 		r.slots[i].win = window{}
 	}
 	r.m.vacant.Add(-int64(r.vacantCost))
-	r.m.cfg.Budget.Add(-int64(len(r.slots)*SlotBytes + len(r.state) + r.winCost))
+	r.m.cfg.Budget.Add(-int64(RoomBytes + len(r.slots)*SlotBytes + len(r.state) + r.winCost))
 	r.winCost, r.vacantCost = 0, 0
 	r.m.remove(r)
 }

@@ -61,7 +61,7 @@ func checkAccounts(t *testing.T, m *Manager, b *budget.Budget) {
 		if win > m.cfg.RecoverRoomBytes {
 			t.Errorf("room %s holds %d bytes of windows, over its bound %d", r.Code, win, m.cfg.RecoverRoomBytes)
 		}
-		held += int64(len(r.slots)*SlotBytes + len(r.state) + win)
+		held += int64(RoomBytes + len(r.slots)*SlotBytes + len(r.state) + win)
 		vacant += int64(vac)
 		r.mu.Unlock()
 	}

@@ -18,19 +18,18 @@ func TestSpentBudgetRefusesCreate(t *testing.T) {
 	ts := newTestServer(t, Config{Budget: b})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 4)
+	c := testutil.Dial(t, ts.URL) // a socket is refused too (TestUpgradeRefusedWhenTheBudgetIsSpent)
 	hold := b.Ceiling() - b.Used() // what can be refused is refused from here
 	b.Add(hold)
 	defer b.Add(-hold)
-	c := testutil.Dial(t, ts.URL)
 	c.Send(`{"type":"create","clientId":"c","maxClients":4}`)
 	c.ExpectErr("Over memory budget")
 	c.Send(`{"type":"join","clientId":"c","room":"` + code + `"}`)
 	c.ExpectErr("Over memory budget")
 	h.Drop()
 	testutil.Eventually(t, 5*time.Second, "the host to be away", func() bool { in, _ := ts.rooms.Lookup(code); return in.Clients == 0 })
-	back := testutil.Dial(t, ts.URL)
-	back.Join(code, "h")
-	back.Expect(`{"type":"joined","room":"` + code + `","index":0,"peers":[]}`)
+	c.Join(code, "h")
+	c.Expect(`{"type":"joined","room":"` + code + `","index":0,"peers":[]}`)
 }
 
 // Over the budget, shedding frees vacant slots' recovery windows before
@@ -62,17 +61,17 @@ func TestShedFreesVacantWindowsFirst(t *testing.T) {
 		return originValue(gather(t, ts.reg), "party_sockets_messages_total", "") == 5
 	})
 	windows := b.Used() - before
-	// What only counts (queues) puts the budget over shedding's target of
-	// nine tenths, by less than the window holds.
-	extra := b.Limit()/10*9 - b.Used() + windows/2
+	// What only counts (queues) puts the budget over its limit, by less
+	// than the window holds.
+	extra := b.Limit() - b.Used() + windows/2
 	b.Add(extra)
-	defer b.Add(-extra)
 	ts.shed()
 	// What is left is what was held before the window filled, give or
 	// take a frame in flight.
 	if left := b.Used() - extra; left > before+1024 {
 		t.Fatalf("after shedding the budget counts %d, %d before the vacant window took %d", left, before, windows)
 	}
+	b.Add(-extra) // the queues drained
 	back := testutil.Dial(t, ts.URL)
 	back.Send(`{"type":"join","clientId":"p","room":"` + code + `","recover":true,"since":0}`)
 	back.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0],"seq":5,"recovered":false}`)

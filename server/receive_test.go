@@ -98,8 +98,8 @@ func TestHandOffReservedInTheBudget(t *testing.T) {
 	if status, answer := signedCall(t, from, ts.URL, http.MethodPost, handoffPath, small, nil); status != 200 {
 		t.Fatalf("a hand-off the budget can take: %d %s", status, answer)
 	}
-	if got := b.Used(); got != 100*rooms.SlotBytes {
-		t.Fatalf("the room is counted as %d bytes, want its 100 slots (%d)", got, 100*rooms.SlotBytes)
+	if got, want := b.Used(), int64(rooms.RoomBytes+100*rooms.SlotBytes); got != want {
+		t.Fatalf("the room is counted as %d bytes, want itself and its 100 slots (%d)", got, want)
 	}
 }
 

@@ -10,6 +10,9 @@
 // above while it is:
 //
 //	rooms' Room.mu      one room (package rooms: Room.mu before Manager.mu)
+//	Server.shedMu       one shedding pass (shed.go): rooms ask for stale work
+//	                    to be freed with a room's lock held; under it, rooms'
+//	                    windows are reclaimed (their locks by TryLock only)
 //	conn.mu             one socket's send queue (writer.go): rooms call Send
 //	                    and Close with the room's lock held
 //	corkConn.mu         the socket's write side (cork.go): a leaf, held
@@ -116,6 +119,7 @@ type Config struct {
 	HandshakeTimeout time.Duration  // request headers and body, and keep-alive idle time
 	MaxHeaderBytes   int            // request header bytes (net/http adds 4 KiB of slack)
 	MaxPendingConns  int            // HTTP connections not yet upgraded, machine-wide
+	MaxConns         int            // live WebSockets, machine-wide; 0: DefaultMaxConns of the budget
 	JoinTimeout      time.Duration  // a socket must create or join within this
 	MessageTimeout   time.Duration  // a message must arrive whole within this of its first frame
 	FramesPerSec     float64        // frames of any kind a client may send, per second (burst: 2 s); 0 unlimited
@@ -182,6 +186,14 @@ type Server struct {
 	moved    map[string]string          // code → the sibling a room held here went to
 	goneMu   sync.Mutex                 // guards gone
 	gone     routing.Expiring[struct{}] // machine ids a pin to is ignored, for goneTTL (route.go)
+
+	// The memory budget's (shed.go, conns.go); maxConns is static after
+	// construction, the rest safe for concurrent use.
+	maxConns  int64        // cfg.MaxConns, or DefaultMaxConns of the budget
+	wsLive    atomic.Int64 // live WebSockets and upgrades admitted (admitConn), against maxConns
+	reading   atomic.Int64 // bytes reserved by messages being read, all sockets (readingShare)
+	shedAfter atomic.Int64 // no stale pass for a reservation before this (Unix ns)
+	shedMu    sync.Mutex   // held by the one shedding pass at a time; taken with a room's lock held
 }
 
 // New returns a server for the rooms in mgr, registering its metrics in reg.
@@ -196,6 +208,11 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, budget: cfg.Budget,
 		perAddr:   newAddrLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin, cfg.MachineMissesPerMin),
 		joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
+	s.maxConns = int64(cfg.MaxConns)
+	if s.maxConns == 0 {
+		s.maxConns = DefaultMaxConns(s.budget.Limit())
+	}
+	mgr.SetStaleReclaimer(s.shedStale)
 	s.peer = newPeerKeys(cfg.HandoffSecret, s.selfID())
 	s.trust = newTrustCheck(cfg.TrustCheck, cfg.HandoffSecret)
 	s.decoding = make(chan struct{}, 1)
@@ -287,10 +304,18 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusTooManyRequests, errTooManyConns)
 		return
 	}
+	if !s.admitConn() { // MAX_CONNS and the socket's own cost (conns.go)
+		if counted {
+			s.perAddr.release(ip)
+		}
+		s.apiError(w, http.StatusServiceUnavailable, errServerBusy)
+		return
+	}
 	hw := &hijacker{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout,
 		framesPerSec: s.cfg.FramesPerSec, bytesPerSec: s.cfg.BytesPerSec}
 	ws, err := websocket.Accept(hw, r, &s.accept)
 	if err != nil {
+		s.releaseConn()
 		if counted {
 			s.perAddr.release(ip)
 		}
@@ -321,6 +346,11 @@ func (se *session) serve() {
 		// before the socket closes: closing on unread data resets the
 		// connection, and the client could lose the close frame.
 		c.raw.drain(time.Second, se.s.cfg.MaxFrameBytes)
+	case errors.Is(err, errBusy):
+		// Closed with 1013: as for 1009, what the client is still
+		// sending of the message is read first, so that the close frame
+		// is not lost to a reset.
+		c.raw.drain(time.Second, se.s.cfg.MaxFrameBytes)
 	case errors.Is(err, errTooManyFragments):
 		c.setReason(closecode.EndFragments)
 	case errors.Is(err, errOverRate):
@@ -328,6 +358,7 @@ func (se *session) serve() {
 	}
 	c.finish()
 	se.s.conns.remove(c)
+	se.s.releaseConn()
 	if se.counted {
 		se.s.perAddr.release(se.ip)
 	}

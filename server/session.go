@@ -58,38 +58,86 @@ func (se *session) run(ctx context.Context) (err error) {
 	}
 }
 
+// readBufBytes is what a message may grow to within the connection's own
+// cost (ConnBytes): messages that fit, as nearly all do, reserve nothing.
+const readBufBytes = 512
+
+// errBusy ends a session whose message the memory budget could not take:
+// its socket is closed with 1013 (closecode.EndBusy).
+var errBusy = errors.New("message refused: memory budget short")
+
 // read returns the next whole message. From its first frame on, the message
 // is on the clock (the sweeper cuts a socket that takes longer than the
-// message timeout), and the bytes gathered so far count in the memory
-// budget; the read limit bounds its size.
+// message timeout). Past readBufBytes, every growth of its buffer is
+// reserved before it is made (grow); one that cannot be refuses the
+// message and closes the socket with 1013. The read limit bounds its size.
 func (se *session) read(ctx context.Context) ([]byte, error) {
 	_, r, err := se.c.ws.Reader(ctx)
 	if err != nil {
 		return nil, err
 	}
-	se.c.msgStart.Store(se.s.tick.Load() + 1) // never 0
-	b := make([]byte, 0, 512)
-	held := cap(b)
-	se.s.budget.Add(int64(held))
-	defer func() {
-		se.c.msgStart.Store(0)
-		se.s.budget.Add(-int64(held))
-	}()
+	c := se.c
+	c.msgStart.Store(se.s.tick.Load() + 1) // never 0
+	defer se.endMessage()
+	b := make([]byte, 0, readBufBytes)
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		if err == io.EOF {
+			if c.reading.Load() == takenReading {
+				return nil, errBusy // the shedder took it: its socket is closing
+			}
 			return b, nil
 		}
 		if err != nil {
 			return nil, err
 		}
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-			se.s.budget.Add(int64(cap(b) - held))
-			held = cap(b)
-			se.s.maybeShed()
+			next := se.growCap(cap(b))
+			if !se.grow(int64(next - cap(b))) {
+				return nil, errBusy
+			}
+			b = append(make([]byte, 0, next), b...)
 		}
+	}
+}
+
+// growCap is the next capacity of a message's buffer: twice the last, but
+// no more than the read limit allows a message to fill (one byte past it
+// and the reader fails: websocket.ErrMessageTooBig).
+func (se *session) growCap(n int) int {
+	if limit := int(se.s.cfg.MaxFrameBytes) + 1; 2*n > limit && limit > n {
+		return limit
+	}
+	return 2 * n
+}
+
+// grow reserves more bytes for the message being read, within what
+// messages being read may hold together (the budget's last fifth,
+// reserveReading), or refuses the message: the socket is closed with
+// 1013, from here, at once.
+func (se *session) grow(more int64) bool {
+	c, s := se.c, se.s
+	held := c.reading.Load()
+	if held != takenReading && s.reserveReading(more) {
+		s.budget.Add(more)
+		if c.reading.CompareAndSwap(held, held+more) {
+			return true
+		}
+		s.budget.Add(-more) // the shedder took the message meanwhile
+		s.reading.Add(-more)
+	}
+	c.abort(closecode.EndBusy)
+	return false
+}
+
+// endMessage gives back what the message reserved (unless the shedder
+// took it) and stops its clock.
+func (se *session) endMessage() {
+	se.c.msgStart.Store(0)
+	if v := se.c.reading.Swap(0); v > 0 {
+		se.s.budget.Add(-v)
+		se.s.reading.Add(-v)
 	}
 }
 

@@ -7,10 +7,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/coder/websocket"
 
 	"github.com/party-sockets/party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/internal/budget"
 )
 
 // conn is one player's socket as the rooms see it: a bounded queue drained
@@ -18,8 +20,11 @@ import (
 // (an idle connection costs one goroutine, its reader). Send never blocks;
 // a receiver whose queue is full is closed rather than stall its room or
 // silently skip frames. Frames are written in batches under a cork, one
-// syscall per batch. Queued and in-flight bytes count in the machine's
-// memory budget until they are written or dropped.
+// syscall per batch. Queued and in-flight frames count in the machine's
+// memory budget until they are written or dropped: a frame of the queue's
+// own (a targeted send) with its bytes, a broadcast's frame, which every
+// receiver shares, once for all of them (budget.Shared), and every entry
+// with what the queue spends on it (queuedEntryBytes).
 type conn struct {
 	// Static after construction.
 	ws                  *websocket.Conn
@@ -31,22 +36,43 @@ type conn struct {
 	opened              int64 // the server's tick when the socket opened
 
 	// Guarded by mu.
-	mu          sync.Mutex
-	queue       [][]byte
-	spare       [][]byte // the previous batch's slice, reused
-	queuedBytes int
-	inflight    int  // bytes of the batch being written
-	writing     bool // a flush goroutine is running
-	closed      bool // no more frames accepted
-	closing     bool // a close to send once the queue is empty: closeEnd
-	closeEnd    closecode.End
-	finished    bool // the reader has ended
+	mu             sync.Mutex
+	queue          []queued
+	spare          []queued // the previous batch's slice, reused
+	queuedBytes    int      // bytes of the queued frames (SEND_QUEUE_BYTES)
+	queueCharge    int      // what the queue counts in the budget itself: own frames, entries
+	queueSince     int64    // the tick the oldest queued frame was queued
+	batch          []queued // the batch being written: read only, until the writer releases it
+	inflight       int      // bytes of the batch being written
+	inflightCharge int      // what that batch counts in the budget itself
+	batchSince     int64    // the tick the batch's oldest frame was queued
+	writing        bool     // a flush goroutine is running
+	closed         bool     // no more frames accepted
+	closing        bool     // a close to send once the queue is empty: closeEnd
+	closeEnd       closecode.End
+	finished       bool // the reader has ended
 
 	// Atomic.
 	reason   atomic.Uint32 // a closecode.End: why the socket ended; the first set sticks
 	joinDone atomic.Bool   // the join deadline is over: a room was created or joined, or it closed the socket
 	msgStart atomic.Int64  // tick when the message being read began; 0 between messages
+	// reading is what the message being read holds of the budget beyond
+	// the connection's own cost (session.read); takenReading once the
+	// shedder took it back, which refuses the message.
+	reading atomic.Int64
 }
+
+// queued is one frame in a send queue, with the broadcast's shared cost
+// when other receivers hold the same frame (nil: the frame is this
+// queue's own and counts in its charge).
+type queued struct {
+	frame []byte
+	sh    *budget.Shared
+}
+
+// queuedEntryBytes is what a queue spends on a frame besides the frame:
+// its entry in the queue's array (and again in the batch being written).
+const queuedEntryBytes = int(unsafe.Sizeof(queued{}))
 
 func newConn(ws *websocket.Conn, raw *corkConn, s *Server) *conn {
 	c := &conn{ws: ws, raw: raw, s: s, maxFrames: s.cfg.QueueFrames, maxBytes: s.cfg.QueueBytes,
@@ -55,9 +81,17 @@ func newConn(ws *websocket.Conn, raw *corkConn, s *Server) *conn {
 	return c
 }
 
-// Send queues a frame without blocking. On overflow we close the player
-// rather than drop the frame: a gap in game state is worse than a reconnect.
-func (c *conn) Send(frame []byte) {
+// Send queues a frame of this queue's own (a targeted send: nobody else
+// holds it) without blocking. On overflow we close the player rather than
+// drop the frame: a gap in game state is worse than a reconnect.
+func (c *conn) Send(frame []byte) { c.enqueue(frame, nil) }
+
+// SendShared queues a broadcast's frame, which other receivers hold too:
+// the queue holds sh until the frame is written or dropped (rooms'
+// SharedSender).
+func (c *conn) SendShared(frame []byte, sh *budget.Shared) { c.enqueue(frame, sh) }
+
+func (c *conn) enqueue(frame []byte, sh *budget.Shared) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -73,12 +107,35 @@ func (c *conn) Send(frame []byte) {
 		go c.closeWithin(closecode.EndSlow, time.Second)
 		return
 	}
-	c.queue = append(c.queue, frame)
+	charge := queuedEntryBytes
+	if sh == nil {
+		charge += len(frame)
+	} else {
+		sh.Hold()
+	}
+	if len(c.queue) == 0 {
+		c.queueSince = c.s.tick.Load()
+	}
+	c.queue = append(c.queue, queued{frame, sh})
 	c.queuedBytes += len(frame)
+	c.queueCharge += charge
+	c.s.budget.Add(int64(charge))
 	c.startWriterLocked()
 	c.mu.Unlock()
-	c.s.budget.Add(int64(len(frame)))
 	c.s.maybeShed()
+}
+
+// release gives back what entries held of the budget: their shared
+// frames' holds and charge, the bytes counted for them on their own. It
+// clears the entries.
+func (c *conn) release(entries []queued, charge int) {
+	for i := range entries {
+		if sh := entries[i].sh; sh != nil {
+			sh.Release()
+		}
+		entries[i] = queued{}
+	}
+	c.s.budget.Add(-int64(charge))
 }
 
 // abort closes a connection for abuse, from its reader: what is queued for
@@ -95,11 +152,11 @@ func (c *conn) abort(end closecode.End) {
 	c.raw.writeClose(int(end.Code()), end.Text())
 }
 
-// dropQueueLocked discards every queued frame and releases its bytes from
+// dropQueueLocked discards every queued frame and releases what it held of
 // the memory budget. c.mu must be held.
 func (c *conn) dropQueueLocked() {
-	c.s.budget.Add(-int64(c.queuedBytes))
-	c.queue, c.queuedBytes = nil, 0
+	c.release(c.queue, c.queueCharge)
+	c.queue, c.queuedBytes, c.queueCharge = nil, 0, 0
 }
 
 // held is what the connection holds of the memory budget, and whether it
@@ -111,8 +168,9 @@ func (c *conn) held() (n int, closing bool) {
 }
 
 // shed drops the queue and closes the connection with 4002, as if it had
-// overflowed: the memory budget is exceeded and this queue is among the
-// largest. It reports whether it did anything.
+// overflowed: the memory budget is short and this queue has gone stale,
+// or is among the largest. It reports whether it did anything. The batch
+// being written is given back once the socket is cut (within a second).
 func (c *conn) shed() bool {
 	c.mu.Lock()
 	if c.finished || (c.closed && c.queuedBytes == 0) {
@@ -181,10 +239,10 @@ func (c *conn) flush() {
 		c.mu.Lock()
 		batch := c.queue
 		c.queue, c.spare = c.spare[:0], nil
-		n := c.queuedBytes
-		c.queuedBytes = 0
+		n, charge := c.queuedBytes, c.queueCharge
+		c.queuedBytes, c.queueCharge = 0, 0
 		if len(batch) == 0 || c.finished {
-			c.s.budget.Add(-int64(n))
+			c.release(batch, charge)
 			closing, end := c.closing, c.closeEnd
 			c.closing = false
 			c.writing = false
@@ -198,17 +256,16 @@ func (c *conn) flush() {
 			}
 			return
 		}
-		c.inflight = n
+		c.batch, c.inflight, c.inflightCharge, c.batchSince = batch, n, charge, c.queueSince
 		c.mu.Unlock()
 		ok := c.writeBatch(batch)
 		c.mu.Lock()
-		c.s.budget.Add(-int64(c.inflight))
-		c.inflight = 0
+		c.batch, c.inflight, c.inflightCharge = nil, 0, 0
 		c.mu.Unlock()
+		c.release(batch, charge)
 		if !ok {
 			return
 		}
-		clear(batch)
 		c.mu.Lock()
 		if c.spare == nil {
 			c.spare = batch[:0]
@@ -217,12 +274,12 @@ func (c *conn) flush() {
 	}
 }
 
-func (c *conn) writeBatch(batch [][]byte) bool {
+func (c *conn) writeBatch(batch []queued) bool {
 	c.raw.cork()
-	for _, f := range batch {
+	for _, q := range batch {
 		// Framed straight into the cork buffer: no syscall, no lock of
 		// coder/websocket's per frame.
-		c.raw.appendText(f)
+		c.raw.appendText(q.frame)
 	}
 	if err := c.raw.uncork(); err != nil {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {

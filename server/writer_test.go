@@ -53,7 +53,7 @@ func TestCloseKeepsTheQueuePolicy(t *testing.T) {
 			queued, closing := c.held()
 			wantQueued, wantUsed := 9, used
 			if !tt.end.Flush() {
-				wantQueued, wantUsed = 3, used-6
+				wantQueued, wantUsed = 3, used-2*(3+int64(queuedEntryBytes))
 			}
 			if queued != wantQueued || !closing || ts.budget.Used() != wantUsed {
 				t.Errorf("after Close: %d bytes held (closing %v), budget %d; want %d (closing), budget %d",

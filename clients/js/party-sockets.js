@@ -30,6 +30,7 @@ export const CLOSE_CODES = Object.freeze({
   1008: { reason: "", final: false },
   1009: { reason: "", final: false },
   1012: { reason: "server restarting", final: false },
+  1013: { reason: "try again later", final: false },
 });
 const FINAL = Object.fromEntries(Object.entries(CLOSE_CODES).filter(([, c]) => c.final).map(([k, c]) => [k, c.reason]));
 

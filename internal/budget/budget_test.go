@@ -93,3 +93,38 @@ func TestTryAddRefusesPastTheCeiling(t *testing.T) {
 		t.Fatalf("concurrent TryAdd: used %d, taken %d, ceiling 4000", b.Used(), taken.Load())
 	}
 }
+
+// A shared cost counts once however many hold it, and is given back when
+// the last of them lets go, in any order, from any goroutine.
+func TestSharedCountsOnce(t *testing.T) {
+	b := New(1 << 20)
+	s := b.Share(60_000)
+	const holders = 64
+	for range holders {
+		s.Hold()
+	}
+	if b.Used() != 60_000 {
+		t.Fatalf("a cost held %d times counts %d, want it once (60000)", holders+1, b.Used())
+	}
+	s.Release() // the maker's own hold
+	var wg sync.WaitGroup
+	for i := range holders {
+		wg.Go(func() {
+			if i == holders-1 {
+				return
+			}
+			s.Release()
+		})
+	}
+	wg.Wait()
+	if b.Used() != 60_000 {
+		t.Fatalf("with one holder left the budget counts %d, want 60000", b.Used())
+	}
+	s.Release()
+	if b.Used() != 0 {
+		t.Fatalf("after the last release the budget counts %d", b.Used())
+	}
+	var none *Budget
+	n := none.Share(10)
+	n.Release() // a nil budget counts nothing and still tracks holders
+}
