@@ -18,7 +18,7 @@ func TestSpentBudgetRefusesCreate(t *testing.T) {
 	ts := newTestServer(t, Config{Budget: b})
 	h := testutil.Dial(t, ts.URL)
 	code := h.Create("h", 4)
-	c := testutil.Dial(t, ts.URL) // a socket is refused too (TestUpgradeRefusedWhenTheBudgetIsSpent)
+	c := testutil.Dial(t, ts.URL)  // a socket is refused too (TestUpgradeRefusedWhenTheBudgetIsSpent)
 	hold := b.Ceiling() - b.Used() // what can be refused is refused from here
 	b.Add(hold)
 	defer b.Add(-hold)
