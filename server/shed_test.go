@@ -192,7 +192,10 @@ func TestShedClosesOnlyStaleQueuesAtTheCeiling(t *testing.T) {
 	big := `{"type":"send","to":%d,"data":"` + strings.Repeat("q", 50_000) + `"}`
 	h.Send(strings.Replace(big, "%d", "1", 1))
 	testutil.Eventually(t, 5*time.Second, "the stuck member's frame to be in flight", func() bool { n, _ := sc.held(); return n > 0 })
-	waitStale(t, ts, sc.batchSince)
+	sc.mu.Lock()
+	since := sc.batchSince // set by the writer, under the lock
+	sc.mu.Unlock()
+	waitStale(t, ts, since)
 	h.Send(strings.Replace(big, "%d", "2", 1)) // fresh
 	testutil.Eventually(t, 5*time.Second, "the busy member's frame to be in flight", func() bool { n, _ := bc.held(); return n > 0 })
 	fill := b.Ceiling() - b.Used()
