@@ -20,7 +20,7 @@
 // cachedScrape.mu (metrics.go) is held while a scrape renders, which takes
 // rooms' Manager.mu (read) and the LRU tables' own locks, never a room's.
 // The rest are leaves, held for a few lines and never across a call that
-// locks: registry.mu and pending.mu (conns.go), addrLimits.mu,
+// locks: registry.mu (conns.go), pending.mu (pending.go), addrLimits.mu,
 // missWindow.mu and addrBucket.mu (limits.go), Server.movedMu and
 // Server.goneMu, siblings.mu (handoff.go), peerauth's Verifier.mu, and the
 // function-local ones that gather parallel answers (findSiblings,
