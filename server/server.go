@@ -44,7 +44,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -177,7 +176,7 @@ type Server struct {
 	shedding atomic.Bool  // a shedding pass is running
 	tick     atomic.Int64 // coarse clock, advanced by the sweeper
 	conns    registry
-	pending  pending
+	pending  *pending
 	movedMu  sync.Mutex                 // guards moved
 	moved    map[string]string          // code → the sibling a room held here went to
 	goneMu   sync.Mutex                 // guards gone
@@ -209,7 +208,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	s.conns.all = map[*conn]struct{}{}
 	s.moved = map[string]string{}
 	s.gone = routing.Expiring[struct{}]{TTL: goneTTL, Max: goneMax}
-	s.pending = pending{total: cfg.MaxPendingConns, byConn: map[net.Conn]string{}, byAddr: map[string]int{}}
+	s.pending = newPending(cfg.MaxPendingConns, 0)
 	if cfg.AppName == "" {
 		// Off Fly the socket's address is the client's.
 		s.pending.perAddr = cfg.MaxConnsPerIP
