@@ -213,15 +213,16 @@ func (l *addrLimits) missCode(ip, code string) {
 const maxRememberedCode = 16
 
 // clientIP is the address a request counts against: on Fly, for a
-// request that came through Fly's proxy (viaProxy: any of its headers),
-// Fly-Client-IP; else the socket's address. When Fly-Client-IP appears
+// request that came through Fly's proxy (proxied: any of its headers, on
+// a socket TRUSTED_PROXIES allows), Fly-Client-IP; else the socket's
+// address. When Fly-Client-IP appears
 // more than once, or holds a list, the last value counts: a proxy that
 // appends puts its own last, and whatever a client sent comes before it
 // (README "Whom the limits count"). IPv6 addresses are keyed by their
 // /64, the block one subscriber gets, so rotating addresses within it buys
 // nothing.
 func (s *Server) clientIP(r *http.Request) string {
-	if s.cfg.AppName != "" && viaProxy(r) {
+	if s.cfg.AppName != "" && s.proxied(r) {
 		if ip, ok := lastClientIP(r.Header.Values("Fly-Client-Ip")); ok {
 			return addrKey(ip)
 		}

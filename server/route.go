@@ -31,7 +31,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 	}
 	in := routing.Input{
 		OnFly:        true,
-		ViaProxy:     viaProxy(r),
+		ViaProxy:     s.proxied(r), // forged headers from elsewhere: answered here
 		ReplaySrc:    r.Header.Get("Fly-Replay-Src") != "",
 		ReplayFailed: r.Header.Get("Fly-Replay-Failed") != "",
 		Upgrade:      isUpgrade(r),
@@ -40,7 +40,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 		Path:         r.URL.EscapedPath(),
 		RawQuery:     r.URL.RawQuery,
 	}
-	s.readReplayHeaders(r, &in)
+	if in.ViaProxy {
+		s.readReplayHeaders(r, &in) // only the proxy's say anything
+	}
 	if pin, ok := routing.Pin(in.RawQuery); ok {
 		in.PinGone = s.pinGone(pin)
 	}

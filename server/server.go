@@ -45,6 +45,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,10 @@ type Config struct {
 	// twice that: a peer's probe rate, PROBES_PER_SEC. 0 means
 	// routing.DefaultRoundsPerSec.
 	PeerLookupsPerSec float64
+	// TrustedProxies (TRUSTED_PROXIES): when set, Fly's proxy headers
+	// count only on a request whose socket address is in one of these
+	// ranges (peer.go's proxied); empty: on any.
+	TrustedProxies []netip.Prefix
 
 	HandshakeTimeout time.Duration  // request headers and body, and keep-alive idle time
 	MaxHeaderBytes   int            // request header bytes (net/http adds 4 KiB of slack)
