@@ -88,8 +88,9 @@ type addrLimits struct {
 	mu    sync.Mutex // guards conns
 	conns map[string]int
 
-	misses *lru.Cache[string, *missWindow]
-	missed *lru.Cache[string, time.Time] // "address code" → when it was last counted (missCode)
+	misses    *lru.Cache[string, *missWindow]
+	missed    *lru.Cache[string, time.Time] // "address code" → when it was last counted (missCode)
+	newcomers *newcomers                    // lookups by code while the machine's misses are spent (newcomers.go)
 }
 
 type missWindow struct {
@@ -104,7 +105,7 @@ func newAddrLimits(maxConns, missesPerMin, machineMissesPerMin int) *addrLimits 
 	misses, _ := lru.New[string, *missWindow](missTableSize)
 	missed, _ := lru.New[string, time.Time](missTableSize)
 	return &addrLimits{maxConns: maxConns, missesPerMin: missesPerMin, machineMissesPerMin: machineMissesPerMin,
-		now: time.Now, conns: map[string]int{}, misses: misses, missed: missed}
+		now: time.Now, conns: map[string]int{}, misses: misses, missed: missed, newcomers: newNewcomers(machineMissesPerMin)}
 }
 
 // acquire takes a connection slot for ip; false when ip is at its limit.
@@ -154,7 +155,7 @@ func (l *addrLimits) blocked(ip string) bool {
 	}
 	now := l.now()
 	n := w.current(now)
-	return n >= l.missesPerMin || (n > 0 && l.machineMissesPerMin > 0 && l.machine.current(now) >= l.machineMissesPerMin)
+	return n >= l.missesPerMin || (n > 0 && l.machineSpent(now))
 }
 
 // current is the window's count, zero once its minute has passed.

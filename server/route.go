@@ -126,13 +126,15 @@ func (s *Server) readReplayHeaders(r *http.Request, in *routing.Input) {
 }
 
 // probeFor looks for the holder of code on behalf of r's address. A
-// probe is a lookup: an address that has used up its misses asks nothing.
-// The round it may start is paid for from the address's probe allowance,
+// probe is a lookup: an address that has used up its misses asks nothing,
+// and nor does a newcomer the machine has no token for (newcomers.go; the
+// server API's caller holds its key, and is only held to its misses). The
+// round it may start is paid for from the address's probe allowance,
 // found or not. refused: the address is over one or the other, and
 // nothing was asked.
 func (s *Server) probeFor(r *http.Request, code string) (holder string, refused bool) {
 	ip := s.clientIP(r)
-	if s.perAddr.blocked(ip) {
+	if (isAPI(r) && s.perAddr.blocked(ip)) || (!isAPI(r) && !s.perAddr.admit(ip, code)) {
 		return "", true
 	}
 	holder, outcome := s.probe(r, code, probeAllowance{rate: s.probes, ip: ip, now: time.Now()})
