@@ -137,7 +137,13 @@ func (s *Server) probeFor(r *http.Request, code string) (holder string, refused 
 	if (isAPI(r) && s.perAddr.blocked(ip)) || (!isAPI(r) && !s.perAddr.admit(ip, code)) {
 		return "", true
 	}
-	holder, outcome := s.probe(r, code, probeAllowance{rate: s.probes, ip: ip, now: time.Now()})
+	a := probeAllowance{rate: s.probes, ip: ip, now: time.Now()}
+	holder, outcome := s.probe(r, code, a)
+	if holder != "" && s.pinGone(holder) {
+		// Remembered on a machine a replay could not reach: ask again.
+		s.cfg.Prober.Forget(code)
+		holder, outcome = s.probe(r, code, a)
+	}
 	return holder, outcome == routing.OutcomeRefused
 }
 
