@@ -94,6 +94,7 @@ func (c *config) settings() []setting {
 		duration("MESSAGE_TIMEOUT", &s.MessageTimeout, server.DefaultMessageTimeout, 1),
 		rate("FRAMES_PER_SEC", &s.FramesPerSec, 200, 1e7, "frames per second"),
 		rate("BYTES_PER_SEC", &s.BytesPerSec, 1<<20, 1<<34, "bytes per second"),
+		rate("ADDR_BYTES_PER_SEC", &s.AddrBytesPerSec, 4<<20, 1<<34, "bytes per second"),
 		rate("UPGRADES_PER_SEC", &s.UpgradesPerSec, 10, 1e6, "new WebSockets per second"),
 		count("UPGRADE_BURST", &s.UpgradeBurst, 60, 1, 1<<20),
 		rate("CREATES_PER_MIN", &s.CreatesPerMin, 30, 1e7, "rooms per minute"),

@@ -76,17 +76,19 @@ func (a addrRate) level(ip string, now time.Time) float64 {
 }
 
 // addrLimits counts live connections and failed lookups per client address.
-// Live counts live in a map bounded by the live connections themselves;
-// miss windows live in an LRU so a scanner cycling addresses cannot grow it.
+// Live counts (and the bytes the address's sockets may send) live in a map
+// bounded by the live connections themselves; miss windows live in an LRU
+// so a scanner cycling addresses cannot grow it.
 type addrLimits struct {
-	maxConns            int // 0: unlimited
-	missesPerMin        int // 0: unlimited
-	machineMissesPerMin int // 0: unlimited
+	maxConns            int     // 0: unlimited
+	missesPerMin        int     // 0: unlimited
+	machineMissesPerMin int     // 0: unlimited
+	bytesPerSec         float64 // what an address's sockets together may send (ADDR_BYTES_PER_SEC); 0: unlimited
 	now                 func() time.Time
 	machine             missWindow // every address's misses together
 
 	mu    sync.Mutex // guards conns
-	conns map[string]int
+	conns map[string]*addrConns
 
 	misses    *lru.Cache[string, *missWindow]
 	missed    *lru.Cache[string, time.Time] // "address code" → when it was last counted (missCode)
@@ -105,25 +107,55 @@ func newAddrLimits(maxConns, missesPerMin, machineMissesPerMin int) *addrLimits 
 	misses, _ := lru.New[string, *missWindow](missTableSize)
 	missed, _ := lru.New[string, time.Time](missTableSize)
 	return &addrLimits{maxConns: maxConns, missesPerMin: missesPerMin, machineMissesPerMin: machineMissesPerMin,
-		now: time.Now, conns: map[string]int{}, misses: misses, missed: missed, newcomers: newNewcomers(machineMissesPerMin)}
+		now: time.Now, conns: map[string]*addrConns{}, misses: misses, missed: missed, newcomers: newNewcomers(machineMissesPerMin)}
 }
 
-// acquire takes a connection slot for ip; false when ip is at its limit.
-func (l *addrLimits) acquire(ip string) bool {
+// addrConns is one address's live WebSockets: how many, and the byte
+// bucket they share (meter.go charges it beside each socket's own).
+type addrConns struct {
+	n     int // guarded by addrLimits.mu
+	bytes *sharedBucket
+}
+
+// sharedBucket is a token bucket several goroutines charge.
+type sharedBucket struct {
+	mu sync.Mutex // guards b
+	b  rate.Bucket
+}
+
+// charge spends n tokens, into debt if need be, and returns how long the
+// debt takes to pay back (rate.Bucket.Charge).
+func (sb *sharedBucket) charge(now time.Time, n float64) time.Duration {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.b.Charge(now, n)
+}
+
+// acquire takes a connection slot for ip, and returns the byte bucket
+// ip's sockets share (burst: 2 s of the rate); false when ip is at its
+// limit.
+func (l *addrLimits) acquire(ip string) (*sharedBucket, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.maxConns > 0 && l.conns[ip] >= l.maxConns {
-		return false
+	a := l.conns[ip]
+	if a == nil {
+		a = &addrConns{bytes: &sharedBucket{b: rate.NewBucket(l.bytesPerSec, 2*l.bytesPerSec)}}
 	}
-	l.conns[ip]++
-	return true
+	if l.maxConns > 0 && a.n >= l.maxConns {
+		return nil, false
+	}
+	a.n++
+	l.conns[ip] = a
+	return a.bytes, true
 }
 
 func (l *addrLimits) release(ip string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.conns[ip]--; l.conns[ip] <= 0 {
-		delete(l.conns, ip)
+	if a := l.conns[ip]; a != nil {
+		if a.n--; a.n <= 0 {
+			delete(l.conns, ip)
+		}
 	}
 }
 

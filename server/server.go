@@ -124,6 +124,7 @@ type Config struct {
 	MessageTimeout   time.Duration  // a message must arrive whole within this of its first frame
 	FramesPerSec     float64        // frames of any kind a client may send, per second (burst: 2 s); 0 unlimited
 	BytesPerSec      float64        // bytes a client may send, per second (burst: 2 s); 0 unlimited
+	AddrBytesPerSec  float64        // bytes one address's sockets together may send, per second (burst: 2 s); 0 unlimited
 	Budget           *budget.Budget // bytes clients make the machine hold; nil: DefaultLimit
 
 	// ScrapeTTL is how long a rendered /metrics page is reused: 0 means
@@ -200,6 +201,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	s := &Server{cfg: cfg, rooms: mgr, log: cfg.Logger, budget: cfg.Budget,
 		perAddr:   newAddrLimits(cfg.MaxConnsPerIP, cfg.JoinMissesPerMin, cfg.MachineMissesPerMin),
 		joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
+	s.perAddr.bytesPerSec = cfg.AddrBytesPerSec
 	s.peer = newPeerKeys(cfg.HandoffSecret, s.selfID())
 	s.trust = newTrustCheck(cfg.TrustCheck, cfg.HandoffSecret)
 	s.decoding = make(chan struct{}, 1)
@@ -287,12 +289,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusTooManyRequests, errTooManyUpgrades)
 		return
 	}
-	if counted && !s.perAddr.acquire(ip) {
-		s.apiError(w, http.StatusTooManyRequests, errTooManyConns)
-		return
+	var addrBytes *sharedBucket
+	if counted {
+		var ok bool
+		if addrBytes, ok = s.perAddr.acquire(ip); !ok {
+			s.apiError(w, http.StatusTooManyRequests, errTooManyConns)
+			return
+		}
 	}
 	hw := &hijacker{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout,
-		framesPerSec: s.cfg.FramesPerSec, bytesPerSec: s.cfg.BytesPerSec}
+		framesPerSec: s.cfg.FramesPerSec, bytesPerSec: s.cfg.BytesPerSec, addrBytes: addrBytes}
 	ws, err := websocket.Accept(hw, r, &s.accept)
 	if err != nil {
 		if counted {
