@@ -22,8 +22,14 @@ type Resolver interface {
 // host's resolver configuration. It retries over TCP when a UDP answer is
 // truncated.
 type DNSResolver struct {
-	Server string // host:port
+	Server  string        // host:port
+	Timeout time.Duration // each exchange (UDP, then TCP if truncated); 0: DefaultDNSTimeout
 }
+
+// DefaultDNSTimeout bounds one exchange with the resolver: Fly's is on the
+// host and answers in milliseconds, and a stopping machine has
+// HANDOFF_TIMEOUT (4 s) for its whole hand-off, its DNS questions included.
+const DefaultDNSTimeout = time.Second
 
 // ErrNXDomain is returned for a name that does not exist.
 var ErrNXDomain = errors.New("dns: no such name")
@@ -33,7 +39,11 @@ func (r DNSResolver) Lookup(ctx context.Context, name string, qtype uint16) ([]d
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), qtype)
 	q.SetEdns0(4096, false)
-	c := &dns.Client{Net: "udp"}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDNSTimeout
+	}
+	c := &dns.Client{Net: "udp", Timeout: timeout}
 	in, _, err := c.ExchangeContext(ctx, q, r.Server)
 	if err == nil && in.Truncated {
 		c.Net = "tcp"
@@ -128,13 +138,20 @@ func (p *Prober) RegionEmpty(ctx context.Context, region string) bool {
 // cache kept them: for the rare decisions that must not act on a list
 // from before a sibling started (where a stopping machine's rooms go,
 // whether a sibling holds a code). When DNS fails it falls back to the
-// last good answer, if any (CachingResolver), after one question.
+// last good answer, if any (CachingResolver), after one question of at
+// most freshWait: a stopping machine has HANDOFF_TIMEOUT (4 s) in all.
 func (p *Prober) FreshPeers(ctx context.Context) ([]Peer, error) {
 	if cr, ok := p.Resolver.(*CachingResolver); ok {
 		cr.Forget("vms."+p.App+".internal", dns.TypeTXT)
 	}
+	ctx, cancel := context.WithTimeout(ctx, freshWait)
+	defer cancel()
 	return Peers(ctx, p.Resolver, p.App)
 }
+
+// freshWait bounds FreshPeers' question; Fly's resolver is on the host
+// and answers in milliseconds.
+const freshWait = time.Second
 
 // Stale says the cached list of machines may be wrong (a replay to one
 // found none): it is asked again next time, at most once a second.
@@ -164,9 +181,10 @@ func (p *Prober) refreshAllowed() bool {
 // (10 minutes by default): a deploy during a DNS outage still finds the
 // siblings it knew, and every call to one is signed for its machine id,
 // so a machine that took over a stale address refuses it. For FailPause
-// (2 s) after a failure, a question with such an answer is not asked
-// again: a stopping machine's hand-off waits for the resolver once, not
-// once per sibling.
+// (2 s) after a failure a question that has such an answer gets it
+// without asking, so a stopping machine's hand-off waits for a dead
+// resolver once, not once per sibling; a question without one is asked
+// (a name never resolved fails within DNSResolver's Timeout).
 type CachingResolver struct {
 	Inner     Resolver
 	MaxTTL    time.Duration

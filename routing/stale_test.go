@@ -11,9 +11,10 @@ import (
 
 // A deploy during a DNS outage (issue 23, item 6): when the resolver
 // stops answering, the last good answers stand in for it, the machine
-// list and each machine's address, for at most MaxStale; a stopping
-// machine's hand-off waits for the dead resolver once, not per sibling;
-// once it answers again its answers replace them.
+// list and each machine's address, for at most MaxStale; for FailPause
+// after a failure they are given without asking, so a stopping machine's
+// hand-off waits for the dead resolver once, not per sibling; once it
+// answers again its answers replace them.
 func TestDeadResolverFallsBackToTheLastGoodAnswer(t *testing.T) {
 	f := startFly(t, self+" fra 127.0.0.10", "0a1b2c3d4e5f02 fra 127.0.0.11", "0a1b2c3d4e5f03 iad 127.0.0.12")
 	res := &countingResolver{inner: DNSResolver{Server: f.Addr}}
@@ -54,6 +55,7 @@ func TestDeadResolverFallsBackToTheLastGoodAnswer(t *testing.T) {
 	if n := res.n.Load() - asked; n != 1 {
 		t.Fatalf("%d questions with the resolver failing moments ago, want 1", n)
 	}
+	// A name never resolved has nothing to stand in: it is asked, and fails.
 	if _, err := Address(ctx(), cr, "app", "0a1b2c3d4e5f09"); err == nil {
 		t.Fatal("an address never resolved came from nowhere")
 	}
