@@ -69,6 +69,7 @@ func (c *config) settings() []setting {
 		text("FLY_APP_NAME", &s.AppName, 0),
 		absURL("DASHBOARD_URL", &s.DashboardURL),         // on Fly: flyDashboard
 		hostPort("INTERNAL_DNS", &c.InternalDNS, flyDNS), // on Fly: flyDNS
+		prefixes("TRUSTED_PROXIES", &s.TrustedProxies),
 		duration("HOST_GRACE", &r.HostGrace, 2*time.Minute, 0),
 		byteCount("MAX_FRAME_BYTES", &s.MaxFrameBytes, server.DefaultMaxFrameBytes, 1024, 16<<20),
 		list("ALLOWED_ORIGINS", &s.AllowedOrigins),
@@ -94,6 +95,7 @@ func (c *config) settings() []setting {
 		duration("MESSAGE_TIMEOUT", &s.MessageTimeout, server.DefaultMessageTimeout, 1),
 		rate("FRAMES_PER_SEC", &s.FramesPerSec, 200, 1e7, "frames per second"),
 		rate("BYTES_PER_SEC", &s.BytesPerSec, 1<<20, 1<<34, "bytes per second"),
+		rate("ADDR_BYTES_PER_SEC", &s.AddrBytesPerSec, 4<<20, 1<<34, "bytes per second"),
 		rate("UPGRADES_PER_SEC", &s.UpgradesPerSec, 10, 1e6, "new WebSockets per second"),
 		count("UPGRADE_BURST", &s.UpgradeBurst, 60, 1, 1<<20),
 		rate("CREATES_PER_MIN", &s.CreatesPerMin, 30, 1e7, "rooms per minute"),
@@ -172,6 +174,10 @@ func (c *config) check(getenv func(string) string, rep *report) {
 		if _, err := webhook.ParseSecret(c.WebhookSecret); err != nil {
 			rep.bad("WEBHOOK_SECRET", hidden, err.Error())
 		}
+	}
+	if len(s.TrustedProxies) > 0 && s.AppName == "" {
+		c.Warnings = append(c.Warnings, "TRUSTED_PROXIES is set but FLY_APP_NAME is not: off Fly no proxy header "+
+			"is read, so it changes nothing")
 	}
 	if c.Handoff && s.AppName != "" && s.HandoffSecret == "" {
 		// Siblings prove themselves with the secret only: without it none

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -219,6 +220,53 @@ func list(env string, dst *[]string) setting {
 		}
 		return out, nil
 	})
+}
+
+// maxPrefixes bounds a list of address ranges (TRUSTED_PROXIES).
+const maxPrefixes = 64
+
+// prefixes is comma-separated address ranges in CIDR notation, at most
+// maxPrefixes; an address alone is its own range (/32, /128). An
+// IPv4-mapped IPv6 range is taken as the IPv4 range it maps, since socket
+// addresses are compared unmapped.
+func prefixes(env string, dst *[]netip.Prefix) setting {
+	want := fmt.Errorf("want at most %d comma-separated address ranges, e.g. 172.16.0.0/12,fdaa::/16", maxPrefixes)
+	s := field(env, dst, nil, func(v string) ([]netip.Prefix, error) {
+		var out []netip.Prefix
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			p, ok := parsePrefix(f)
+			if !ok || len(out) == maxPrefixes {
+				return nil, want
+			}
+			out = append(out, p)
+		}
+		return out, nil
+	})
+	many := strings.TrimSuffix(strings.Repeat("10.0.0.0/8,", maxPrefixes), ",")
+	s.ends, s.past = [2]string{"::/0", many}, []string{"10.0.0.0/33", "fdaa::/129", "fly", many + ",10.0.0.0/8"}
+	return s
+}
+
+// parsePrefix is a CIDR range, or an address alone, masked and unmapped.
+func parsePrefix(v string) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(v)
+	if err != nil {
+		a, aerr := netip.ParseAddr(v)
+		if aerr != nil || a.Zone() != "" {
+			return netip.Prefix{}, false
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if a := p.Addr(); a.Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, false
+		}
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), true
 }
 
 // logLevel is slog's level names.

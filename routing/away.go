@@ -51,15 +51,33 @@ const (
 	MaxListedCodes = 10000
 	// maxListingBytes bounds a listing's answer as read.
 	maxListingBytes = 256 << 10
-	// maxAwayCodes bounds the codes a prober remembers over all regions.
+	// maxAwayCodes bounds the codes a prober remembers from listings
+	// from abroad, over all regions, and as many again from near ones.
 	maxAwayCodes = 20000
 )
 
-// away is what the machines outside each region hold of its codes.
+// away is what the machines outside each region hold of its codes, and
+// (near listings) what a region's own machines hold of them: a prober
+// that has no round to spare answers a code from them (near.go).
 type away struct {
-	mu    sync.Mutex          // guards lists, total
-	lists map[string]*listing // region → its latest listing
-	total int                 // codes in the finished listings
+	mu     sync.Mutex           // guards lists, totals
+	lists  map[listKey]*listing // a region's latest listing, from abroad or near
+	totals [2]int               // codes in the finished listings, from abroad [0] and near [1]
+}
+
+// listKey names a listing: region's codes, as the machines outside it
+// hold them, or (near) as its own machines do.
+type listKey struct {
+	region string
+	near   bool
+}
+
+// side is a listing's index in away.totals.
+func (k listKey) side() int {
+	if k.near {
+		return 1
+	}
+	return 0
 }
 
 // listing is one region's. Its fields other than done and at are set
@@ -97,14 +115,14 @@ func (p *Prober) Learn(ctx context.Context, region string) {
 		res = cr.Inner
 	}
 	if peers, err := Peers(ctx, res, p.App); err == nil {
-		p.listingFor(ctx, region, peers)
+		p.listingFor(ctx, listKey{region: region}, peers)
 	}
 }
 
 // abroad is the started machines outside region that may hold code: the
 // one code is listed on, and those that cannot list.
 func (p *Prober) abroad(ctx context.Context, region, code string, peers []Peer) []string {
-	l := p.listingFor(ctx, region, peers)
+	l := p.listingFor(ctx, listKey{region: region}, peers)
 	if l == nil {
 		return nil
 	}
@@ -118,17 +136,17 @@ func (p *Prober) abroad(ctx context.Context, region, code string, peers []Peer) 
 	return ids
 }
 
-// listingFor returns region's listing, taking it first when there is
-// none or it is due; nil when ctx ends first. One pass per region at a
-// time: others wait for it.
-func (p *Prober) listingFor(ctx context.Context, region string, peers []Peer) *listing {
+// listingFor returns key's listing, taking it first when there is none
+// or it is due; nil when ctx ends first. One pass per listing at a time:
+// others wait for it.
+func (p *Prober) listingFor(ctx context.Context, key listKey, peers []Peer) *listing {
 	a := &p.away
 	now := time.Now()
 	a.mu.Lock()
 	if a.lists == nil {
-		a.lists = map[string]*listing{}
+		a.lists = map[listKey]*listing{}
 	}
-	prev := a.lists[region]
+	prev := a.lists[key]
 	if prev != nil && (!finished(prev) || now.Sub(prev.at) < prev.every) {
 		a.mu.Unlock()
 		select {
@@ -139,17 +157,18 @@ func (p *Prober) listingFor(ctx context.Context, region string, peers []Peer) *l
 		}
 	}
 	next := &listing{done: make(chan struct{}), at: now}
-	a.lists[region] = next
+	a.lists[key] = next
 	a.mu.Unlock()
-	holders, unlisted := p.list(ctx, region, peers, prev)
-	a.finish(prev, next, holders, unlisted, or(p.Relist, 2*time.Second))
+	holders, unlisted := p.list(ctx, key, peers, prev)
+	a.finish(key, prev, next, holders, unlisted, or(p.Relist, 2*time.Second))
 	return next
 }
 
-// list asks every started machine outside region, at once, for its
-// listing of region. A machine that does not answer keeps what it said in
-// prev.
-func (p *Prober) list(ctx context.Context, region string, peers []Peer, prev *listing) (map[string]string, []string) {
+// list asks every started machine outside key's region (near: in it but
+// this one), at once, for its listing of the region. A machine that does
+// not answer keeps what it said in prev.
+func (p *Prober) list(ctx context.Context, key listKey, peers []Peer, prev *listing) (map[string]string, []string) {
+	region := key.region
 	type answer struct {
 		id       string
 		codes    []string
@@ -158,7 +177,7 @@ func (p *Prober) list(ctx context.Context, region string, peers []Peer, prev *li
 	}
 	var targets []string
 	for _, peer := range peers {
-		if peer.ID != p.Self && peer.Region != region {
+		if peer.ID != p.Self && (peer.Region == region) == key.near {
 			targets = append(targets, peer.ID)
 		}
 	}
@@ -194,12 +213,14 @@ func (p *Prober) list(ctx context.Context, region string, peers []Peer, prev *li
 	return holders, unlisted
 }
 
-// finish publishes next, held to the bound on remembered codes, and sets
-// when it is due again.
-func (a *away) finish(prev, next *listing, holders map[string]string, unlisted []string, relist time.Duration) {
+// finish publishes next, held to the bound on remembered codes (for
+// listings from abroad and near listings each), and sets when it is due
+// again.
+func (a *away) finish(key listKey, prev, next *listing, holders map[string]string, unlisted []string, relist time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	room, before := maxAwayCodes-a.total, map[string]string(nil)
+	total := &a.totals[key.side()]
+	room, before := maxAwayCodes-*total, map[string]string(nil)
 	if prev != nil {
 		before = prev.holders
 		room += len(before)
@@ -210,7 +231,7 @@ func (a *away) finish(prev, next *listing, holders map[string]string, unlisted [
 		}
 		delete(holders, code)
 	}
-	a.total += len(holders) - len(before)
+	*total += len(holders) - len(before)
 	next.holders, next.unlisted, next.every = holders, unlisted, relist
 	if prev != nil && !learnedNew(before, holders) {
 		next.every = min(2*prev.every, 30*relist)

@@ -200,7 +200,7 @@ func TestListingAskedAgainWhenDue(t *testing.T) {
 	every := func() time.Duration {
 		p.away.mu.Lock()
 		defer p.away.mu.Unlock()
-		return p.away.lists["fra"].every
+		return p.away.lists[listKey{region: "fra"}].every
 	}
 	if got := every(); got != p.Relist {
 		t.Fatalf("after a listing that learned a code: due in %v, want %v", got, p.Relist)

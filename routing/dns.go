@@ -22,8 +22,14 @@ type Resolver interface {
 // host's resolver configuration. It retries over TCP when a UDP answer is
 // truncated.
 type DNSResolver struct {
-	Server string // host:port
+	Server  string        // host:port
+	Timeout time.Duration // each exchange (UDP, then TCP if truncated); 0: DefaultDNSTimeout
 }
+
+// DefaultDNSTimeout bounds one exchange with the resolver: Fly's is on the
+// host and answers in milliseconds, and a stopping machine has
+// HANDOFF_TIMEOUT (4 s) for its whole hand-off, its DNS questions included.
+const DefaultDNSTimeout = time.Second
 
 // ErrNXDomain is returned for a name that does not exist.
 var ErrNXDomain = errors.New("dns: no such name")
@@ -33,7 +39,11 @@ func (r DNSResolver) Lookup(ctx context.Context, name string, qtype uint16) ([]d
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), qtype)
 	q.SetEdns0(4096, false)
-	c := &dns.Client{Net: "udp"}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDNSTimeout
+	}
+	c := &dns.Client{Net: "udp", Timeout: timeout}
 	in, _, err := c.ExchangeContext(ctx, q, r.Server)
 	if err == nil && in.Truncated {
 		c.Net = "tcp"
@@ -128,15 +138,20 @@ func (p *Prober) RegionEmpty(ctx context.Context, region string) bool {
 // cache kept them: for the rare decisions that must not act on a list
 // from before a sibling started (where a stopping machine's rooms go,
 // whether a sibling holds a code). When DNS fails it falls back to the
-// cached answer, if any.
+// last good answer, if any (CachingResolver), after one question of at
+// most freshWait: a stopping machine has HANDOFF_TIMEOUT (4 s) in all.
 func (p *Prober) FreshPeers(ctx context.Context) ([]Peer, error) {
 	if cr, ok := p.Resolver.(*CachingResolver); ok {
-		if peers, err := Peers(ctx, cr.Inner, p.App); err == nil {
-			return peers, nil
-		}
+		cr.Forget("vms."+p.App+".internal", dns.TypeTXT)
 	}
+	ctx, cancel := context.WithTimeout(ctx, freshWait)
+	defer cancel()
 	return Peers(ctx, p.Resolver, p.App)
 }
+
+// freshWait bounds FreshPeers' question; Fly's resolver is on the host
+// and answers in milliseconds.
+const freshWait = time.Second
 
 // Stale says the cached list of machines may be wrong (a replay to one
 // found none): it is asked again next time, at most once a second.
@@ -161,14 +176,42 @@ func (p *Prober) refreshAllowed() bool {
 
 // CachingResolver answers from memory what it asked Inner less than the
 // answer's TTL ago (at most MaxTTL, 5 s by default: Fly does not document
-// its TTLs). Failures are not cached.
+// its TTLs). Failures are not cached. When Inner fails, the last good
+// answer to the question stands in for it if it is younger than MaxStale
+// (10 minutes by default): a deploy during a DNS outage still finds the
+// siblings it knew, and every call to one is signed for its machine id,
+// so a machine that took over a stale address refuses it. For FailPause
+// (2 s) after a failure a question that has such an answer gets it
+// without asking, so a stopping machine's hand-off waits for a dead
+// resolver once, not once per sibling; a question without one is asked
+// (a name never resolved fails within DNSResolver's Timeout).
 type CachingResolver struct {
-	Inner  Resolver
-	MaxTTL time.Duration
+	Inner     Resolver
+	MaxTTL    time.Duration
+	MaxStale  time.Duration // 0: DefaultMaxStale
+	FailPause time.Duration // 0: DefaultFailPause
 
-	mu      sync.Mutex // guards entries
-	entries map[cacheKey]cacheEntry
+	mu       sync.Mutex // guards entries and failedAt
+	entries  map[cacheKey]cacheEntry
+	failedAt time.Time // Inner's last failure
+
+	now func() time.Time // nil: time.Now (tests move it)
 }
+
+func (c *CachingResolver) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+// DefaultMaxStale bounds the age of an answer that stands in for a
+// failing resolver; DefaultFailPause is how long after a failure such an
+// answer is given without asking.
+const (
+	DefaultMaxStale  = 10 * time.Minute
+	DefaultFailPause = 2 * time.Second
+)
 
 type cacheKey struct {
 	name  string
@@ -176,34 +219,63 @@ type cacheKey struct {
 }
 
 type cacheEntry struct {
-	rrs   []dns.RR
-	err   error // ErrNXDomain or nil
-	until time.Time
+	rrs     []dns.RR
+	err     error     // ErrNXDomain or nil
+	until   time.Time // fresh until then
+	fetched time.Time // when Inner gave it: a stand-in for a failure until MaxStale after
 }
 
 // cacheMax bounds the cache: peer names, one per machine, and vms.
 const cacheMax = 1024
 
-// Forget drops the cached answer to one question: the next Lookup asks.
+// Forget makes the cached answer to one question stale: the next Lookup
+// asks, and falls back to it only if the resolver fails.
 func (c *CachingResolver) Forget(name string, qtype uint16) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.entries, cacheKey{name, qtype})
+	if e, ok := c.entries[cacheKey{name, qtype}]; ok {
+		e.until = time.Time{}
+		c.entries[cacheKey{name, qtype}] = e
+	}
+}
+
+// standInLocked is the last good answer to key if it may stand in for a
+// failing resolver.
+func (c *CachingResolver) standInLocked(key cacheKey, now time.Time) (cacheEntry, bool) {
+	e, ok := c.entries[key]
+	maxStale := c.MaxStale
+	if maxStale <= 0 {
+		maxStale = DefaultMaxStale
+	}
+	return e, ok && now.Sub(e.fetched) < maxStale
+}
+
+// failingLocked reports whether Inner failed within FailPause.
+func (c *CachingResolver) failingLocked(now time.Time) bool {
+	pause := c.FailPause
+	if pause <= 0 {
+		pause = DefaultFailPause
+	}
+	return !c.failedAt.IsZero() && now.Sub(c.failedAt) < pause
 }
 
 // Lookup implements Resolver.
 func (c *CachingResolver) Lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
 	key := cacheKey{name, qtype}
-	now := time.Now()
+	now := c.clock()
 	c.mu.Lock()
 	if e, ok := c.entries[key]; ok && now.Before(e.until) {
+		c.mu.Unlock()
+		return e.rrs, e.err
+	}
+	if e, ok := c.standInLocked(key, now); ok && c.failingLocked(now) {
 		c.mu.Unlock()
 		return e.rrs, e.err
 	}
 	c.mu.Unlock()
 	rrs, err := c.Inner.Lookup(ctx, name, qtype)
 	if err != nil && !errors.Is(err, ErrNXDomain) {
-		return nil, err
+		return c.failed(key, err)
 	}
 	ttl := c.MaxTTL
 	if ttl <= 0 {
@@ -215,13 +287,25 @@ func (c *CachingResolver) Lookup(ctx context.Context, name string, qtype uint16)
 	if errors.Is(err, ErrNXDomain) {
 		ttl = min(ttl, time.Second)
 	}
-	if ttl > 0 {
-		c.mu.Lock()
-		if c.entries == nil || len(c.entries) >= cacheMax {
-			c.entries = map[cacheKey]cacheEntry{}
-		}
-		c.entries[key] = cacheEntry{rrs: rrs, err: err, until: now.Add(ttl)}
-		c.mu.Unlock()
+	// Kept even with a TTL of 0: it is never fresh, but it may stand in.
+	c.mu.Lock()
+	if _, ok := c.entries[key]; !ok && (c.entries == nil || len(c.entries) >= cacheMax) {
+		c.entries = map[cacheKey]cacheEntry{}
 	}
+	c.entries[key] = cacheEntry{rrs: rrs, err: err, until: now.Add(max(ttl, 0)), fetched: now}
+	c.mu.Unlock()
 	return rrs, err
+}
+
+// failed notes that Inner failed, and answers key with its last good
+// answer if that may stand in, else with err.
+func (c *CachingResolver) failed(key cacheKey, err error) ([]dns.RR, error) {
+	now := c.clock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failedAt = now
+	if e, ok := c.standInLocked(key, now); ok {
+		return e.rrs, e.err
+	}
+	return nil, err
 }

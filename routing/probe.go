@@ -20,13 +20,14 @@ import (
 // Prober finds the peer that holds a room: a machine of the code's region,
 // else one the code is known to have gone to (away.go). One request costs
 // at most one round, and usually none:
-//   - a code found moments ago is answered from memory for FoundTTL, one
-//     not found for NegativeTTL;
+//   - a code found is answered from memory for FoundTTL (30 s), one not
+//     found for NegativeTTL (2 s);
 //   - requests for a code whose round is under way share it;
 //   - every round is paid for, found or not, by the caller that started it
 //     (an Allowance: the server keeps one per client address), and rounds
 //     are bounded per machine per second;
-//   - connections to peers are kept and reused.
+//   - connections to peers are kept and reused;
+//   - when the machine has no round left, the listings answer (near.go).
 //
 // Wrap Resolver in a CachingResolver so DNS answers are reused for their
 // TTL. Lock order: Prober.mu, then an Allowance's own lock; away.mu is
@@ -39,7 +40,7 @@ type Prober struct {
 	Client       *http.Client  // nil means a client that keeps connections to peers
 	Limit        time.Duration // per round; 0 means 3 s
 	NegativeTTL  time.Duration // 0 means 2 s
-	FoundTTL     time.Duration // 0 means 2 s
+	FoundTTL     time.Duration // 0 means DefaultFoundTTL
 	RoundsPerSec float64       // machine-wide; 0 means DefaultRoundsPerSec (burst twice that)
 	// Wide: rooms may be handed out of their region (hand-off is on). A
 	// round that finds nothing in the code's region then asks the machines
@@ -83,11 +84,12 @@ const (
 	OutcomeCachedFound = "cached_found" // asked and found moments ago: no round
 	OutcomeLimited     = "limited"      // over the machine's rounds per second: no round
 	OutcomeRefused     = "refused"      // over the caller's allowance: no round
+	OutcomeListed      = "listed"       // over the machine's rounds, found in a listing: no round (near.go)
 )
 
 // Outcomes lists every outcome, for metrics.
 var Outcomes = []string{OutcomeFound, OutcomeNotFound, OutcomeNoPeers, OutcomeDNSError, OutcomeCached,
-	OutcomeCachedFound, OutcomeLimited, OutcomeRefused}
+	OutcomeCachedFound, OutcomeLimited, OutcomeRefused, OutcomeListed}
 
 // cacheCodes bounds the found and not-found caches; past it the oldest
 // entry goes.
@@ -118,7 +120,7 @@ func (p *Prober) init() {
 	p.once.Do(func() {
 		p.flights = map[string]*flight{}
 		p.negative = Expiring[struct{}]{TTL: or(p.NegativeTTL, 2*time.Second), Max: cacheCodes}
-		p.found = Expiring[string]{TTL: or(p.FoundTTL, 2*time.Second), Max: cacheCodes}
+		p.found = Expiring[string]{TTL: or(p.FoundTTL, DefaultFoundTTL), Max: cacheCodes}
 		p.allowed = rate.NewBucket(p.rate(), 2*p.rate())
 		if p.Client == nil {
 			// A peer's answer is the answer: a redirect is not followed.
@@ -134,6 +136,23 @@ func or(d, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// DefaultFoundTTL is how long a holder found is remembered when FoundTTL
+// is 0: far longer than a miss (2 s). Only codes that exist are found, so
+// a flood of random codes never renews or pushes out what players asked
+// for, and a player's room keeps being found while the machine's rounds
+// are spent. A room that moves is followed by the machine it left (its
+// moved table), and one whose holder is gone is forgotten (Forget).
+const DefaultFoundTTL = 30 * time.Second
+
+// Forget drops what is remembered of code's holder (the server does when
+// the holder is gone): the next lookup asks again.
+func (p *Prober) Forget(code string) {
+	p.init()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.found.Delete(code)
 }
 
 // DefaultRoundsPerSec is a machine's probe rounds per second when
@@ -176,6 +195,9 @@ func (p *Prober) FindFor(ctx context.Context, code, region string, a Allowance) 
 	if !shared {
 		if refused := p.admitLocked(now, a); refused != "" {
 			p.mu.Unlock()
+			if refused == OutcomeLimited {
+				return p.listed(ctx, code, region) // no round left: what the machines list (near.go)
+			}
 			return "", refused
 		}
 		f = &flight{done: make(chan struct{})}

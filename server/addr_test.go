@@ -1,7 +1,6 @@
 package server
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -24,44 +23,6 @@ func TestAddrKey(t *testing.T) {
 		if got := addrKey(netip.MustParseAddr(tt.in)); got != tt.want {
 			t.Errorf("addrKey(%s) = %s, want %s", tt.in, got, tt.want)
 		}
-	}
-}
-
-type fakeAddrConn struct {
-	net.Conn
-	addr string
-}
-
-func (c fakeAddrConn) RemoteAddr() net.Addr {
-	ap := netip.MustParseAddrPort(c.addr)
-	return net.TCPAddrFromAddrPort(ap)
-}
-
-func TestPendingPerAddressAndTotal(t *testing.T) {
-	t.Parallel()
-	p := pending{perAddr: 2, total: 3, byConn: map[net.Conn]string{}, byAddr: map[string]int{}}
-	a1, a2, a3 := &fakeAddrConn{addr: "[2001:db8::1]:1"}, &fakeAddrConn{addr: "[2001:db8::2]:1"}, &fakeAddrConn{addr: "[2001:db8::3]:1"}
-	b1, b2 := &fakeAddrConn{addr: "10.0.0.1:1"}, &fakeAddrConn{addr: "10.0.0.2:1"}
-	if !p.admit(a1) || !p.admit(a2) {
-		t.Fatal("two from one /64 are within the limit")
-	}
-	if p.admit(a3) {
-		t.Fatal("a third from the same /64 was admitted")
-	}
-	if !p.admit(b1) {
-		t.Fatal("another address was refused")
-	}
-	if p.admit(b2) {
-		t.Fatal("the machine-wide bound was not enforced")
-	}
-	p.release(a1)
-	p.release(a1) // twice is harmless
-	p.release(a3) // never admitted: harmless
-	if !p.admit(a3) {
-		t.Fatal("a released slot was not reusable")
-	}
-	if p.n != 3 || len(p.byAddr) != 2 {
-		t.Fatalf("counts n=%d byAddr=%v", p.n, p.byAddr)
 	}
 }
 

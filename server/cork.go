@@ -164,7 +164,8 @@ func (c *corkConn) uncork() error {
 type hijacker struct {
 	http.ResponseWriter
 	writeTimeout              time.Duration
-	framesPerSec, bytesPerSec float64 // what the client may send (meter)
+	framesPerSec, bytesPerSec float64       // what the client may send (meter)
+	addrBytes                 *sharedBucket // what its address's sockets together may send (meter); nil: no bound
 	conn                      *corkConn
 }
 
@@ -189,7 +190,9 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if pending, _ := brw.Reader.Peek(brw.Reader.Buffered()); len(pending) > 0 {
 		src = io.MultiReader(bytes.NewReader(bytes.Clone(pending)), raw)
 	}
-	h.conn.in = newMeter(src, h.framesPerSec, h.bytesPerSec)
+	m := newMeter(src, h.framesPerSec, h.bytesPerSec)
+	m.addr = h.addrBytes
+	h.conn.in = m
 	br := bufio.NewReaderSize(h.conn, readBufSize)
 	return h.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.conn, writeBufSize)), nil
 }

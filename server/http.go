@@ -62,16 +62,18 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Expose-Headers", "X-Instance-Id")
 	s.roomCORS(w, r)
 	who, ip := s.lookupCaller(r), s.clientIP(r)
+	code, _ := routing.CandidateCode(r.URL.EscapedPath()) // "" (no room) for a bad escape
+	// A lookup whose probe ran was let in by probeFor already.
+	probed := r.Context().Value(missCharged{}) != nil
 	switch {
 	case who == callerPeer && !s.peerLooks.take(peerKey(r.RemoteAddr), time.Now()),
-		who == callerClient && s.perAddr.blocked(ip):
+		who == callerClient && !probed && !s.perAddr.admit(ip, code):
 		s.apiError(w, http.StatusTooManyRequests, errTooManyRequests)
 		return
 	}
-	code, _ := routing.CandidateCode(r.URL.EscapedPath()) // "" (no room) for a bad escape
 	info, ok := s.rooms.Lookup(code)
 	if !ok {
-		if who == callerClient && r.Context().Value(missCharged{}) == nil {
+		if who == callerClient && !probed {
 			s.perAddr.missCode(ip, code)
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Room not found"})

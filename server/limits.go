@@ -76,20 +76,23 @@ func (a addrRate) level(ip string, now time.Time) float64 {
 }
 
 // addrLimits counts live connections and failed lookups per client address.
-// Live counts live in a map bounded by the live connections themselves;
-// miss windows live in an LRU so a scanner cycling addresses cannot grow it.
+// Live counts (and the bytes the address's sockets may send) live in a map
+// bounded by the live connections themselves; miss windows live in an LRU
+// so a scanner cycling addresses cannot grow it.
 type addrLimits struct {
-	maxConns            int // 0: unlimited
-	missesPerMin        int // 0: unlimited
-	machineMissesPerMin int // 0: unlimited
+	maxConns            int     // 0: unlimited
+	missesPerMin        int     // 0: unlimited
+	machineMissesPerMin int     // 0: unlimited
+	bytesPerSec         float64 // what an address's sockets together may send (ADDR_BYTES_PER_SEC); 0: unlimited
 	now                 func() time.Time
 	machine             missWindow // every address's misses together
 
 	mu    sync.Mutex // guards conns
-	conns map[string]int
+	conns map[string]*addrConns
 
-	misses *lru.Cache[string, *missWindow]
-	missed *lru.Cache[string, time.Time] // "address code" → when it was last counted (missCode)
+	misses    *lru.Cache[string, *missWindow]
+	missed    *lru.Cache[string, time.Time] // "address code" → when it was last counted (missCode)
+	newcomers *newcomers                    // lookups by code while the machine's misses are spent (newcomers.go)
 }
 
 type missWindow struct {
@@ -104,25 +107,55 @@ func newAddrLimits(maxConns, missesPerMin, machineMissesPerMin int) *addrLimits 
 	misses, _ := lru.New[string, *missWindow](missTableSize)
 	missed, _ := lru.New[string, time.Time](missTableSize)
 	return &addrLimits{maxConns: maxConns, missesPerMin: missesPerMin, machineMissesPerMin: machineMissesPerMin,
-		now: time.Now, conns: map[string]int{}, misses: misses, missed: missed}
+		now: time.Now, conns: map[string]*addrConns{}, misses: misses, missed: missed, newcomers: newNewcomers(machineMissesPerMin)}
 }
 
-// acquire takes a connection slot for ip; false when ip is at its limit.
-func (l *addrLimits) acquire(ip string) bool {
+// addrConns is one address's live WebSockets: how many, and the byte
+// bucket they share (meter.go charges it beside each socket's own).
+type addrConns struct {
+	n     int // guarded by addrLimits.mu
+	bytes *sharedBucket
+}
+
+// sharedBucket is a token bucket several goroutines charge.
+type sharedBucket struct {
+	mu sync.Mutex // guards b
+	b  rate.Bucket
+}
+
+// charge spends n tokens, into debt if need be, and returns how long the
+// debt takes to pay back (rate.Bucket.Charge).
+func (sb *sharedBucket) charge(now time.Time, n float64) time.Duration {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.b.Charge(now, n)
+}
+
+// acquire takes a connection slot for ip, and returns the byte bucket
+// ip's sockets share (burst: 2 s of the rate); false when ip is at its
+// limit.
+func (l *addrLimits) acquire(ip string) (*sharedBucket, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.maxConns > 0 && l.conns[ip] >= l.maxConns {
-		return false
+	a := l.conns[ip]
+	if a == nil {
+		a = &addrConns{bytes: &sharedBucket{b: rate.NewBucket(l.bytesPerSec, 2*l.bytesPerSec)}}
 	}
-	l.conns[ip]++
-	return true
+	if l.maxConns > 0 && a.n >= l.maxConns {
+		return nil, false
+	}
+	a.n++
+	l.conns[ip] = a
+	return a.bytes, true
 }
 
 func (l *addrLimits) release(ip string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.conns[ip]--; l.conns[ip] <= 0 {
-		delete(l.conns, ip)
+	if a := l.conns[ip]; a != nil {
+		if a.n--; a.n <= 0 {
+			delete(l.conns, ip)
+		}
 	}
 }
 
@@ -154,7 +187,7 @@ func (l *addrLimits) blocked(ip string) bool {
 	}
 	now := l.now()
 	n := w.current(now)
-	return n >= l.missesPerMin || (n > 0 && l.machineMissesPerMin > 0 && l.machine.current(now) >= l.machineMissesPerMin)
+	return n >= l.missesPerMin || (n > 0 && l.machineSpent(now))
 }
 
 // current is the window's count, zero once its minute has passed.
@@ -213,15 +246,16 @@ func (l *addrLimits) missCode(ip, code string) {
 const maxRememberedCode = 16
 
 // clientIP is the address a request counts against: on Fly, for a
-// request that came through Fly's proxy (viaProxy: any of its headers),
-// Fly-Client-IP; else the socket's address. When Fly-Client-IP appears
+// request that came through Fly's proxy (proxied: any of its headers, on
+// a socket TRUSTED_PROXIES allows), Fly-Client-IP; else the socket's
+// address. When Fly-Client-IP appears
 // more than once, or holds a list, the last value counts: a proxy that
 // appends puts its own last, and whatever a client sent comes before it
 // (README "Whom the limits count"). IPv6 addresses are keyed by their
 // /64, the block one subscriber gets, so rotating addresses within it buys
 // nothing.
 func (s *Server) clientIP(r *http.Request) string {
-	if s.cfg.AppName != "" && viaProxy(r) {
+	if s.cfg.AppName != "" && s.proxied(r) {
 		if ip, ok := lastClientIP(r.Header.Values("Fly-Client-Ip")); ok {
 			return addrKey(ip)
 		}

@@ -11,10 +11,12 @@ import (
 // meter sits between the socket and coder/websocket's reader and sees
 // every byte a client sends. It charges each frame (control frames and
 // continuation fragments included, which no message limit sees) to a frame
-// bucket and every byte to a byte bucket. A client over either is not read
-// until it is back under: its reader sleeps and TCP pushes back on the
-// sender, so no kind of frame costs the machine CPU beyond the limits. It
-// also bounds the fragments of one message.
+// bucket and every byte to a byte bucket, and to the byte bucket its
+// address's sockets share (ADDR_BYTES_PER_SEC: 200 sockets each under
+// their own rate must not together make other rooms wait). A client over
+// any is not read until it is back under: its reader sleeps and TCP
+// pushes back on the sender, so no kind of frame costs the machine CPU
+// beyond the limits. It also bounds the fragments of one message.
 //
 // It parses only frame headers (RFC 6455's base framing: two bytes, a 16- or 64-bit
 // extended length, a 4-byte mask) to find where each frame starts, and
@@ -37,6 +39,9 @@ type meter struct {
 
 	// Charged per read; a debt is paid by sleeping (rate.Bucket.Charge).
 	frames, bytes rate.Bucket
+	// addr is the byte bucket of every socket of the client's address
+	// (ADDR_BYTES_PER_SEC), charged beside bytes; nil: none.
+	addr *sharedBucket
 }
 
 var (
@@ -65,6 +70,9 @@ func (m *meter) Read(p []byte) (int, error) {
 	frames, ferr := m.scan(p[:n])
 	now := m.now()
 	wait := max(m.frames.Charge(now, float64(frames)), m.bytes.Charge(now, float64(n)))
+	if m.addr != nil {
+		wait = max(wait, m.addr.charge(now, float64(n)))
+	}
 	if ferr != nil {
 		return n, ferr
 	}

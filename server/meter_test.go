@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/party-sockets/party-sockets/internal/rate"
 	"github.com/party-sockets/party-sockets/internal/wsframe"
 )
 
@@ -72,6 +73,48 @@ func TestMeterThrottlesAndBoundsFragments(t *testing.T) {
 	m = newMeter(bytes.NewReader(frag), 0, 0)
 	if _, err := io.ReadAll(m); err != errTooManyFragments {
 		t.Fatalf("%d empty fragments: %v, want errTooManyFragments", MaxFragments+1, err)
+	}
+}
+
+// One address's sockets share a byte bucket (ADDR_BYTES_PER_SEC) beside
+// each socket's own: 200 sockets each within BYTES_PER_SEC made other
+// rooms wait for seconds (review finding 6). Here four sockets of 1 KB/s
+// each share 1 KB/s: what they read together past the shared burst (2 s)
+// is paid for by sleeping, at the shared rate, and a debt past 5 s closes.
+func TestMeterSharesTheAddressesBytes(t *testing.T) {
+	shared := &sharedBucket{b: rate.NewBucket(1000, 2000)}
+	now := time.Unix(1000, 0)
+	var slept time.Duration
+	meters := make([]*meter, 4)
+	for i := range meters {
+		meters[i] = newMeter(bytes.NewReader(clientFrame(true, 0x2, make([]byte, 2000))), 0, 1000)
+		meters[i].addr = shared
+		meters[i].now = func() time.Time { return now }
+		meters[i].sleep = func(d time.Duration) { slept += d; now = now.Add(d) }
+	}
+	buf := make([]byte, 500)
+	for _, m := range meters { // 4 × 500 bytes: the shared burst
+		if _, err := m.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if slept != 0 {
+		t.Fatalf("slept %v within the shared burst", slept)
+	}
+	for _, m := range meters { // 2,000 bytes more, each socket within its own
+		if _, err := m.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each read past the burst waits 0.5 s, the shared rate's, whichever
+	// socket it is: 2 s for the four.
+	if slept != 2*time.Second {
+		t.Fatalf("slept %v for 2,000 bytes past a shared burst at 1,000/s, want 2s", slept)
+	}
+	big := newMeter(bytes.NewReader(clientFrame(true, 0x2, make([]byte, 7000))), 0, 0)
+	big.addr, big.now, big.sleep = shared, func() time.Time { return now }, func(time.Duration) {}
+	if _, err := big.Read(make([]byte, 7000)); err != errOverRate {
+		t.Fatalf("7 s of the address's bytes at once: %v, want errOverRate", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/party-sockets/party-sockets/internal/peerauth"
@@ -11,7 +12,8 @@ import (
 // count, and what we trust of Fly"): a sibling proves itself by a signature
 // made with the app's shared secret (peerauth), never by its address; and a
 // request that carries any header Fly's proxy adds came through the proxy,
-// whatever the header's value.
+// whatever the header's value, when its socket address is one the proxy
+// may connect from: any, unless TRUSTED_PROXIES names them.
 
 // proxyHeaders are the request headers Fly's proxy adds (README "Whom the
 // limits count, and what we trust of Fly"). A
@@ -26,6 +28,35 @@ var proxyHeaders = []string{"Fly-Region", "Fly-Client-Ip", "Fly-Forwarded-Port",
 func viaProxy(r *http.Request) bool {
 	for _, h := range proxyHeaders {
 		if _, ok := r.Header[h]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// proxied reports whether r is taken as having come through Fly's proxy:
+// it carries a proxy header (viaProxy) and its socket address is in
+// TRUSTED_PROXIES, when that is set. Anything else is not the proxy's: a
+// request with proxy headers from another socket counts against its
+// socket address and is answered here, never routed. (The internal API
+// refuses every request with a proxy header, trusted or not.)
+func (s *Server) proxied(r *http.Request) bool {
+	return viaProxy(r) && s.trustedSocket(r.RemoteAddr)
+}
+
+// trustedSocket reports whether remote ("host:port") is in
+// TRUSTED_PROXIES; every address is while it is unset.
+func (s *Server) trustedSocket(remote string) bool {
+	if len(s.cfg.TrustedProxies) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ip) {
 			return true
 		}
 	}

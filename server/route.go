@@ -31,7 +31,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 	}
 	in := routing.Input{
 		OnFly:        true,
-		ViaProxy:     viaProxy(r),
+		ViaProxy:     s.proxied(r), // forged headers from elsewhere: answered here
 		ReplaySrc:    r.Header.Get("Fly-Replay-Src") != "",
 		ReplayFailed: r.Header.Get("Fly-Replay-Failed") != "",
 		Upgrade:      isUpgrade(r),
@@ -40,7 +40,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 		Path:         r.URL.EscapedPath(),
 		RawQuery:     r.URL.RawQuery,
 	}
-	s.readReplayHeaders(r, &in)
+	if in.ViaProxy {
+		s.readReplayHeaders(r, &in) // only the proxy's say anything
+	}
 	if pin, ok := routing.Pin(in.RawQuery); ok {
 		in.PinGone = s.pinGone(pin)
 	}
@@ -124,16 +126,24 @@ func (s *Server) readReplayHeaders(r *http.Request, in *routing.Input) {
 }
 
 // probeFor looks for the holder of code on behalf of r's address. A
-// probe is a lookup: an address that has used up its misses asks nothing.
-// The round it may start is paid for from the address's probe allowance,
+// probe is a lookup: an address that has used up its misses asks nothing,
+// and nor does a newcomer the machine has no token for (newcomers.go; the
+// server API's caller holds its key, and is only held to its misses). The
+// round it may start is paid for from the address's probe allowance,
 // found or not. refused: the address is over one or the other, and
 // nothing was asked.
 func (s *Server) probeFor(r *http.Request, code string) (holder string, refused bool) {
 	ip := s.clientIP(r)
-	if s.perAddr.blocked(ip) {
+	if (isAPI(r) && s.perAddr.blocked(ip)) || (!isAPI(r) && !s.perAddr.admit(ip, code)) {
 		return "", true
 	}
-	holder, outcome := s.probe(r, code, probeAllowance{rate: s.probes, ip: ip, now: time.Now()})
+	a := probeAllowance{rate: s.probes, ip: ip, now: time.Now()}
+	holder, outcome := s.probe(r, code, a)
+	if holder != "" && s.pinGone(holder) {
+		// Remembered on a machine a replay could not reach: ask again.
+		s.cfg.Prober.Forget(code)
+		holder, outcome = s.probe(r, code, a)
+	}
 	return holder, outcome == routing.OutcomeRefused
 }
 

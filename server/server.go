@@ -23,7 +23,7 @@
 // cachedScrape.mu (metrics.go) is held while a scrape renders, which takes
 // rooms' Manager.mu (read) and the LRU tables' own locks, never a room's.
 // The rest are leaves, held for a few lines and never across a call that
-// locks: registry.mu and pending.mu (conns.go), addrLimits.mu,
+// locks: registry.mu (conns.go), pending.mu (pending.go), addrLimits.mu,
 // missWindow.mu and addrBucket.mu (limits.go), Server.movedMu and
 // Server.goneMu, siblings.mu (handoff.go), peerauth's Verifier.mu, and the
 // function-local ones that gather parallel answers (findSiblings,
@@ -47,8 +47,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,6 +115,10 @@ type Config struct {
 	// twice that: a peer's probe rate, PROBES_PER_SEC. 0 means
 	// routing.DefaultRoundsPerSec.
 	PeerLookupsPerSec float64
+	// TrustedProxies (TRUSTED_PROXIES): when set, Fly's proxy headers
+	// count only on a request whose socket address is in one of these
+	// ranges (peer.go's proxied); empty: on any.
+	TrustedProxies []netip.Prefix
 
 	HandshakeTimeout time.Duration  // request headers and body, and keep-alive idle time
 	MaxHeaderBytes   int            // request header bytes (net/http adds 4 KiB of slack)
@@ -124,6 +128,7 @@ type Config struct {
 	MessageTimeout   time.Duration  // a message must arrive whole within this of its first frame
 	FramesPerSec     float64        // frames of any kind a client may send, per second (burst: 2 s); 0 unlimited
 	BytesPerSec      float64        // bytes a client may send, per second (burst: 2 s); 0 unlimited
+	AddrBytesPerSec  float64        // bytes one address's sockets together may send, per second (burst: 2 s); 0 unlimited
 	Budget           *budget.Budget // bytes clients make the machine hold; nil: DefaultLimit
 
 	// ScrapeTTL is how long a rendered /metrics page is reused: 0 means
@@ -181,7 +186,7 @@ type Server struct {
 	shedding atomic.Bool  // a shedding pass is running
 	tick     atomic.Int64 // coarse clock, advanced by the sweeper
 	conns    registry
-	pending  pending
+	pending  *pending
 	movedMu  sync.Mutex                 // guards moved
 	moved    map[string]string          // code → the sibling a room held here went to
 	goneMu   sync.Mutex                 // guards gone
@@ -213,6 +218,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 		s.maxConns = DefaultMaxConns(s.budget.Limit())
 	}
 	mgr.SetStaleReclaimer(s.shedStale)
+	s.perAddr.bytesPerSec = cfg.AddrBytesPerSec
 	s.peer = newPeerKeys(cfg.HandoffSecret, s.selfID())
 	s.trust = newTrustCheck(cfg.TrustCheck, cfg.HandoffSecret)
 	s.decoding = make(chan struct{}, 1)
@@ -226,7 +232,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	s.conns.all = map[*conn]struct{}{}
 	s.moved = map[string]string{}
 	s.gone = routing.Expiring[struct{}]{TTL: goneTTL, Max: goneMax}
-	s.pending = pending{total: cfg.MaxPendingConns, byConn: map[net.Conn]string{}, byAddr: map[string]int{}}
+	s.pending = newPending(cfg.MaxPendingConns, 0)
 	if cfg.AppName == "" {
 		// Off Fly the socket's address is the client's.
 		s.pending.perAddr = cfg.MaxConnsPerIP
@@ -300,9 +306,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusTooManyRequests, errTooManyUpgrades)
 		return
 	}
-	if counted && !s.perAddr.acquire(ip) {
-		s.apiError(w, http.StatusTooManyRequests, errTooManyConns)
-		return
+	var addrBytes *sharedBucket
+	if counted {
+		var ok bool
+		if addrBytes, ok = s.perAddr.acquire(ip); !ok {
+			s.apiError(w, http.StatusTooManyRequests, errTooManyConns)
+			return
+		}
 	}
 	if !s.admitConn() { // MAX_CONNS and the socket's own cost (conns.go)
 		if counted {
@@ -312,7 +322,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hw := &hijacker{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout,
-		framesPerSec: s.cfg.FramesPerSec, bytesPerSec: s.cfg.BytesPerSec}
+		framesPerSec: s.cfg.FramesPerSec, bytesPerSec: s.cfg.BytesPerSec, addrBytes: addrBytes}
 	ws, err := websocket.Accept(hw, r, &s.accept)
 	if err != nil {
 		s.releaseConn()

@@ -274,7 +274,7 @@ func (se *session) join(m *wire.Message) error {
 	if !ok || code == "" {
 		return errRoomRequired
 	}
-	if se.counted && se.s.perAddr.blocked(se.ip) {
+	if se.counted && !se.s.perAddr.admit(se.ip, code) {
 		return errTooManyMisses
 	}
 	opt, err := recoveryOptions(m)

@@ -11,7 +11,8 @@ import (
 // signed with the key derived for it (peerauth.LabelDebug, never the
 // siblings' key) is answered with what this machine saw of the request:
 // the headers Fly's proxy sets or might pass on from a client, the
-// socket address it came from, and what the server concluded from them.
+// socket address it came from and whether TRUSTED_PROXIES holds it, and
+// what the server concluded from them.
 // tests/live/trustcheck_test.go sends it through the proxy with forged
 // headers. Any other request of the path gets 404, as if there were no
 // such thing: with the switch off (the default), without a secret,
@@ -40,8 +41,16 @@ type trustEcho struct {
 	Remote    string              `json:"remote"`              // the socket address the request came from
 	Headers   map[string][]string `json:"headers"`             // trustHeaders present, as received, in order
 	Truncated bool                `json:"truncated,omitempty"` // a value or a list was cut to its bound
-	ViaProxy  bool                `json:"viaProxy"`            // viaProxy(r): the request came through Fly's proxy
+	ViaProxy  bool                `json:"viaProxy"`            // proxied(r): taken as having come through Fly's proxy
 	CountedAs string              `json:"countedAs"`           // the address the per-address limits count it against
+	// ProxyHeaders: it carries a header of Fly's proxy (viaProxy), whether
+	// or not its socket is trusted.
+	ProxyHeaders bool `json:"proxyHeaders"`
+	// TrustedProxies is TRUSTED_PROXIES as this machine reads it, and
+	// InTrustedProxies whether the socket address is in it; both absent
+	// while it is unset (every socket may then send the proxy's headers).
+	TrustedProxies   []string `json:"trustedProxies,omitempty"`
+	InTrustedProxies *bool    `json:"inTrustedProxies,omitempty"`
 }
 
 // trustCheck verifies the operator's signed calls; nil when it is off.
@@ -76,7 +85,14 @@ func (s *Server) serveTrustCheck(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) trustEcho(r *http.Request) trustEcho {
 	e := trustEcho{Instance: s.cfg.Instance, Region: s.cfg.Region, Remote: r.RemoteAddr, Headers: map[string][]string{},
-		ViaProxy: viaProxy(r), CountedAs: s.clientIP(r)}
+		ViaProxy: s.proxied(r), CountedAs: s.clientIP(r), ProxyHeaders: viaProxy(r)}
+	if len(s.cfg.TrustedProxies) > 0 {
+		in := s.trustedSocket(r.RemoteAddr)
+		e.InTrustedProxies = &in
+		for _, p := range s.cfg.TrustedProxies {
+			e.TrustedProxies = append(e.TrustedProxies, p.String())
+		}
+	}
 	for _, h := range trustHeaders {
 		vs, ok := r.Header[h]
 		if !ok {

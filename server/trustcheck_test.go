@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +140,46 @@ func TestTrustCheckAnswerIsBounded(t *testing.T) {
 	}
 	if len(body) > 12<<10 {
 		t.Errorf("answer of %d bytes", len(body))
+	}
+}
+
+// The trust check says whether the socket it came from is in
+// TRUSTED_PROXIES, and what follows: from inside, proxied and counted by
+// Fly-Client-IP; from outside, headers present but not taken, counted by
+// the socket. Unset, it says nothing of ranges.
+func TestTrustCheckReportsTrustedProxies(t *testing.T) {
+	forged := http.Header{"Fly-Region": {"fra"}, "Fly-Client-Ip": {"198.51.100.9"}}
+	for _, tt := range []struct {
+		name      string
+		trusted   []netip.Prefix
+		in        string // inTrustedProxies: "" absent
+		proxied   bool
+		countedAs string
+	}{
+		{"unset", nil, "", true, "198.51.100.9"},
+		{"loopback in", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "true", true, "198.51.100.9"},
+		{"loopback out", []netip.Prefix{netip.MustParsePrefix("fdaa::/16")}, "false", false, "127.0.0.1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, Config{AppName: "app", HandoffSecret: trustSecret, TrustCheck: true, TrustedProxies: tt.trusted})
+			sig := trustSign(peerauth.LabelDebug, "GET", TrustCheckPath, time.Now())
+			status, body := trustGet(t, ts.URL, "GET", TrustCheckPath, sig, forged)
+			var e struct {
+				trustEcho
+				In *bool `json:"inTrustedProxies"`
+			}
+			if status != 200 || json.Unmarshal([]byte(body), &e) != nil {
+				t.Fatalf("%d %q", status, body)
+			}
+			in := ""
+			if e.In != nil {
+				in = strconv.FormatBool(*e.In)
+			}
+			if in != tt.in || e.ViaProxy != tt.proxied || !e.ProxyHeaders || e.CountedAs != tt.countedAs ||
+				len(e.TrustedProxies) != len(tt.trusted) {
+				t.Errorf("echo %s: want inTrustedProxies %q, viaProxy %v, proxyHeaders, countedAs %s, %d ranges",
+					body, tt.in, tt.proxied, tt.countedAs, len(tt.trusted))
+			}
+		})
 	}
 }

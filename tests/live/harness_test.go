@@ -113,6 +113,9 @@ func startLocal() (*Cluster, error) {
 		"-machine-port", fmt.Sprint(20000+rand.IntN(20000)), "-ip-base", ipBase,
 		"-kill-timeout", "5s", "-env", "HOST_GRACE=30s", "-env", "LOG_LEVEL=debug", "-env", "SERVER_API_KEY="+localAPIKey,
 		"-env", "HANDOFF_SECRET="+localSecret, "-env", "TRUST_CHECK=on",
+		// The edges connect from an address of the machines' /24
+		// (cmd/flylocal): only they may send the proxy's headers.
+		"-env", "TRUSTED_PROXIES="+strings.TrimSuffix(ipBase, ".2")+".0/24",
 		// Every test player comes from 127.0.0.1, where on Fly each has its
 		// own address: the per-address limits fit 80 players at once (a
 		// deploy reconnects them all, and a rejoin that arrives before its

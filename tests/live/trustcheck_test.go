@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,6 +45,12 @@ type trustEcho struct {
 	Truncated bool                `json:"truncated"`
 	ViaProxy  bool                `json:"viaProxy"`
 	CountedAs string              `json:"countedAs"`
+	// ProxyHeaders: a proxy header was present; TrustedProxies and
+	// InTrustedProxies: the machine's TRUSTED_PROXIES, absent when unset,
+	// and whether the socket address fell in it.
+	ProxyHeaders     bool     `json:"proxyHeaders"`
+	TrustedProxies   []string `json:"trustedProxies"`
+	InTrustedProxies *bool    `json:"inTrustedProxies"`
 }
 
 func TestTrustCheck(t *testing.T) {
@@ -90,7 +97,7 @@ func trustCheck(t *testing.T, secret string) facts {
 	}
 	host, _, _ := net.SplitHostPort(base.Remote)
 	t.Logf("FACT: the proxy writes Fly-Client-IP %q and Fly-Region %q for this client", base.Headers["Fly-Client-Ip"], base.Headers["Fly-Region"])
-	t.Logf("FACT: proxied requests arrive from %s (%s), machine %s in %s", base.Remote, addrClass(host), base.Instance, base.Region)
+	trustedProxiesFacts(t, secret, base)
 
 	forged := trustCall(t, secret, region, http.Header{"Fly-Region": {forgedRegion}, "Fly-Client-Ip": {forgedIP},
 		"Fly-Replay-Src": {forgedSrc}, "Fly-Replay-Failed": {forgedFailed}})
@@ -125,6 +132,66 @@ func trustCheck(t *testing.T, secret string) facts {
 	}
 	trustRefusals(t, secret, region, base.Instance)
 	return f
+}
+
+// trustedProxiesFacts logs, for every region's edge, the socket address
+// proxied requests arrive from (the value TRUSTED_PROXIES wants) and,
+// when it is set, whether the address falls in it: one outside it fails,
+// since that machine counts every player against the proxy's address and
+// routes nothing. Locally, where a machine can be reached without the
+// proxy, a request with forged proxy headers straight to a machine must
+// then count against its own socket address.
+func trustedProxiesFacts(t *testing.T, secret string, first trustEcho) {
+	t.Helper()
+	for i, region := range cluster.regions() {
+		e := first
+		if i > 0 {
+			e = trustCall(t, secret, region, nil)
+		}
+		host, _, _ := net.SplitHostPort(e.Remote)
+		t.Logf("FACT: proxied requests through %s arrive from %s (%s), machine %s in %s", region, e.Remote, addrClass(host),
+			e.Instance, e.Region)
+		switch {
+		case e.InTrustedProxies == nil:
+			t.Logf("FACT: TRUSTED_PROXIES is unset on %s: a process on the private network can name any Fly-Client-IP; "+
+				"set it to a range that holds %s (every region's, above)", e.Instance, host)
+		case *e.InTrustedProxies:
+			t.Logf("FACT: TRUSTED_PROXIES=%s on %s holds the proxy's address %s", strings.Join(e.TrustedProxies, ","), e.Instance, host)
+		default:
+			t.Errorf("TRUSTED_PROXIES=%s on %s does not hold the proxy's address %s: every player there counts as the "+
+				"proxy, and nothing is routed", strings.Join(e.TrustedProxies, ","), e.Instance, host)
+		}
+	}
+	if cluster.live || first.InTrustedProxies == nil {
+		return
+	}
+	direct := directTrustCall(t, secret, cluster.Machines[0].Addr, http.Header{"Fly-Region": {"fra"}, "Fly-Client-Ip": {forgedIP}})
+	if direct.ViaProxy || !direct.ProxyHeaders || direct.CountedAs == forgedIP {
+		t.Errorf("forged proxy headers straight to a machine, with TRUSTED_PROXIES set: %+v; want them present, "+
+			"not taken, and the socket's address counted", direct)
+	}
+	t.Logf("FACT: forged proxy headers from %s straight to a machine are counted against %s", direct.Remote, direct.CountedAs)
+}
+
+// directTrustCall is trustCall to a machine's own address, not through
+// an edge (the local cluster only).
+func directTrustCall(t *testing.T, secret, addr string, hdr http.Header) trustEcho {
+	t.Helper()
+	uri := trustCheckURI + "?n=" + nonce()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", "http://"+addr+uri, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
+	req.Header.Set(peerauth.Header, peerauth.Sign(peerauth.DeriveKey([]byte(secret), peerauth.LabelDebug), "trust-check", peerauth.AnyTarget, "GET", uri, nil, time.Now()))
+	resp, body := do(t, noRedirect(), req)
+	var e trustEcho
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &e) != nil {
+		t.Fatalf("trust check straight to %s: %d %q", addr, resp.StatusCode, body)
+	}
+	return e
 }
 
 // trustRefusals: through the proxy too, an unsigned call and a replayed
