@@ -136,15 +136,23 @@ func (m *Manager) ReclaimVacant(need int64) (freed int64) {
 	if need <= 0 || m.vacant.Load() <= 0 {
 		return 0
 	}
+	return m.reclaimByAge(need, (*Room).vacantByAge, (*Room).lapseVacantFrom)
+}
+
+// reclaimByAge is the two passes: count adds up a room's reclaimable
+// bytes by age bucket, free frees a room's bytes of bucket cut or older;
+// rooms are freed in turn until need is met.
+func (m *Manager) reclaimByAge(need int64, count func(*Room, func(time.Time) int, *[ageBuckets]int64),
+	free func(*Room, func(time.Time) int, int) int64) (freed int64) {
 	rooms := m.list()
 	bucket := m.ageBucket(m.cfg.Clock.Now())
 	var byAge [ageBuckets]int64
 	for _, r := range rooms {
-		r.vacantByAge(bucket, &byAge)
+		count(r, bucket, &byAge)
 	}
 	cut := cutFor(&byAge, need)
 	for _, r := range rooms {
-		if freed += r.lapseVacantFrom(bucket, cut); freed >= need {
+		if freed += free(r, bucket, cut); freed >= need {
 			break
 		}
 	}
@@ -195,19 +203,7 @@ func (m *Manager) reclaimLive(need int64) (freed int64) {
 	if need <= 0 {
 		return 0
 	}
-	rooms := m.list()
-	bucket := m.ageBucket(m.cfg.Clock.Now())
-	var byAge [ageBuckets]int64
-	for _, r := range rooms {
-		r.liveByAge(bucket, &byAge)
-	}
-	cut := cutFor(&byAge, need)
-	for _, r := range rooms {
-		if freed += r.trimLiveFrom(bucket, cut); freed >= need {
-			break
-		}
-	}
-	return freed
+	return m.reclaimByAge(need, (*Room).liveByAge, (*Room).trimLiveFrom)
 }
 
 func (r *Room) liveByAge(bucket func(time.Time) int, byAge *[ageBuckets]int64) {
