@@ -132,6 +132,12 @@ func (se *session) dispatch(m *wire.Message) error {
 		return se.act(m, actState)
 	case "close_room":
 		return se.act(m, actClose)
+	case "ping":
+		// A heartbeat, in a room or not: answered to this socket alone,
+		// never relayed or numbered. handle has charged it to the
+		// message rate, and the meter to the frame rate, as any message.
+		se.c.Send(wire.PongFrame())
+		return nil
 	}
 	return wire.ErrUnknownType
 }
