@@ -28,8 +28,9 @@ type NetCut struct {
 	conns  map[net.Conn]struct{}
 	until  time.Time
 	lines  []string
-	holeTo time.Time  // nothing is forwarded, and nothing closed, until then
-	open   *sync.Cond // broadcast when a black hole ends
+	holeTo time.Time             // nothing is forwarded, and nothing closed, until then
+	lost   map[net.Conn]struct{} // client sides a black hole swallowed: reset when it ends
+	open   *sync.Cond            // broadcast when a black hole ends
 }
 
 // StartNetCut relays to target (host:port, or an http:// URL) until the
@@ -40,7 +41,8 @@ func StartNetCut(t testing.TB, target string) *NetCut {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &NetCut{ln: ln, target: strings.TrimPrefix(target, "http://"), conns: map[net.Conn]struct{}{}}
+	n := &NetCut{ln: ln, target: strings.TrimPrefix(target, "http://"), conns: map[net.Conn]struct{}{},
+		lost: map[net.Conn]struct{}{}}
 	n.open = sync.NewCond(&n.mu)
 	t.Cleanup(func() { ln.Close(); n.Blackhole(0); n.Cut(0) })
 	go n.accept()
@@ -76,6 +78,7 @@ func (n *NetCut) relay(c net.Conn) {
 	defer func() {
 		n.mu.Lock()
 		delete(n.conns, c)
+		delete(n.lost, c)
 		n.mu.Unlock()
 		c.Close()
 	}()
@@ -87,7 +90,7 @@ func (n *NetCut) relay(c net.Conn) {
 	n.mu.Lock()
 	n.conns[up] = struct{}{}
 	n.mu.Unlock()
-	defer func() { n.mu.Lock(); delete(n.conns, up); n.mu.Unlock() }()
+	defer func() { n.mu.Lock(); delete(n.conns, up); delete(n.lost, up); n.mu.Unlock() }()
 	br := bufio.NewReader(c)
 	line, _ := br.ReadString('\n')
 	n.mu.Lock()
@@ -98,20 +101,28 @@ func (n *NetCut) relay(c net.Conn) {
 		return
 	}
 	done := make(chan struct{}, 2)
-	go func() { n.forward(up, br); done <- struct{}{} }()
-	go func() { n.forward(c, up); done <- struct{}{} }()
+	go func() { n.forward(c, up, br); done <- struct{}{} }()
+	go func() { n.forward(c, c, up); done <- struct{}{} }()
 	<-done
 	n.waitOpen() // a black hole carries no FIN either
+	if n.swallowed(c) {
+		c.(*net.TCPConn).SetLinger(0)
+		up.(*net.TCPConn).SetLinger(0)
+	}
 }
 
-// forward copies src to dst as io.Copy does, holding each chunk while the
-// network is a black hole.
-func (n *NetCut) forward(dst io.Writer, src io.Reader) {
+// forward copies src to dst as io.Copy does for client c's connection,
+// holding each chunk while the network is a black hole; what a black hole
+// swallowed is lost, and the connection with it.
+func (n *NetCut) forward(c net.Conn, dst io.Writer, src io.Reader) {
 	buf := make([]byte, 32<<10)
 	for {
 		k, err := src.Read(buf)
 		if k > 0 {
 			n.waitOpen()
+			if n.swallowed(c) {
+				return
+			}
 			if _, werr := dst.Write(buf[:k]); werr != nil {
 				return
 			}
@@ -120,6 +131,13 @@ func (n *NetCut) forward(dst io.Writer, src io.Reader) {
 			return
 		}
 	}
+}
+
+func (n *NetCut) swallowed(c net.Conn) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.lost[c]
+	return ok
 }
 
 // waitOpen returns once no black hole is on.
@@ -132,12 +150,19 @@ func (n *NetCut) waitOpen() {
 }
 
 // Blackhole stops the network for d without ending anything: no byte is
-// forwarded and no connection closed (no RST, no FIN) until it is over,
-// new connections are accepted and hang, and then everything held goes
-// through. Blackhole(0) ends one at once.
+// forwarded and no connection closed (no RST, no FIN) while it lasts. The
+// connections open when it began are lost: what they sent is dropped, and
+// when it ends they are reset (the far side has long given up on them).
+// Connections made during it hang, then go through. Blackhole(0) ends one
+// at once.
 func (n *NetCut) Blackhole(d time.Duration) {
 	n.mu.Lock()
 	n.holeTo = time.Now().Add(d)
+	if d > 0 {
+		for c := range n.conns {
+			n.lost[c] = struct{}{}
+		}
+	}
 	n.mu.Unlock()
 	n.open.Broadcast()
 	time.AfterFunc(d, n.open.Broadcast)
