@@ -203,7 +203,23 @@ func Join(ctx context.Context, opts Options, code string) (*Client, error) {
 //	if errors.Is(err, client.ErrRoomGone) {
 //		c, err = client.Create(ctx, opts, 8, "")
 //	}
+//
+// A room being handed to another machine is not found for milliseconds,
+// so "Room not found" is asked once more, by code, 500 ms later.
 func Rejoin(ctx context.Context, opts Options, code, instance string) (*Client, error) {
+	c, err := rejoin(ctx, opts, code, instance)
+	if se := (*ServerError)(nil); errors.As(err, &se) && se.Message == "Room not found" {
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, err
+		}
+		c, err = rejoin(ctx, opts, code, "")
+	}
+	return c, err
+}
+
+func rejoin(ctx context.Context, opts Options, code, instance string) (*Client, error) {
 	c, err := newClient(opts)
 	if err != nil {
 		return nil, err
