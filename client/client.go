@@ -43,9 +43,10 @@ type Options struct {
 	// arrive a moment before the room does.
 	RoomWait time.Duration
 	// Heartbeat: while nothing comes from the server for this long the
-	// client sends {"type":"ping"}, and after twice this long with no
-	// frame at all it drops the socket and reconnects (a black-holed
-	// network ends no socket by itself). Default 5 s; negative: none.
+	// client sends {"type":"ping"}, and when a ping has had no answer
+	// (nor any other frame) for this long it drops the socket and
+	// reconnects (a black-holed network ends no socket by itself).
+	// Default 5 s; negative: none.
 	Heartbeat time.Duration
 }
 
@@ -109,9 +110,9 @@ var ErrRoomGone = errors.New("party-sockets: the room is gone")
 // The JS client's ROOM_GONE is the same list.
 var RoomGone = []string{"Room not found", "Too many failed joins, try again later", "Room is full"}
 
-// ErrDeadLink is a Reconnecting event's Err when no frame came for two
-// heartbeats.
-var ErrDeadLink = errors.New("party-sockets: no frame from the server for two heartbeats")
+// ErrDeadLink is a Reconnecting event's Err when a ping had no answer, nor
+// any other frame, for a heartbeat.
+var ErrDeadLink = errors.New("party-sockets: no answer from the server for a heartbeat")
 
 // Client is one player's connection to a room.
 type Client struct {

@@ -68,9 +68,9 @@
 //
 // A link that dies without ending (a black-holed network: no close, no
 // reset) is noticed by the heartbeat: while nothing comes from the server
-// for Options.Heartbeat (5 s) the client sends {"type":"ping"}, and after
-// two heartbeats with no frame it reconnects (Reconnecting.Err is
-// ErrDeadLink). A Rejoin of a room that is gone fails with an error
+// for Options.Heartbeat (5 s) the client sends {"type":"ping"}, and when
+// it has had no answer for a heartbeat more it reconnects
+// (Reconnecting.Err is ErrDeadLink). A Rejoin of a room that is gone fails with an error
 // matching ErrRoomGone: create a new room then.
 //
 // A Client is safe for concurrent use. Read its Events: a client whose

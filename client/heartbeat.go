@@ -29,8 +29,11 @@ func (w *watchdog) stop() { close(w.done); w.wg.Wait() }
 func (w *watchdog) fired() bool { w.mu.Lock(); defer w.mu.Unlock(); return w.killed }
 
 // watch pings ws while the link is quiet, at most once a heartbeat, and
-// ends it when nothing at all has come for two: readAll's Read then fails,
-// and the client reconnects as after any drop.
+// ends it when a ping has had no answer, nor any other frame, for a
+// heartbeat (about two of silence): readAll's Read then fails, and the
+// client reconnects as after any drop. Dead is judged from the ping, not
+// the silence alone, so a ticker held back (a suspended laptop) does not
+// end a live link.
 func (c *Client) watch(ws *websocket.Conn) *watchdog {
 	w := &watchdog{done: make(chan struct{})}
 	every := c.opts.Heartbeat
@@ -50,9 +53,10 @@ func (c *Client) watch(ws *websocket.Conn) *watchdog {
 			case <-w.done:
 				return
 			case now := <-tick.C:
-				quiet := now.Sub(time.Unix(0, c.heard.Load()))
+				heard := time.Unix(0, c.heard.Load())
+				quiet := now.Sub(heard)
 				switch {
-				case quiet >= 2*every:
+				case !pinged.IsZero() && heard.Before(pinged) && now.Sub(pinged) >= every:
 					w.mu.Lock()
 					w.killed = true
 					w.mu.Unlock()

@@ -17,8 +17,8 @@
 // (replaced) and 4001 (room closed) are final, as is a room that no longer
 // exists; everything else retries. While the link is quiet it sends
 // {"type":"ping"} once a heartbeat (5 s; the heartbeat option, 0 for none)
-// and takes any frame as proof of life: after two heartbeats with none it
-// drops the socket and reconnects, as after any drop.
+// and takes any frame as proof of life: when a ping has had no answer for
+// a heartbeat it drops the socket and reconnects, as after any drop.
 //
 // It dials with the runtime's WebSocket (browsers, Node 22 and later), or
 // with the class given as the WebSocket option: on Node 20, which has
@@ -312,9 +312,12 @@ export class PartySocket extends EventTarget {
   }
 
   // #watch pings ws while the link is quiet, at most once a heartbeat, and
-  // ends it as dead when nothing at all has come for two heartbeats: a
-  // black-holed network sends no close and no reset, and a browser cannot
-  // send WebSocket pings. The client then reconnects as after any drop.
+  // ends it as dead when a ping has had no answer, nor any other frame, for
+  // a heartbeat: about two heartbeats of silence. A black-holed network
+  // sends no close and no reset, and a browser cannot send WebSocket pings.
+  // The client then reconnects as after any drop. Dead is judged from the
+  // ping, not from the silence alone: a background tab whose timers the
+  // browser held back for a minute is not dead for that.
   #watch(ws) {
     clearInterval(this.beat);
     const every = this.opts.heartbeat;
@@ -325,7 +328,7 @@ export class PartySocket extends EventTarget {
     this.beat = setInterval(() => {
       if (this.ws !== ws) return clearInterval(this.beat);
       const now = Date.now();
-      if (now - this.heard >= 2 * every) {
+      if (this.heard < this.pinged && now - this.pinged >= every) {
         ws.onclose = null;
         ws.onmessage = null;
         ws.close();
