@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
@@ -79,5 +81,35 @@ func TestPingCountsTowardFrameRate(t *testing.T) {
 	}
 	if d := time.Since(start); d < 1500*time.Millisecond {
 		t.Fatalf("8 pings answered in %v at 2 frames/s, burst 4: the frame rate did not hold them", d)
+	}
+}
+
+// A ping is no way to hold a socket without a room: one that only pings
+// is closed at the join timeout (1008), as one that sends nothing is.
+func TestPingDoesNotHoldASocketWithoutARoom(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{JoinTimeout: 500 * time.Millisecond})
+	c := testutil.Dial(t, ts.URL)
+	start := time.Now()
+	code := 0
+	for i := 0; i < 50 && code == 0; i++ { // at most 50 pings, about 5 s
+		if c.TrySend(`{"type":"ping"}`) != nil {
+			code = c.CloseCode(5 * time.Second)
+			break
+		}
+		f, err := c.Next()
+		switch {
+		case err != nil:
+			code = int(websocket.CloseStatus(err))
+		case f.Type != "pong":
+			t.Fatalf("got %s, want pong", f.Raw)
+		}
+		time.Sleep(100 * time.Millisecond) // the client's pace, not a wait for an event
+	}
+	if code != 1008 {
+		t.Fatalf("a socket that only pinged ended with %d, want 1008", code)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("a socket that only pinged lived %v, join timeout 500 ms", d)
 	}
 }
