@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -41,6 +42,12 @@ type Options struct {
 	// machine that stops hands its rooms to a sibling, and a rejoin can
 	// arrive a moment before the room does.
 	RoomWait time.Duration
+	// Heartbeat: while nothing comes from the server for this long the
+	// client sends {"type":"ping"}, and when a ping has had no answer
+	// (nor any other frame) for this long it drops the socket and
+	// reconnects (a black-holed network ends no socket by itself).
+	// Default 5 s; negative: none.
+	Heartbeat time.Duration
 }
 
 // Events. Every server message becomes one; Reconnecting and Closed are
@@ -92,6 +99,21 @@ const (
 // the message was not sent (never silently dropped).
 var ErrNotConnected = errors.New("party-sockets: not connected")
 
+// ErrRoomGone matches (errors.Is) a Rejoin's error when the saved room is
+// gone for this client: the server answered one of RoomGone. Create or
+// Join anew; any other error (no network) may be worth a retry.
+var ErrRoomGone = errors.New("party-sockets: the room is gone")
+
+// RoomGone are the server's answers to a rejoin that mean the room is gone
+// for this client: it ended; this address missed too many rooms to be let
+// in (waiting would only keep the caller stuck); the slot was given up.
+// The JS client's ROOM_GONE is the same list.
+var RoomGone = []string{"Room not found", "Too many failed joins, try again later", "Room is full"}
+
+// ErrDeadLink is a Reconnecting event's Err when a ping had no answer, nor
+// any other frame, for a heartbeat.
+var ErrDeadLink = errors.New("party-sockets: no answer from the server for a heartbeat")
+
 // Client is one player's connection to a room.
 type Client struct {
 	opts   Options
@@ -99,6 +121,9 @@ type Client struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	heard   atomic.Int64 // when the last frame came (UnixNano); read by the heartbeat
+	pending atomic.Int32 // pings sent and not yet answered
 
 	mu       sync.Mutex // guards the fields below
 	ws       *websocket.Conn
@@ -149,6 +174,9 @@ func (o *Options) defaults() error {
 	if o.RoomWait == 0 {
 		o.RoomWait = 10 * time.Second
 	}
+	if o.Heartbeat == 0 {
+		o.Heartbeat = 5 * time.Second
+	}
 	return nil
 }
 
@@ -169,8 +197,30 @@ func Join(ctx context.Context, opts Options, code string) (*Client, error) {
 }
 
 // Rejoin connects to a room this clientId already belongs to, pinned to
-// instance when known (a saved pin).
+// instance when known (a saved pin). When the room is gone the error
+// matches ErrRoomGone:
+//
+//	c, err := client.Rejoin(ctx, opts, saved.Room, saved.Instance)
+//	if errors.Is(err, client.ErrRoomGone) {
+//		c, err = client.Create(ctx, opts, 8, "")
+//	}
+//
+// A room being handed to another machine is not found for milliseconds,
+// so "Room not found" is asked once more, by code, 500 ms later.
 func Rejoin(ctx context.Context, opts Options, code, instance string) (*Client, error) {
+	c, err := rejoin(ctx, opts, code, instance)
+	if se := (*ServerError)(nil); errors.As(err, &se) && se.Message == "Room not found" {
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, err
+		}
+		c, err = rejoin(ctx, opts, code, "")
+	}
+	return c, err
+}
+
+func rejoin(ctx context.Context, opts Options, code, instance string) (*Client, error) {
 	c, err := newClient(opts)
 	if err != nil {
 		return nil, err

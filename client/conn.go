@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,11 @@ import (
 type ServerError struct{ Message string }
 
 func (e *ServerError) Error() string { return "party-sockets: " + e.Message }
+
+// Is makes an answer of RoomGone match ErrRoomGone.
+func (e *ServerError) Is(target error) bool {
+	return target == ErrRoomGone && slices.Contains(RoomGone, e.Message)
+}
 
 type frame struct {
 	Type      string          `json:"type"`
@@ -214,13 +220,19 @@ func (c *Client) readAll() error {
 	c.mu.Lock()
 	ws := c.ws
 	c.mu.Unlock()
+	dead := c.watch(ws)
+	defer dead.stop()
 	for {
 		_, raw, err := ws.Read(c.ctx)
 		if err != nil {
+			if dead.fired() {
+				return ErrDeadLink
+			}
 			return err
 		}
+		c.heard.Store(time.Now().UnixNano()) // any frame is proof of life
 		var f frame
-		if json.Unmarshal(raw, &f) != nil || !c.fresh(&f) {
+		if json.Unmarshal(raw, &f) != nil || c.heartbeatAnswer(&f) || !c.fresh(&f) {
 			continue
 		}
 		switch f.Type {

@@ -66,6 +66,13 @@
 // with a final Closed event, on 4000 (replaced: the same clientId joined
 // elsewhere), 4001 (room closed) or a room that no longer exists.
 //
+// A link that dies without ending (a black-holed network: no close, no
+// reset) is noticed by the heartbeat: while nothing comes from the server
+// for Options.Heartbeat (5 s) the client sends {"type":"ping"}, and when
+// it has had no answer for a heartbeat more it reconnects
+// (Reconnecting.Err is ErrDeadLink). A Rejoin of a room that is gone fails with an error
+// matching ErrRoomGone: create a new room then.
+//
 // A Client is safe for concurrent use. Read its Events: a client whose
 // 256 buffered events are not read stops reading its socket until they
 // are, and a server whose queue for it fills meanwhile closes it as too

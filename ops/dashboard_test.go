@@ -21,12 +21,7 @@ import (
 func needTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed: .ci/run must install it", name)
-		}
-		t.Skipf("%s not installed (apt-get install prometheus); CI installs it", name)
-	}
+	testutil.Need(t, err == nil, name+" (apt-get install prometheus)")
 	return p
 }
 

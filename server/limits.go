@@ -295,3 +295,49 @@ func addrKey(ip netip.Addr) string {
 	p, _ := ip.Prefix(64)
 	return p.String()
 }
+
+// msgLimit is a connection's message rate (MSG_RATE, MSG_BURST) and what
+// it does to a sender over it: the sender is told once, and closed once
+// more than a burst of its messages has been dropped, until it is back
+// under the rate (its bucket full again). The count did reset on every
+// message let through: a steady flood at three times the rate was told
+// after every success (193 warnings for 600 messages, measured) and never
+// closed. Owned by the session's reader.
+type msgLimit struct {
+	bucket  rate.Bucket
+	dropped int // messages refused since the bucket was last full
+}
+
+// What msgLimit.take says to do with a message.
+type msgVerdict int
+
+const (
+	msgPass  msgVerdict = iota // serve it
+	msgWarn                    // drop it and tell the sender (the first refusal)
+	msgDrop                    // drop it
+	msgClose                   // close the sender: a burst more was dropped
+)
+
+func newMsgLimit(perSec float64, burst int) msgLimit {
+	return msgLimit{bucket: rate.NewBucket(perSec, float64(burst))}
+}
+
+func (l *msgLimit) take(now time.Time) msgVerdict {
+	if l.bucket.Unlimited() {
+		return msgPass
+	}
+	if l.bucket.Level(now) >= l.bucket.Burst() {
+		l.dropped = 0 // back under the rate for a whole burst: forgiven
+	}
+	if l.bucket.Take(now) {
+		return msgPass
+	}
+	l.dropped++
+	switch {
+	case l.dropped == 1:
+		return msgWarn
+	case float64(l.dropped) > l.bucket.Burst():
+		return msgClose
+	}
+	return msgDrop
+}

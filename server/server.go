@@ -60,7 +60,6 @@ import (
 
 	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/budget"
-	"github.com/party-sockets/party-sockets/internal/rate"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/routing"
@@ -337,7 +336,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// The session reads on a fresh goroutine and this handler returns: the
 	// net/http goroutine, whose stack grew while parsing the handshake, ends.
 	se := &session{s: s, c: newConn(ws, hw.conn, s), origin: origin, ip: ip, counted: counted,
-		msgs: rate.NewBucket(s.cfg.MsgRate, float64(s.cfg.MsgBurst))}
+		msgs: newMsgLimit(s.cfg.MsgRate, s.cfg.MsgBurst)}
 	s.conns.add(se.c)
 	go se.serve()
 }

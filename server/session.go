@@ -10,7 +10,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/party-sockets/party-sockets/closecode"
-	"github.com/party-sockets/party-sockets/internal/rate"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/tokens"
@@ -32,9 +31,9 @@ type session struct {
 	s       *Server
 	c       *conn
 	origin  string
-	ip      string      // client address, for per-address limits
-	counted bool        // ip counts against the limits (not a peer's probe)
-	msgs    rate.Bucket // message rate, owned by the reader; unlimited when MsgRate is 0
+	ip      string   // client address, for per-address limits
+	counted bool     // ip counts against the limits (not a peer's probe)
+	msgs    msgLimit // message rate, owned by the reader; unlimited when MsgRate is 0
 	room    *rooms.Room
 	idx     int
 }
@@ -144,18 +143,16 @@ func (se *session) endMessage() {
 // handle serves one message. It reports true when the connection is
 // closed for abuse: it is then no longer read or handled.
 func (se *session) handle(frame []byte) (stop bool) {
-	if !se.msgs.Unlimited() && !se.msgs.Take(time.Now()) {
-		// Told once per burst; a sender that keeps going past a whole
-		// burst of rejections is closed.
-		switch r := se.msgs.Rejected(); {
-		case r == 1:
-			se.s.metrics.errorSent(errRateLimited)
-			se.c.Send(wire.ErrorFrame(errRateLimited))
-		case float64(r) > se.msgs.Burst():
-			se.c.abort(closecode.EndRateLimit)
-			return true
-		}
+	switch se.msgs.take(time.Now()) {
+	case msgWarn:
+		se.s.metrics.errorSent(errRateLimited)
+		se.c.Send(wire.ErrorFrame(errRateLimited))
 		return false
+	case msgDrop:
+		return false
+	case msgClose:
+		se.c.abort(closecode.EndRateLimit)
+		return true
 	}
 	m, err := wire.Decode(frame)
 	if err == nil {
@@ -180,6 +177,12 @@ func (se *session) dispatch(m *wire.Message) error {
 		return se.act(m, actState)
 	case "close_room":
 		return se.act(m, actClose)
+	case "ping":
+		// A heartbeat, in a room or not: answered to this socket alone,
+		// never relayed or numbered. handle has charged it to the
+		// message rate, and the meter to the frame rate, as any message.
+		se.c.Send(wire.PongFrame())
+		return nil
 	}
 	return wire.ErrUnknownType
 }

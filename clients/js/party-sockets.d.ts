@@ -31,6 +31,12 @@ export interface PartySocketOptions {
    * machine hands its room to a sibling. Default 10000.
    */
   roomWait?: number;
+  /**
+   * Heartbeat in ms (default 5000; 0 turns it off): while nothing comes from the server for this long the client
+   * sends {"type":"ping"}, and when a ping has had no answer (nor any other frame) for this long it drops the socket
+   * and reconnects (a black-holed network ends no socket by itself).
+   */
+  heartbeat?: number;
   /** Message recovery (default true): missed frames are sent again after a reconnect. */
   recover?: boolean;
   /**
@@ -67,12 +73,21 @@ export interface PartySocketEventMap {
 /** The close codes the server sends; final codes stop the client, the others make it reconnect. */
 export declare const CLOSE_CODES: Readonly<Record<number, { reason: string; final: boolean }>>;
 
+/** The server's answers to a rejoin on which resume returns null: the saved room is gone for this client. */
+export declare const ROOM_GONE: readonly string[];
+
 export declare class PartySocket extends EventTarget {
   /** A client comes from create, join or resume, which resolve once it is in its room. */
   private constructor();
   static create(url: string, opts?: PartySocketOptions): Promise<PartySocket>;
   static join(url: string, code: string, opts?: PartySocketOptions): Promise<PartySocket>;
+  /**
+   * Rejoin the saved room; null when none is saved or the server says it is gone (ROOM_GONE: it is then forgotten).
+   * Rejects on anything else, such as no network.
+   */
   static resume(url: string, opts?: PartySocketOptions): Promise<PartySocket | null>;
+  /** Forget the saved room, clientId and state for this relay. */
+  static forget(url: string, opts?: PartySocketOptions): void;
   static saved(url: string, opts?: PartySocketOptions): Saved | null;
 
   readonly clientId: string;

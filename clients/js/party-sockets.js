@@ -15,7 +15,10 @@
 // (the retained state follows: resync from it). With persist the last seq
 // is saved with the clientId, so a reload recovers too. Close codes 4000
 // (replaced) and 4001 (room closed) are final, as is a room that no longer
-// exists; everything else retries.
+// exists; everything else retries. While the link is quiet it sends
+// {"type":"ping"} once a heartbeat (5 s; the heartbeat option, 0 for none)
+// and takes any frame as proof of life: when a ping has had no answer for
+// a heartbeat it drops the socket and reconnects, as after any drop.
 //
 // It dials with the runtime's WebSocket (browsers, Node 22 and later), or
 // with the class given as the WebSocket option: on Node 20, which has
@@ -32,6 +35,13 @@ export const CLOSE_CODES = Object.freeze({
   1012: { reason: "server restarting", final: false },
   1013: { reason: "try again later", final: false },
 });
+// The server's answers to a rejoin that mean the saved room is gone for
+// this client: resume returns null on them (a caller then creates or
+// joins anew). "Too many failed joins" is what an address gets after
+// rejoining gone rooms too often: waiting would only keep the page stuck.
+// "Room is full": the slot this clientId held was given up.
+export const ROOM_GONE = Object.freeze(["Room not found", "Too many failed joins, try again later", "Room is full"]);
+
 const FINAL = Object.fromEntries(Object.entries(CLOSE_CODES).filter(([, c]) => c.final).map(([k, c]) => [k, c.reason]));
 
 function wsBase(url) {
@@ -77,7 +87,7 @@ export class PartySocket extends EventTarget {
     this.base = wsBase(url);
     this.opts = {
       minBackoff: 250, maxBackoff: 10000, maxAttempts: 20, persist: false, recover: true,
-      connectTimeout: 10000, roomWait: 10000, ...opts,
+      connectTimeout: 10000, roomWait: 10000, heartbeat: 5000, ...opts,
     };
     this.storageKey = this.opts.storageKey || "party-sockets:" + this.base;
     const saved = this.opts.persist ? PartySocket.saved(url, this.opts) : null;
@@ -121,12 +131,41 @@ export class PartySocket extends EventTarget {
     return s;
   }
 
-  /** Rejoin the room saved in localStorage (same clientId, same slot), or null. */
+  /**
+   * Rejoin the room saved in localStorage (same clientId, same slot), or
+   * null when there is none or it is gone: the server answered one of
+   * ROOM_GONE (the room ended, or this address has missed too many rooms
+   * to be let in). A gone room is forgotten, so the next reload does not
+   * ask again. Anything else (no network, a refused handshake) throws.
+   */
   static async resume(url, opts = {}) {
     webSocketClass(opts); // with none, say so rather than find no saved room
     const saved = PartySocket.saved(url, opts);
     if (!saved || !saved.room) return null;
-    return PartySocket.join(url, saved.room, { ...opts, persist: true, clientId: saved.clientId });
+    const again = { ...opts, persist: true, clientId: saved.clientId };
+    for (let tries = 0; ; tries++) {
+      try {
+        return await PartySocket.join(url, saved.room, again);
+      } catch (err) {
+        if (!ROOM_GONE.includes(err.serverMessage)) throw err;
+        // A room in a hand-off is not found for milliseconds: once more.
+        if (err.serverMessage === "Room not found" && tries === 0) {
+          await new Promise((r) => setTimeout(r, 500));
+          continue;
+        }
+        PartySocket.forget(url, opts);
+        return null;
+      }
+    }
+  }
+
+  /** Forget the saved room, clientId and state for this relay. */
+  static forget(url, opts = {}) {
+    const key = opts.storageKey || "party-sockets:" + wsBase(url);
+    try {
+      localStorage.removeItem(key);
+      localStorage.removeItem(key + ":state");
+    } catch {}
   }
 
   static #savedState(key) {
@@ -164,6 +203,7 @@ export class PartySocket extends EventTarget {
   /** Leave for good (no reconnect). */
   close() {
     this.userClosed = true;
+    clearInterval(this.beat);
     if (this.ws) this.ws.close(1000);
     this.#finish({ code: 1000, reason: "closed by the client", final: false });
   }
@@ -221,12 +261,14 @@ export class PartySocket extends EventTarget {
       }, this.opts.connectTimeout);
       ws.onopen = () => ws.send(JSON.stringify(first));
       ws.onmessage = (e) => {
+        this.heard = Date.now(); // any frame is proof that the link is alive
         let m;
         try {
           m = JSON.parse(e.data);
         } catch {
           return;
         }
+        if (this.#heartbeatAnswer(m)) return;
         if (!settled) {
           if (m.type === "error") {
             settled = true;
@@ -253,6 +295,7 @@ export class PartySocket extends EventTarget {
           if (m.type === "created") this.instance = m.instance || null;
           this.#save();
           if (m.type === "joined" && !this.instance) this.#learnInstance();
+          this.#watch(ws);
           resolve(this);
         }
         this.#onMessage(m);
@@ -267,6 +310,53 @@ export class PartySocket extends EventTarget {
         this.#lost(e.code, e.reason);
       };
     });
+  }
+
+  // #watch pings ws while the link is quiet, at most once a heartbeat, and
+  // ends it as dead when a ping has had no answer, nor any other frame, for
+  // a heartbeat: about two heartbeats of silence. A black-holed network
+  // sends no close and no reset, and a browser cannot send WebSocket pings.
+  // The client then reconnects as after any drop. Dead is judged from the
+  // ping, not from the silence alone: a background tab whose timers the
+  // browser held back for a minute is not dead for that.
+  #watch(ws) {
+    clearInterval(this.beat);
+    const every = this.opts.heartbeat;
+    if (!(every > 0)) return;
+    this.heard = Date.now();
+    this.pinged = 0;
+    this.pingsOut = 0;
+    this.beat = setInterval(() => {
+      if (this.ws !== ws) return clearInterval(this.beat);
+      const now = Date.now();
+      if (this.heard < this.pinged && now - this.pinged >= every) {
+        ws.onclose = null;
+        ws.onmessage = null;
+        ws.close();
+        this.#lost(1006, "no answer for " + (now - this.heard) + " ms");
+      } else if (now - this.heard >= every && now - this.pinged >= every) {
+        this.pinged = now;
+        this.pingsOut++;
+        ws.send('{"type":"ping"}');
+      }
+    }, every / 2);
+    // A timer alone must not keep Node running.
+    if (typeof this.beat === "object" && this.beat.unref) this.beat.unref();
+  }
+
+  // #heartbeatAnswer reports whether m answers a ping: a pong, or the old
+  // relay's "Unknown message type" while a ping is unanswered. Neither is
+  // the game's business.
+  #heartbeatAnswer(m) {
+    if (m.type === "pong") {
+      this.pingsOut = 0;
+      return true;
+    }
+    if (m.type === "error" && m.message === "Unknown message type" && this.pingsOut > 0) {
+      this.pingsOut--;
+      return true;
+    }
+    return false;
   }
 
   async #learnInstance() {
@@ -315,6 +405,8 @@ export class PartySocket extends EventTarget {
 
   #lost(code, reason) {
     this.ws = null;
+    this.pingsOut = 0;
+    clearInterval(this.beat);
     if (this.userClosed || this.status === "closed") return;
     if (FINAL[code]) {
       this.#finish({ code, reason: FINAL[code], final: true });

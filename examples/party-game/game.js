@@ -35,18 +35,29 @@ function showStatus(el, s) {
   el.className = "status " + s;
 }
 
+// A client's status as it changes: the client notices a dead link by its
+// heartbeat, within about 10 s, even when the network ends nothing.
+function onStatus(p, f) {
+  for (const ev of ["reconnecting", "joined", "closed"]) p.addEventListener(ev, () => f(p.status));
+  f(p.status);
+}
+
 // ---- host ---------------------------------------------------------------
 async function host() {
   $("host").classList.remove("hidden");
   const game = { round: 1, names: {}, scores: {}, buzzed: [], left: [] };
+  // The saved room, or a fresh one: resume is null once the saved room is
+  // gone (closed, or the host grace ran out while the page was away).
   const h = (await PartySocket.resume(relay, { persist: true })) ||
     (await PartySocket.create(relay, { maxClients: 9, persist: true }));
   window.party = h;
   if (h.state) Object.assign(game, h.state);
   $("host-code").textContent = h.room;
-  showStatus($("host-status"), h.status);
+  // A state not sent (setState is false while reconnecting), or sent into
+  // a link that was already dead, would be lost: every rejoin sends the
+  // game again (the "joined" listener below).
   const publish = () => {
-    h.setState(game);
+    if (!h.setState(game)) $("host-status").textContent = "reconnecting… (the game is sent once back)";
     render();
   };
   const render = () => {
@@ -85,8 +96,14 @@ async function host() {
       publish();
     }
   });
-  for (const ev of ["reconnecting", "joined"]) h.addEventListener(ev, () => showStatus($("host-status"), h.status));
+  h.addEventListener("joined", () => publish());
+  let over = false;
+  onStatus(h, (s) => {
+    for (const id of ["next", "end"]) $(id).disabled = s !== "open";
+    if (!over) showStatus($("host-status"), s);
+  });
   const ended = () => {
+    over = true;
     for (const id of ["next", "end"]) $(id).classList.add("hidden");
     $("host-new").classList.remove("hidden");
   };
@@ -103,7 +120,10 @@ async function host() {
   };
   $("end").onclick = () => {
     if (!confirm("End the game for everyone?")) return;
-    h.closeRoom();
+    if (!h.closeRoom()) {
+      showError($("host-status"), "Not ended: the connection dropped. Try again once connected.");
+      return;
+    }
     showStatus($("host-status"), "closed");
     ended();
   };
@@ -120,10 +140,22 @@ async function player() {
     $("game").classList.remove("hidden");
     $("me").textContent = name;
     $("room").textContent = p.room;
-    showStatus(status, p.status);
     let shown = null;
+    let current = p.state;
+    // A buzz is kept until the host's state shows it: one sent into a dead
+    // link, or not sent at all, is sent again once back (the host counts
+    // a player's first buzz of a round only, so twice is harmless).
+    let buzzed = null; // the round this player buzzed in, until the state has it
+    const mine = () => (current && Array.isArray(current.buzzed) ? current.buzzed.indexOf(p.index) : -1);
+    const buzz = () => {
+      if (!p.send({ t: "buzz" })) $("result").textContent = "Not connected: your buzz goes out once back.";
+    };
+    const buttons = () => {
+      $("buzz").disabled = p.status !== "open" || mine() >= 0 || Boolean(current && buzzed === current.round);
+    };
     const apply = (state) => {
       if (!state) return;
+      current = state;
       // Every round the host starts is logged: a player who was away
       // sees each one it missed, not only the last (message recovery).
       if (state.round !== shown) {
@@ -133,17 +165,31 @@ async function player() {
         $("log").append(li);
       }
       $("p-round").textContent = state.round;
-      const mine = state.buzzed.indexOf(p.index);
-      $("buzz").disabled = mine >= 0;
-      $("result").textContent = mine < 0 ? "" : mine === 0 ? "You were first!" : "You were #" + (mine + 1);
+      const at = mine();
+      if (at >= 0 || buzzed !== state.round) buzzed = null; // the host has it, or a new round began
+      $("result").textContent = at < 0 ? (buzzed === null ? "" : "Buzzed: waiting for the host…")
+        : at === 0 ? "You were first!" : "You were #" + (at + 1);
+      buttons();
     };
     apply(p.state);
-    p.addEventListener("state", (e) => apply(e.detail.data));
-    p.addEventListener("joined", () => {
-      showStatus(status, p.status);
-      p.send({ t: "hello", name });
+    let rejoined = false;
+    p.addEventListener("state", (e) => {
+      apply(e.detail.data);
+      // The rejoin's state is the host's latest: a buzz it lacks is resent.
+      if (rejoined && buzzed !== null) buzz();
+      rejoined = false;
     });
-    p.addEventListener("reconnecting", () => showStatus(status, "reconnecting"));
+    // After every rejoin, hello again (the host may have missed it); a
+    // hello that is not sent goes out on the next one.
+    const hello = () => p.send({ t: "hello", name });
+    p.addEventListener("joined", () => {
+      rejoined = true;
+      hello();
+    });
+    onStatus(p, (s) => {
+      if (s !== "closed") showStatus(status, s);
+      buttons();
+    });
     p.addEventListener("closed", (e) => {
       if (e.detail.code === 4001) showStatus(status, "closed");
       else showError(status, "disconnected");
@@ -152,14 +198,25 @@ async function player() {
       $("player-new").classList.remove("hidden");
     });
     $("player-new").onclick = newGame;
-    $("buzz").onclick = () => p.send({ t: "buzz" });
-    p.send({ t: "hello", name });
+    $("buzz").onclick = () => {
+      if (!current) return;
+      buzzed = current.round;
+      buttons();
+      $("result").textContent = "Buzzed: waiting for the host…";
+      buzz();
+    };
+    hello();
   };
   const saved = PartySocket.saved(relay);
   if (saved && saved.room && localStorage.getItem("quiz-name")) {
     try {
-      return play(await PartySocket.resume(relay), localStorage.getItem("quiz-name"));
-    } catch {}
+      // null: the saved room is gone (and forgotten); join another.
+      const p = await PartySocket.resume(relay);
+      if (p) return play(p, localStorage.getItem("quiz-name"));
+      status.textContent = "Your last game has ended: join another.";
+    } catch (err) {
+      showError(status, "Could not rejoin your game (" + err.message + "): join again.");
+    }
   }
   $("join-form").onsubmit = async (e) => {
     e.preventDefault();

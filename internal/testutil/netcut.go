@@ -17,15 +17,20 @@ import (
 // new ones until the network is back, so a client sees what a phone sees
 // when its Wi-Fi drops (no close frame, failed reconnects), not a hook
 // inside the client. It records the first line of every connection (an
-// HTTP request line).
+// HTTP request line). A black hole (Blackhole) is the other failure: the
+// network stops carrying anything and ends nothing, as a phone on a dead
+// Wi-Fi sees for as long as TCP keeps retrying.
 type NetCut struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex // guards conns, until, lines
-	conns map[net.Conn]struct{}
-	until time.Time
-	lines []string
+	mu     sync.Mutex // guards conns, until, lines, holeTo; open waits on it
+	conns  map[net.Conn]struct{}
+	until  time.Time
+	lines  []string
+	holeTo time.Time             // nothing is forwarded, and nothing closed, until then
+	lost   map[net.Conn]struct{} // client sides a black hole swallowed: reset when it ends
+	open   *sync.Cond            // broadcast when a black hole ends
 }
 
 // StartNetCut relays to target (host:port, or an http:// URL) until the
@@ -36,8 +41,10 @@ func StartNetCut(t testing.TB, target string) *NetCut {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &NetCut{ln: ln, target: strings.TrimPrefix(target, "http://"), conns: map[net.Conn]struct{}{}}
-	t.Cleanup(func() { ln.Close(); n.Cut(0) })
+	n := &NetCut{ln: ln, target: strings.TrimPrefix(target, "http://"), conns: map[net.Conn]struct{}{},
+		lost: map[net.Conn]struct{}{}}
+	n.open = sync.NewCond(&n.mu)
+	t.Cleanup(func() { ln.Close(); n.Blackhole(0); n.Cut(0) })
 	go n.accept()
 	return n
 }
@@ -71,6 +78,7 @@ func (n *NetCut) relay(c net.Conn) {
 	defer func() {
 		n.mu.Lock()
 		delete(n.conns, c)
+		delete(n.lost, c)
 		n.mu.Unlock()
 		c.Close()
 	}()
@@ -82,19 +90,82 @@ func (n *NetCut) relay(c net.Conn) {
 	n.mu.Lock()
 	n.conns[up] = struct{}{}
 	n.mu.Unlock()
-	defer func() { n.mu.Lock(); delete(n.conns, up); n.mu.Unlock() }()
+	defer func() { n.mu.Lock(); delete(n.conns, up); delete(n.lost, up); n.mu.Unlock() }()
 	br := bufio.NewReader(c)
 	line, _ := br.ReadString('\n')
 	n.mu.Lock()
 	n.lines = append(n.lines, strings.TrimSpace(line))
 	n.mu.Unlock()
+	n.waitOpen()
 	if _, err := io.WriteString(up, line); err != nil {
 		return
 	}
 	done := make(chan struct{}, 2)
-	go func() { io.Copy(up, br); done <- struct{}{} }()
-	go func() { io.Copy(c, up); done <- struct{}{} }()
+	go func() { n.forward(c, up, br); done <- struct{}{} }()
+	go func() { n.forward(c, c, up); done <- struct{}{} }()
 	<-done
+	n.waitOpen() // a black hole carries no FIN either
+	if n.swallowed(c) {
+		c.(*net.TCPConn).SetLinger(0)
+		up.(*net.TCPConn).SetLinger(0)
+	}
+}
+
+// forward copies src to dst as io.Copy does for client c's connection,
+// holding each chunk while the network is a black hole; what a black hole
+// swallowed is lost, and the connection with it.
+func (n *NetCut) forward(c net.Conn, dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		k, err := src.Read(buf)
+		if k > 0 {
+			n.waitOpen()
+			if n.swallowed(c) {
+				return
+			}
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (n *NetCut) swallowed(c net.Conn) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.lost[c]
+	return ok
+}
+
+// waitOpen returns once no black hole is on.
+func (n *NetCut) waitOpen() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for time.Now().Before(n.holeTo) {
+		n.open.Wait()
+	}
+}
+
+// Blackhole stops the network for d without ending anything: no byte is
+// forwarded and no connection closed (no RST, no FIN) while it lasts. The
+// connections open when it began are lost: what they sent is dropped, and
+// when it ends they are reset (the far side has long given up on them).
+// Connections made during it hang, then go through. Blackhole(0) ends one
+// at once.
+func (n *NetCut) Blackhole(d time.Duration) {
+	n.mu.Lock()
+	n.holeTo = time.Now().Add(d)
+	if d > 0 {
+		for c := range n.conns {
+			n.lost[c] = struct{}{}
+		}
+	}
+	n.mu.Unlock()
+	n.open.Broadcast()
+	time.AfterFunc(d, n.open.Broadcast)
 }
 
 // Cut resets every connection and keeps the network down for d.
@@ -115,12 +186,18 @@ func (n *NetCut) RequestLines() []string {
 	return append([]string(nil), n.lines...)
 }
 
-// ServeHTTP is a control for a test in another process: POST /cut?ms=3000.
+// ServeHTTP is a control for a test in another process: POST /cut?ms=3000,
+// or POST /blackhole?ms=8000 (ms=0 ends a black hole).
 func (n *NetCut) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
 	if r.Method != http.MethodPost || err != nil || ms < 0 || ms > 60000 {
-		http.Error(w, "POST /cut?ms=N (0-60000)", http.StatusBadRequest)
+		http.Error(w, "POST /cut?ms=N or /blackhole?ms=N (0-60000)", http.StatusBadRequest)
 		return
 	}
-	n.Cut(time.Duration(ms) * time.Millisecond)
+	d := time.Duration(ms) * time.Millisecond
+	if strings.HasSuffix(r.URL.Path, "/blackhole") {
+		n.Blackhole(d)
+		return
+	}
+	n.Cut(d)
 }

@@ -184,7 +184,9 @@ func (s *Server) Metric(t testing.TB, name string, labels ...string) float64 {
 }
 
 // Need skips a test whose tool is missing, saying which and why; with CI
-// set it fails instead: .ci/run must have installed it.
+// set it fails instead: .ci/run must have installed it. A skip is never
+// cached (see uncacheable): installing the tool makes the next plain
+// go test run the test.
 func Need(t testing.TB, ok bool, what string) {
 	t.Helper()
 	if ok {
@@ -193,8 +195,49 @@ func Need(t testing.TB, ok bool, what string) {
 	if os.Getenv("CI") != "" {
 		t.Fatalf("%s is missing: .ci/run must install it", what)
 	}
+	uncacheable()
 	t.Skipf("%s is missing (.ci/run installs it)", what)
 }
+
+// uncacheable keeps Go's test cache from saving this package's result.
+// The cache reruns a test when a file it looked at changes, but only for
+// files inside the module (cmd/go's computeTestInputsID: "Do not recheck
+// files outside the module, GOPATH, or GOROOT root"), so a skip for a
+// missing /usr/bin/chromium was replayed from the cache after chromium
+// was installed (issue 25, item 6). The cache also refuses to save a run
+// that read a file modified less than 2 s before it checks (hashOpen's
+// modTimeCutoff: an mtime that recent may not show the next write). So
+// the test opens a file of its own in the package directory and touches
+// it until the process ends: the run that skipped is never saved, and the
+// next one tries again. Tests that ran are cached as before. If the file
+// cannot be written (a read-only module), the skip is cached, as it was.
+func uncacheable() {
+	skipOnce.Do(func() {
+		name := skipMarker
+		touch := func() bool {
+			now := time.Now()
+			if os.Chtimes(name, now, now) == nil {
+				return true
+			}
+			return os.WriteFile(name, []byte("a test here skipped: its result is not cached (testutil.Need)\n"), 0o644) == nil
+		}
+		if !touch() {
+			return
+		}
+		if f, err := os.Open(name); err == nil { // the open is what the cache records
+			f.Close()
+		}
+		go func() {
+			for range time.Tick(500 * time.Millisecond) {
+				touch()
+			}
+		}()
+	})
+}
+
+var skipOnce sync.Once
+
+const skipMarker = ".skipped-uncached" // in .gitignore
 
 // TrackModule makes Go's test cache see every file of this module (Go
 // sources, embedded pages, the JS client, the browser tests, the example),
@@ -241,6 +284,9 @@ func trackModule() error {
 				return filepath.SkipDir
 			}
 			return nil
+		}
+		if d.Name() == skipMarker {
+			return nil // touched by a skip (uncacheable), not an input
 		}
 		_, err = os.Stat(path) // the cache records it
 		return err

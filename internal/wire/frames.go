@@ -86,6 +86,12 @@ func StateFrame(data []byte) []byte {
 // StateData is the data of a frame StateFrame made.
 func StateData(frame []byte) []byte { return frame[len(statePrefix) : len(frame)-1] }
 
+// PongFrame is the answer to a client's {"type":"ping"}: an app-level
+// heartbeat for clients that cannot send WebSocket pings (browsers). It goes
+// to the pinging socket alone and is never numbered. Each call returns new
+// bytes, so a writer that appends to a frame cannot change another's.
+func PongFrame() []byte { return []byte(`{"type":"pong"}`) }
+
 // ErrorFrame encodes {"type":"error","message":...} with err's text.
 func ErrorFrame(err error) []byte {
 	b := make([]byte, 0, 64)

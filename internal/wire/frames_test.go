@@ -53,6 +53,7 @@ func TestFrames(t *testing.T) {
 		{"message from the backend, no data", MessageFrame(-1, nil), `{"type":"message","from":-1}`},
 		{"state", StateFrame([]byte(`[1]`)), `{"type":"state","data":[1]}`},
 		{"state's data", StateData(StateFrame([]byte(`{"r":"}"}`))), `{"r":"}"}`},
+		{"pong", PongFrame(), `{"type":"pong"}`},
 		{"error", ErrorFrame(errTestPlaceholder.With(`{"x"}`)), `{"type":"error","message":"Test placeholder: {\"x\"}"}`},
 		{"numbered", WithSeq([]byte(`{"type":"peer_left","index":1}`), 7), `{"type":"peer_left","index":1,"seq":7}`},
 		{"joined, recovering", WithRecovery(JoinedFrame("A", 1, nil, ""), 9, &yes),

@@ -2,9 +2,9 @@
 // uses the client, in a browser and on Node 20 with the "ws" package.
 // Never run.
 import { WebSocket as NodeWebSocket } from "ws";
-import { PartySocket, CLOSE_CODES, type PartySocketOptions } from "../party-sockets.js";
+import { PartySocket, CLOSE_CODES, ROOM_GONE, type PartySocketOptions } from "../party-sockets.js";
 
-const opts: PartySocketOptions = { maxClients: 8, persist: true, recover: true, connectTimeout: 5000 };
+const opts: PartySocketOptions = { maxClients: 8, persist: true, recover: true, connectTimeout: 5000, heartbeat: 5000 };
 
 export async function game(): Promise<void> {
   const host: PartySocket = await PartySocket.create("https://relay.example", opts);
@@ -31,6 +31,12 @@ export async function game(): Promise<void> {
   const saved = PartySocket.saved("https://relay.example");
   const again: PartySocket | null = await PartySocket.resume("https://relay.example");
   console.log(sent, saved?.clientId, again?.room.length);
+  // Issue 25, item 1: the saved room, or a new one, as the example does it.
+  const tv: PartySocket = (await PartySocket.resume("https://relay.example", opts)) ||
+    (await PartySocket.create("https://relay.example", opts));
+  const gone: boolean = ROOM_GONE.includes("Room not found");
+  PartySocket.forget("https://relay.example");
+  console.log(tv.room, gone);
 }
 
 // On Node 20: the "ws" package's class, and the runtime's own, are both
