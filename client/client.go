@@ -46,7 +46,7 @@ type Options struct {
 	// client sends {"type":"ping"}, and when a ping has had no answer
 	// (nor any other frame) for this long it drops the socket and
 	// reconnects (a black-holed network ends no socket by itself).
-	// Default 5 s; negative: none.
+	// Default 3 s (a dead link noticed after 6–7.5 s of silence); negative: none.
 	Heartbeat time.Duration
 }
 
@@ -175,7 +175,7 @@ func (o *Options) defaults() error {
 		o.RoomWait = 10 * time.Second
 	}
 	if o.Heartbeat == 0 {
-		o.Heartbeat = 5 * time.Second
+		o.Heartbeat = 3 * time.Second
 	}
 	return nil
 }

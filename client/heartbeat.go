@@ -45,7 +45,7 @@ func (c *Client) watch(ws *websocket.Conn) *watchdog {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		tick := time.NewTicker(every / 2)
+		tick := time.NewTicker(every / 4)
 		defer tick.Stop()
 		var pinged time.Time
 		for {

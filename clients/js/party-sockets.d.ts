@@ -32,7 +32,7 @@ export interface PartySocketOptions {
    */
   roomWait?: number;
   /**
-   * Heartbeat in ms (default 5000; 0 turns it off): while nothing comes from the server for this long the client
+   * Heartbeat in ms (default 3000; 0 turns it off): while nothing comes from the server for this long the client
    * sends {"type":"ping"}, and when a ping has had no answer (nor any other frame) for this long it drops the socket
    * and reconnects (a black-holed network ends no socket by itself).
    */

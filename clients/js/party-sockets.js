@@ -16,7 +16,7 @@
 // is saved with the clientId, so a reload recovers too. Close codes 4000
 // (replaced) and 4001 (room closed) are final, as is a room that no longer
 // exists; everything else retries. While the link is quiet it sends
-// {"type":"ping"} once a heartbeat (5 s; the heartbeat option, 0 for none)
+// {"type":"ping"} once a heartbeat (3 s; the heartbeat option, 0 for none)
 // and takes any frame as proof of life: when a ping has had no answer for
 // a heartbeat it drops the socket and reconnects, as after any drop.
 //
@@ -87,7 +87,7 @@ export class PartySocket extends EventTarget {
     this.base = wsBase(url);
     this.opts = {
       minBackoff: 250, maxBackoff: 10000, maxAttempts: 20, persist: false, recover: true,
-      connectTimeout: 10000, roomWait: 10000, heartbeat: 5000, ...opts,
+      connectTimeout: 10000, roomWait: 10000, heartbeat: 3000, ...opts,
     };
     this.storageKey = this.opts.storageKey || "party-sockets:" + this.base;
     const saved = this.opts.persist ? PartySocket.saved(url, this.opts) : null;
@@ -339,7 +339,7 @@ export class PartySocket extends EventTarget {
         this.pingsOut++;
         ws.send('{"type":"ping"}');
       }
-    }, every / 2);
+    }, every / 4);
     // A timer alone must not keep Node running.
     if (typeof this.beat === "object" && this.beat.unref) this.beat.unref();
   }

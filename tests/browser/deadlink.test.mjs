@@ -98,7 +98,7 @@ test("a black-holed network shows as reconnecting within seconds; a BUZZ and a N
     await player.waitForFunction(() => document.getElementById("player-status").textContent === "reconnecting…",
       null, { timeout: 15000, polling: 100 });
     const noticed = Date.now() - start;
-    console.log(`player: black hole shown as reconnecting after ${noticed} ms (default heartbeat 5 s)`);
+    console.log(`player: black hole shown as reconnecting after ${noticed} ms (default heartbeat 3 s)`);
     assert.ok(await player.isDisabled("#buzz"), "BUZZ is enabled while reconnecting");
     await shot(player, "6-player-reconnecting-in-black-hole");
     assert.equal(await text(host, "#first"), "—", "the buzz went through a black hole");
