@@ -117,8 +117,8 @@ func (a *analysis) room(rm *room, onKilled bool) {
 	} else if rm.code != "" {
 		at := a.end
 		for _, m := range rm.members {
-			if m.ended != nil && m.ended.at.Before(at) {
-				at = m.ended.at
+			if e := endedAt(m); !e.IsZero() && e.Before(at) {
+				at = e
 			}
 		}
 		inDNS := !onKilled && a.faultAt(at) != nil && a.faultAt(at).Kind == faultDNSDeploy
@@ -138,6 +138,17 @@ func (a *analysis) room(rm *room, onKilled bool) {
 	}
 	a.messages(rm)
 	a.finalStates(rm)
+	got := map[int]bool{} // the states some member got: the others reached the server
+	for _, m := range rm.members {
+		for _, d := range m.states {
+			got[d.n] = true
+		}
+	}
+	for _, m := range rm.members {
+		if m.recover {
+			a.stateGaps(m, got)
+		}
+	}
 }
 
 func (a *analysis) member(m *member, allowed bool) {
@@ -145,8 +156,8 @@ func (a *analysis) member(m *member, allowed bool) {
 		a.total.NeverJoined++
 		return
 	}
-	if e := m.ended; e != nil {
-		a.add(e.at, func(f *figures) {
+	if e := endedAt(m); !e.IsZero() {
+		a.add(e, func(f *figures) {
 			if m.recover {
 				f.EndedRecover++
 			} else {
@@ -167,9 +178,18 @@ func (a *analysis) member(m *member, allowed bool) {
 		a.add(ep.from, func(f *figures) { f.RecoveryFailed++ })
 	}
 	a.total.SlotMoves += m.slotMoves
-	if m.recover {
-		a.stateGaps(m)
+}
+
+// endedAt is when a member that ended for good lost its room: the start
+// of the outage it never came back from (zero: it did not end).
+func endedAt(m *member) time.Time {
+	if m.ended == nil {
+		return time.Time{}
 	}
+	if !m.lastDrop.IsZero() {
+		return m.lastDrop
+	}
+	return m.ended.at
 }
 
 // inFailed reports whether t falls in one of m's outages that rejoined
@@ -272,19 +292,30 @@ func count(_ *figures, recover bool, rec, old *int) {
 
 // stateGaps counts states a recovery member skipped (every state frame is
 // numbered for it) outside outages that rejoined with recovered: false.
-func (a *analysis) stateGaps(m *member) {
+// A state no member got never reached the server (the host's socket died
+// with it), and is no gap.
+func (a *analysis) stateGaps(m *member, got map[int]bool) {
 	for i := 1; i < len(m.states); i++ {
 		prev, cur := m.states[i-1].n, m.states[i]
 		if cur.n == finalState || cur.n <= prev+1 || inFailed(m, cur.at) {
 			continue
 		}
-		a.add(cur.at, func(f *figures) { f.StateGaps += cur.n - prev - 1 })
+		missed := 0
+		for k := prev + 1; k < cur.n; k++ {
+			if got[k] {
+				missed++
+			}
+		}
+		if missed > 0 {
+			a.add(cur.at, func(f *figures) { f.StateGaps += missed })
+		}
 	}
 }
 
-// finalStates holds every member still in a kept room to the final state.
+// finalStates holds every member still in a kept room to the final state,
+// when its host set it (a host that ended sets none).
 func (a *analysis) finalStates(rm *room) {
-	if !a.held[rm] {
+	if !a.held[rm] || !rm.members[0].finalSet {
 		return
 	}
 	for _, m := range rm.members[1:] {

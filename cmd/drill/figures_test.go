@@ -44,7 +44,7 @@ func TestAnalysisCounts(t *testing.T) {
 	t0 := time.Now()
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	sender := &member{index: 1, joined: t0, recvs: map[int][]delivery{}}
-	host := &member{host: true, index: 0, joined: t0, recvs: map[int][]delivery{}}
+	host := &member{host: true, index: 0, joined: t0, recvs: map[int][]delivery{}, finalSet: true}
 	rec := &member{recover: true, index: 2, joined: t0, recvs: map[int][]delivery{}}
 	old := &member{index: 3, joined: t0, recvs: map[int][]delivery{}}
 	for n := 1; n <= 10; n++ {

@@ -28,7 +28,8 @@ type member struct {
 	joined   time.Time
 	readDone chan struct{} // closed when read has taken the client's last event
 
-	leaving atomic.Bool // the drill closes it: its Closed is not an end
+	leaving  atomic.Bool // the drill closes it: its Closed is not an end
+	finalSet bool        // a host's final state was written (set before the settle's wait)
 
 	mu        sync.Mutex         // guards the fields below
 	connected bool               // between a created/joined and the next drop
@@ -208,6 +209,7 @@ func (m *member) play(ctx context.Context, msgEvery time.Duration) {
 func (m *member) setFinal(ctx context.Context, k int) {
 	for ctx.Err() == nil {
 		if m.c.SetState(ctx, stateData{K: k, Round: "final"}) == nil {
+			m.finalSet = true
 			return
 		}
 		select {

@@ -110,7 +110,7 @@ func (n *night) run(f *fleet, pop *population, kinds []string, warm time.Duratio
 	a := analyse(pop, n.faults, held, samples, n.end, n.c.killLoses, n.c.dnsLoses)
 	rep := &report{Config: n.describe(), Faults: n.faults, Slots: append([]*figures{a.before}, a.slots...),
 		Total: a.total, Machines: use, Samples: samples, Regions: n.c.regions, Start: n.start, End: n.end,
-		Rejoins: a.total.rejoinSet}
+		Rejoins: a.total.rejoinSet, LostRooms: lostRooms(pop, held)}
 	rep.Broken = promises(a.total, n.c.killLoses, n.c.dnsLoses)
 	rep.print(os.Stdout)
 	return rep.Broken, rep.write(n.c.out)
@@ -155,7 +155,7 @@ func (n *night) settle(ctx context.Context, pop *population) {
 	for sctx.Err() == nil {
 		settled := true
 		for _, m := range pop.live() {
-			if !m.isConnected() || (!m.host && !m.room.members[0].hasEnded() && m.latestState() != finalState) {
+			if !m.isConnected() || (!m.host && m.room.members[0].finalSet && m.latestState() != finalState) {
 				settled = false
 				break
 			}

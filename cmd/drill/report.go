@@ -12,17 +12,19 @@ import (
 
 // report is everything the drill writes.
 type report struct {
-	Config   map[string]any  `json:"config"`
-	Faults   []*fault        `json:"faults"`
-	Slots    []*figures      `json:"per_fault"` // before the first fault, then one per fault
-	Total    *figures        `json:"total"`
-	Machines []machineUse    `json:"machines"`
-	Samples  []sample        `json:"timeline"`
-	Regions  []string        `json:"regions"`
-	Start    time.Time       `json:"start"`
-	End      time.Time       `json:"end"`
-	Broken   []string        `json:"broken"`
-	Rejoins  []time.Duration `json:"-"`
+	Config   map[string]any `json:"config"`
+	Faults   []*fault       `json:"faults"`
+	Slots    []*figures     `json:"per_fault"` // before the first fault, then one per fault
+	Total    *figures       `json:"total"`
+	Machines []machineUse   `json:"machines"`
+	Samples  []sample       `json:"timeline"`
+	Regions  []string       `json:"regions"`
+	Start    time.Time      `json:"start"`
+	End      time.Time      `json:"end"`
+	Broken   []string       `json:"broken"`
+	// LostRooms says, for each room lost, how each member ended.
+	LostRooms []lostRoom      `json:"lost_rooms"`
+	Rejoins   []time.Duration `json:"-"`
 }
 
 // promises are the README's correctness promises the drill can break
@@ -70,6 +72,42 @@ func promises(t *figures, killLoses, dnsLoses bool) []string {
 	if ended > 0 {
 		out = append(out, fmt.Sprintf("members ended: %d who opted in to recovery ended for good, outside rooms lost to a known limit "+
 			"(our clients reconnect and wait for a moving room)", ended))
+	}
+	return out
+}
+
+type lostRoom struct {
+	Code    string   `json:"code"`
+	Home    string   `json:"home"`
+	Members []string `json:"members"` // "host rec: room not found at 12.3s (dropped at 2.1s)"
+}
+
+func lostRooms(pop *population, held map[*room]bool) []lostRoom {
+	var out []lostRoom
+	for _, rm := range pop.rooms {
+		if rm.code == "" || held[rm] {
+			continue
+		}
+		lr := lostRoom{Code: rm.code, Home: rm.home}
+		for _, m := range rm.members {
+			who := "player"
+			if m.host {
+				who = "host"
+			}
+			if m.recover {
+				who += " rec"
+			} else {
+				who += " old"
+			}
+			switch e := m.ended; {
+			case e == nil:
+				lr.Members = append(lr.Members, who+" via "+m.edge+": still playing")
+			default:
+				lr.Members = append(lr.Members, fmt.Sprintf("%s via %s: %s at %s (dropped at %s)", who, m.edge, e.reason,
+					e.at.Format("15:04:05.000"), m.lastDrop.Format("15:04:05.000")))
+			}
+		}
+		out = append(out, lr)
 	}
 	return out
 }
