@@ -53,8 +53,9 @@ type analysis struct {
 	killLoses bool      // rooms lost to a kill -9 are the README's known limit
 	dnsLoses  bool      // and so are rooms lost in a rolling deploy with the DNS down
 	held      map[*room]bool
-	slots     []*figures // one per fault, in order
-	before    *figures   // before the first fault
+	lastSeen  map[string]time.Time // room code → the last time a machine listed it
+	slots     []*figures           // one per fault, in order
+	before    *figures             // before the first fault
 	total     *figures
 }
 
@@ -72,8 +73,9 @@ func (a *analysis) slot(t time.Time) *figures {
 // add applies fn to the moment's slot and to the total.
 func (a *analysis) add(t time.Time, fn func(*figures)) { fn(a.slot(t)); fn(a.total) }
 
-func analyse(pop *population, faults []*fault, held map[*room]bool, samples []sample, end time.Time, killLoses, dnsLoses bool) *analysis {
-	a := &analysis{faults: faults, end: end, killLoses: killLoses, dnsLoses: dnsLoses, held: held,
+func analyse(pop *population, faults []*fault, held map[*room]bool, lastSeen map[string]time.Time, samples []sample, end time.Time,
+	killLoses, dnsLoses bool) *analysis {
+	a := &analysis{faults: faults, end: end, killLoses: killLoses, dnsLoses: dnsLoses, held: held, lastSeen: lastSeen,
 		before: &figures{Label: "before the first fault"}, total: &figures{Label: "total"}}
 	for _, f := range faults {
 		a.slots = append(a.slots, &figures{Label: f.Label})
@@ -115,10 +117,17 @@ func (a *analysis) room(rm *room, onKilled bool) {
 	if a.held[rm] {
 		a.total.RoomsKept++
 	} else if rm.code != "" {
-		at := a.end
-		for _, m := range rm.members {
-			if e := endedAt(m); !e.IsZero() && e.Before(at) {
-				at = e
+		// Lost when its machine last listed it; else when its first
+		// member ended (a room of the relay's old clients may go before).
+		// (a sample a second: it went in the second after).
+		at, seen := a.lastSeen[rm.code]
+		at = at.Add(time.Second)
+		if !seen {
+			at = a.end
+			for _, m := range rm.members {
+				if e := endedAt(m); !e.IsZero() && e.Before(at) {
+					at = e
+				}
 			}
 		}
 		inDNS := !onKilled && a.faultAt(at) != nil && a.faultAt(at).Kind == faultDNSDeploy

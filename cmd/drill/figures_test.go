@@ -63,7 +63,7 @@ func TestAnalysisCounts(t *testing.T) {
 		m.room = rm
 	}
 	pop := &population{rooms: []*room{rm}, members: rm.members}
-	a := analyse(pop, nil, map[*room]bool{rm: true}, nil, at(30), true, true)
+	a := analyse(pop, nil, map[*room]bool{rm: true}, nil, nil, at(30), true, true)
 	tot := a.total
 	if tot.LostRecover != 1 || tot.DupRecover != 1 || tot.ReorderRecover != 1 || tot.LostOld != 2 || tot.LostRecoverFailed != 0 {
 		t.Errorf("total %+v: want 1 lost, 1 duplicate, 1 reordered for recovery, 2 lost for old", *tot)
@@ -79,7 +79,7 @@ func TestAnalysisCounts(t *testing.T) {
 		rec.recvs[1] = append(rec.recvs[1], delivery{n, at(float64(n)*2 + 0.1)})
 	}
 	rec.failed = []episode{{from: at(7.5), to: at(9)}}
-	a = analyse(pop, nil, map[*room]bool{rm: true}, nil, at(30), true, true)
+	a = analyse(pop, nil, map[*room]bool{rm: true}, nil, nil, at(30), true, true)
 	if a.total.LostRecover != 1 || a.total.LostRecoverFailed != 1 {
 		t.Errorf("total %+v: want 1 lost in a recovered: false outage", *a.total)
 	}

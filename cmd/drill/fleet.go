@@ -53,8 +53,9 @@ type machineView struct {
 
 // flyEnv is fly.toml's [env] and the stop settings a machine gets on Fly.
 type flyEnv struct {
-	Env        map[string]string `toml:"env"`
-	KillSignal string            `toml:"kill_signal"`
+	Env         map[string]string `toml:"env"`
+	KillSignal  string            `toml:"kill_signal"`
+	KillTimeout int               `toml:"kill_timeout"` // seconds
 }
 
 func readFlyToml(path string) (flyEnv, error) {

@@ -22,6 +22,7 @@ type night struct {
 	seed uint64
 	root string
 
+	env    flyEnv // fly.toml's
 	slot   time.Duration
 	timing deployTiming
 	faults []*fault
@@ -42,6 +43,7 @@ func (n *night) play() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.env = env
 	bins, err := os.MkdirTemp("", "drill")
 	if err != nil {
 		return nil, err
@@ -60,7 +62,7 @@ func (n *night) play() ([]string, error) {
 		"grace %v, interval %v), seed %d; fleet log in %s\n", len(n.c.regions), n.c.perRegion, n.c.players, n.c.rooms,
 		n.c.duration, n.slot.Round(time.Millisecond), n.timing.boot, n.timing.grace, n.timing.interval, n.seed, logf.Name())
 	f, err := startFleet(fleetSpec{flylocal: flylocal, server: server, regions: n.c.regions, perRegion: n.c.perRegion,
-		env: env, timing: n.timing, killTimeout: 60 * time.Second, log: logf})
+		env: env, timing: n.timing, killTimeout: killTimeout(env), log: logf})
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +109,7 @@ func (n *night) run(f *fleet, pop *population, kinds []string, warm time.Duratio
 	sampled.Wait()
 	samples, use := s.result()
 	pop.closeAll()
-	a := analyse(pop, n.faults, held, samples, n.end, n.c.killLoses, n.c.dnsLoses)
+	a := analyse(pop, n.faults, held, s.seen(), samples, n.end, n.c.killLoses, n.c.dnsLoses)
 	rep := &report{Config: n.describe(), Faults: n.faults, Slots: append([]*figures{a.before}, a.slots...),
 		Total: a.total, Machines: use, Samples: samples, Regions: n.c.regions, Start: n.start, End: n.end,
 		Rejoins: a.total.rejoinSet, LostRooms: lostRooms(pop, held)}
@@ -131,6 +133,22 @@ func (n *night) faultsUntil(ctx context.Context, f *fleet, pop *population, kind
 			ft.End.Sub(ft.Start).Round(time.Millisecond), errNote(ft.Err))
 	}
 	time.Sleep(time.Until(end)) // the night plays on to its end
+}
+
+// killTimeout is how long a stopping machine may drain before SIGKILL:
+// fly.toml's kill_timeout (300 s) would let one machine whose rooms
+// cannot move hold a deploy for five minutes, longer than the night, so
+// the drill gives it the hand-off's own bound (HANDOFF_TIMEOUT, which the
+// README keeps under kill_timeout) and 5 s more.
+func killTimeout(env flyEnv) time.Duration {
+	d, err := time.ParseDuration(env.Env["HANDOFF_TIMEOUT"])
+	if err != nil || d <= 0 {
+		d = 4 * time.Second // the server's default
+	}
+	if env.KillTimeout > 0 {
+		d = min(d, time.Duration(env.KillTimeout)*time.Second)
+	}
+	return d + 5*time.Second
 }
 
 func errNote(e string) string {
@@ -177,7 +195,7 @@ func (n *night) describe() map[string]any {
 		"msg_every": n.c.msgEvery.String(), "faults": n.c.counts, "dns_down": n.c.dnsDown.String(),
 		"slot": n.slot.Round(time.Millisecond).String(), "boot_delay": n.timing.boot.String(),
 		"health_grace": n.timing.grace.String(), "health_interval": n.timing.interval.String(),
-		"kill_loses_rooms": n.c.killLoses, "dns_deploy_loses_rooms": n.c.dnsLoses, "seed": n.seed, "cpus": cpuModel(),
+		"kill_timeout": killTimeout(n.env).String(), "kill_loses_rooms": n.c.killLoses, "dns_deploy_loses_rooms": n.c.dnsLoses, "seed": n.seed, "cpus": cpuModel(),
 	}
 }
 

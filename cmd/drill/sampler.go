@@ -31,13 +31,16 @@ type sampler struct {
 	f   *fleet
 	pop *population
 
-	mu      sync.Mutex // guards the fields below
-	samples []sample
-	use     map[string]*machineUse
+	mu       sync.Mutex // guards the fields below
+	samples  []sample
+	use      map[string]*machineUse
+	lastSeen map[string]time.Time // room code → the last sample a machine listed it in
 }
 
 func (s *sampler) run(ctx context.Context) {
-	s.use = map[string]*machineUse{}
+	s.mu.Lock()
+	s.use, s.lastSeen = map[string]*machineUse{}, map[string]time.Time{}
+	s.mu.Unlock()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -64,6 +67,9 @@ func (s *sampler) once(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, m := range ms {
+		for _, r := range m.RoomList {
+			s.lastSeen[r.Code] = sm.At
+		}
 		sm.Clients[m.Region] += m.Clients
 		u := s.use[m.ID]
 		if u == nil {
@@ -82,6 +88,13 @@ func (s *sampler) once(ctx context.Context) {
 		sm.RSS[m.ID] = st.RSSBytes
 	}
 	s.samples = append(s.samples, sm)
+}
+
+// seen is the last moment each room was listed on a machine.
+func (s *sampler) seen() map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastSeen
 }
 
 // result is the timeline and every machine's use, CPU summed.
