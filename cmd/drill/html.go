@@ -32,8 +32,8 @@ type svgSeries struct {
 }
 
 type svgFault struct {
-	X, Width, LabelY float64
-	Label            string
+	X, Width, LabelY, LabelX float64
+	Label, Anchor            string // a label near the right edge ends at its fault
 }
 
 type svgTick struct {
@@ -80,7 +80,12 @@ func (r *report) html(w io.Writer) error {
 	p["Series"] = r.series(x, y)
 	var faults []svgFault
 	for i, f := range r.Faults {
-		faults = append(faults, svgFault{X: x(f.Start), Width: max(2, x(f.End)-x(f.Start)), LabelY: 30 + float64(i%6)*12, Label: f.Label})
+		ft := svgFault{X: x(f.Start), Width: max(2, x(f.End)-x(f.Start)), LabelY: 30 + float64(i%6)*12, Label: f.Label, Anchor: "start"}
+		ft.LabelX = ft.X
+		if ft.X > svgW*0.7 {
+			ft.LabelX, ft.Anchor = min(ft.X+ft.Width, svgW-4), "end"
+		}
+		faults = append(faults, ft)
 	}
 	p["Faults"] = faults
 	var ticks []svgTick
