@@ -263,9 +263,9 @@ func (a *analysis) pair(r *member, got []delivery, sent map[int]time.Time, from,
 	for i, d := range got {
 		switch {
 		case seen[d.n]:
-			a.add(d.at, func(f *figures) { count(f, r.recover, &f.DupRecover, &f.DupOld) })
+			a.add(d.at, func(f *figures) { count(r.recover, &f.DupRecover, &f.DupOld) })
 		case d.n < top:
-			a.add(d.at, func(f *figures) { count(f, r.recover, &f.ReorderRecover, &f.ReorderOld) })
+			a.add(d.at, func(f *figures) { count(r.recover, &f.ReorderRecover, &f.ReorderOld) })
 		}
 		seen[d.n], top = true, max(top, d.n)
 		if i == 0 || d.n < lo {
@@ -282,7 +282,7 @@ func (a *analysis) pair(r *member, got []delivery, sent map[int]time.Time, from,
 		}
 		failed := r.recover && inFailed(r, at)
 		a.add(at, func(f *figures) {
-			count(f, r.recover, &f.LostRecover, &f.LostOld)
+			count(r.recover, &f.LostRecover, &f.LostOld)
 			if failed {
 				f.LostRecoverFailed++
 			}
@@ -291,7 +291,7 @@ func (a *analysis) pair(r *member, got []delivery, sent map[int]time.Time, from,
 }
 
 // count adds one to the recovery member's counter or the old client's.
-func count(_ *figures, recover bool, rec, old *int) {
+func count(recover bool, rec, old *int) {
 	if recover {
 		*rec++
 	} else {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -253,13 +254,17 @@ func (f *fleet) deploy(ctx context.Context) error {
 }
 
 // roomHeld reports whether a room exists, asked through an edge (the
-// answer routed like a player's lookup).
-func (f *fleet) roomHeld(ctx context.Context, edge, code string) (bool, error) {
+// answer routed like a player's lookup) from src: a lookup that misses
+// counts against its address's misses a minute, so each room's is asked
+// from its own.
+func (f *fleet) roomHeld(ctx context.Context, edge, code string, src net.IP) (bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, edge+"/room/"+code, nil)
 	if err != nil {
 		return false, err
 	}
-	resp, err := f.http.Do(req)
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 5 * time.Second}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return false, err
 	}

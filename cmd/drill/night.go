@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,11 +100,10 @@ func (n *night) run(f *fleet, pop *population, kinds []string, warm time.Duratio
 	playing.Wait()
 	n.settle(ctx, pop)
 	n.end = time.Now()
-	held := map[*room]bool{}
-	for _, rm := range pop.rooms {
-		if rm.code != "" {
-			held[rm], _ = f.roomHeld(ctx, f.Edges[rm.home], rm.code)
-		}
+	held, err := n.held(ctx, f, pop)
+	if err != nil {
+		stopSampling()
+		return nil, err
 	}
 	stopSampling()
 	sampled.Wait()
@@ -149,6 +149,28 @@ func killTimeout(env flyEnv) time.Duration {
 		d = min(d, time.Duration(env.KillTimeout)*time.Second)
 	}
 	return d + 5*time.Second
+}
+
+// held asks, through each room's home edge, whether it still exists. A
+// lookup that fails three times is an error, not a lost room.
+func (n *night) held(ctx context.Context, f *fleet, pop *population) (map[*room]bool, error) {
+	held := map[*room]bool{}
+	for i, rm := range pop.rooms {
+		if rm.code == "" {
+			continue
+		}
+		src := net.IPv4(127, 251, byte(i/250), byte(i%250+1))
+		var err error
+		for try := 0; try < 3; try++ {
+			if held[rm], err = f.roomHeld(ctx, f.Edges[rm.home], rm.code, src); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("room %s: %w", rm.code, err)
+		}
+	}
+	return held, nil
 }
 
 func errNote(e string) string {
