@@ -106,6 +106,9 @@ type Config struct {
 	// Budget counts what rooms hold (slot history, retained state) in the
 	// machine's memory budget; nil counts nothing.
 	Budget *budget.Budget
+	// Tickets, when set, issues a room's ticket (ticket.go): it is called
+	// on the clock's goroutine, without any lock, when one is due.
+	Tickets func(*Room)
 }
 
 // DefaultRecoverRoomBytes is the default bound on a room's recovery
@@ -177,6 +180,7 @@ type CreateRequest struct {
 	Origin     string
 	URL        Template // empty when the host gave none
 	Recover    bool     // the host opts in to message recovery
+	Tickets    bool     // the host opts in to tickets (ticket.go)
 }
 
 // Create makes a room with the caller in slot 0 and sends it created.
@@ -216,9 +220,10 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 	r := &Room{
 		m: m, Code: code, MaxClients: req.MaxClients, Origin: req.Origin, URL: resolved,
 		history: slotHistory(req.MaxClients),
-		slots:   []slot{{index: 0, key: key, member: req.Member, recover: req.Recover}},
+		slots:   []slot{{index: 0, key: key, member: req.Member, recover: req.Recover, tickets: req.Tickets}},
 		byKey:   map[clientKey]int{key: 0},
 		next:    1,
+		epoch:   newEpoch(),
 	}
 	r.addLiveLocked(1) // r is not in the map yet: nobody else can reach it
 	m.event(Event{Type: EventRoomCreated, Room: code})
@@ -228,6 +233,7 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 		created = wire.WithRecovery(created, 0, nil)
 	}
 	req.Member.Send(created)
+	r.changedLocked() // its first ticket; r is not reachable yet
 	m.rooms[code] = r
 	made = true
 	return r, nil
