@@ -106,9 +106,6 @@ type Config struct {
 	// Budget counts what rooms hold (slot history, retained state) in the
 	// machine's memory budget; nil counts nothing.
 	Budget *budget.Budget
-	// Tickets, when set, issues a room's ticket (ticket.go): it is called
-	// on the clock's goroutine, without any lock, when one is due.
-	Tickets func(*Room)
 }
 
 // DefaultRecoverRoomBytes is the default bound on a room's recovery
@@ -122,15 +119,17 @@ const DefaultRecoverRoomBytes = 1 << 20
 // Manager owns every room on this machine.
 type Manager struct {
 	cfg       Config
-	mu        sync.RWMutex // guards rooms, transfers
+	mu        sync.RWMutex // guards rooms, transfers, ended
 	rooms     map[string]*Room
 	transfers *transferLog // transfers taken in or aborted (transfers.go)
+	ended     endedLog     // codes whose room ended here lately (ended.go)
 
 	// Atomic.
 	live         atomic.Int64 // live members, all rooms (Room.addLiveLocked)
 	vacant       atomic.Int64 // bytes of vacant slots' windows, all rooms (recover.go)
 	reclaiming   atomic.Bool  // a reclaimFor pass is running (reclaim.go)
 	reclaimAfter atomic.Int64 // no reclaimFor pass before this (clock's Unix ns)
+	issuer       atomic.Pointer[func(*Room)] // issues a room's ticket; nil: no tickets (ticket.go)
 }
 
 // NewManager returns an empty manager.
@@ -201,6 +200,8 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 			m.cfg.Budget.Add(-SlotBytes)
 		}
 	}()
+	var first *Room
+	defer func() { first.firstTicket() }() // once m.mu is released: room before manager
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cfg.MaxRooms > 0 && len(m.rooms) >= m.cfg.MaxRooms {
@@ -233,20 +234,22 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 		created = wire.WithRecovery(created, 0, nil)
 	}
 	req.Member.Send(created)
-	r.changedLocked() // its first ticket; r is not reachable yet
 	m.rooms[code] = r
 	made = true
+	first = r
 	return r, nil
 }
 
 // freshCodeLocked draws codes until one is not live here. m.mu must be held.
 func (m *Manager) freshCodeLocked() (string, error) {
-	for range 64 {
+	for i := range 64 {
 		code, err := m.cfg.Codes.Next()
 		if err != nil {
 			return "", fmt.Errorf("room code: %w", err)
 		}
-		if _, taken := m.rooms[code]; !taken {
+		// A code that ended lately is passed over while others come
+		// (its old tickets then never meet a new room: ended.go).
+		if _, taken := m.rooms[code]; !taken && (i >= 48 || !m.ended.hasLocked(code, m.cfg.Clock.Now())) {
 			return code, nil
 		}
 	}

@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"errors"
 	"slices"
 
 	"github.com/party-sockets/party-sockets/internal/ticket"
@@ -19,6 +20,17 @@ import (
 // ErrNotInTicket: the presenter's clientId hashes to none of the
 // ticket's slots.
 var ErrNotInTicket = wire.Define("Not in this ticket")
+
+// ErrOtherRoom: a room with the ticket's code lives here, but it is not
+// the ticket's room nor one restored from it (the server answers Room
+// exists: the client may join it as anyone may).
+var ErrOtherRoom = errors.New("rooms: the code's room is not the ticket's")
+
+// sameRoom reports whether r is p's room: the same epoch, or restored
+// from it, or the room p's was restored from.
+func (r *Room) sameRoom(p *ticket.Plain) bool {
+	return r.epoch == p.Epoch || (r.fromEpoch != 0 && r.fromEpoch == p.Epoch) || (p.FromEpoch != 0 && r.epoch == p.FromEpoch)
+}
 
 // RestoreRequest is a checked restore.
 type RestoreRequest struct {
@@ -46,6 +58,9 @@ func (m *Manager) Restore(req RestoreRequest) (r *Room, idx int, restored bool, 
 		return nil, 0, false, ErrNotInTicket
 	}
 	r = m.get(req.Plain.Code)
+	if r != nil && !r.sameRoom(req.Plain) {
+		return nil, 0, false, ErrOtherRoom
+	}
 	if r == nil {
 		if r, restored, err = m.rebuild(req.Plain); err != nil {
 			return nil, 0, false, err

@@ -353,6 +353,7 @@ func (r *Room) endLocked(why string) {
 		}
 	}
 	r.releaseLocked()
+	r.m.noteEnded(r.Code)
 }
 
 // releaseLocked closes the room and gives back what it held: its grace

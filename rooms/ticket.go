@@ -14,7 +14,7 @@ import (
 // skeleton or its state changes, coalesced to at most one issue per
 // TicketGap, and every ticket.ReissueEvery while nothing changes. The
 // room keeps what a ticket needs (epoch, version, slots); the issuer
-// (Config.Tickets) seals it outside the room's lock and hands the sealed
+// (SetIssuer) seals it outside the room's lock and hands the sealed
 // frame back (SendTicket).
 
 // TicketGap is the shortest time between two issues of one room's ticket:
@@ -46,6 +46,16 @@ func (r *Room) Epoch() (epoch, version, from uint64) {
 	return r.epoch, r.version.Load(), r.fromEpoch
 }
 
+// firstTicket schedules a new room's first ticket (nil: no room).
+func (r *Room) firstTicket() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.changedLocked()
+}
+
 // ticketedLocked reports whether a live member opted in to tickets.
 func (r *Room) ticketedLocked() bool {
 	for i := range r.slots {
@@ -61,7 +71,7 @@ func (r *Room) ticketedLocked() bool {
 // allows.
 func (r *Room) changedLocked() {
 	r.version.Add(1)
-	if r.m.cfg.Tickets == nil || r.closed || !r.ticketedLocked() {
+	if r.m.issuer.Load() == nil || r.closed || !r.ticketedLocked() {
 		return
 	}
 	now := r.m.cfg.Clock.Now()
@@ -108,8 +118,13 @@ func (r *Room) ticketDue(turn int) {
 	r.tk.last = now
 	r.armTicketLocked(ticket.ReissueEvery, now.Add(ticket.ReissueEvery))
 	r.mu.Unlock()
-	r.m.cfg.Tickets(r)
+	(*r.m.issuer.Load())(r)
 }
+
+// SetIssuer sets what issues a room's ticket: it is called on the clock's
+// goroutine, without any lock, when one is due. Without one (no secret),
+// no ticket is ever due.
+func (m *Manager) SetIssuer(f func(*Room)) { m.issuer.Store(&f) }
 
 // TicketPlain is the room's ticket as of now, to be sealed; false when the
 // room has ended. Every issue grows the version.
@@ -172,3 +187,6 @@ func (r *Room) claimLocked(key clientKey) (int, bool) {
 	r.byKey[key] = idx
 	return idx, true
 }
+
+// Now is the time on the manager's clock: a ticket's age is read on it.
+func (m *Manager) Now() time.Time { return m.cfg.Clock.Now() }

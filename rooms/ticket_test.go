@@ -44,8 +44,8 @@ func ticketManager(t *testing.T) (*Manager, *testutil.FakeClock, *issuer) {
 	t.Helper()
 	clk := &testutil.FakeClock{}
 	is := &issuer{}
-	m := NewManager(Config{Instance: "m1", Region: "fra", HostGrace: 2 * time.Minute, Clock: clk, Codes: &seqCodes{},
-		Tickets: is.issue})
+	m := NewManager(Config{Instance: "m1", Region: "fra", HostGrace: 2 * time.Minute, Clock: clk, Codes: &seqCodes{}})
+	m.SetIssuer(is.issue)
 	return m, clk, is
 }
 
@@ -210,5 +210,19 @@ func TestRestoreMovesUp(t *testing.T) {
 	m2.Restore(RestoreRequest{Plain: old, ClientID: "host", Member: &fakeMember{}})
 	if r2.next != 3 {
 		t.Errorf("next is %d after an older ticket, want 3", r2.next)
+	}
+}
+
+// TestRestoreOtherRoom: a ticket never joins a room of another lineage
+// that took its code; the server answers Room exists.
+func TestRestoreOtherRoom(t *testing.T) {
+	t.Parallel()
+	m, p := restoredManager(t)
+	other, err := m.Create(CreateRequest{Member: &fakeMember{}, ClientID: "someone", MaxClients: 8, Origin: "o"})
+	if err != nil || other.Code != p.Code {
+		t.Fatalf("the test needs the same code: %v, %s vs %s", err, other.Code, p.Code)
+	}
+	if _, _, _, err := m.Restore(RestoreRequest{Plain: p, ClientID: "p1", Member: &fakeMember{}}); err != ErrOtherRoom {
+		t.Fatalf("restore into another room with the code: %v, want %v", err, ErrOtherRoom)
 	}
 }

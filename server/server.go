@@ -58,6 +58,7 @@ import (
 	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/rate"
+	"github.com/party-sockets/party-sockets/internal/ticket"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/routing"
@@ -163,10 +164,12 @@ type Server struct {
 	probes    addrRate // probe rounds started per client address (lookups.go)
 	peerLooks addrRate // unsigned lookups per private source address (lookups.go)
 	budget    *budget.Budget
-	peer      *peerKeys     // siblings' signed calls; nil without HANDOFF_SECRET (peer.go)
-	decoding  chan struct{} // one hand-off body decodes at a time (receive.go)
-	joinTicks int64         // cfg.JoinTimeout in sweeper ticks
-	msgTicks  int64         // cfg.MessageTimeout in sweeper ticks
+	peer      *peerKeys      // siblings' signed calls; nil without HANDOFF_SECRET (peer.go)
+	sealer    *ticket.Sealer // rooms' tickets; nil without HANDOFF_SECRET (tickets.go)
+	restoring codeLocks      // one restore of a code at a time (restore.go)
+	decoding  chan struct{}  // one hand-off body decodes at a time (receive.go)
+	joinTicks int64          // cfg.JoinTimeout in sweeper ticks
+	msgTicks  int64          // cfg.MessageTimeout in sweeper ticks
 	baseCtx   context.Context
 	cancel    context.CancelFunc
 
@@ -198,6 +201,9 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 		joinTicks: ticks(cfg.JoinTimeout), msgTicks: ticks(cfg.MessageTimeout)}
 	s.peer = newPeerKeys(cfg.HandoffSecret, s.selfID())
 	s.trust = newTrustCheck(cfg.TrustCheck, cfg.HandoffSecret)
+	if s.sealer = newSealer(cfg.HandoffSecret); s.sealer != nil {
+		mgr.SetIssuer(s.issueTicket)
+	}
 	s.decoding = make(chan struct{}, 1)
 	s.upgrades = newAddrRate(cfg.UpgradesPerSec, float64(cfg.UpgradeBurst))
 	s.creates = newAddrRate(cfg.CreatesPerMin/60, float64(cfg.CreateBurst))

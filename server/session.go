@@ -132,6 +132,8 @@ func (se *session) dispatch(m *wire.Message) error {
 		return se.act(m, actState)
 	case "close_room":
 		return se.act(m, actClose)
+	case "restore":
+		return se.restore(m)
 	}
 	return wire.ErrUnknownType
 }
@@ -155,7 +157,7 @@ func (se *session) create(m *wire.Message) error {
 		return errMaxClients
 	}
 	req := rooms.CreateRequest{Member: se.c, ClientID: clientID, MaxClients: maxClients, Origin: se.origin,
-		Recover: wantsRecovery(m)}
+		Recover: wantsRecovery(m), Tickets: se.ticketOptIn(m)}
 	if m.URL != nil {
 		s, ok := wire.String(m.URL)
 		if !ok {
@@ -182,6 +184,7 @@ func (se *session) create(m *wire.Message) error {
 	}
 	se.room, se.idx = r, 0
 	se.c.joinDone.Store(true)
+	se.tellTicketsOff(m)
 	se.s.metrics.roomCreated(se.origin)
 	se.s.metrics.tenantCreated(tenant)
 	se.s.log.Info("room created", "room", r.Code, "origin", se.origin)
@@ -233,15 +236,17 @@ func (se *session) join(m *wire.Message) error {
 	if err != nil {
 		return err
 	}
+	opt.Tickets = se.ticketOptIn(m)
 	r, idx, err := se.s.rooms.Join(code, clientID, se.c, opt)
 	if err != nil {
-		if err == rooms.ErrRoomNotFound && se.counted {
+		if err == rooms.ErrRoomNotFound && se.counted && !se.s.onItsWay(code) {
 			se.s.perAddr.missCode(se.ip, code)
 		}
 		return err
 	}
 	se.room, se.idx = r, idx
 	se.c.joinDone.Store(true)
+	se.tellTicketsOff(m)
 	return nil
 }
 
