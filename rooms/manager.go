@@ -125,11 +125,13 @@ type Manager struct {
 	ended     endedLog     // codes whose room ended here lately (ended.go)
 
 	// Atomic.
-	live         atomic.Int64                // live members, all rooms (Room.addLiveLocked)
-	vacant       atomic.Int64                // bytes of vacant slots' windows, all rooms (recover.go)
-	reclaiming   atomic.Bool                 // a reclaimFor pass is running (reclaim.go)
-	reclaimAfter atomic.Int64                // no reclaimFor pass before this (clock's Unix ns)
-	issuer       atomic.Pointer[func(*Room)] // issues a room's ticket; nil: no tickets (ticket.go)
+	live         atomic.Int64 // live members, all rooms (Room.addLiveLocked)
+	vacant       atomic.Int64 // bytes of vacant slots' windows, all rooms (recover.go)
+	reclaiming   atomic.Bool  // a reclaimFor pass is running (reclaim.go)
+	reclaimAfter atomic.Int64 // no reclaimFor pass before this (clock's Unix ns)
+
+	// Set once at start (SetIssuer); nil: no tickets (ticket.go).
+	issuer atomic.Pointer[func(*Room)]
 }
 
 // NewManager returns an empty manager.
