@@ -138,6 +138,11 @@ func (s *Server) mayRebuild(ctx context.Context, code, ip string, counted bool) 
 	case counted && !s.probes.take(ip, time.Now()):
 		return errTryAgain
 	}
+	if rv := s.rendezvous(ctx, code); rv != "" && rv != s.cfg.Instance {
+		// DNS views differ, or the client came around the proxy: the
+		// restore still works, but two could race (README "One owner").
+		s.log.Info("restore: this machine is not the code's rendezvous", "room", code, "rendezvous", rv)
+	}
 	ans, err := s.askSiblings(ctx, code)
 	switch {
 	case len(ans.holders) > 0:

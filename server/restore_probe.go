@@ -144,3 +144,28 @@ func parseRoomVersion(v string) (epoch, version uint64, ok bool) {
 	version, err2 := strconv.ParseUint(ver, 10, 64)
 	return epoch, version, err1 == nil && err2 == nil
 }
+
+// rendezvous is the machine of code's home region that decides it
+// (routing.Rendezvous over the started machines DNS lists, a cached
+// answer will do); "" without tickets, off Fly, or when DNS fails.
+func (s *Server) rendezvous(ctx context.Context, code string) string {
+	p := s.cfg.Prober
+	if s.sealer == nil || p == nil {
+		return ""
+	}
+	home, ok := regions.HomeOf(code)
+	if !ok {
+		return ""
+	}
+	peers, err := routing.Peers(ctx, p.Resolver, p.App)
+	if err != nil {
+		return ""
+	}
+	ids := make([]string, 0, len(peers))
+	for _, peer := range peers {
+		if peer.Region == home && routing.MachineID(peer.ID) {
+			ids = append(ids, peer.ID)
+		}
+	}
+	return routing.Rendezvous(code, ids)
+}

@@ -1,0 +1,136 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/party-sockets/party-sockets/internal/testutil"
+	"github.com/party-sockets/party-sockets/routing"
+)
+
+// siblingRoom makes a room of host and p1 on m, both opted in to tickets,
+// and returns its code and newest ticket (real clock: issued at once).
+func siblingRoom(t *testing.T, m *machineUnderTest) (code, tk string, host *testutil.Client) {
+	t.Helper()
+	host = testutil.Dial(t, m.url)
+	host.Send(`{"type":"create","clientId":"host","maxClients":8,"tickets":true}`)
+	code = host.ExpectType("created").Room
+	ticketFrom(t, host)
+	p1 := testutil.Dial(t, m.url)
+	p1.Send(`{"type":"join","room":"` + code + `","clientId":"p1","tickets":true}`)
+	p1.ExpectType("joined")
+	host.Send(`{"type":"set_state","data":{"round":5}}`)
+	p1.Expect(`{"type":"state","data":{"round":5}}`)
+	tk = ticketFrom(t, p1) // the issue after the join and the state, coalesced
+	for !ticketHasState(t, m, tk) {
+		tk = ticketFrom(t, p1)
+	}
+	return code, tk, host
+}
+
+// ticketHasState reports whether tk carries a state digest.
+func ticketHasState(t *testing.T, m *machineUnderTest, tk string) bool {
+	t.Helper()
+	p, err := m.sealer.Open(tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.HasDigest
+}
+
+// TestRestoreOnSiblingAfterHolderGone: the holder is killed and gone
+// from DNS; a member restores on its sibling, with the state; while the
+// holder was alive the same restore was refused (Room exists), and while
+// it is listed but does not answer the restore is Try again, never a
+// second room.
+func TestRestoreOnSiblingAfterHolderGone(t *testing.T) {
+	ms := newMachineSet(t)
+	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
+	code, tk, _ := siblingRoom(t, a)
+
+	c := testutil.Dial(t, b.url)
+	c.Send(restoreMsg("p1", tk, `,"state":{"round":5}`))
+	c.ExpectErr("Room exists")
+
+	a.kill()
+	d := testutil.Dial(t, b.url)
+	d.Send(restoreMsg("p1", tk, `,"state":{"round":5}`))
+	d.ExpectErr("Try again") // listed, not answering: unknown is not absent
+
+	ms.dns.Remove(a.id)
+	e := testutil.Dial(t, b.url)
+	e.Send(restoreMsg("p1", tk, `,"state":{"round":5}`))
+	e.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[],"restored":true}`)
+	e.Expect(`{"type":"state","data":{"round":5}}`)
+	host := testutil.Dial(t, b.url)
+	host.Join(code, "host")
+	host.Expect(`{"type":"joined","room":"` + code + `","index":0,"peers":[1]}`)
+	host.Expect(`{"type":"state","data":{"round":5}}`)
+}
+
+// TestRestoreEndedOnSibling: a room that ended on its machine cannot be
+// restored on a sibling: the signed probe answers 410 X-Room-Ended; a
+// client's lookup still sees the contract's 404.
+func TestRestoreEndedOnSibling(t *testing.T) {
+	ms := newMachineSet(t)
+	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
+	code, tk, host := siblingRoom(t, a)
+	if c, _, err := b.askSibling(t.Context(), a.id, code); err != nil || c.id != a.id || !c.versioned {
+		t.Fatalf("signed probe of a held room: %+v, %v; want the holder and its version", c, err)
+	}
+	host.Send(`{"type":"close_room"}`)
+	if got := host.CloseCode(5 * time.Second); got != 4001 {
+		t.Fatalf("host closed with %d, want 4001", got)
+	}
+	if _, ended, err := b.askSibling(t.Context(), a.id, code); err != nil || !ended {
+		t.Fatalf("signed probe of an ended room: ended %v, %v; want true", ended, err)
+	}
+	status, hdr, _ := getJSON(t, a.url+"/room/"+code)
+	if status != http.StatusNotFound || hdr.Get(headerRoomEnded) != "" {
+		t.Fatalf("a client's lookup of an ended room: %d %v; want 404 without %s", status, hdr, headerRoomEnded)
+	}
+	c := testutil.Dial(t, b.url)
+	c.Send(restoreMsg("p1", tk, ""))
+	c.ExpectErr("Room ended")
+}
+
+// TestRestoreRendezvous: an upgrade through the proxy for a code that no
+// machine holds is replayed to the code's rendezvous machine (once), and
+// served there without a second probe.
+func TestRestoreRendezvous(t *testing.T) {
+	ms := newMachineSet(t)
+	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
+	code, _, host := siblingRoom(t, a)
+	host.Send(`{"type":"close_room"}`)
+	if got := host.CloseCode(5 * time.Second); got != 4001 {
+		t.Fatalf("host closed with %d, want 4001", got)
+	}
+	rv := routing.Rendezvous(code, []string{a.id, b.id})
+	other := map[string]*machineUnderTest{a.id: b, b.id: a}[rv]
+	req, _ := http.NewRequest(http.MethodGet, other.url+"/"+code, nil)
+	req.Header.Set("Fly-Region", "fra")
+	req.Header.Set("Fly-Client-Ip", "203.0.113.9")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := "instance=" + rv + ";timeout=5s;fallback=force_self;state=rendezvous"
+	if resp.StatusCode != http.StatusConflict || resp.Header.Get("Fly-Replay") != want {
+		t.Fatalf("upgrade at the other machine: %d %q, want 409 %q", resp.StatusCode, resp.Header.Get("Fly-Replay"), want)
+	}
+	req.URL.Host = strings.TrimPrefix(map[string]string{a.id: a.url, b.id: b.url}[rv], "http://")
+	req.Header.Set("Fly-Replay-Src", "instance="+other.id+";state=rendezvous")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusConflict {
+		t.Fatalf("the rendezvous machine replayed it again: %q", resp.Header.Get("Fly-Replay"))
+	}
+}
