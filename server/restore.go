@@ -145,6 +145,9 @@ func (s *Server) mayRebuild(ctx context.Context, code, ip string, counted bool) 
 	}
 	ans, err := s.askSiblings(ctx, code)
 	switch {
+	case len(ans.holders) > 1:
+		s.settleCopies(ctx, code, ans.holders) // two copies: one gives way
+		return errRoomExists
 	case len(ans.holders) > 0:
 		return errRoomExists
 	case ans.ended:

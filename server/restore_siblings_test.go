@@ -134,3 +134,57 @@ func TestRestoreRendezvous(t *testing.T) {
 		t.Fatalf("the rendezvous machine replayed it again: %q", resp.Header.Get("Fly-Replay"))
 	}
 }
+
+// twoCopies makes a room on a, cuts a off DNS while p1 restores it on b,
+// and lists a again: the frozen-or-cut-off holder is back with its copy.
+func twoCopies(t *testing.T, ms *machineSet, a, b *machineUnderTest) (code string, host *testutil.Client) {
+	t.Helper()
+	code, tk, host := siblingRoom(t, a)
+	ms.dns.Remove(a.id)
+	p1 := testutil.Dial(t, b.url)
+	p1.Send(restoreMsg("p1", tk, ""))
+	p1.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[],"restored":true}`)
+	ms.dns.Add(a.id, "fra", "127.0.0.2")
+	if !a.rooms.Held(code) || !b.rooms.Held(code) {
+		t.Fatal("the test needs two copies")
+	}
+	return code, host
+}
+
+// TestThawedHolderYields: a machine that was frozen asks its siblings
+// about its rooms, finds the copy restored from its own, and gives way:
+// its members are closed with 1012, and one room is left.
+func TestThawedHolderYields(t *testing.T) {
+	ms := newMachineSet(t)
+	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
+	code, host := twoCopies(t, ms, a, b)
+	a.checkOwnership(t.Context())
+	if got := host.CloseCode(5 * time.Second); got != 1012 {
+		t.Fatalf("the old copy's host closed with %d, want 1012", got)
+	}
+	if a.rooms.Held(code) || !b.rooms.Held(code) || a.rooms.Ended(code) {
+		t.Fatalf("after the thaw: a holds %v (ended %v), b holds %v; want only b", a.rooms.Held(code), a.rooms.Ended(code), b.rooms.Held(code))
+	}
+}
+
+// TestNewerCopyTellsOlder: the machine with the newer copy, finding the
+// older, tells it to yield (signed POST /.internal/yield); a claim of an
+// older copy is refused.
+func TestNewerCopyTellsOlder(t *testing.T) {
+	ms := newMachineSet(t)
+	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
+	code, host := twoCopies(t, ms, a, b)
+	stale := a.rooms.Room(code).VersionOf()
+	stale.Version = 0
+	b.tellYield(t.Context(), a.id, code, stale) // older than a's own: refused
+	if !a.rooms.Held(code) {
+		t.Fatal("a copy yielded to an older one")
+	}
+	b.checkOwnership(t.Context())
+	if got := host.CloseCode(5 * time.Second); got != 1012 {
+		t.Fatalf("the old copy's host closed with %d, want 1012", got)
+	}
+	if a.rooms.Held(code) || !b.rooms.Held(code) {
+		t.Fatalf("a holds %v, b holds %v; want only b", a.rooms.Held(code), b.rooms.Held(code))
+	}
+}

@@ -223,6 +223,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(cfg, mgr, reg, gatherer)
 	go s.sweep()
+	go s.watchFreeze() // oneowner.go
 	// Game pages are served from other hosts than the relay: every origin
 	// may connect unless ALLOWED_ORIGINS says otherwise.
 	if len(cfg.AllowedOrigins) == 0 {

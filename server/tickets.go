@@ -25,6 +25,7 @@ var (
 	errRoomEnded      = wire.Define("Room ended")
 	errRoomExists     = wire.Define("Room exists")
 	errTryAgain       = wire.Define("Try again")
+	errBadYield       = wire.Define("Invalid yield")
 )
 
 // wantsTickets reports whether a create, join or restore says
