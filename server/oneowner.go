@@ -118,8 +118,10 @@ func (s *Server) watchFreeze() {
 		select {
 		case <-s.baseCtx.Done():
 			return
-		case now := <-t.C:
-			if gap := now.Sub(last); gap > freezeGap {
+		case <-t.C:
+			// time.Now, not the tick's value: a ticker sends the time it
+			// was due, which hides a freeze.
+			if gap := time.Since(last); gap > freezeGap {
 				s.log.Warn("this machine was frozen: asking its siblings about its rooms", "gap", gap.Round(time.Millisecond))
 				s.checkOwnership(s.baseCtx)
 			}
