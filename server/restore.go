@@ -9,6 +9,7 @@ import (
 	"github.com/party-sockets/party-sockets/internal/ticket"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
+	"github.com/party-sockets/party-sockets/routing"
 )
 
 // Restore (README "Crash-proof rooms"): {"type":"restore","clientId",
@@ -23,6 +24,14 @@ import (
 // restoreLockWait bounds how long a restore waits for another restore of
 // its code on this machine (a variable for tests).
 var restoreLockWait = 3 * time.Second
+
+// restoreRoundsPerSec bounds the sibling rounds restores start on this
+// machine, whatever their addresses (burst twice that): a peer probe's
+// rate (routing.DefaultRoundsPerSec).
+const restoreRoundsPerSec = routing.DefaultRoundsPerSec
+
+// machineKey is the one key of the machine-wide restores bucket.
+const machineKey = "machine"
 
 // clockSkew is how far in the future a ticket's issue time may be: the
 // clocks of two machines of the app (peerauth's bound for signed calls).
@@ -135,7 +144,7 @@ func (s *Server) mayRebuild(ctx context.Context, code, ip string, counted bool) 
 		return errRoomExists
 	case s.cfg.Prober == nil:
 		return nil // off Fly: no siblings
-	case counted && !s.probes.take(ip, time.Now()):
+	case counted && !s.probes.take(ip, time.Now()), !s.restores.take(machineKey, time.Now()):
 		return errTryAgain
 	}
 	if rv := s.rendezvous(ctx, code); rv != "" && rv != s.cfg.Instance {
@@ -161,14 +170,23 @@ func (s *Server) mayRebuild(ctx context.Context, code, ip string, counted bool) 
 
 // onItsWay reports whether a join that found no room here is a member
 // following its room, which this machine can tell: the room was handed
-// to a sibling moments ago. Such a join is not a miss.
-func (s *Server) onItsWay(code string) bool { return s.movedTo(code) != "" }
+// to a sibling moments ago, or another member's restore of it is running
+// here. Such a join is not a miss.
+func (s *Server) onItsWay(code string) bool { return s.movedTo(code) != "" || s.restoring.busy(code) }
 
 // codeLocks runs one restore of a code at a time. Each waiting session
 // holds at most one entry: the map is bounded by the sessions.
 type codeLocks struct {
 	mu   sync.Mutex               // guards held
 	held map[string]chan struct{} // code → closed when its restore ends
+}
+
+// busy reports whether a restore of code is running.
+func (l *codeLocks) busy(code string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.held[code]
+	return ok
 }
 
 // lock takes code's lock, waiting at most wait; it returns the release.

@@ -188,3 +188,30 @@ func TestNewerCopyTellsOlder(t *testing.T) {
 		t.Fatalf("a holds %v, b holds %v; want only b", a.rooms.Held(code), b.rooms.Held(code))
 	}
 }
+
+// TestRestoreRoundsBounded: restores start at most the machine's restore
+// rounds (40 at once, 20 a second), whoever sends them; past that, Try
+// again, without asking anyone.
+func TestRestoreRoundsBounded(t *testing.T) {
+	ms := newMachineSet(t)
+	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
+	_, tk, _ := siblingRoom(t, a)
+	c := testutil.Dial(t, b.url)
+	exists, again := 0, 0
+	start := time.Now()
+	for range 80 {
+		c.Send(restoreMsg("p1", tk, ""))
+		switch f := c.ExpectType("error"); f.Message {
+		case "Room exists":
+			exists++
+		case "Try again":
+			again++
+		default:
+			t.Fatalf("restore: %s", f.Raw)
+		}
+	}
+	refill := int(time.Since(start).Seconds()*restoreRoundsPerSec) + 1
+	if again == 0 || exists > 2*restoreRoundsPerSec+refill {
+		t.Errorf("80 restores: %d rounds (Room exists), %d Try again; want at most %d rounds", exists, again, 2*restoreRoundsPerSec+refill)
+	}
+}

@@ -275,3 +275,34 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) 
 	}
 	return -1
 }
+
+// TestJoinOnItsWayIsNotAMiss: a rejoin of a room this machine handed off
+// moments ago, or whose restore is running here, is not a miss; a join of
+// an unknown code still is.
+func TestJoinOnItsWayIsNotAMiss(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{HandoffSecret: testSecret, JoinMissesPerMin: 2})
+	var codes []string
+	for i := range 4 { // distinct codes: one code's repeats count once anyway
+		code := "MOVED" + itoa(i)
+		ts.movedMu.Lock()
+		ts.moved[code] = "0000000300000a"
+		ts.movedMu.Unlock()
+		codes = append(codes, code)
+		code = "RESTO" + itoa(i)
+		release, _ := ts.restoring.lock(code, time.Second)
+		defer release()
+		codes = append(codes, code)
+	}
+	c := testutil.Dial(t, ts.URL)
+	for _, code := range codes {
+		c.Join(code, "p1")
+		c.ExpectErr("Room not found")
+	}
+	for _, code := range []string{"NOPE01", "NOPE02"} {
+		c.Join(code, "p1")
+		c.ExpectErr("Room not found")
+	}
+	c.Join("MOVED0", "p1")
+	c.ExpectErr("Too many failed joins, try again later")
+}

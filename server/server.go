@@ -167,6 +167,7 @@ type Server struct {
 	peer      *peerKeys      // siblings' signed calls; nil without HANDOFF_SECRET (peer.go)
 	sealer    *ticket.Sealer // rooms' tickets; nil without HANDOFF_SECRET (tickets.go)
 	restoring codeLocks      // one restore of a code at a time (restore.go)
+	restores  addrRate       // the machine's restore rounds, under one key (restore.go)
 	decoding  chan struct{}  // one hand-off body decodes at a time (receive.go)
 	joinTicks int64          // cfg.JoinTimeout in sweeper ticks
 	msgTicks  int64          // cfg.MessageTimeout in sweeper ticks
@@ -209,6 +210,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	s.creates = newAddrRate(cfg.CreatesPerMin/60, float64(cfg.CreateBurst))
 	s.probes = newAddrRate(cfg.AddrProbesPerMin/60, float64(cfg.AddrProbeBurst))
 	s.peerLooks = newAddrRate(cfg.PeerLookupsPerSec, 2*cfg.PeerLookupsPerSec)
+	s.restores = newAddrRate(restoreRoundsPerSec, 2*restoreRoundsPerSec)
 	if cfg.Prober != nil && s.peer != nil && cfg.Prober.Sign == nil {
 		cfg.Prober.Sign = func(req *http.Request, to string) { s.signPeer(req, to, nil) } // probes and listings are GETs
 	}
