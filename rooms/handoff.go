@@ -43,6 +43,7 @@ type Snapshot struct {
 	Epoch       uint64 `json:"epoch,omitempty"`
 	FromEpoch   uint64 `json:"fromEpoch,omitempty"`
 	RoomVersion uint64 `json:"roomVersion,omitempty"`
+	FromVersion uint64 `json:"fromVersion,omitempty"` // the newest ticket of FromEpoch taken in
 }
 
 // SlotSnapshot is one remembered slot. Key is the SHA-256 of the owner's
@@ -161,7 +162,8 @@ func (r *Room) snapshotLocked(transfer string) *Snapshot {
 	now := r.m.cfg.Clock.Now()
 	s := &Snapshot{Version: SnapshotVersion, Transfer: transfer, From: r.m.selfID(), Code: r.Code,
 		MaxClients: r.MaxClients, Origin: r.Origin, URL: r.URL, Next: r.next, Leaves: r.leaves, GraceMs: -1,
-		Slots: make([]SlotSnapshot, len(r.slots)), Epoch: r.epoch, FromEpoch: r.fromEpoch, RoomVersion: r.version.Load()}
+		Slots: make([]SlotSnapshot, len(r.slots)), Epoch: r.epoch, FromEpoch: r.fromEpoch, RoomVersion: r.version.Load(),
+		FromVersion: r.fromVersion}
 	if r.state != nil {
 		s.State = json.RawMessage(wire.StateData(r.state))
 	}

@@ -124,6 +124,7 @@ func (m *Manager) buildRoom(s *Snapshot, now time.Time) (*Room, []int) {
 		r.epoch = newEpoch()
 	}
 	r.version.Store(s.RoomVersion)
+	r.fromVersion = s.FromVersion
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var wasLive []int

@@ -226,3 +226,29 @@ func TestRestoreOtherRoom(t *testing.T) {
 		t.Fatalf("restore into another room with the code: %v, want %v", err, ErrOtherRoom)
 	}
 }
+
+// TestRestoredRoomMoves: a restored room handed off keeps its lineage and
+// its slots known by their ticket's key: their owners rejoin their own
+// slots on the receiver.
+func TestRestoredRoomMoves(t *testing.T) {
+	t.Parallel()
+	m, p := restoredManager(t)
+	if _, _, _, err := m.Restore(RestoreRequest{Plain: p, ClientID: "host", Member: &fakeMember{}}); err != nil {
+		t.Fatal(err)
+	}
+	var snap *Snapshot
+	if err := m.Move(p.Code, "t1", "m2", func(s *Snapshot) error { snap = s; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	m2, _, _ := ticketManager(t)
+	if err := m2.Import(snap); err != nil {
+		t.Fatal(err)
+	}
+	r := m2.Room(p.Code)
+	if e, _, from := r.Epoch(); from != p.Epoch || e == p.Epoch {
+		t.Errorf("after the move: epoch %d from %d; want a new epoch from %d", e, from, p.Epoch)
+	}
+	if got := join(t, m2, p.Code, "p1", &fakeMember{}); got != 1 {
+		t.Errorf("p1 rejoined slot %d after the move, want its own, 1", got)
+	}
+}
