@@ -55,8 +55,24 @@ func (se *session) restore(m *wire.Message) error {
 	se.c.joinDone.Store(true)
 	if restored {
 		se.s.log.Info("room restored", "room", r.Code, "slot", idx, "origin", se.origin)
+		go se.s.confirmOwner(r.Code)
 	}
 	return nil
+}
+
+// confirmOwner asks the siblings once more right after a rebuild: two
+// restores that raced on two machines (around the rendezvous: a pin's
+// fallback, differing DNS views) both see the other's copy from the one
+// that rebuilt second, and one copy gives way (settleCopies).
+func (s *Server) confirmOwner(code string) {
+	if s.cfg.Prober == nil {
+		return
+	}
+	ans, _ := s.askSiblings(s.baseCtx, code)
+	if len(ans.holders) > 0 {
+		s.log.Warn("restore: another machine holds the code too; one copy gives way", "room", code)
+		s.settleCopies(s.baseCtx, code, ans.holders)
+	}
 }
 
 func (se *session) tryRestore(m *wire.Message) (*rooms.Room, int, bool, error) {

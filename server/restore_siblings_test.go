@@ -215,3 +215,35 @@ func TestRestoreRoundsBounded(t *testing.T) {
 		t.Errorf("80 restores: %d rounds (Room exists), %d Try again; want at most %d rounds", exists, again, 2*restoreRoundsPerSec+refill)
 	}
 }
+
+// TestTwoRebuildsSettle: two machines both rebuilt the room from one
+// ticket (each saw no other: their DNS views differed); the check right
+// after a rebuild finds the other copy and one gives way.
+func TestTwoRebuildsSettle(t *testing.T) {
+	ms := newMachineSet(t)
+	a, b, c := ms.start(2, "fra", ""), ms.start(3, "fra", ""), ms.start(4, "fra", "")
+	code, tk, _ := siblingRoom(t, c)
+	c.kill()
+	ms.dns.Remove(c.id)
+	ms.dns.Remove(b.id)
+	p1 := testutil.Dial(t, a.url)
+	p1.Send(restoreMsg("p1", tk, ""))
+	p1.ExpectType("joined")
+	ms.dns.Remove(a.id)
+	ms.dns.Add(b.id, "fra", "127.0.0.3")
+	host := testutil.Dial(t, b.url)
+	host.Send(restoreMsg("host", tk, ""))
+	host.ExpectType("joined")
+	ms.dns.Add(a.id, "fra", "127.0.0.2")
+	if !a.rooms.Held(code) || !b.rooms.Held(code) {
+		t.Fatal("the test needs two copies")
+	}
+	b.confirmOwner(code) // what b ran after its rebuild, now that it can see a
+	if a.rooms.Held(code) == b.rooms.Held(code) {
+		t.Fatalf("a holds %v, b holds %v: want exactly one", a.rooms.Held(code), b.rooms.Held(code))
+	}
+	loser := map[bool]*testutil.Client{true: host, false: p1}[a.rooms.Held(code)]
+	if got := loser.CloseCode(5 * time.Second); got != 1012 {
+		t.Errorf("the yielding copy's member closed with %d, want 1012", got)
+	}
+}

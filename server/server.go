@@ -22,9 +22,10 @@
 // The rest are leaves, held for a few lines and never across a call that
 // locks: registry.mu and pending.mu (conns.go), addrLimits.mu,
 // missWindow.mu and addrBucket.mu (limits.go), Server.movedMu and
-// Server.goneMu, siblings.mu (handoff.go), peerauth's Verifier.mu, and the
-// function-local ones that gather parallel answers (findSiblings,
-// siblingHolding). With a room's lock held, what else is taken is
+// Server.goneMu, siblings.mu (handoff.go), peerauth's Verifier.mu,
+// codeLocks.mu (restore.go: a restore holds a code's turn, not the mutex,
+// across its sibling round), and the function-local ones that gather
+// parallel answers (findSiblings, siblingHolding, askSiblings). With a room's lock held, what else is taken is
 // conn.mu, rooms' Manager.mu, webhook.Sender's mu (the Events callback),
 // and other rooms' locks only by TryLock (reclaiming windows); shedding,
 // which conn.Send may start, runs on its own goroutine.

@@ -300,3 +300,29 @@ func TestFreezeThaw(t *testing.T) {
 		t.Errorf("after the thaw the member rejoined slot %d, want %d", j.Index, members[1].index)
 	}
 }
+
+// TestRestoreTwoAtOnceAroundTheRendezvous: two members restore at once on
+// the region's two machines, each pinned (around the rendezvous, as a
+// pin's fallback may land): both may rebuild, and the copy that rebuilt
+// second sees the first and one gives way. One room at the end.
+func TestRestoreTwoAtOnceAroundTheRendezvous(t *testing.T) {
+	local(t)
+	fra := cluster.inRegion("fra")
+	victim := fra[0]
+	t.Cleanup(func() { cluster.restore(t, "machines/"+victim.ID+"/start") })
+	code, members := ticketedRoom(t, "fra", victim.ID, 1)
+	cluster.control(t, "machines/"+victim.ID+"/kill")
+	cluster.control(t, "machines/"+victim.ID+"/start")
+	var wg sync.WaitGroup
+	socks := make([]*testutil.Client, len(members))
+	for i, m := range members {
+		wg.Go(func() {
+			tk, st := m.held()
+			p := dial(t, "fra", "/"+code+"?instance="+fra[i%2].ID, nil)
+			p.SendJSON(map[string]any{"type": "restore", "clientId": m.id, "ticket": tk, "state": st})
+			socks[i] = p
+		})
+	}
+	wg.Wait()
+	testutil.Eventually(t, 10*time.Second, "one holder", func() bool { return len(holders(t, code)) == 1 })
+}
