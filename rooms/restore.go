@@ -65,12 +65,15 @@ func (m *Manager) Restore(req RestoreRequest) (r *Room, idx int, restored bool, 
 		if r, restored, err = m.rebuild(req.Plain); err != nil {
 			return nil, 0, false, err
 		}
+		if !restored && !r.sameRoom(req.Plain) { // another took the code meanwhile
+			return nil, 0, false, ErrOtherRoom
+		}
 	}
 	opt := req.Join
-	opt.Restored = restored
-	if opt.Recover {
+	opt.Restored, opt.Since = restored, nil
+	if opt.Recover && restored {
 		zero := uint64(0)
-		opt.Since = &zero // a restored slot answers recovered: false
+		opt.Since = &zero // the rebuilt slot answers recovered: false
 	}
 	r.takeTicket(req.Plain, req.State)
 	idx, err = r.join(keyOf(req.ClientID), req.Member, opt)

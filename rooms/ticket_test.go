@@ -252,3 +252,25 @@ func TestRestoredRoomMoves(t *testing.T) {
 		t.Errorf("p1 rejoined slot %d after the move, want its own, 1", got)
 	}
 }
+
+// TestRestoreIntoLiveRoomRecovering: a restore with recover into the live
+// room is a join with recover: no frames replayed from 0, no
+// "recovered" field.
+func TestRestoreIntoLiveRoomRecovering(t *testing.T) {
+	t.Parallel()
+	m, clk, is := ticketManager(t)
+	host := &fakeMember{}
+	r, _ := m.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 8, Origin: "o", Tickets: true})
+	p1 := &fakeMember{}
+	m.Join(r.Code, "p1", p1, JoinOptions{Tickets: true, Recover: true})
+	r.mu.Lock()
+	r.relayLocked(0, nil, []byte(`{"type":"message","from":0,"data":1}`))
+	r.mu.Unlock()
+	clk.Advance(TicketGap)
+	again := &fakeMember{}
+	if _, _, restored, err := m.Restore(RestoreRequest{Plain: is.last(), ClientID: "p1", Member: again,
+		Join: JoinOptions{Recover: true}}); err != nil || restored {
+		t.Fatalf("restore into the live room: %v, %v", restored, err)
+	}
+	expectFrames(t, "p1", again, `{"type":"joined","room":"`+r.Code+`","index":1,"peers":[0],"seq":1}`)
+}
