@@ -65,6 +65,7 @@ func (se *session) restore(m *wire.Message) error {
 // fallback, differing DNS views) both see the other's copy from the one
 // that rebuilt second, and one copy gives way (settleCopies).
 func (s *Server) confirmOwner(code string) {
+	defer s.confirmed.Add(1)
 	if s.cfg.Prober == nil {
 		return
 	}

@@ -144,6 +144,7 @@ func twoCopies(t *testing.T, ms *machineSet, a, b *machineUnderTest) (code strin
 	p1 := testutil.Dial(t, b.url)
 	p1.Send(restoreMsg("p1", tk, ""))
 	p1.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[],"restored":true}`)
+	waitConfirmed(t, b, 1) // its check after the rebuild, which saw no a
 	ms.dns.Add(a.id, "fra", "127.0.0.2")
 	if !a.rooms.Held(code) || !b.rooms.Held(code) {
 		t.Fatal("the test needs two copies")
@@ -229,11 +230,13 @@ func TestTwoRebuildsSettle(t *testing.T) {
 	p1 := testutil.Dial(t, a.url)
 	p1.Send(restoreMsg("p1", tk, ""))
 	p1.ExpectType("joined")
+	waitConfirmed(t, a, 1)
 	ms.dns.Remove(a.id)
 	ms.dns.Add(b.id, "fra", "127.0.0.3")
 	host := testutil.Dial(t, b.url)
 	host.Send(restoreMsg("host", tk, ""))
 	host.ExpectType("joined")
+	waitConfirmed(t, b, 1)
 	ms.dns.Add(a.id, "fra", "127.0.0.2")
 	if !a.rooms.Held(code) || !b.rooms.Held(code) {
 		t.Fatal("the test needs two copies")
@@ -246,4 +249,10 @@ func TestTwoRebuildsSettle(t *testing.T) {
 	if got := loser.CloseCode(5 * time.Second); got != 1012 {
 		t.Errorf("the yielding copy's member closed with %d, want 1012", got)
 	}
+}
+
+// waitConfirmed waits until m has run n checks after a rebuild.
+func waitConfirmed(t *testing.T, m *machineUnderTest, n int64) {
+	t.Helper()
+	testutil.Eventually(t, 5*time.Second, "the check after the rebuild", func() bool { return m.confirmed.Load() >= n })
 }

@@ -34,6 +34,16 @@ func restoreMsg(clientID, tk string, extra string) string {
 	return `{"type":"restore","clientId":"` + clientID + `","ticket":` + string(b) + extra + `}`
 }
 
+// firstTicket waits for a room's first ticket to be due (created and
+// joined are sent a moment before it is armed: timers is how many the
+// fake clock then holds), then lets the clock run it.
+func firstTicket(t *testing.T, ts *testServer, timers ...int) {
+	t.Helper()
+	want := append(timers, 1)[0]
+	testutil.Eventually(t, 5*time.Second, "the first ticket armed", func() bool { return ts.clock.Pending() >= want })
+	ts.clock.Advance(0)
+}
+
 func ticketServer(t *testing.T, secret string) *testServer {
 	t.Helper()
 	return newTestServer(t, Config{HandoffSecret: secret})
@@ -46,7 +56,7 @@ func roomWithTicket(t *testing.T, ts *testServer) (code, tk string, host, p1 *te
 	host = testutil.Dial(t, ts.URL)
 	host.Send(`{"type":"create","clientId":"host","maxClients":8,"tickets":true}`)
 	code = host.ExpectType("created").Room
-	ts.clock.Advance(0)
+	firstTicket(t, ts)
 	ticketFrom(t, host)
 	p1 = testutil.Dial(t, ts.URL)
 	p1.Send(`{"type":"join","room":"` + code + `","clientId":"p1","tickets":true}`)
@@ -70,7 +80,7 @@ func TestTicketsOptIn(t *testing.T) {
 	host := testutil.Dial(t, ts.URL)
 	host.Send(`{"type":"create","clientId":"host","maxClients":8,"tickets":true,"recover":true}`)
 	code := host.ExpectType("created").Room
-	ts.clock.Advance(0)
+	firstTicket(t, ts)
 	ticketFrom(t, host)
 	plain := testutil.Dial(t, ts.URL)
 	plain.Join(code, "plain")
@@ -117,7 +127,7 @@ func TestRestoreOnAnotherMachine(t *testing.T) {
 	p1.Send(restoreMsg("p1", tk, `,"state":{ "round": 2 },"tickets":true`))
 	p1.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[],"restored":true}`)
 	p1.Expect(`{"type":"state","data":{"round":2}}`)
-	b.clock.Advance(0)
+	firstTicket(t, b, 2) // and the host's grace
 	ticketFrom(t, p1)
 	host := testutil.Dial(t, b.URL)
 	host.Send(restoreMsg("host", tk, `,"recover":true`))
@@ -237,7 +247,7 @@ func TestRoomTooLargeForTicket(t *testing.T) {
 	host.Send(`{"type":"create","clientId":"host","maxClients":500,"tickets":true,"url":"https://game.example/` +
 		strings.Repeat("u", 400) + `"}`)
 	code := host.ExpectType("created").Room
-	ts.clock.Advance(0)
+	firstTicket(t, ts)
 	ticketFrom(t, host)
 	for i := range 200 { // 200 slots: past what a ticket holds
 		if _, _, err := ts.rooms.Join(code, "member"+itoa(i), nopMember{}, rooms.JoinOptions{}); err != nil {

@@ -169,6 +169,7 @@ type Server struct {
 	sealer    *ticket.Sealer // rooms' tickets; nil without HANDOFF_SECRET (tickets.go)
 	restoring codeLocks      // one restore of a code at a time (restore.go)
 	restores  addrRate       // the machine's restore rounds, under one key (restore.go)
+	confirmed atomic.Int64   // confirmOwner calls done (restore.go); tests wait for them
 	decoding  chan struct{}  // one hand-off body decodes at a time (receive.go)
 	joinTicks int64          // cfg.JoinTimeout in sweeper ticks
 	msgTicks  int64          // cfg.MessageTimeout in sweeper ticks
