@@ -207,7 +207,7 @@ func roomEvents(hooks *webhook.Sender, cfg config, log *slog.Logger) func(rooms.
 			return
 		}
 		d := eventData{Room: e.Room, Instance: cfg.self(), Region: cfg.region(), Reason: e.Reason, To: e.To}
-		if e.Type == rooms.EventPlayerJoined || e.Type == rooms.EventPlayerLeft {
+		if e.Type == rooms.EventPlayerJoined || e.Type == rooms.EventPlayerLeft || e.Type == rooms.EventRoomRestored {
 			d.Index = &e.Index
 		}
 		hooks.Send(e.Room, e.Type, d)

@@ -10,6 +10,10 @@ const (
 	// EventRoomMoved: the room was handed to another machine and lives on
 	// there (README "Deploys"); no room.closed follows here.
 	EventRoomMoved = "room.moved"
+	// EventRoomRestored: the room was rebuilt here from a ticket after its
+	// machine was lost (README "Crash-proof rooms"); Index is the
+	// presenter's slot.
+	EventRoomRestored = "room.restored"
 )
 
 // Why a room ended (room.closed's reason).

@@ -38,6 +38,12 @@ type Snapshot struct {
 	// the host's socket is closed by the move).
 	GraceMs int64          `json:"graceMs"`
 	Slots   []SlotSnapshot `json:"slots"`
+	// The room's epoch and version (tickets, README "One owner"); absent
+	// from the previous release's snapshots: the receiver draws an epoch.
+	Epoch       uint64 `json:"epoch,omitempty"`
+	FromEpoch   uint64 `json:"fromEpoch,omitempty"`
+	RoomVersion uint64 `json:"roomVersion,omitempty"`
+	FromVersion uint64 `json:"fromVersion,omitempty"` // the newest ticket of FromEpoch taken in
 }
 
 // SlotSnapshot is one remembered slot. Key is the SHA-256 of the owner's
@@ -50,6 +56,9 @@ type SlotSnapshot struct {
 	Recover bool            `json:"recover"`
 	Seq     uint64          `json:"seq"`
 	Window  []FrameSnapshot `json:"window,omitempty"`
+	// Restored: the slot came from a ticket and its owner has not been
+	// back; Key is then the ticket's 16-byte prefix, zero-padded.
+	Restored bool `json:"restored,omitempty"`
 }
 
 // FrameSnapshot is one frame of a recovery window, as it was sent.
@@ -153,7 +162,8 @@ func (r *Room) snapshotLocked(transfer string) *Snapshot {
 	now := r.m.cfg.Clock.Now()
 	s := &Snapshot{Version: SnapshotVersion, Transfer: transfer, From: r.m.selfID(), Code: r.Code,
 		MaxClients: r.MaxClients, Origin: r.Origin, URL: r.URL, Next: r.next, Leaves: r.leaves, GraceMs: -1,
-		Slots: make([]SlotSnapshot, len(r.slots))}
+		Slots: make([]SlotSnapshot, len(r.slots)), Epoch: r.epoch, FromEpoch: r.fromEpoch, RoomVersion: r.version.Load(),
+		FromVersion: r.fromVersion}
 	if r.state != nil {
 		s.State = json.RawMessage(wire.StateData(r.state))
 	}
@@ -163,7 +173,7 @@ func (r *Room) snapshotLocked(transfer string) *Snapshot {
 	for i := range r.slots {
 		sl := &r.slots[i]
 		out := SlotSnapshot{Index: sl.index, Key: enchex.EncodeToString(sl.key[:]), Live: sl.member != nil,
-			Left: sl.left, Recover: sl.recover, Seq: sl.seq}
+			Left: sl.left, Recover: sl.recover, Seq: sl.seq, Restored: sl.restored}
 		for _, e := range sl.win.entries {
 			out.Window = append(out.Window, FrameSnapshot{Seq: e.seq, AgeMs: now.Sub(e.at).Milliseconds(), Frame: string(e.frame)})
 		}

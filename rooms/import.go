@@ -120,12 +120,18 @@ func (m *Manager) buildRoom(s *Snapshot, now time.Time) (*Room, []int) {
 	r := &Room{m: m, Code: s.Code, MaxClients: min(s.MaxClients, float64(m.cfg.MaxMembers)), Origin: s.Origin, URL: s.URL,
 		next: s.Next, leaves: s.Leaves, byKey: make(map[clientKey]int, len(s.Slots)), transfer: s.Transfer, sender: s.From}
 	r.history = slotHistory(r.MaxClients)
+	r.epoch, r.fromEpoch = s.Epoch, s.FromEpoch
+	if r.epoch == 0 {
+		r.epoch = newEpoch()
+	}
+	r.version.Store(s.RoomVersion)
+	r.fromVersion = s.FromVersion
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var wasLive []int
 	r.slots = make([]slot, 0, len(s.Slots))
 	for _, in := range s.Slots {
-		sl := slot{index: in.Index, left: in.Left, recover: in.Recover}
+		sl := slot{index: in.Index, left: in.Left, recover: in.Recover, restored: in.Restored}
 		enchex.Decode(sl.key[:], []byte(in.Key))
 		r.byKey[sl.key] = sl.index
 		r.slots = append(r.slots, sl)

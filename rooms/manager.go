@@ -133,9 +133,10 @@ const DefaultRecoverRoomBytes = 1 << 20
 // Manager owns every room on this machine.
 type Manager struct {
 	cfg       Config
-	mu        sync.RWMutex // guards rooms, transfers
+	mu        sync.RWMutex // guards rooms, transfers, ended
 	rooms     map[string]*Room
 	transfers *transferLog // transfers taken in or aborted (transfers.go)
+	ended     endedLog     // codes whose room ended here lately (ended.go)
 
 	// Atomic.
 	live           atomic.Int64                // live members, all rooms (Room.addLiveLocked)
@@ -146,6 +147,9 @@ type Manager struct {
 	empties emptyRooms // rooms with no live member, longest empty first (evict.go); its own lock
 
 	reclaimMu sync.Mutex // held by the one machine-wide pass over windows (reclaim.go); takes rooms only by TryLock
+
+	// Set once at start (SetIssuer); nil: no tickets (ticket.go).
+	issuer atomic.Pointer[func(*Room)]
 }
 
 // NewManager returns an empty manager.
@@ -195,6 +199,7 @@ type CreateRequest struct {
 	Origin     string
 	URL        Template // empty when the host gave none
 	Recover    bool     // the host opts in to message recovery
+	Tickets    bool     // the host opts in to tickets (ticket.go)
 }
 
 // Create makes a room with the caller in slot 0 and sends it created.
@@ -217,6 +222,8 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 		}
 	}()
 	m.makePlace()
+	var first *Room
+	defer func() { first.firstTicket() }() // once m.mu is released: room before manager
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cfg.MaxRooms > 0 && len(m.rooms) >= m.cfg.MaxRooms {
@@ -236,9 +243,10 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 	r := &Room{
 		m: m, Code: code, MaxClients: req.MaxClients, Origin: req.Origin, URL: resolved,
 		history: slotHistory(req.MaxClients),
-		slots:   []slot{{index: 0, key: key, member: req.Member, recover: req.Recover}},
+		slots:   []slot{{index: 0, key: key, member: req.Member, recover: req.Recover, tickets: req.Tickets}},
 		byKey:   map[clientKey]int{key: 0},
 		next:    1,
+		epoch:   newEpoch(),
 	}
 	r.addLiveLocked(1) // r is not in the map yet: nobody else can reach it
 	m.event(Event{Type: EventRoomCreated, Room: code})
@@ -250,17 +258,20 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 	req.Member.Send(created)
 	m.rooms[code] = r
 	made = true
+	first = r
 	return r, nil
 }
 
 // freshCodeLocked draws codes until one is not live here. m.mu must be held.
 func (m *Manager) freshCodeLocked() (string, error) {
-	for range 64 {
+	for i := range 64 {
 		code, err := m.cfg.Codes.Next()
 		if err != nil {
 			return "", fmt.Errorf("room code: %w", err)
 		}
-		if _, taken := m.rooms[code]; !taken {
+		// A code that ended lately is passed over while others come
+		// (its old tickets then never meet a new room: ended.go).
+		if _, taken := m.rooms[code]; !taken && (i >= 48 || !m.ended.hasLocked(code, m.cfg.Clock.Now())) {
 			return code, nil
 		}
 	}

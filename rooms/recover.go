@@ -35,6 +35,9 @@ var (
 type JoinOptions struct {
 	Recover bool
 	Since   *uint64 // with Recover: the last seq the client has
+	// Tickets: the member opted in to tickets (ticket.go). Restored: the
+	// join rebuilt the room from a ticket ("restored": true in joined).
+	Tickets, Restored bool
 }
 
 // deliverLocked sends frame to slot s: as it is to a member that did not

@@ -28,6 +28,10 @@ type slot struct {
 	lapsed  bool      // vacant, and no longer numbered (recover.go) until the owner is back
 	seq     uint64    // the last number handed out (recover.go)
 	win     window
+	// Tickets (ticket.go): the owner opted in; it was told its room is
+	// too large for one; the slot came from a ticket and its owner has
+	// not been back (key is then the ticket's prefix, partialKey).
+	tickets, toldLarge, restored bool
 }
 
 // numbering reports whether frames for s are numbered and kept.
@@ -45,12 +49,15 @@ type Room struct {
 	MaxClients float64
 	Origin     string
 	URL        string
-	history    int // clientIds remembered at most (see slotHistory)
+	history    int    // clientIds remembered at most (see slotHistory)
+	epoch      uint64 // random, set when made, kept across hand-offs, new on restore (ticket.go)
+	fromEpoch  uint64 // the epoch of the ticket it was restored from; 0 when not restored
 
 	// Atomic, written with mu held: what Info reads without it (a room
 	// being moved holds mu across its hand-off's calls to a sibling).
-	clients atomic.Int64 // live, as last changed (addLiveLocked)
-	ended   atomic.Bool  // closed
+	clients atomic.Int64  // live, as last changed (addLiveLocked)
+	ended   atomic.Bool   // closed
+	version atomic.Uint64 // grows with every change and every ticket issued (ticket.go)
 
 	// Guarded by mu.
 	mu        sync.Mutex
@@ -78,6 +85,8 @@ type Room struct {
 	// Guarded by the manager's empties.mu: the room's neighbours on the
 	// list of empty rooms, while it is on it.
 	emptyPrev, emptyNext *Room
+	tk                   ticketIssue // the ticket's issue schedule (ticket.go)
+	fromVersion          uint64      // the highest version of fromEpoch's tickets taken in (restore.go)
 }
 
 // slotHistory is how many clientIds a room remembers: four per member it
@@ -107,6 +116,9 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		return 0, ErrRoomNotFound
 	}
 	idx, owned := r.byKey[key]
+	if !owned {
+		idx, owned = r.claimLocked(key) // a slot of a restored room
+	}
 	var s *slot
 	if owned {
 		s = r.slotLocked(idx)
@@ -114,6 +126,12 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 	since := opt.Since
 	if !opt.Recover {
 		since = nil
+	}
+	// A slot restored from a ticket has no window: a recovering member
+	// resyncs from the state.
+	resync := s != nil && s.restored && opt.Recover
+	if s != nil && s.restored {
+		s.restored, since = false, nil
 	}
 	if since != nil {
 		latest := uint64(0)
@@ -165,7 +183,12 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		s.seq = 0
 	}
 	s.recover, s.lapsed = opt.Recover, false
+	s.tickets = opt.Tickets
+	defer r.changedLocked()
 	joined := wire.JoinedFrame(r.Code, idx, r.peersLocked(idx), r.URL)
+	if opt.Restored {
+		joined = wire.WithRestored(joined)
+	}
 	if !opt.Recover {
 		mem.Send(joined)
 		if r.state != nil {
@@ -179,8 +202,10 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 	// a fresh join, or frames that are no longer in the window.
 	var missed [][]byte
 	complete := false
-	if since != nil {
-		missed, complete = r.missedLocked(s, *since)
+	if since != nil || resync {
+		if since != nil {
+			missed, complete = r.missedLocked(s, *since)
+		}
 		mem.Send(wire.WithRecovery(joined, s.seq, &complete))
 	} else {
 		mem.Send(wire.WithRecovery(joined, s.seq, nil))
@@ -276,6 +301,7 @@ func (r *Room) Leave(idx int, mem Member, clean bool) {
 	}
 	r.vacateLocked(s)
 	r.addLiveLocked(-1)
+	r.changedLocked()
 	r.m.event(Event{Type: EventPlayerLeft, Room: r.Code, Index: idx})
 	if r.live == 0 && clean {
 		r.endLocked(EndEmpty)
@@ -321,6 +347,7 @@ func (r *Room) setStateLocked(skip int, data []byte) error {
 	}
 	r.state = state
 	r.broadcastLocked(skip, r.state)
+	r.changedLocked()
 	return nil
 }
 
@@ -335,6 +362,7 @@ func (r *Room) endLocked(why string) {
 		}
 	}
 	r.releaseLocked()
+	r.m.noteEnded(r.Code)
 }
 
 // releaseLocked closes the room and gives back what it held: its grace
@@ -344,6 +372,7 @@ func (r *Room) releaseLocked() {
 	r.ended.Store(true)
 	r.cancelGraceLocked()
 	r.cancelAgeLocked()
+	r.cancelTicketLocked()
 	r.addLiveLocked(-r.live)
 	for i := range r.slots {
 		r.slots[i].win = window{}

@@ -36,8 +36,13 @@ type Input struct {
 	PinGone bool
 	// SrcState is the state field of fly-replay-src: "moved" or "probe"
 	// when the machine that replayed this request here had followed a
-	// hand-off or a probe. Such a request is not sent on again that way.
+	// hand-off or a probe, "rendezvous" when it sent it to the machine
+	// that decides its code. Such a request is not sent on again.
 	SrcState string
+	// Rendezvous is the machine of the code's region that decides a code
+	// no machine holds (restores: README "One owner"), "" when unknown
+	// or tickets are off. Set only after a probe found no holder.
+	Rendezvous string
 }
 
 // Decision is one of Serve, ReplayInstance, ReplayRegion, Redirect, Probe.
@@ -88,7 +93,7 @@ func Decide(in Input) Decision {
 		return Serve{}
 	}
 	// Followed once already (state in fly-replay-src): no chain.
-	followed := in.SrcState == "moved" || in.SrcState == "probe"
+	followed := in.SrcState == "moved" || in.SrcState == "probe" || in.SrcState == "rendezvous"
 	if in.MovedTo != "" && in.MovedTo != in.Self && !in.ReplayFailed && !followed {
 		// The room left with a hand-off: send the request after it,
 		// pinned here or not. The holder serves it (it holds the code).
@@ -130,6 +135,10 @@ func Decide(in Input) Decision {
 		return Probe{code}
 	case in.Holder != "" && in.Holder != in.Self:
 		return ReplayInstance{in.Holder}
+	case in.Holder == "" && in.Upgrade && in.Rendezvous != "" && in.Rendezvous != in.Self:
+		// Held nowhere: a restore, if that is what comes, is decided by
+		// one machine per code.
+		return ReplayInstance{in.Rendezvous}
 	}
 	return Serve{}
 }

@@ -71,6 +71,7 @@ func (ms *machineSet) wait() {
 type machineUnderTest struct {
 	*Server
 	id, region, url string
+	kill            func() // closes its listener and every connection, as a crash does
 }
 
 func newMachineSet(t *testing.T) *machineSet {
@@ -116,7 +117,13 @@ func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
 	t.Cleanup(func() { hs.Close() })
 	ms.dns.Add(id, region, ip)
 	listen(t, "http://"+ln.Addr().String(), s)
-	return &machineUnderTest{Server: s, id: id, region: region, url: "http://" + ln.Addr().String()}
+	kill := func() {
+		hs.Close()
+		for _, c := range s.conns.list() {
+			c.raw.Conn.Close()
+		}
+	}
+	return &machineUnderTest{Server: s, id: id, region: region, url: "http://" + ln.Addr().String(), kill: kill}
 }
 
 // A stopping machine moves its rooms to its region's sibling even when a

@@ -30,6 +30,8 @@ import (
 //	GET  /.internal/rooms    {"total": n, "clients": n, "rooms": [{"code","clients"}, ...]} (at most 200; the local
 //	                         cluster's overview); signed calls only
 //	GET  /.internal/codes?region=<r>  {"codes": [...]}: region r's codes held here (codes.go); signed calls only
+//	POST /.internal/yield   {"code","epoch","version","from"}: a newer copy of code lives elsewhere → {"yielded": bool}
+//	                        (oneowner.go); signed calls only
 
 const (
 	internalPrefix = "/.internal/"
@@ -72,8 +74,9 @@ var internalEndpoints = map[string]internalEndpoint{
 	handoffPath: {http.MethodPost, true, (*Server).receiveHandoff},
 	relayPath:   {http.MethodPost, true, (*Server).receiveRelay},
 	abortPath:   {http.MethodPost, true, (*Server).receiveAbort},
-	roomsPath:   {http.MethodGet, false, (*Server).listRooms},  // codes let anyone join: signed calls only
-	codesPath:   {http.MethodGet, false, (*Server).serveCodes}, // likewise (codes.go)
+	roomsPath:   {http.MethodGet, false, (*Server).listRooms},     // codes let anyone join: signed calls only
+	codesPath:   {http.MethodGet, false, (*Server).serveCodes},    // likewise (codes.go)
+	yieldPath:   {http.MethodPost, false, (*Server).receiveYield}, // oneowner.go
 }
 
 func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {

@@ -60,6 +60,7 @@ type metrics struct {
 	probeTime  prometheus.Histogram
 	handoffs   *prometheus.CounterVec
 	handoffDur prometheus.Histogram
+	tickets    ticketMetrics // tickets.go
 
 	descs map[string]*prometheus.Desc
 }
@@ -156,6 +157,7 @@ func newMetrics(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gathe
 	}
 	reg.MustRegister(m, m.messages, m.deliveries, m.bytes, m.errors, m.closes, m.replays, m.probes, m.probeTime,
 		m.handoffs, m.handoffDur)
+	m.tickets = newTicketMetrics(reg)
 	m.handler = &cachedScrape{g: gatherer, ttl: or(cfg.ScrapeTTL, DefaultScrapeTTL)}
 	return m
 }

@@ -70,6 +70,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 				s.apiError(w, http.StatusTooManyRequests, errTooManyRequests)
 				return r, true
 			}
+			if in.Holder == "" && in.Upgrade {
+				in.Rendezvous = s.rendezvous(r.Context(), p.Code)
+			}
 			if in.Holder == "" && !in.Upgrade {
 				// A miss, charged here once. A join is charged when it
 				// fails: the socket may yet create a room instead.
@@ -94,6 +97,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (*http.Request, b
 			header += ";state=moved"
 		case ri.ID != "" && ri.ID == in.Holder:
 			header += ";state=probe"
+		case ri.ID != "" && ri.ID == in.Rendezvous:
+			header += ";state=rendezvous"
 		}
 		w.Header().Set("Fly-Replay", header)
 		w.WriteHeader(http.StatusConflict)

@@ -25,9 +25,10 @@
 // The rest are leaves, held for a few lines and never across a call that
 // locks: registry.mu (conns.go), pending.mu (pending.go), addrLimits.mu,
 // missWindow.mu and addrBucket.mu (limits.go), Server.movedMu and
-// Server.goneMu, siblings.mu (handoff.go), peerauth's Verifier.mu, and the
-// function-local ones that gather parallel answers (findSiblings,
-// siblingHolding). With a room's lock held, what else is taken is
+// Server.goneMu, siblings.mu (handoff.go), peerauth's Verifier.mu,
+// codeLocks.mu (restore.go: a restore holds a code's turn, not the mutex,
+// across its sibling round), and the function-local ones that gather
+// parallel answers (findSiblings, siblingHolding, askSiblings). With a room's lock held, what else is taken is
 // conn.mu, rooms' Manager.mu, webhook.Sender's mu (the Events callback),
 // and other rooms' locks only by TryLock (reclaiming windows); shedding,
 // which conn.Send may start, runs on its own goroutine.
@@ -60,6 +61,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/ticket"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 	"github.com/party-sockets/party-sockets/routing"
@@ -171,10 +173,14 @@ type Server struct {
 	probes    addrRate // probe rounds started per client address (lookups.go)
 	peerLooks addrRate // unsigned lookups per private source address (lookups.go)
 	budget    *budget.Budget
-	peer      *peerKeys     // siblings' signed calls; nil without HANDOFF_SECRET (peer.go)
-	decoding  chan struct{} // one hand-off body decodes at a time (receive.go)
-	joinTicks int64         // cfg.JoinTimeout in sweeper ticks
-	msgTicks  int64         // cfg.MessageTimeout in sweeper ticks
+	peer      *peerKeys      // siblings' signed calls; nil without HANDOFF_SECRET (peer.go)
+	sealer    *ticket.Sealer // rooms' tickets; nil without HANDOFF_SECRET (tickets.go)
+	restoring codeLocks      // one restore of a code at a time (restore.go)
+	restores  addrRate       // the machine's restore rounds, under one key (restore.go)
+	confirmed atomic.Int64   // confirmOwner calls done (restore.go); tests wait for them
+	decoding  chan struct{}  // one hand-off body decodes at a time (receive.go)
+	joinTicks int64          // cfg.JoinTimeout in sweeper ticks
+	msgTicks  int64          // cfg.MessageTimeout in sweeper ticks
 	baseCtx   context.Context
 	cancel    context.CancelFunc
 
@@ -220,11 +226,15 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	s.perAddr.bytesPerSec = cfg.AddrBytesPerSec
 	s.peer = newPeerKeys(cfg.HandoffSecret, s.selfID())
 	s.trust = newTrustCheck(cfg.TrustCheck, cfg.HandoffSecret)
+	if s.sealer = newSealer(cfg.HandoffSecret); s.sealer != nil {
+		mgr.SetIssuer(s.issueTicket)
+	}
 	s.decoding = make(chan struct{}, 1)
 	s.upgrades = newAddrRate(cfg.UpgradesPerSec, float64(cfg.UpgradeBurst))
 	s.creates = newAddrRate(cfg.CreatesPerMin/60, float64(cfg.CreateBurst))
 	s.probes = newAddrRate(cfg.AddrProbesPerMin/60, float64(cfg.AddrProbeBurst))
 	s.peerLooks = newAddrRate(cfg.PeerLookupsPerSec, 2*cfg.PeerLookupsPerSec)
+	s.restores = newAddrRate(restoreRoundsPerSec, 2*restoreRoundsPerSec)
 	if cfg.Prober != nil && s.peer != nil && cfg.Prober.Sign == nil {
 		cfg.Prober.Sign = func(req *http.Request, to string) { s.signPeer(req, to, nil) } // probes and listings are GETs
 	}
@@ -239,6 +249,7 @@ func New(cfg Config, mgr *rooms.Manager, reg prometheus.Registerer, gatherer pro
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(cfg, mgr, reg, gatherer)
 	go s.sweep()
+	go s.watchFreeze() // oneowner.go
 	// Game pages are served from other hosts than the relay: every origin
 	// may connect unless ALLOWED_ORIGINS says otherwise.
 	if len(cfg.AllowedOrigins) == 0 {

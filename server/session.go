@@ -183,6 +183,8 @@ func (se *session) dispatch(m *wire.Message) error {
 		// message rate, and the meter to the frame rate, as any message.
 		se.c.Send(wire.PongFrame())
 		return nil
+	case "restore":
+		return se.restore(m)
 	}
 	return wire.ErrUnknownType
 }
@@ -206,7 +208,7 @@ func (se *session) create(m *wire.Message) error {
 		return errMaxClients
 	}
 	req := rooms.CreateRequest{Member: se.c, ClientID: clientID, MaxClients: maxClients, Origin: se.origin,
-		Recover: wantsRecovery(m)}
+		Recover: wantsRecovery(m), Tickets: se.ticketOptIn(m)}
 	if m.URL != nil {
 		s, ok := wire.String(m.URL)
 		if !ok {
@@ -233,6 +235,7 @@ func (se *session) create(m *wire.Message) error {
 	}
 	se.room, se.idx = r, 0
 	se.c.joinDone.Store(true)
+	se.tellTicketsOff(m)
 	se.s.metrics.roomCreated(se.origin)
 	se.s.metrics.tenantCreated(tenant)
 	se.s.log.Info("room created", "room", r.Code, "origin", se.origin)
@@ -284,15 +287,17 @@ func (se *session) join(m *wire.Message) error {
 	if err != nil {
 		return err
 	}
+	opt.Tickets = se.ticketOptIn(m)
 	r, idx, err := se.s.rooms.Join(code, clientID, se.c, opt)
 	if err != nil {
-		if err == rooms.ErrRoomNotFound && se.counted {
+		if err == rooms.ErrRoomNotFound && se.counted && !se.s.onItsWay(code) {
 			se.s.perAddr.missCode(se.ip, code)
 		}
 		return err
 	}
 	se.room, se.idx = r, idx
 	se.c.joinDone.Store(true)
+	se.tellTicketsOff(m)
 	return nil
 }
 

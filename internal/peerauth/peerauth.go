@@ -39,6 +39,7 @@ const Header = "X-Party-Auth"
 const (
 	LabelInternal = "party-sockets internal calls v1" // siblings' /.internal/ calls and peer probes
 	LabelDebug    = "party-sockets trust check v1"    // the operator's trust check (server/trustcheck.go)
+	LabelTickets  = "party-sockets tickets v1"        // rooms' sealed tickets (internal/ticket)
 )
 
 // BodyHeader carries the hex SHA-256 of a call's body, which the

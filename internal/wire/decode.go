@@ -29,6 +29,9 @@ type Message struct {
 	Recover    []byte
 	Since      []byte
 	Token      []byte
+	Tickets    []byte // create, join, restore: opt in to tickets
+	Ticket     []byte // restore
+	State      []byte // restore: the state the client last saw
 	rawType    []byte
 }
 
@@ -115,6 +118,12 @@ func (m *Message) set(key, val []byte) {
 		m.Since = val
 	case `"token"`:
 		m.Token = val
+	case `"tickets"`:
+		m.Tickets = val
+	case `"ticket"`:
+		m.Ticket = val
+	case `"state"`:
+		m.State = val
 	}
 }
 
