@@ -31,14 +31,14 @@ type config struct {
 	MemoryBudget int64   // bytes; 0: a quarter of GOMEMLIMIT or of the machine's memory
 	ProbesPerSec float64 // the prober's rounds, and a peer's unsigned lookups; 0: unbounded
 
-	// The game's backend (README "The game's backend in control").
+	// The game's backend (docs/backend.md).
 	CreateTokenSecret    string
 	CreateTokenPublicKey string
 	CreateTokenAudience  string // a token's aud must name it, when set
 	WebhookURL           string
 	WebhookSecret        string
 
-	// Hand-off on stop (README "Deploys").
+	// Hand-off on stop (docs/deploys.md).
 	Handoff        bool          // HANDOFF=off turns it off; so does a Fly app without HANDOFF_SECRET
 	HandoffTimeout time.Duration // the whole hand-off, within kill_timeout
 
@@ -76,7 +76,7 @@ func (c *config) settings() []setting {
 		logLevel("LOG_LEVEL", &c.LogLevel),
 		hostPort("DEBUG_ADDR", &c.DebugAddr, "127.0.0.1:6060"),
 
-		// Limits (README "Limits and abuse").
+		// Limits (docs/limits.md).
 		rate("MSG_RATE", &s.MsgRate, 100, 1e6, "messages per second"),
 		count("MSG_BURST", &s.MsgBurst, 200, 1, 1<<20),
 		count("MAX_CONNS_PER_IP", &s.MaxConnsPerIP, 200, 0, 1<<30),
@@ -105,7 +105,7 @@ func (c *config) settings() []setting {
 		rate("ADDR_PROBES_PER_MIN", &s.AddrProbesPerMin, 10, 1e7, "probe rounds per minute"),
 		count("ADDR_PROBE_BURST", &s.AddrProbeBurst, 60, 1, 1<<20),
 
-		// Message recovery (README "Catch-up after a blip").
+		// Message recovery (docs/protocol.md "Catch-up after a blip").
 		count("RECOVER_FRAMES", &r.RecoverFrames, rooms.DefaultRecoverFrames, 1, 1<<16),
 		count("RECOVER_BYTES", &r.RecoverBytes, rooms.DefaultRecoverBytes, 1024, 64<<20),
 		duration("RECOVER_AGE", &r.RecoverAge, 0, 1), // 0: the host grace (rooms)

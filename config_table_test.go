@@ -45,17 +45,17 @@ func readmeTableVars(t *testing.T, readme, heading string) []string {
 	return out
 }
 
-// Every variable the README's Configuration and "Limits and abuse" tables
+// Every variable the tables of docs/configuration.md and docs/limits.md
 // name is a row of the config table, and every row (and the Fly name it
 // falls back to) is named there.
 func TestTableMatchesREADME(t *testing.T) {
-	b, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
 	documented := map[string]bool{}
-	for _, h := range []string{"## Configuration", "## Limits and abuse"} {
-		for _, v := range readmeTableVars(t, string(b), h) {
+	for doc, h := range map[string]string{"docs/configuration.md": "# Configuration", "docs/limits.md": "# Limits and abuse"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range readmeTableVars(t, "\n"+string(b), h) {
 			documented[v] = true
 		}
 	}
@@ -72,12 +72,12 @@ func TestTableMatchesREADME(t *testing.T) {
 	}
 	for v := range documented {
 		if !read[v] {
-			t.Errorf("README names %s, which no row of the table reads", v)
+			t.Errorf("the docs name %s, which no row of the table reads", v)
 		}
 	}
 	for v := range read {
 		if !documented[v] {
-			t.Errorf("the table reads %s, which the README's tables do not name", v)
+			t.Errorf("the table reads %s, which the docs' tables do not name", v)
 		}
 	}
 }

@@ -29,7 +29,7 @@ func documentedBuilds(t *testing.T) []documentedBuild {
 	}
 	tarball := "clients/js/" + pkg.Name + "-" + pkg.Version + ".tgz" // what npm pack names it
 	return []documentedBuild{
-		{"README.md", "go build -o bin/party-sockets .", "bin/party-sockets"},
+		{"docs/flylocal.md", "go build -o bin/party-sockets .", "bin/party-sockets"},
 		{"README.md", "`sh ops/build.sh`", "party-sockets"},
 		{"ops/README.md", "`sh ops/build.sh [output]`", "party-sockets"},
 		{"ops/build.sh", `-o "${1:-party-sockets}"`, "party-sockets"},
@@ -62,7 +62,11 @@ func TestDocumentedBuildsWriteWhereGitIgnores(t *testing.T) {
 			t.Errorf("%s: %s writes %s, which .dockerignore lets into every image build", b.doc, b.command, b.output)
 		}
 	}
-	for _, doc := range []string{"README.md", "BENCHMARKS.md", "ops/README.md", "clients/js/README.md"} {
+	docs, _ := filepath.Glob("../docs/*.md")
+	for i := range docs {
+		docs[i] = strings.TrimPrefix(docs[i], "../")
+	}
+	for _, doc := range append([]string{"README.md", "BENCHMARKS.md", "ops/README.md", "clients/js/README.md"}, docs...) {
 		for _, line := range codeBlockLines(t, doc) {
 			if strings.Contains(line, "go build") && !showsRow(line, builds) {
 				t.Errorf("%s shows a build that is not in the table: %s", doc, line)

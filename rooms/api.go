@@ -8,10 +8,10 @@ const (
 	EventPlayerJoined = "player.joined"
 	EventPlayerLeft   = "player.left"
 	// EventRoomMoved: the room was handed to another machine and lives on
-	// there (README "Deploys"); no room.closed follows here.
+	// there (docs/deploys.md); no room.closed follows here.
 	EventRoomMoved = "room.moved"
 	// EventRoomRestored: the room was rebuilt here from a ticket after its
-	// machine was lost (README "Crash-proof rooms"); Index is the
+	// machine was lost (docs/protocol.md "Crash-proof rooms"); Index is the
 	// presenter's slot.
 	EventRoomRestored = "room.restored"
 )

@@ -6,7 +6,7 @@ import (
 	"github.com/party-sockets/party-sockets/internal/ticket"
 )
 
-// Ended rooms stay ended (README "Crash-proof rooms"): a machine remembers
+// Ended rooms stay ended (docs/protocol.md "Crash-proof rooms"): a machine remembers
 // every code whose room ended here (close_room, the host grace, the last
 // member leaving, the server API) for ticket.Window, so that no ticket
 // brings it back: a restore here is refused, and a sibling's signed probe

@@ -9,7 +9,7 @@ import (
 	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
-// Hand-off (README "Deploys"): a stopping machine moves every room it
+// Hand-off (docs/deploys.md): a stopping machine moves every room it
 // holds to a sibling. Move holds the room's lock for the whole transfer,
 // so nothing happens in the room meanwhile (a message waits, it is never
 // taken by both machines); once the sibling has the room, it ends here
@@ -38,7 +38,7 @@ type Snapshot struct {
 	// the host's socket is closed by the move).
 	GraceMs int64          `json:"graceMs"`
 	Slots   []SlotSnapshot `json:"slots"`
-	// The room's epoch and version (tickets, README "One owner"); absent
+	// The room's epoch and version (tickets, docs/protocol.md "One owner"); absent
 	// from the previous release's snapshots: the receiver draws an epoch.
 	Epoch       uint64 `json:"epoch,omitempty"`
 	FromEpoch   uint64 `json:"fromEpoch,omitempty"`
@@ -68,7 +68,7 @@ type FrameSnapshot struct {
 	Frame string `json:"frame"`
 }
 
-// Errors of the hand-off, in the old relay's shape (README "Deploys").
+// Errors of the hand-off, in the old relay's shape (docs/deploys.md).
 var (
 	ErrCodeTaken = wire.Define("Room code taken")
 	// ErrRoomMoved is never sent: a member's call that gets it is

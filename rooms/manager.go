@@ -53,8 +53,7 @@ type SharedSender interface {
 // MaxStateBytes bounds a retained state snapshot (compact JSON).
 const MaxStateBytes = 16384
 
-// Errors, exactly as the old relay spells them (README "The protocol in
-// brief").
+// Errors, exactly as the old relay spells them (docs/protocol.md).
 var (
 	ErrRoomNotFound    = wire.Define("Room not found")
 	ErrRoomFull        = wire.Define("Room is full")

@@ -7,7 +7,7 @@ import (
 	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
-// Message recovery (README "Catch-up after a blip"): a slot whose owner
+// Message recovery (docs/protocol.md "Catch-up after a blip"): a slot whose owner
 // opted in ("recover": true) numbers every frame room traffic sends it
 // (message, state, peer_joined, peer_left) with "seq", per slot from 1,
 // across reconnects, and keeps the latest in a window bounded by frames,

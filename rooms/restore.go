@@ -8,7 +8,7 @@ import (
 	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
-// Restore (README "Crash-proof rooms"): a member whose room was lost with
+// Restore (docs/protocol.md "Crash-proof rooms"): a member whose room was lost with
 // its machine presents the room's ticket, which the server has opened and
 // checked (seal, age, that no machine holds the code). The room is rebuilt
 // here with the ticket's code, slots, indices and next index, a new epoch,

@@ -9,7 +9,7 @@ import (
 	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
-// Tickets (README "Crash-proof rooms"): a room whose members opted in
+// Tickets (docs/protocol.md "Crash-proof rooms"): a room whose members opted in
 // ("tickets": true) has its ticket issued to them again whenever its
 // skeleton or its state changes, coalesced to at most one issue per
 // TicketGap, and every ticket.ReissueEvery while nothing changes. The
@@ -41,7 +41,7 @@ func newEpoch() uint64 {
 }
 
 // Epoch is the room's epoch and version, read without its lock: what a
-// sibling's signed probe is told (README "One owner").
+// sibling's signed probe is told (docs/protocol.md "One owner").
 func (r *Room) Epoch() (epoch, version, from uint64) {
 	return r.epoch, r.version.Load(), r.fromEpoch
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
-// The transfers a machine has taken in or aborted (README "Deploys",
+// The transfers a machine has taken in or aborted (docs/deploys.md,
 // "One owner"). A sender retries a transfer whose outcome it does not
 // know, with the same id and a fresh signature; the retry of a transfer
 // whose room still lives here is taken as done (Import). A try that
@@ -31,7 +31,7 @@ const TransferMemory = 10 * time.Minute
 // MAX_ROOMS rooms at once.
 const MaxTransfers = 65536
 
-// Errors of the log, in the old relay's shape (README "Deploys").
+// Errors of the log, in the old relay's shape (docs/deploys.md).
 var (
 	// ErrTransferDone: the transfer's room came here and has ended since.
 	ErrTransferDone = wire.Define("Transfer already taken")

@@ -11,7 +11,7 @@ import (
 const MaxURLBytes = 512
 
 // Errors for controller url templates, exactly as the old relay spells
-// them (README "The protocol in brief").
+// them (docs/protocol.md).
 var (
 	ErrURLType     = wire.Define("url must be a string")
 	ErrURLTooLarge = wire.Define("url too large")

@@ -2,7 +2,7 @@ package rooms
 
 import "github.com/party-sockets/party-sockets/closecode"
 
-// One owner (README "One owner"): when two machines hold a copy of one
+// One owner (docs/protocol.md "One owner"): when two machines hold a copy of one
 // room (the old holder was frozen or cut off while a member restored it
 // elsewhere), the newer copy wins and the older gives way: its members
 // are closed with 1012, on which they reconnect to find the newer, and it

@@ -15,7 +15,7 @@ import (
 	"github.com/party-sockets/party-sockets/regions"
 )
 
-// Codes abroad (README "Deploys" → "Finding it again"). A hand-off takes a
+// Codes abroad (docs/deploys.md → "Finding it again"). A hand-off takes a
 // room out of its home region only when the region has no other machine
 // to take it. A prober looking for a code of region r that r's machines do
 // not hold asks the machines outside r, once, which codes of r they hold:

@@ -40,7 +40,7 @@ type Input struct {
 	// that decides its code. Such a request is not sent on again.
 	SrcState string
 	// Rendezvous is the machine of the code's region that decides a code
-	// no machine holds (restores: README "One owner"), "" when unknown
+	// no machine holds (restores: docs/protocol.md "One owner"), "" when unknown
 	// or tickets are off. Set only after a probe found no holder.
 	Rendezvous string
 }
@@ -76,7 +76,7 @@ func (d Redirect) String() string       { return "Redirect{" + d.Location + "}" 
 func (d Probe) String() string          { return "Probe{" + d.Code + "}" }
 func (Serve) String() string            { return "Serve{}" }
 
-// Decide applies the pin and code steps of the HTTP order (README "How a
+// Decide applies the pin and code steps of the HTTP order (docs/deploys.md "How a
 // player reaches the right machine (Fly)", steps 1 and 2), and
 // follows rooms that a hand-off moved: a code whose room left this machine
 // is replayed to its new holder, and a code whose home region has no

@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 )
 
-// Rendezvous is the machine of ids that decides code (README "One
+// Rendezvous is the machine of ids that decides code (docs/protocol.md "One
 // owner"): the one whose SHA-256 of code, a zero byte and its id is
 // highest. Every machine with the same list picks the same one, and a
 // machine that joins or leaves moves only the codes it wins or held. ""

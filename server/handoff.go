@@ -18,7 +18,7 @@ import (
 	"github.com/party-sockets/party-sockets/routing"
 )
 
-// Hand-off (README "Deploys"): on its stop signal a machine moves every
+// Hand-off (docs/deploys.md): on its stop signal a machine moves every
 // room it holds to a live sibling over the private network, then exits.
 // This is the sending side; internal.go is the siblings' endpoints.
 
@@ -156,7 +156,7 @@ func (s *Server) siblingAddr(ctx context.Context, id string) (string, error) {
 // A sibling of the previous release knows only the unsigned bearer form:
 // it answers 401 without this release's marker (peerMarker), and the call
 // is made once more in that form, to that sibling only. This goes in the
-// next release, with the receiving side's bearer form (README "Deploys").
+// next release, with the receiving side's bearer form (docs/deploys.md).
 func (s *Server) internalCall(ctx context.Context, method, to, addr, path string, body []byte, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, handoffTry)
 	defer cancel()

@@ -12,8 +12,7 @@ import (
 	"github.com/party-sockets/party-sockets/routing"
 )
 
-// ServeHTTP handles a request in the old relay's order (README "The
-// protocol in brief", "How a player reaches the right machine (Fly)"),
+// ServeHTTP handles a request in the old relay's order (docs/protocol.md, "How a player reaches the right machine (Fly)"),
 // after the siblings' internal endpoints (internal.go) and the trust check
 // (trustcheck.go): routing, /health, /metrics, the server API (api.go),
 // /room/<code>, upgrades, the rest.
@@ -93,7 +92,7 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 
 // roomCORS lets only the allowed origins' pages read GET /room/<code> when
 // ALLOWED_ORIGINS is set, so no other site can make its visitors' browsers
-// walk the code space; the old relay's "*" otherwise (README "One request
+// walk the code space; the old relay's "*" otherwise (docs/limits.md "One request
 // costs one request").
 func (s *Server) roomCORS(w http.ResponseWriter, r *http.Request) {
 	if len(s.cfg.AllowedOrigins) == 0 {

@@ -14,7 +14,7 @@ import (
 	"github.com/party-sockets/party-sockets/tokens"
 )
 
-// The siblings' internal endpoints (README "Deploys", "Only siblings"): a
+// The siblings' internal endpoints (docs/deploys.md, "Only siblings"): a
 // stopping machine hands its rooms over with them (handoff.go). They are
 // served only when HANDOFF_SECRET is set (else every path answers 404),
 // never to a request that came through Fly's proxy (403), and only to a

@@ -251,7 +251,7 @@ const maxRememberedCode = 16
 // address. When Fly-Client-IP appears
 // more than once, or holds a list, the last value counts: a proxy that
 // appends puts its own last, and whatever a client sent comes before it
-// (README "Whom the limits count"). IPv6 addresses are keyed by their
+// (docs/limits.md "Whom the limits count"). IPv6 addresses are keyed by their
 // /64, the block one subscriber gets, so rotating addresses within it buys
 // nothing.
 func (s *Server) clientIP(r *http.Request) string {

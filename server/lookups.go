@@ -9,7 +9,7 @@ import (
 	"github.com/party-sockets/party-sockets/internal/peerauth"
 )
 
-// Who a room lookup (GET /room/<code>) counts against (README "Whom the
+// Who a room lookup (GET /room/<code>) counts against (docs/limits.md "Whom the
 // limits count, and what we trust of Fly"):
 //   - a sibling's probe, signed with the app's secret: nobody;
 //   - on Fly, one that did not come through the proxy, from a private or

@@ -9,7 +9,7 @@ import (
 	"github.com/party-sockets/party-sockets/internal/rate"
 )
 
-// Newcomers, once the machine's misses are spent (README "Walking the
+// Newcomers, once the machine's misses are spent (docs/limits.md "Walking the
 // code space"). Past MACHINE_MISSES_PER_MIN every address that has missed
 // this minute is blocked, but one that has not could still ask: a live
 // code answered it, a miss blocked it afterwards. Fresh addresses (a

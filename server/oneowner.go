@@ -10,7 +10,7 @@ import (
 	"github.com/party-sockets/party-sockets/rooms"
 )
 
-// One owner across a crash (README "One owner"): when machines find two
+// One owner across a crash (docs/protocol.md "One owner"): when machines find two
 // copies of one room (a signed probe answers 200 from more than one, with
 // X-Room-Version), the newer (rooms.Newer) wins and the others are told,
 // by a signed POST /.internal/yield {"code","epoch","version","from"}: a

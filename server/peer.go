@@ -8,14 +8,14 @@ import (
 	"github.com/party-sockets/party-sockets/internal/peerauth"
 )
 
-// What a machine trusts of a request's path to it (README "Whom the limits
+// What a machine trusts of a request's path to it (docs/limits.md "Whom the limits
 // count, and what we trust of Fly"): a sibling proves itself by a signature
 // made with the app's shared secret (peerauth), never by its address; and a
 // request that carries any header Fly's proxy adds came through the proxy,
 // whatever the header's value, when its socket address is one the proxy
 // may connect from: any, unless TRUSTED_PROXIES names them.
 
-// proxyHeaders are the request headers Fly's proxy adds (README "Whom the
+// proxyHeaders are the request headers Fly's proxy adds (docs/limits.md "Whom the
 // limits count, and what we trust of Fly"). A
 // request between machines over the private network carries none.
 var proxyHeaders = []string{"Fly-Region", "Fly-Client-Ip", "Fly-Forwarded-Port", "Fly-Request-Id",
@@ -129,7 +129,7 @@ const peerMarker = "X-Party-Peer"
 
 // legacyBearer reports whether r carries the previous release's unsigned
 // "Authorization: Bearer <HANDOFF_SECRET>". Accepted on the endpoints the
-// previous release calls, for one release (README "Deploys").
+// previous release calls, for one release (docs/deploys.md).
 func (s *Server) legacyBearer(r *http.Request) bool {
 	return peerauth.Bearer(r.Header.Get("Authorization"), s.cfg.HandoffSecret)
 }

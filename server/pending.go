@@ -19,7 +19,7 @@ import (
 // before it connects) completes in milliseconds, so connections that hold
 // the table by never finishing starve it only if they arrive faster than
 // total per handshake time: with 1000 and 5 ms, 200,000 new connections a
-// second (README "Limits and abuse").
+// second (docs/limits.md).
 //
 // Off Fly they also count per socket address (IPv6 by /64): an address at
 // perAddr has its new connection refused, and evicts nobody. On Fly every

@@ -14,7 +14,7 @@ import (
 	"github.com/party-sockets/party-sockets/routing"
 )
 
-// The receiving side of a hand-off (README "Deploys", "Only siblings"):
+// The receiving side of a hand-off (docs/deploys.md, "Only siblings"):
 // the body is bounded, reserved in the memory budget, read, checked
 // against its signature, counted (snapshot.go) and decoded one at a time;
 // the room is then held to create's rules (rooms.Import) and may not take

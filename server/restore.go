@@ -12,7 +12,7 @@ import (
 	"github.com/party-sockets/party-sockets/routing"
 )
 
-// Restore (README "Crash-proof rooms"): {"type":"restore","clientId",
+// Restore (docs/protocol.md "Crash-proof rooms"): {"type":"restore","clientId",
 // "ticket","state"?} on a socket not in a room. The checks, in order: the
 // seal, the age, that the clientId owns a slot of the ticket; then that no
 // machine holds the code: this one (held, or moved moments ago), then the
@@ -166,7 +166,7 @@ func (s *Server) mayRebuild(ctx context.Context, code, ip string, counted bool) 
 	}
 	if rv := s.rendezvous(ctx, code); rv != "" && rv != s.cfg.Instance {
 		// DNS views differ, or the client came around the proxy: the
-		// restore still works, but two could race (README "One owner").
+		// restore still works, but two could race (docs/protocol.md "One owner").
 		s.log.Info("restore: this machine is not the code's rendezvous", "room", code, "rendezvous", rv)
 	}
 	ans, err := s.askSiblings(ctx, code)

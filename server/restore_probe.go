@@ -14,7 +14,7 @@ import (
 )
 
 // What a sibling's signed probe (GET /room/<code>) is told beyond the
-// public answer (README "One owner"): a 200 carries the room's
+// public answer (docs/protocol.md "One owner"): a 200 carries the room's
 // X-Room-Version: <epoch>.<version> (and X-Room-From: <epoch> when it was
 // restored from a ticket), and a code whose room ended here within the
 // ticket window answers 410 with X-Room-Ended: 1. A client's lookup sees

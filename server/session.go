@@ -16,7 +16,7 @@ import (
 )
 
 // Session errors beyond the rooms package, exactly as the old relay spells
-// them (README "The protocol in brief").
+// them (docs/protocol.md).
 var (
 	errDraining      = wire.Define("Server draining")
 	errAlreadyInRoom = wire.Define("Already in a room")

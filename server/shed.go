@@ -8,8 +8,7 @@ import (
 	"github.com/party-sockets/party-sockets/closecode"
 )
 
-// The memory budget's two ways to stay within its limit (README "Limits
-// and abuse"). What can be refused is reserved (claim): a new socket, the
+// The memory budget's two ways to stay within its limit (docs/limits.md). What can be refused is reserved (claim): a new socket, the
 // message being read as it grows, and in rooms a slot, a room, a state, a
 // recovery frame. When a reservation would be refused, the caches go
 // first (recovery windows: vacant, then the machine's oldest live

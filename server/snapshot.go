@@ -9,7 +9,7 @@ import (
 	"github.com/party-sockets/party-sockets/rooms"
 )
 
-// Decoding a hand-off body within bounds (README "Deploys", "Only
+// Decoding a hand-off body within bounds (docs/deploys.md, "Only
 // siblings"). json.Unmarshal builds a struct for every element of an
 // array before anything is checked: 8 MiB of {"slots":[{},{},...]} was
 // 2.8 million slots of 80 bytes, 649 MB of peak RSS (issue 20). So the

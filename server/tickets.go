@@ -8,7 +8,7 @@ import (
 	"github.com/party-sockets/party-sockets/rooms"
 )
 
-// Tickets (README "Crash-proof rooms"): a member that opts in with
+// Tickets (docs/protocol.md "Crash-proof rooms"): a member that opts in with
 // "tickets": true on create or join gets {"type":"ticket","ticket":...}
 // after created or joined, again when its room changes (coalesced by the
 // room: rooms.TicketGap) and every ticket.ReissueEvery. Each issue is

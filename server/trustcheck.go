@@ -6,7 +6,7 @@ import (
 	"github.com/party-sockets/party-sockets/internal/peerauth"
 )
 
-// The operator's trust check (README "What we trust of Fly, checked"):
+// The operator's trust check (docs/limits.md "What we trust of Fly, checked"):
 // with TRUST_CHECK=on and HANDOFF_SECRET set, a GET of TrustCheckPath
 // signed with the key derived for it (peerauth.LabelDebug, never the
 // siblings' key) is answered with what this machine saw of the request:

@@ -29,7 +29,7 @@ type Claims struct {
 	Origin string `json:"origin,omitempty"`
 	// Instance, when set, is the one machine that accepts the token: a
 	// backend that wants strictly one create pins the browser there with
-	// ?instance= (README "The game's backend in control").
+	// ?instance= (docs/backend.md).
 	Instance string `json:"instance,omitempty"`
 	jwt.RegisteredClaims
 

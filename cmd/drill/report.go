@@ -34,11 +34,11 @@ func promises(t *figures, killLoses, dnsLoses bool) []string {
 	var out []string
 	lost, ended := t.RoomsLost, t.EndedRecover-t.EndedInLimit
 	if killLoses {
-		// README "Deploys": kill -9 still loses the rooms of that machine.
+		// docs/deploys.md: kill -9 still loses the rooms of that machine.
 		lost -= t.RoomsLostToKill
 	}
 	if dnsLoses {
-		// README "The game-night drill": a known limit, with its figure.
+		// docs/testing.md "The game-night drill": a known limit, with its figure.
 		lost -= t.RoomsLostInDNS
 	}
 	if lost > 0 {

@@ -9,7 +9,7 @@ import (
 )
 
 // What an edge does with the client's own copies of the headers Fly's
-// proxy sets is undocumented (README "What we trust of Fly, checked"):
+// proxy sets is undocumented (docs/limits.md "What we trust of Fly, checked"):
 // the operator's trust check (tests/live/trustcheck_test.go) finds out on
 // a real app. flylocal can behave either way, chosen by a flag and
 // switched at run time:

@@ -1,7 +1,6 @@
 // Package flydns is a fake of Fly's internal DNS (6PN) for one app: a real
 // miekg/dns server on a loopback port, UDP and TCP, that cmd/flylocal, the
-// attack tools and the tests all run (README "A whole Fly cluster on one
-// machine"). It answers the names of Fly's private-network DNS:
+// attack tools and the tests all run (docs/flylocal.md). It answers the names of Fly's private-network DNS:
 //
 //	vms.<app>.internal              TXT "<id> <region>,...", started machines
 //	all.vms.<app>.internal          TXT, every machine

@@ -1,5 +1,5 @@
 // Package peerauth authenticates calls between the machines of one app
-// (README "Deploys", "Whom the limits count"). Every key is derived from
+// (docs/deploys.md, "Whom the limits count"). Every key is derived from
 // the secret all machines share (HANDOFF_SECRET) with HKDF-SHA256 and a
 // label of its own, so a key for one use never serves another. A call
 // carries one header that signs its method, path and query, the sender's
@@ -287,7 +287,7 @@ func (v *Verifier) remember(n string, now time.Time) error {
 
 // Bearer reports, in constant time, whether an Authorization header value
 // is "Bearer <secret>": the unsigned form machines of the previous release
-// send (README "Deploys": accepted for one release).
+// send (docs/deploys.md: accepted for one release).
 func Bearer(authorization, secret string) bool {
 	got, ok := strings.CutPrefix(authorization, "Bearer ")
 	return ok && secret != "" && subtle.ConstantTimeCompare([]byte(got), []byte(secret)) == 1

@@ -144,7 +144,7 @@ func (c *Client) Read() (string, error) {
 }
 
 // Frame is a server frame decoded: the fields the protocol's frames carry
-// (README "Protocol"), and the frame as it came.
+// (README.md "The protocol"), and the frame as it came.
 type Frame struct {
 	Type      string          `json:"type"`
 	Room      string          `json:"room"`

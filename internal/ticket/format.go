@@ -1,4 +1,4 @@
-// Package ticket is a room's sealed ticket (README "Crash-proof rooms"):
+// Package ticket is a room's sealed ticket (docs/protocol.md "Crash-proof rooms"):
 // what a room needs to exist again, encrypted and authenticated with a key
 // derived from the app's shared secret for tickets alone, and handed to
 // its members so that they can rebuild it after the machine that held it

@@ -1,5 +1,4 @@
-// Package wire is the JSON message layer of the protocol (README "The
-// protocol in brief"): decoding a client's frame, encoding every frame the
+// Package wire is the JSON message layer of the protocol (docs/protocol.md): decoding a client's frame, encoding every frame the
 // server sends, and the errors a client can see, each a typed Error with a
 // fixed metric label. It knows nothing of rooms or sockets; WebSocket
 // framing is not here.

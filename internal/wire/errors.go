@@ -8,7 +8,7 @@ import (
 
 // Error is an error a client can see: in an error frame
 // ({"type":"error","message":...}) or an HTTP body ({"error":...}). Its
-// text is sent exactly as written (README "The protocol in brief" and the
+// text is sent exactly as written (docs/protocol.md and the
 // tests compare it byte for byte), and metrics count it under its fixed
 // Label, so every such error is labelled without a list to keep.
 type Error struct {

@@ -1,6 +1,6 @@
 package wire
 
-// TicketFrame carries a room's sealed ticket (README "Crash-proof rooms").
+// TicketFrame carries a room's sealed ticket (docs/protocol.md "Crash-proof rooms").
 // It is never numbered: not a room frame, never in a recovery window.
 func TicketFrame(ticket string) []byte {
 	b := make([]byte, 0, 32+len(ticket))

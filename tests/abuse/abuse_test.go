@@ -1,5 +1,5 @@
 // Package abuse attacks a real server process from one address, the way a
-// stranger would, and checks each bound of README "Limits and abuse". Each
+// stranger would, and checks each bound of docs/limits.md. Each
 // test names the hole it pins; each failed on the build before the fix.
 package abuse
 

@@ -22,7 +22,7 @@ func TestHandOffBodiesDecodedWithinBounds(t *testing.T) {
 	secret := strings.Repeat("s", 32)
 	for _, tc := range []struct {
 		from caller
-		size int // the largest body each form may carry (README "Deploys")
+		size int // the largest body each form may carry (docs/deploys.md)
 	}{{caller{secret: secret, id: siblingID(9)}, 5 << 20}, {caller{secret: secret, id: siblingID(9), bearerOnly: true}, 8 << 20}} {
 		from := tc.from
 		// Empty slots: {"slots":[{},{},...]}.
@@ -55,7 +55,7 @@ func TestHandOffBodiesDecodedWithinBounds(t *testing.T) {
 // a window entry's 56 bytes and counted as 2. A window now holds only
 // frames this server sends, numbered; such rooms are refused. Rooms of
 // the smallest real frames are taken as the budget allows, and cost it
-// what the same room made here costs (README "Deploys").
+// what the same room made here costs (docs/deploys.md).
 func TestHandedOverRoomsCountInTheBudget(t *testing.T) {
 	secret := strings.Repeat("s", 32)
 	debug := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))

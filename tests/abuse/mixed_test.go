@@ -19,7 +19,7 @@ import (
 )
 
 // lastRelease is the commit of the release before signed internal calls:
-// its machines send the bearer secret, unsigned (README "Deploys").
+// its machines send the bearer secret, unsigned (docs/deploys.md).
 const lastRelease = "36df9e2"
 
 var (

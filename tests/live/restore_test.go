@@ -13,7 +13,7 @@ import (
 	"github.com/party-sockets/party-sockets/internal/testutil"
 )
 
-// Crash-proof rooms (README "Crash-proof rooms"): the members of a room
+// Crash-proof rooms (docs/protocol.md "Crash-proof rooms"): the members of a room
 // carry its sealed ticket, and rebuild the room elsewhere when its machine
 // is lost. These tests use raw WebSocket clients through the cluster's
 // edges; every player comes from 127.0.0.1, one Fly-Client-IP: a

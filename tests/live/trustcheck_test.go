@@ -16,7 +16,7 @@ import (
 	"github.com/party-sockets/party-sockets/internal/peerauth"
 )
 
-// The trust check (README "What we trust of Fly, checked"): what Fly's
+// The trust check (docs/limits.md "What we trust of Fly, checked"): what Fly's
 // proxy does with headers a client sends itself, and where proxied
 // requests come from, which no document settles. It asks a machine's
 // GET /.trust-check (TRUST_CHECK=on), signed with the key derived from
