@@ -41,6 +41,8 @@ type config struct {
 	pid      int
 	stall    int
 	payload  int
+
+	heartbeat time.Duration
 }
 
 // report is the JSON line.
@@ -70,6 +72,7 @@ func main() {
 	flag.Float64Var(&cfg.rate, "rate", 20, "messages per second per member (fanout)")
 	flag.IntVar(&cfg.window, "window", 32, "messages in flight per member (closed)")
 	flag.IntVar(&cfg.conns, "conns", 10000, "connections (idle)")
+	flag.DurationVar(&cfg.heartbeat, "heartbeat", 0, "idle: each connection sends {\"type\":\"ping\"} this often (0: none)")
 	flag.IntVar(&cfg.parallel, "parallel", 16, "parallel room cycles (churn)")
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to send (at most 10m)")
 	flag.DurationVar(&cfg.drain, "drain", 5*time.Second, "how long to wait for in-flight messages after sending")
@@ -111,6 +114,9 @@ func run(cfg config) error {
 	}
 	if cfg.duration <= 0 || cfg.duration > 10*time.Minute || cfg.drain > time.Minute {
 		return errors.New("-duration must be in (0, 10m] and -drain at most 1m")
+	}
+	if cfg.heartbeat != 0 && (cfg.heartbeat < 100*time.Millisecond || cfg.heartbeat > time.Minute) {
+		return errors.New("-heartbeat must be 0 or in [100ms, 1m]")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

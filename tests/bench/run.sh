@@ -2,7 +2,7 @@
 # Runs the load shapes against a server pinned to one core, with the load
 # tool on the other, several times each, and prints min/median/max.
 #
-#   tests/bench/run.sh [-reps 3] [-shapes "fanout closed knee stall idle churn"] [-server CMD]
+#   tests/bench/run.sh [-reps 3] [-shapes "fanout closed knee stall idle heartbeat churn"] [-server CMD]
 #   tests/bench/run.sh -ref DIR -bun BIN [-reps 3] [-shapes ...]
 #
 # -server runs another server speaking the protocol instead of this repo's
@@ -153,6 +153,13 @@ for shape in $SHAPES; do
       echo "== idle: 10,000 connections in rooms of 4, RSS at the end of a 20 s hold"
       runs -shape idle -conns 10000 -size 4 -duration 20s |
         stats rss_per_conn_bytes ;;
+    heartbeat)
+      echo "== idle with the clients' heartbeat: 10,000 connections in rooms of 4, 20 s hold, without and with a ping each per 3 s"
+      for hb in 0 3s; do
+        echo " heartbeat $hb"
+        runs -shape idle -conns 10000 -size 4 -duration 20s -heartbeat "$hb" |
+          stats rss_per_conn_bytes idle.HoldCPU idle.Pings
+      done ;;
     churn)
       echo "== room cycle: create, 3 joins, one broadcast, all close; 16 in parallel, 10 s"
       runs -shape churn -parallel 16 -size 4 -duration 10s |
