@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -118,15 +119,25 @@ func StartCmd(t testing.TB, cmd *exec.Cmd, env ...string) *Server {
 	return nil
 }
 
-// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+// FreePort returns a TCP port below the ephemeral range that was free on
+// 127.0.0.1 a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Below Linux's ephemeral range (32768+): a port from there may be
+	// free on 127.0.0.1 and yet be an outgoing socket's on another
+	// loopback address a test binds (a sibling failed "address already in
+	// use" on 127.0.0.3 in CI).
+	for range 100 {
+		port := 10000 + rand.IntN(22000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below the ephemeral range in 100 tries")
+	return 0
 }
 
 // Log is what the server wrote to stderr so far (first MiB).

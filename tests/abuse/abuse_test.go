@@ -280,7 +280,9 @@ func TestExemptionIsEarned(t *testing.T) {
 // Hole 8: no global memory budget. Members that never read are shed,
 // largest queue first, with 4002; healthy members keep everything.
 func TestMemoryBudgetShedsNonReaders(t *testing.T) {
-	srv := testutil.Start(t, "MEMORY_BUDGET=4194304", "BYTES_PER_SEC=0")
+	// Send queues far larger than the budget: only the budget can shed them
+	// (at 2 MiB a stalled queue overflowed first on a busy machine).
+	srv := testutil.Start(t, "MEMORY_BUDGET=4194304", "BYTES_PER_SEC=0", "SEND_QUEUE_BYTES=67108864")
 	h := testutil.Dial(t, srv.URL)
 	code := h.Create("flood-host", 100)
 	reader := testutil.Dial(t, srv.URL)
