@@ -105,6 +105,13 @@ func run(getenv func(string) string) error {
 			prober.Learn(ctx, cfg.region())
 		}()
 	}
+	if cfg.Handoff && prober != nil {
+		// Keep the siblings' addresses fresh, so a stop during a DNS
+		// outage still finds them (server/warm.go).
+		warmCtx, stopWarm := context.WithCancel(context.Background())
+		defer stopWarm()
+		go srv.WarmSiblings(warmCtx)
+	}
 	if cfg.DebugAddr != "" {
 		go func() {
 			// net/http/pprof registers on http.DefaultServeMux, served only here.

@@ -139,6 +139,27 @@ func (s *Server) findSiblings(ctx context.Context) []*sibling {
 	return out
 }
 
+// siblingRetry is how often a stopping machine that found no sibling asks
+// again, within its HANDOFF_TIMEOUT: the DNS may be down for a few seconds
+// (and had no last good answer), or the deploy's next machine may be
+// booting. Its rooms go on meanwhile; one that ends needs no move.
+const siblingRetry = 500 * time.Millisecond
+
+// findSiblingsWithin is findSiblings, asked again every siblingRetry
+// until one answers, the rooms are gone or ctx ends.
+func (s *Server) findSiblingsWithin(ctx context.Context) []*sibling {
+	for {
+		if list := s.findSiblings(ctx); len(list) > 0 || s.rooms.Len() == 0 {
+			return list
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(siblingRetry):
+		}
+	}
+}
+
 // siblingAddr is machine id's host:port on the private network.
 func (s *Server) siblingAddr(ctx context.Context, id string) (string, error) {
 	p := s.cfg.Prober
@@ -257,7 +278,7 @@ func (s *Server) HandOff(ctx context.Context) (moved, left int) {
 	}
 	var targets siblings
 	if s.cfg.Prober != nil {
-		targets.list = s.findSiblings(ctx)
+		targets.list = s.findSiblingsWithin(ctx)
 	}
 	if len(targets.list) == 0 {
 		s.log.Warn("hand-off: no sibling to take the rooms; they drain here", "rooms", len(codes))

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -32,6 +33,8 @@ type machineSet struct {
 	hold *handoffHold  // when set, a hand-off call waits for slow or its release, whichever comes first
 
 	served atomic.Int32 // slowed hand-off calls answered, by every machine
+
+	caching bool // machines ask the DNS through a routing.CachingResolver, as main.go wires them
 }
 
 // handoffHold is a hook on the siblings' hand-off endpoint: a test learns
@@ -98,7 +101,7 @@ func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
 	reg := prometheus.NewRegistry()
 	s := New(Config{Instance: id, Region: region, AppName: "app", HandoffSecret: secret, ScrapeTTL: -1,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Prober: &routing.Prober{App: "app", Self: id, Port: ms.port, Resolver: routing.DNSResolver{Server: ms.dns.Addr}, Wide: true},
+		Prober: &routing.Prober{App: "app", Self: id, Port: ms.port, Resolver: ms.resolver(), Wide: true},
 	}, mgr, reg, reg)
 	var h http.Handler = s
 	if ms.slow > 0 {
@@ -124,6 +127,14 @@ func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
 		}
 	}
 	return &machineUnderTest{Server: s, id: id, region: region, url: "http://" + ln.Addr().String(), kill: kill}
+}
+
+func (ms *machineSet) resolver() routing.Resolver {
+	r := routing.DNSResolver{Server: ms.dns.Addr}
+	if ms.caching {
+		return &routing.CachingResolver{Inner: r}
+	}
+	return r
 }
 
 // A stopping machine moves its rooms to its region's sibling even when a
@@ -237,7 +248,10 @@ func TestHandOffWithoutSiblingKeepsTheRoom(t *testing.T) {
 	b.Drain() // a draining sibling takes nothing
 	host := testutil.Dial(t, a.url)
 	code := host.Create("host", 4)
-	if moved, left := a.HandOff(t.Context()); moved != 0 || left != 1 {
+	// It asks again until its HANDOFF_TIMEOUT ends (a sibling may start).
+	ctx, cancel := context.WithTimeout(t.Context(), 3*siblingRetry)
+	defer cancel()
+	if moved, left := a.HandOff(ctx); moved != 0 || left != 1 {
 		t.Fatalf("HandOff moved %d, left %d", moved, left)
 	}
 	host.Send(`{"type":"send","data":1}`)
@@ -273,4 +287,47 @@ func TestHandOffWithoutAnAnswerKeepsOneOwner(t *testing.T) {
 	guest := testutil.Dial(t, a.url)
 	guest.Join(code, "g")
 	guest.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[0]}`)
+}
+
+// A machine stopped while the DNS does not answer (and it has no last good
+// answer) asks again within its HANDOFF_TIMEOUT: once the DNS is back, the
+// room moves.
+func TestHandOffAsksAgainWhileTheDNSIsDown(t *testing.T) {
+	ms := newMachineSet(t)
+	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
+	host := testutil.Dial(t, a.url)
+	code := host.Create("host", 4)
+	a.Drain()
+	ms.dns.SetDown(true)
+	up := time.AfterFunc(3*siblingRetry, func() { ms.dns.SetDown(false) })
+	defer up.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if moved, left := a.HandOff(ctx); moved != 1 || left != 0 {
+		t.Fatalf("HandOff moved %d, left %d; want the room moved once the DNS answered", moved, left)
+	}
+	if !b.rooms.Held(code) {
+		t.Fatal("the sibling does not hold the room")
+	}
+}
+
+// A machine that warmed its siblings' answers while the DNS worked moves
+// its rooms when it stops during an outage, from the last good answers.
+func TestWarmedSiblingsTakeRoomsWhileTheDNSIsDown(t *testing.T) {
+	ms := newMachineSet(t)
+	ms.caching = true
+	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
+	a.warmOnce(t.Context())
+	host := testutil.Dial(t, a.url)
+	code := host.Create("host", 4)
+	a.Drain()
+	ms.dns.SetDown(true) // for good: only the warmed answers can help
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if moved, left := a.HandOff(ctx); moved != 1 || left != 0 {
+		t.Fatalf("HandOff moved %d, left %d; want the room moved to the warmed sibling", moved, left)
+	}
+	if !b.rooms.Held(code) {
+		t.Fatal("the sibling does not hold the room")
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"slices"
 	"time"
 )
@@ -55,6 +56,7 @@ type analysis struct {
 	held      map[*room]bool
 	lastSeen  map[string]time.Time // room code → the last time a machine listed it
 	slots     []*figures           // one per fault, in order
+	endedOut  []string             // recovery members who ended outside a known limit: who, where, why
 	before    *figures             // before the first fault
 	total     *figures
 }
@@ -144,6 +146,9 @@ func (a *analysis) room(rm *room, onKilled bool) {
 	}
 	for _, m := range rm.members {
 		a.member(m, allowed)
+		if e := m.ended; e != nil && m.recover && !allowed {
+			a.endedOut = append(a.endedOut, a.describeEnd(rm, m))
+		}
 	}
 	a.messages(rm)
 	a.finalStates(rm)
@@ -187,6 +192,25 @@ func (a *analysis) member(m *member, allowed bool) {
 		a.add(ep.from, func(f *figures) { f.RecoveryFailed++ })
 	}
 	a.total.SlotMoves += m.slotMoves
+}
+
+// describeEnd says which member of which room ended, how, and in which
+// fault's slot, so a broken promise can be followed into the fleet's log.
+func (a *analysis) describeEnd(rm *room, m *member) string {
+	who, fate := "player", "kept"
+	if m.host {
+		who = "host"
+	}
+	if !a.held[rm] {
+		fate = "lost"
+	}
+	label := "before the first fault"
+	if f := a.faultAt(endedAt(m)); f != nil {
+		label = f.Label
+	}
+	return fmt.Sprintf("%s %d of room %s (home %s, %s) via %s: %q (final %v) at %s, dropped at %s, in %q",
+		who, m.index, rm.code, rm.home, fate, m.edge, m.ended.reason, m.ended.final,
+		m.ended.at.Format("15:04:05.000"), m.lastDrop.Format("15:04:05.000"), label)
 }
 
 // endedAt is when a member that ended for good lost its room: the start

@@ -112,9 +112,12 @@ func (n *night) run(f *fleet, pop *population, kinds []string, warm time.Duratio
 	a := analyse(pop, n.faults, held, s.seen(), samples, n.end, n.c.killLoses, n.c.dnsLoses)
 	rep := &report{Config: n.describe(), Faults: n.faults, Slots: append([]*figures{a.before}, a.slots...),
 		Total: a.total, Machines: use, Samples: samples, Regions: n.c.regions, Start: n.start, End: n.end,
-		Rejoins: a.total.rejoinSet, LostRooms: lostRooms(pop, held)}
+		Rejoins: a.total.rejoinSet, LostRooms: lostRooms(pop, held), EndedOutside: a.endedOut}
 	rep.Broken = promises(a.total, n.c.killLoses, n.c.dnsLoses)
 	rep.print(os.Stdout)
+	for _, e := range a.endedOut {
+		fmt.Println("drill: ended for good:", e)
+	}
 	return rep.Broken, rep.write(n.c.out)
 }
 

@@ -24,6 +24,9 @@ type report struct {
 	Broken   []string       `json:"broken"`
 	// LostRooms says, for each room lost, how each member ended.
 	LostRooms []lostRoom      `json:"lost_rooms"`
+	// EndedOutside names each recovery member that ended for good outside
+	// a room lost to a known limit (the "members ended" promise).
+	EndedOutside []string `json:"ended_outside_limits"`
 	Rejoins   []time.Duration `json:"-"`
 }
 
