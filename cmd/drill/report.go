@@ -23,11 +23,11 @@ type report struct {
 	End      time.Time      `json:"end"`
 	Broken   []string       `json:"broken"`
 	// LostRooms says, for each room lost, how each member ended.
-	LostRooms []lostRoom      `json:"lost_rooms"`
+	LostRooms []lostRoom `json:"lost_rooms"`
 	// EndedOutside names each recovery member that ended for good outside
 	// a room lost to a known limit (the "members ended" promise).
-	EndedOutside []string `json:"ended_outside_limits"`
-	Rejoins   []time.Duration `json:"-"`
+	EndedOutside []string        `json:"ended_outside_limits"`
+	Rejoins      []time.Duration `json:"-"`
 }
 
 // promises are the README's correctness promises the drill can break
