@@ -23,6 +23,7 @@ const (
 	EndDeadPeer                // no pong within a ping interval
 	EndWriteTimeout            // a socket write took longer than WRITE_TIMEOUT
 	EndBusy                    // the memory budget could not take the message being read, or shed it
+	EndCrowded                 // MAX_CONNS was reached, and its address held the most sockets: one of them made room for an address with fewer
 )
 
 // Queue is what becomes of the frames queued for a client that is closed.
@@ -69,6 +70,7 @@ var Ends = [...]EndInfo{
 	EndDeadPeer:     {0, "", "dead_peer", Drop},
 	EndWriteTimeout: {0, "", "write_timeout", Drop},
 	EndBusy:         {TryAgain, "try again later", "over_budget", Drop},
+	EndCrowded:      {TryAgain, "try again later", "crowded", Drop},
 }
 
 // Info is e's row of Ends.

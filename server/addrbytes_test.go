@@ -10,20 +10,20 @@ func TestAddressSocketsShareOneByteBucket(t *testing.T) {
 	a1, _ := l.acquire("10.0.0.1")
 	a2, _ := l.acquire("10.0.0.1")
 	b1, _ := l.acquire("10.0.0.2")
-	if a1 == nil || a1 != a2 || a1 == b1 {
+	if a1 == nil || a1.bytes != a2.bytes || a1.bytes == b1.bytes {
 		t.Fatalf("buckets %p %p %p: want one for 10.0.0.1's two sockets, another for 10.0.0.2", a1, a2, b1)
 	}
-	if a1.b.Burst() != 2000 {
-		t.Errorf("burst %v, want 2 s of 1000/s", a1.b.Burst())
+	if a1.bytes.b.Burst() != 2000 {
+		t.Errorf("burst %v, want 2 s of 1000/s", a1.bytes.b.Burst())
 	}
 	l.acquire("10.0.0.1")
 	if _, ok := l.acquire("10.0.0.1"); ok {
 		t.Fatal("a fourth socket of 10.0.0.1 past MAX_CONNS_PER_IP=3")
 	}
 	for range 3 {
-		l.release("10.0.0.1")
+		l.release("10.0.0.1", false)
 	}
-	l.release("10.0.0.1") // once too often: harmless
+	l.release("10.0.0.1", false) // once too often: harmless
 	if len(l.conns) != 1 {
 		t.Fatalf("%d addresses held after 10.0.0.1's sockets ended, want 1", len(l.conns))
 	}

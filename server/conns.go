@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 )
@@ -38,14 +39,22 @@ var errServerBusy = wire.Define("Server busy")
 
 // admitConn counts a WebSocket about to be accepted against MAX_CONNS and
 // reserves its own cost in the budget; false (nothing taken) when either
-// is spent. releaseConn gives both back.
-func (s *Server) admitConn() bool {
-	if s.wsLive.Add(1) > s.maxConns {
+// is spent. releaseConn gives both back. a is the new socket's address
+// (nil when it is not counted): at MAX_CONNS, an address with fewer
+// sockets than another may take one of that address's (makeRoomFor),
+// once its own cost is reserved.
+func (s *Server) admitConn(a *addrConns) bool {
+	full := s.wsLive.Add(1) > s.maxConns
+	if full && (a == nil || s.wsLive.Load() > s.maxConns+crowdedSlack(s.maxConns)) {
 		s.wsLive.Add(-1)
 		return false
 	}
 	if !s.claim(ConnBytes) && !s.evictFor(ConnBytes) {
 		s.wsLive.Add(-1)
+		return false
+	}
+	if full && !s.makeRoomFor(a) {
+		s.releaseConn()
 		return false
 	}
 	return true
@@ -67,6 +76,82 @@ func (s *Server) evictFor(n int64) bool {
 	}
 	return false
 }
+
+// crowdedSlack bounds the sockets counted past MAX_CONNS while the ones
+// closed to make room for them are on their way out (each is cut within
+// crowdCut): a sixteenth of it, and at least one.
+func crowdedSlack(maxConns int64) int64 { return max(1, maxConns/16) }
+
+// makeRoomFor is MAX_CONNS shared fairly between addresses. The machine's
+// sockets are all taken; if another address holds more live sockets than
+// a will with this one, one of them is closed with 1013 (EndCrowded, cut
+// within a second) and a's new socket is let in meanwhile: the address
+// that holds the most gives way, one socket at a time, until the
+// addresses hold the same. So a few addresses (the review took 9 of
+// MAX_CONNS_PER_IP=200 each) cannot keep the machine full against
+// everyone else. Of that address's sockets the one closed is one that has
+// not joined a room yet, or else its newest: the player who has played
+// longest keeps their seat. It reports whether it closed one. Sockets not
+// counted (exempt) neither take nor give way. The counts are the
+// addresses' own (addrLimits), less the sockets already closed for room.
+func (s *Server) makeRoomFor(a *addrConns) bool {
+	s.crowdMu.Lock() // one pass at a time: two must not pick the same socket
+	defer s.crowdMu.Unlock()
+	top, most, mine := s.perAddr.mostHeld(a)
+	if top == nil {
+		return false
+	}
+	var victim *conn
+	for _, c := range s.conns.list() {
+		if c.addr != top || c.isClosed() {
+			continue
+		}
+		if victim == nil || c.joinDone.Load() == victim.joinDone.Load() && c.opened > victim.opened ||
+			!c.joinDone.Load() && victim.joinDone.Load() {
+			victim = c
+		}
+	}
+	if victim == nil || !victim.crowdOut() {
+		return false
+	}
+	s.perAddr.evicting(top, 1)
+	if now := time.Now().UnixNano(); now >= s.crowdLogAfter.Load() {
+		s.crowdLogAfter.Store(now + int64(time.Second))
+		s.log.Warn("machine at MAX_CONNS: closed a socket of the address holding the most for one holding fewer (one line a second at most)",
+			"max_conns", s.maxConns, "its_sockets", most, "newcomers_sockets", mine)
+	}
+	return true
+}
+
+// crowdOut closes the connection to make room for another address's
+// (makeRoomFor): what is queued is dropped, the close frame goes out, and
+// the socket is cut at once (within crowdCut if the write blocks): the
+// slot must be free for the next upgrade, not after a closing handshake
+// the peer may never answer, or an attacker evicting its own sockets
+// would keep crowdedSlack spent. False when it was closing already.
+func (c *conn) crowdOut() bool {
+	c.mu.Lock()
+	if c.closed || c.finished {
+		c.mu.Unlock()
+		return false
+	}
+	c.closed = true
+	c.crowded = true
+	c.dropQueueLocked()
+	c.mu.Unlock()
+	c.setReason(closecode.EndCrowded)
+	go func() {
+		t := time.AfterFunc(crowdCut, func() { c.raw.Close() })
+		defer t.Stop()
+		c.raw.writeClose(int(closecode.EndCrowded.Code()), closecode.EndCrowded.Text())
+		c.raw.Close()
+	}()
+	return true
+}
+
+// crowdCut bounds how long a socket closed to make room holds its slot
+// when the close frame cannot be written at once.
+const crowdCut = 100 * time.Millisecond
 
 func (s *Server) releaseConn() {
 	s.budget.Add(-ConnBytes)

@@ -64,13 +64,22 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	code, _ := routing.CandidateCode(r.URL.EscapedPath()) // "" (no room) for a bad escape
 	// A lookup whose probe ran was let in by probeFor already.
 	probed := r.Context().Value(missCharged{}) != nil
-	switch {
-	case who == callerPeer && !s.peerLooks.take(peerKey(r.RemoteAddr), time.Now()),
-		who == callerClient && !probed && !s.perAddr.admit(ip, code):
+	var took newcomer
+	if who == callerClient && !probed {
+		var admitted bool
+		if admitted, took = s.perAddr.admit(ip, code); !admitted {
+			s.apiError(w, http.StatusTooManyRequests, errTooManyRequests)
+			return
+		}
+	}
+	if who == callerPeer && !s.peerLooks.take(peerKey(r.RemoteAddr), time.Now()) {
 		s.apiError(w, http.StatusTooManyRequests, errTooManyRequests)
 		return
 	}
 	info, ok := s.rooms.Lookup(code)
+	if ok {
+		s.perAddr.found(ip, took)
+	}
 	if who == callerSibling && s.siblingLookup(w, code, ok) {
 		return // the code ended here: a signed probe is told so (restore_probe.go)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -55,6 +56,18 @@ func (a addrRate) take(ip string, now time.Time) bool {
 		ab.b = rate.NewBucket(a.perSec, a.burst)
 	}
 	return ab.b.Take(now)
+}
+
+// give puts back a token ip took (rate.Bucket.Give).
+func (a addrRate) give(ip string, now time.Time) {
+	if a.perSec <= 0 {
+		return
+	}
+	if ab, ok := a.buckets.Peek(ip); ok {
+		ab.mu.Lock()
+		ab.b.Give(now)
+		ab.mu.Unlock()
+	}
 }
 
 // level is ip's tokens now, without spending one: a full bucket for an
@@ -110,11 +123,15 @@ func newAddrLimits(maxConns, missesPerMin, machineMissesPerMin int) *addrLimits 
 		now: time.Now, conns: map[string]*addrConns{}, misses: misses, missed: missed, newcomers: newNewcomers(machineMissesPerMin)}
 }
 
-// addrConns is one address's live WebSockets: how many, and the byte
-// bucket they share (meter.go charges it beside each socket's own).
+// addrConns is one address's live WebSockets: how many, the byte bucket
+// they share (meter.go charges it beside each socket's own), and what
+// their messages being read hold of the budget together (session.grow:
+// an address's share of what messages being read may hold).
 type addrConns struct {
-	n     int // guarded by addrLimits.mu
-	bytes *sharedBucket
+	n       int // guarded by addrLimits.mu
+	leaving int // of n, closed to make room for another address (makeRoomFor); guarded by addrLimits.mu
+	bytes   *sharedBucket
+	reading atomic.Int64
 }
 
 // sharedBucket is a token bucket several goroutines charge.
@@ -131,10 +148,10 @@ func (sb *sharedBucket) charge(now time.Time, n float64) time.Duration {
 	return sb.b.Charge(now, n)
 }
 
-// acquire takes a connection slot for ip, and returns the byte bucket
-// ip's sockets share (burst: 2 s of the rate); false when ip is at its
-// limit.
-func (l *addrLimits) acquire(ip string) (*sharedBucket, bool) {
+// acquire takes a connection slot for ip, and returns what ip's sockets
+// share (the byte bucket's burst is 2 s of the rate); false when ip is at
+// its limit.
+func (l *addrLimits) acquire(ip string) (*addrConns, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	a := l.conns[ip]
@@ -146,17 +163,45 @@ func (l *addrLimits) acquire(ip string) (*sharedBucket, bool) {
 	}
 	a.n++
 	l.conns[ip] = a
-	return a.bytes, true
+	return a, true
 }
 
-func (l *addrLimits) release(ip string) {
+// release gives back ip's connection slot; crowded: it was one closed
+// to make room for another address.
+func (l *addrLimits) release(ip string, crowded bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if a := l.conns[ip]; a != nil {
+		if crowded && a.leaving > 0 {
+			a.leaving--
+		}
 		if a.n--; a.n <= 0 {
 			delete(l.conns, ip)
 		}
 	}
+}
+
+// mostHeld is the address other than mine holding the most live
+// sockets (less those on their way out), when that is more than mine
+// will hold with one more; with both counts.
+func (l *addrLimits) mostHeld(mine *addrConns) (top *addrConns, most, minen int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	minen = mine.n - mine.leaving // mine.n counts the new socket already (acquire)
+	most = minen
+	for _, a := range l.conns {
+		if n := a.n - a.leaving; a != mine && n > most {
+			top, most = a, n
+		}
+	}
+	return top, most, minen
+}
+
+// evicting counts n more of a's sockets as on their way out.
+func (l *addrLimits) evicting(a *addrConns, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a.leaving += n
 }
 
 // getOrAdd returns the cache's value for key, adding a new zero V when

@@ -22,18 +22,27 @@ import (
 // at, whether the room exists or not. An address asking again for a code
 // it already found (a player rejoining its room) needs no token, and
 // learns nothing it did not know.
+//
+// A token buys a guess, so only a miss keeps it: a lookup or a join that
+// finds its room gives it back (found). Before, lookups of a live code
+// from fresh addresses spent the bucket for nothing and every new player
+// was refused (issue 20's second review, finding 2). And one address
+// takes at most a share of the bucket (a quarter of its rate and burst):
+// one address cannot spend it for the rest.
 
 // newcomerShare is the newcomers' bucket's rate, as a share of the
 // machine's misses per second; it holds newcomerBurst seconds of it.
 const (
-	newcomerShare = 0.1
-	newcomerBurst = 5
+	newcomerShare     = 0.1
+	newcomerBurst     = 5
+	newcomerAddrShare = 4 // one address's share of the bucket: a quarter
 )
 
 // newcomers is the bucket, and the codes each address has asked for.
 type newcomers struct {
 	mu     sync.Mutex  // guards bucket
 	bucket rate.Bucket // unlimited when the machine's misses are
+	perIP  addrRate    // one address's share of it
 
 	// known holds "address code" for every lookup or join by code that
 	// was let through, the newest 10,000 (a flood pushes out the oldest:
@@ -44,35 +53,71 @@ type newcomers struct {
 func newNewcomers(machineMissesPerMin int) *newcomers {
 	known, _ := lru.New[string, struct{}](missTableSize)
 	perSec := float64(machineMissesPerMin) / 60 * newcomerShare
-	return &newcomers{bucket: rate.NewBucket(perSec, max(1, newcomerBurst*perSec)), known: known}
+	burst := max(1, newcomerBurst*perSec)
+	return &newcomers{bucket: rate.NewBucket(perSec, burst), known: known,
+		perIP: newAddrRate(perSec/newcomerAddrShare, burst/newcomerAddrShare)}
 }
 
-// take spends one of the bucket's tokens.
-func (n *newcomers) take(now time.Time) bool {
+// take spends one of the bucket's tokens for ip, within ip's share.
+func (n *newcomers) take(ip string, now time.Time) bool {
+	if n.perIP.level(ip, now) < 1 {
+		return false
+	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.bucket.Take(now)
+	ok := n.bucket.Take(now)
+	n.mu.Unlock()
+	if ok && !n.perIP.take(ip, now) {
+		n.give(ip, now, false) // spent meanwhile by ip's other lookups
+		return false
+	}
+	return ok
 }
+
+// give puts back a token taken for ip (and, with mine, ip's share of it).
+func (n *newcomers) give(ip string, now time.Time, mine bool) {
+	n.mu.Lock()
+	n.bucket.Give(now)
+	n.mu.Unlock()
+	if mine {
+		n.perIP.give(ip, now)
+	}
+}
+
+// A newcomer is an admitted lookup or join that took a newcomer's token:
+// found gives it back when the room turned out to exist.
+type newcomer bool
 
 // admit reports whether ip may look code up, or join it, now: it is not
 // blocked, and while the machine's misses are spent, it asked for code
 // before or the newcomers' bucket lets it. Refused, nothing is looked up;
-// the caller answers as for a blocked address.
-func (l *addrLimits) admit(ip, code string) bool {
+// the caller answers as for a blocked address. Admitted, the caller calls
+// found if the room exists (here or on a sibling).
+func (l *addrLimits) admit(ip, code string) (ok bool, took newcomer) {
 	if l.blocked(ip) {
-		return false
+		return false, false
 	}
 	if l.missesPerMin <= 0 || l.machineMissesPerMin <= 0 {
-		return true
+		return true, false
 	}
 	key, remembered := ip+" "+code, code != "" && len(code) <= maxRememberedCode
-	if l.machineSpent(l.now()) && !(remembered && l.newcomers.known.Contains(key)) && !l.newcomers.take(l.now()) {
-		return false
+	if l.machineSpent(l.now()) && !(remembered && l.newcomers.known.Contains(key)) {
+		if !l.newcomers.take(ip, l.now()) {
+			return false, false
+		}
+		took = true
 	}
 	if remembered {
 		l.newcomers.known.Add(key, struct{}{})
 	}
-	return true
+	return true, took
+}
+
+// found gives back the newcomer's token an admitted lookup or join of
+// ip's took, when its room exists: only guesses that miss spend one.
+func (l *addrLimits) found(ip string, took newcomer) {
+	if took {
+		l.newcomers.give(ip, l.now(), true)
+	}
 }
 
 // machineSpent reports whether the machine's misses this minute are

@@ -28,8 +28,9 @@ func fakeNow(l *addrLimits) (advance func(time.Duration)) {
 func TestNewcomersOnceTheMachinesMissesAreSpent(t *testing.T) {
 	l := newAddrLimits(0, 60, 120) // newcomers: 0.2 a second, burst 1
 	advance := fakeNow(l)
+	admit := func(ip, code string) bool { ok, _ := l.admit(ip, code); return ok }
 	for i := range 50 {
-		if !l.admit(fmt.Sprintf("10.0.0.%d", i), "ROOM01") {
+		if !admit(fmt.Sprintf("10.0.0.%d", i), "ROOM01") {
 			t.Fatalf("address %d refused before the machine's misses are spent", i)
 		}
 	}
@@ -53,19 +54,60 @@ func TestNewcomersOnceTheMachinesMissesAreSpent(t *testing.T) {
 		{"the first fresh address, its code again", "10.2.0.1", "ROOM01", true},
 	}
 	for _, tt := range tests {
-		if got := l.admit(tt.ip, tt.code); got != tt.want {
+		if got := admit(tt.ip, tt.code); got != tt.want {
 			t.Errorf("%s: admit(%s, %s) = %v, want %v", tt.name, tt.ip, tt.code, got, tt.want)
 		}
 	}
 	advance(5 * time.Second) // one token
-	if !l.admit("10.2.0.3", "GUESS3") || l.admit("10.2.0.4", "GUESS4") {
+	if !admit("10.2.0.3", "GUESS3") || admit("10.2.0.4", "GUESS4") {
 		t.Error("5 s later: want one newcomer let in, and only one")
 	}
 	advance(time.Minute) // the machine's window is over
 	for i := range 20 {
-		if !l.admit(fmt.Sprintf("10.3.0.%d", i), "GUESS5") {
+		if !admit(fmt.Sprintf("10.3.0.%d", i), "GUESS5") {
 			t.Fatalf("a minute later, newcomer %d refused", i)
 		}
+	}
+}
+
+// A token buys a guess: a lookup that finds its room gives it back, so
+// fresh addresses asking for a live code cannot spend the bucket for new
+// players; and one address takes at most a quarter of the bucket. Before,
+// 10 lookups of a live code left every new player refused (issue 20's
+// second review, finding 2).
+func TestNewcomersHitsGiveTheTokenBack(t *testing.T) {
+	l := newAddrLimits(0, 60, 1200) // newcomers: 2 a second, burst 10; an address 0.5, burst 2.5
+	advance := fakeNow(l)
+	for i := range 1200 {
+		l.missCode(fmt.Sprintf("10.1.%d.%d", i/256, i%256), "GUESS1")
+	}
+	for i := range 100 { // fresh addresses, each finding the live room
+		ok, took := l.admit(fmt.Sprintf("10.4.0.%d", i), "LIVE01")
+		if !ok {
+			t.Fatalf("lookup %d of a live code refused: the hits before spent the bucket", i)
+		}
+		l.found(fmt.Sprintf("10.4.0.%d", i), took)
+	}
+	ok, _ := l.admit("10.5.0.1", "NEWONE")
+	if !ok {
+		t.Fatal("a new player refused after 100 hits")
+	}
+	// One address's share: 2 guesses, then none until its share refills,
+	// while other addresses still find tokens.
+	var got []bool
+	for i := range 4 {
+		ok, _ := l.admit("10.6.0.1", fmt.Sprintf("MISS%02d", i))
+		got = append(got, ok)
+	}
+	if !got[0] || !got[1] || got[2] || got[3] {
+		t.Errorf("one address's 4 guesses: %v, want its share of 2", got)
+	}
+	if ok, _ := l.admit("10.6.0.2", "OTHER1"); !ok {
+		t.Error("another address refused while the bucket has tokens")
+	}
+	advance(2 * time.Second)
+	if ok, _ := l.admit("10.6.0.1", "MISS09"); !ok {
+		t.Error("2 s later, the address's share has not refilled")
 	}
 }
 
@@ -75,7 +117,7 @@ func TestNewcomersWithoutAMachineBudget(t *testing.T) {
 	for _, l := range []*addrLimits{newAddrLimits(0, 60, 0), newAddrLimits(0, 0, 1200)} {
 		for i := range 2000 {
 			l.missCode(fmt.Sprintf("10.1.%d.%d", i/256, i%256), "GUESS1")
-			if !l.admit(fmt.Sprintf("10.2.%d.%d", i/256, i%256), "ROOM01") {
+			if ok, _ := l.admit(fmt.Sprintf("10.2.%d.%d", i/256, i%256), "ROOM01"); !ok {
 				t.Fatalf("misses %d, machine %d: newcomer %d refused", l.missesPerMin, l.machineMissesPerMin, i)
 			}
 		}

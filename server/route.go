@@ -139,8 +139,16 @@ func (s *Server) readReplayHeaders(r *http.Request, in *routing.Input) {
 // nothing was asked.
 func (s *Server) probeFor(r *http.Request, code string) (holder string, refused bool) {
 	ip := s.clientIP(r)
-	if (isAPI(r) && s.perAddr.blocked(ip)) || (!isAPI(r) && !s.perAddr.admit(ip, code)) {
-		return "", true
+	var took newcomer
+	if isAPI(r) {
+		if s.perAddr.blocked(ip) {
+			return "", true
+		}
+	} else {
+		var admitted bool
+		if admitted, took = s.perAddr.admit(ip, code); !admitted {
+			return "", true
+		}
 	}
 	a := probeAllowance{rate: s.probes, ip: ip, now: time.Now()}
 	holder, outcome := s.probe(r, code, a)
@@ -148,6 +156,9 @@ func (s *Server) probeFor(r *http.Request, code string) (holder string, refused 
 		// Remembered on a machine a replay could not reach: ask again.
 		s.cfg.Prober.Forget(code)
 		holder, outcome = s.probe(r, code, a)
+	}
+	if holder != "" {
+		s.perAddr.found(ip, took)
 	}
 	return holder, outcome == routing.OutcomeRefused
 }

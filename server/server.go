@@ -13,6 +13,8 @@
 //	Server.shedMu       one shedding pass (shed.go): rooms ask for stale work
 //	                    to be freed with a room's lock held; under it, rooms'
 //	                    windows are reclaimed (their locks by TryLock only)
+//	Server.crowdMu      one MAX_CONNS fairness pass (conns.go makeRoomFor):
+//	                    never with a room's lock held; under it, conn.mu
 //	conn.mu             one socket's send queue (writer.go): rooms call Send
 //	                    and Close with the room's lock held
 //	corkConn.mu         the socket's write side (cork.go): a leaf, held
@@ -204,6 +206,9 @@ type Server struct {
 	reading   atomic.Int64 // bytes reserved by messages being read, all sockets (readingShare)
 	shedAfter atomic.Int64 // no stale pass for a reservation before this (Unix ns)
 	shedMu    sync.Mutex   // held by the one shedding pass at a time; taken with a room's lock held
+	crowdMu   sync.Mutex   // held by the one MAX_CONNS fairness pass at a time (makeRoomFor)
+	// crowdLogAfter: makeRoomFor logs at most one line a second (unix ns).
+	crowdLogAfter atomic.Int64
 }
 
 // New returns a server for the rooms in mgr, registering its metrics in reg.
@@ -316,17 +321,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusTooManyRequests, errTooManyUpgrades)
 		return
 	}
+	var addr *addrConns
 	var addrBytes *sharedBucket
 	if counted {
 		var ok bool
-		if addrBytes, ok = s.perAddr.acquire(ip); !ok {
+		if addr, ok = s.perAddr.acquire(ip); !ok {
 			s.apiError(w, http.StatusTooManyRequests, errTooManyConns)
 			return
 		}
+		addrBytes = addr.bytes
 	}
-	if !s.admitConn() { // MAX_CONNS and the socket's own cost (conns.go)
+	if !s.admitConn(addr) { // MAX_CONNS and the socket's own cost (conns.go)
 		if counted {
-			s.perAddr.release(ip)
+			s.perAddr.release(ip, false)
 		}
 		s.apiError(w, http.StatusServiceUnavailable, errServerBusy)
 		return
@@ -337,7 +344,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.releaseConn()
 		if counted {
-			s.perAddr.release(ip)
+			s.perAddr.release(ip, false)
 		}
 		s.log.Debug("websocket accept failed", "origin", origin, "error", err)
 		return
@@ -348,6 +355,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// net/http goroutine, whose stack grew while parsing the handshake, ends.
 	se := &session{s: s, c: newConn(ws, hw.conn, s), origin: origin, ip: ip, counted: counted,
 		msgs: newMsgLimit(s.cfg.MsgRate, s.cfg.MsgBurst)}
+	se.c.addr = addr
 	s.conns.add(se.c)
 	go se.serve()
 }
@@ -380,7 +388,10 @@ func (se *session) serve() {
 	se.s.conns.remove(c)
 	se.s.releaseConn()
 	if se.counted {
-		se.s.perAddr.release(se.ip)
+		c.mu.Lock()
+		crowded := c.crowded
+		c.mu.Unlock()
+		se.s.perAddr.release(se.ip, crowded)
 	}
 	se.s.metrics.connectionClosed(c.closedReason())
 	se.logClose(err)

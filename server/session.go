@@ -115,19 +115,67 @@ func (se *session) growCap(n int) int {
 // messages being read may hold together (the budget's last fifth,
 // reserveReading), or refuses the message: the socket is closed with
 // 1013, from here, at once.
+//
+// An address's messages being read hold at most 1/addrReadingShare of
+// that together (what its own sockets hold beyond that is refused, never
+// anyone else's), and one that holds less than another address may take
+// that address's messages when the cap is full (reserveReading): one
+// address, or a few, cannot fill it against everyone else.
 func (se *session) grow(more int64) bool {
 	c, s := se.c, se.s
 	held := c.reading.Load()
-	if held != takenReading && s.reserveReading(more) {
+	if held != takenReading && s.reserveReading(c, more) {
 		s.budget.Add(more)
 		if c.reading.CompareAndSwap(held, held+more) {
 			return true
 		}
 		s.budget.Add(-more) // the shedder took the message meanwhile
 		s.reading.Add(-more)
+		c.addReading(-more)
 	}
 	c.abort(closecode.EndBusy)
 	return false
+}
+
+// addrReadingShare is how many addresses it takes to fill what messages
+// being read may hold: one address's messages hold at most that part of
+// it (a 50 MiB budget: 1.25 MiB, 20 messages of 64 KiB at once), and
+// never less than its floor (readingFloor).
+const addrReadingShare = 8
+
+// addrReadingCap is what one address's messages being read may hold
+// together.
+func (s *Server) addrReadingCap() int64 {
+	all := s.budget.Limit() / readingShare
+	return min(all, max(all/addrReadingShare, s.readingFloor()))
+}
+
+// readingFloor is what an address's messages being read may always hold,
+// however many addresses share the cap: two messages of MAX_FRAME_BYTES.
+// An address that holds no more is never refused to make room for
+// another (reserveReading).
+func (s *Server) readingFloor() int64 { return 2 * s.cfg.MaxFrameBytes }
+
+// addReading counts more (or, negative, less) bytes of the connection's
+// message in its address's share, and reports whether they fit (nothing
+// counted when not). A connection that is not counted (exempt) has no
+// address share.
+func (c *conn) addReading(more int64) bool {
+	a := c.addr
+	if a == nil {
+		return true
+	}
+	if a.reading.Add(more) > c.s.addrReadingCap() && more > 0 {
+		a.reading.Add(-more)
+		return false
+	}
+	return true
+}
+
+// addrFits reports whether more bytes would fit in the connection's
+// address's share now.
+func (c *conn) addrFits(more int64) bool {
+	return c.addr == nil || c.addr.reading.Load()+more <= c.s.addrReadingCap()
 }
 
 // endMessage gives back what the message reserved (unless the shedder
@@ -137,6 +185,7 @@ func (se *session) endMessage() {
 	if v := se.c.reading.Swap(0); v > 0 {
 		se.s.budget.Add(-v)
 		se.s.reading.Add(-v)
+		se.c.addReading(-v)
 	}
 }
 
@@ -280,8 +329,12 @@ func (se *session) join(m *wire.Message) error {
 	if !ok || code == "" {
 		return errRoomRequired
 	}
-	if se.counted && !se.s.perAddr.admit(se.ip, code) {
-		return errTooManyMisses
+	var took newcomer
+	if se.counted {
+		var admitted bool
+		if admitted, took = se.s.perAddr.admit(se.ip, code); !admitted {
+			return errTooManyMisses
+		}
 	}
 	opt, err := recoveryOptions(m)
 	if err != nil {
@@ -289,6 +342,9 @@ func (se *session) join(m *wire.Message) error {
 	}
 	opt.Tickets = se.ticketOptIn(m)
 	r, idx, err := se.s.rooms.Join(code, clientID, se.c, opt)
+	if err != rooms.ErrRoomNotFound {
+		se.s.perAddr.found(se.ip, took) // the room exists, even if the join was refused
+	}
 	if err != nil {
 		if err == rooms.ErrRoomNotFound && se.counted && !se.s.onItsWay(code) {
 			se.s.perAddr.missCode(se.ip, code)

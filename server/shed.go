@@ -67,36 +67,67 @@ func (s *Server) claim(n int64) bool {
 // messages of 64 KiB at once.
 const readingShare = 5
 
-// reserveReading counts more bytes of messages being read against their
-// cap (the limit over readingShare), closing messages that take too long
-// (largest first) to make room, and reports whether it could.
-func (s *Server) reserveReading(more int64) bool {
+// reserveReading counts more bytes of c's message against the cap of
+// messages being read (the limit over readingShare), and reports whether
+// it could. To make room it closes messages that take too long (largest
+// first), and then messages of addresses that hold more of the cap than
+// c's and more than the floor (readingFloor; the address holding most
+// first, and its largest message first): a few addresses that fill the
+// cap with half-sent messages give way to an address that holds less,
+// which is what a bystander does. A pass that frees too little holds the
+// next ones back for shedBackoff, except for an address within its floor:
+// a bystander is never refused because an attacker's grow failed first.
+func (s *Server) reserveReading(c *conn, more int64) bool {
 	limit := s.budget.Limit() / readingShare
-	if s.reading.Add(more) <= limit {
+	if s.tryReading(c, more, limit) {
 		return true
 	}
-	s.reading.Add(-more)
-	if time.Now().UnixNano() >= s.shedAfter.Load() {
+	floor := s.readingFloor()
+	withinFloor := c.addr != nil && c.addr.reading.Load()+more <= floor
+	if withinFloor || time.Now().UnixNano() >= s.shedAfter.Load() {
 		s.shedMu.Lock()
 		sv := s.survey()
+		full := func() bool { return s.reading.Load()+more > limit }
+		fits := func() bool { return !full() && c.addrFits(more) }
 		for _, h := range sv.byMessage() {
-			if s.reading.Load()+more <= limit {
+			if fits() {
 				break
 			}
 			if h.c.takeReading() > 0 {
 				sv.closed[staleMessages]++
 			}
 		}
-		if s.reading.Load()+more > limit {
+		if c.addr != nil {
+			for _, h := range sv.byAddress(c.addr) {
+				if !full() {
+					break
+				}
+				if held := h.c.addr.reading.Load(); held > c.addr.reading.Load() && held > floor && h.c.takeReading() > 0 {
+					sv.closed[messages]++
+				}
+			}
+		}
+		if !fits() {
 			s.shedAfter.Store(time.Now().Add(shedBackoff).UnixNano())
 		}
 		sv.report(s, "messages being read at their cap: closed what went stale")
 		s.shedMu.Unlock()
 	}
+	return s.tryReading(c, more, limit)
+}
+
+// tryReading counts more bytes of c's message in its address's share and
+// in what all messages being read hold (at most limit), if both can take
+// them; false, nothing counted, otherwise.
+func (s *Server) tryReading(c *conn, more, limit int64) bool {
+	if !c.addReading(more) {
+		return false
+	}
 	if s.reading.Add(more) <= limit {
 		return true
 	}
 	s.reading.Add(-more)
+	c.addReading(-more)
 	return false
 }
 
@@ -305,6 +336,33 @@ func (sv *survey) byMessage() []*holding {
 	return picked
 }
 
+// byAddress is the connections of other addresses than mine whose
+// message being read holds part of the cap: the address holding most
+// first, and within one address the largest message first.
+func (sv *survey) byAddress(mine *addrConns) []*holding {
+	type entry struct {
+		h    *holding
+		addr int64 // what its address held as the pass began
+	}
+	var picked []entry
+	for i := range sv.list {
+		if h := &sv.list[i]; h.reading > 0 && h.c.addr != nil && h.c.addr != mine {
+			picked = append(picked, entry{h, h.c.addr.reading.Load()})
+		}
+	}
+	slices.SortFunc(picked, func(a, b entry) int {
+		if c := cmp.Compare(b.addr, a.addr); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.h.reading, a.h.reading)
+	})
+	out := make([]*holding, len(picked))
+	for i, e := range picked {
+		out[i] = e.h
+	}
+	return out
+}
+
 func (sv *survey) report(s *Server, msg string) {
 	if sv.closed == [5]int{} {
 		return
@@ -359,6 +417,7 @@ func (c *conn) takeReading() int64 {
 		if c.reading.CompareAndSwap(v, takenReading) {
 			c.s.budget.Add(-v)
 			c.s.reading.Add(-v)
+			c.addReading(-v)
 			c.setReason(closecode.EndBusy)
 			go c.refuseMessage()
 			return v

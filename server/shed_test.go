@@ -281,7 +281,12 @@ func TestDefaultMaxConns(t *testing.T) {
 // message takes the place of the largest of them.
 func TestMessagesBeingReadHaveACap(t *testing.T) {
 	b := budget.New(1 << 20) // messages: 205 KiB, three of 40 KB (64 KiB buffers, 63.5 KiB reserved each)
-	ts := newTestServer(t, Config{Budget: b})
+	// Every socket here is one address's, whose share is at least two
+	// messages of MAX_FRAME_BYTES (readingFloor): 256 KiB, the whole cap.
+	ts := newTestServer(t, Config{Budget: b, MaxFrameBytes: 128 << 10})
+	if got, want := ts.addrReadingCap(), b.Limit()/readingShare; got != want {
+		t.Fatalf("one address's share %d, want the whole cap %d", got, want)
+	}
 	var first []*conn
 	for range 3 {
 		cl, c := dialConn(t, ts)

@@ -33,7 +33,8 @@ type conn struct {
 	maxFrames, maxBytes int
 	pingEvery           time.Duration
 	ping                *time.Timer
-	opened              int64 // the server's tick when the socket opened
+	opened              int64      // the server's tick when the socket opened
+	addr                *addrConns // its address's sockets together; nil when not counted (exempt)
 
 	// Guarded by mu.
 	mu             sync.Mutex
@@ -51,6 +52,7 @@ type conn struct {
 	closing        bool     // a close to send once the queue is empty: closeEnd
 	closeEnd       closecode.End
 	finished       bool // the reader has ended
+	crowded        bool // closed to make room for another address (makeRoomFor)
 
 	// Atomic.
 	reason   atomic.Uint32 // a closecode.End: why the socket ended; the first set sticks
@@ -157,6 +159,14 @@ func (c *conn) abort(end closecode.End) {
 func (c *conn) dropQueueLocked() {
 	c.release(c.queue, c.queueCharge)
 	c.queue, c.queuedBytes, c.queueCharge = nil, 0, 0
+}
+
+// isClosed reports whether the connection takes no more frames: it is
+// closing, or has ended.
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // held is what the connection holds of the memory budget, and whether it

@@ -70,6 +70,15 @@ func (b *Bucket) Take(now time.Time) bool {
 	return false
 }
 
+// Give puts one token back (a Take that turned out to cost nothing), up
+// to the bucket's burst.
+func (b *Bucket) Give(now time.Time) {
+	if b.Unlimited() {
+		return
+	}
+	b.have, b.last = min(b.burst, b.Level(now)+1), now
+}
+
 // Charge spends n tokens even when the bucket holds fewer: it goes into
 // debt, and wait is how long the debt takes to pay back at the bucket's
 // rate (the meter pays it by sleeping). While in debt, Take refuses.

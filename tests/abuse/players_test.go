@@ -32,6 +32,13 @@ type playing struct {
 // play starts rooms of a host and guests each, from addresses of block.
 func play(t *testing.T, srv *testutil.Server, rooms, guests, block int) *playing {
 	t.Helper()
+	return playSized(t, srv, rooms, guests, block, `{"type":"send","data":{"q":"what is the capital of France?"}}`)
+}
+
+// playSized is play with the hosts sending msg: a drawing's strokes are
+// kilobytes.
+func playSized(t *testing.T, srv *testutil.Server, rooms, guests, block int, msg string) *playing {
+	t.Helper()
 	pl := &playing{ended: map[int]int{}, stop: make(chan struct{})}
 	n := 0
 	for i := range rooms {
@@ -63,7 +70,7 @@ func play(t *testing.T, srv *testutil.Server, rooms, guests, block int) *playing
 					return
 				case <-tick.C:
 				}
-				if h.send(`{"type":"send","data":{"q":"what is the capital of France?"}}`) != nil {
+				if h.send(msg) != nil {
 					return
 				}
 				pl.sent.Add(int64(guests))

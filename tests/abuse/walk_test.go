@@ -68,3 +68,47 @@ func TestForgedAddressesGetNoOracle(t *testing.T) {
 		t.Errorf("the player who found the live room before asked again: %d, want 200", rejoin)
 	}
 }
+
+// Issue 20, second review, finding 2: once the machine's misses were
+// spent, every lookup from an address with no history of its code took
+// a newcomer's token, found or not. Lookups of a live code (one the
+// attacker made itself), each from a fresh address, then spent the
+// bucket, and every new player was refused. Now a lookup that finds its
+// room gives its token back, and one address takes at most a quarter of
+// the bucket.
+//
+// Before the fix: 10 of the attacker's 200 lookups answered (190 × 429),
+// then all 5 new players got 429. After it: 200 of 200, and 5 × 200.
+func TestLiveCodeLookupsDoNotSpendNewcomers(t *testing.T) {
+	srv := testutil.Start(t, flyEnv("GOMEMLIMIT=200MiB")...)
+	host, _, err := testutil.Dialer{Header: via("192.0.2.77")}.TryDial(t, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := host.Create("attacker-host", 8)
+	friend, _, err := testutil.Dialer{Header: via("192.0.2.80")}.TryDial(t, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	party := friend.Create("party-host", 8)
+	n := 0
+	forged := func() http.Header { n++; return via(fmt.Sprintf("10.%d.%d.%d", n>>16&255, n>>8&255, n&255)) }
+	for i := range 1200 { // the machine's misses, spent
+		lookup(srv.URL+"/room/"+regions.Encode(regions.Pack(6, uint32(7000+i))), forged())
+	}
+	hits := map[int]int{}
+	for range 200 { // the attacker's own live code, from fresh addresses
+		status, _ := lookup(srv.URL+"/room/"+own, forged())
+		hits[status]++
+	}
+	players := map[int]int{}
+	for i := range 5 { // new players, each from an address of their own, find their friend's room
+		status, _ := lookup(srv.URL+"/room/"+party, via(fmt.Sprintf("198.51.100.%d", i+1)))
+		players[status]++
+	}
+	t.Logf("after the machine's 1,200 misses, 200 lookups of the attacker's live code from fresh addresses: %v; "+
+		"then 5 new players looking up their friend's room: %v", hits, players)
+	if players[200] != 5 {
+		t.Errorf("new players' lookups of a live room: %v, want 5 × 200", players)
+	}
+}
