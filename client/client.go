@@ -81,7 +81,8 @@ type (
 	// follows as a State event: resynchronise from it.
 	RecoveryFailed struct{ Since, Latest uint64 }
 	// Restored: the room's machine was lost and the room is back, same
-	// code, this client in its own slot (a Joined came just before it).
+	// code, this client in its own slot (after its Joined, and the
+	// RecoveryFailed of a room rebuilt without recovery windows).
 	// ByOther: another member rebuilt it and this client joined that copy;
 	// otherwise this client's restore rebuilt it. The state follows when
 	// the room has one: resynchronise from it (frames in flight at the
