@@ -34,6 +34,13 @@ type Options struct {
 	// send again what it missed; duplicates are dropped, and
 	// RecoveryFailed says when the server no longer had them.
 	NoRecover bool
+	// NoTickets turns crash-proof rooms off. By default the client asks
+	// for its room's sealed ticket and keeps the freshest with the last
+	// state it saw; when the room's machine is lost (kill -9: a rejoin
+	// answers "Room not found") it restores the room from them on a
+	// sibling, or joins the copy another member restored (Restored),
+	// within RoomWait; RestoreFailed says why it could not.
+	NoTickets bool
 	// Since is the last seq a previous client of this slot saw (saved with
 	// the clientId, for Rejoin after a restart); 0 when unknown.
 	Since uint64
@@ -73,7 +80,24 @@ type (
 	// frame this slot missed (it was away too long). The retained state
 	// follows as a State event: resynchronise from it.
 	RecoveryFailed struct{ Since, Latest uint64 }
-	Reconnecting   struct {
+	// Restored: the room's machine was lost and the room is back, same
+	// code, this client in its own slot (after its Joined, and the
+	// RecoveryFailed of a room rebuilt without recovery windows).
+	// ByOther: another member rebuilt it and this client joined that copy;
+	// otherwise this client's restore rebuilt it. The state follows when
+	// the room has one: resynchronise from it (frames in flight at the
+	// crash are lost).
+	Restored struct {
+		Room    string
+		ByOther bool
+	}
+	// RestoreFailed: the room's machine was lost and the restore was
+	// refused; Reason is the server's answer ("Invalid ticket", "Ticket
+	// expired", "Not in this ticket", "Room ended", "Tickets are off"...,
+	// docs/protocol.md). Closed follows unless the relay merely has no
+	// tickets (then the client waits for the room as without one).
+	RestoreFailed struct{ Room, Reason string }
+	Reconnecting  struct {
 		Attempt int
 		Delay   time.Duration
 		Err     error
@@ -130,8 +154,10 @@ type Client struct {
 	room     string
 	index    int
 	instance string
-	seq      uint64 // the last frame number of this slot seen (recovery)
-	haveSeq  bool   // a created or joined was seen: seq is meaningful
+	seq      uint64          // the last frame number of this slot seen (recovery)
+	haveSeq  bool            // a created or joined was seen: seq is meaningful
+	ticket   string          // the room's freshest ticket; "" for none
+	state    json.RawMessage // the last state seen or set, for a restore
 }
 
 // Seq is the last frame number this client's slot has seen: save it with
@@ -256,7 +282,8 @@ func start(ctx context.Context, opts Options, code string, first map[string]any)
 func (c *Client) firstConnect(ctx context.Context, u string, first map[string]any) error {
 	first["clientId"] = c.opts.ClientID
 	c.addRecovery(first)
-	if err := c.connect(ctx, u, first); err != nil {
+	c.addTickets(first)
+	if _, err := c.connect(ctx, u, first); err != nil {
 		c.cancel()
 		close(c.done)
 		return err
@@ -304,18 +331,33 @@ func (c *Client) SendTo(ctx context.Context, slot int, data any) error {
 }
 
 // SetState (host only) retains a snapshot for the room.
+// The host never gets its own state back: it keeps what it set for a
+// restore.
 func (c *Client) SetState(ctx context.Context, data any) error {
-	return c.write(ctx, map[string]any{"type": "set_state", "data": data})
+	b, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	if err := c.write(ctx, map[string]any{"type": "set_state", "data": json.RawMessage(b)}); err != nil {
+		return err
+	}
+	c.keepState(b)
+	return nil
 }
 
 // CloseRoom (host only) ends the room for everyone.
 func (c *Client) CloseRoom(ctx context.Context) error {
-	return c.write(ctx, map[string]any{"type": "close_room"})
+	err := c.write(ctx, map[string]any{"type": "close_room"})
+	if err == nil {
+		c.forgetTicket() // an ended room is never restored
+	}
+	return err
 }
 
 // Close leaves: the socket closes and no reconnect follows.
 func (c *Client) Close() error {
 	c.cancel()
+	c.forgetTicket()
 	c.mu.Lock()
 	ws := c.ws
 	c.mu.Unlock()

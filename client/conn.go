@@ -40,6 +40,8 @@ type frame struct {
 	Message   string          `json:"message"`
 	Seq       *uint64         `json:"seq"`
 	Recovered *bool           `json:"recovered"`
+	Restored  bool            `json:"restored"`
+	Ticket    string          `json:"ticket"`
 }
 
 // fresh reports whether a numbered frame is new, and records its number;
@@ -77,25 +79,26 @@ func (c *Client) joinedSeq(f *frame) *RecoveryFailed {
 	return failed
 }
 
-// connect dials u, sends first and waits for created or joined.
-func (c *Client) connect(ctx context.Context, u string, first map[string]any) error {
+// connect dials u, sends first and waits for created or joined; restored
+// is the joined frame's "restored" (a restore rebuilt the room).
+func (c *Client) connect(ctx context.Context, u string, first map[string]any) (restored bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: c.opts.Header})
 	if err != nil {
-		return err
+		return false, err
 	}
 	ws.SetReadLimit(1 << 20)
 	b, _ := json.Marshal(first)
 	if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
 		ws.CloseNow()
-		return err
+		return false, err
 	}
 	for {
 		_, raw, err := ws.Read(ctx)
 		if err != nil {
 			ws.CloseNow()
-			return err
+			return false, err
 		}
 		var f frame
 		if err := json.Unmarshal(raw, &f); err != nil {
@@ -104,14 +107,14 @@ func (c *Client) connect(ctx context.Context, u string, first map[string]any) er
 		switch f.Type {
 		case "error":
 			ws.CloseNow()
-			return &ServerError{f.Message}
+			return false, &ServerError{f.Message}
 		case "created":
 			c.joinedSeq(&f)
 			c.mu.Lock()
 			c.ws, c.room, c.index, c.instance = ws, f.Room, 0, f.Instance
 			c.mu.Unlock()
 			c.emit(Created{Room: f.Room, Instance: f.Instance, Region: f.Region, URL: f.URL})
-			return nil
+			return false, nil
 		case "joined":
 			failed := c.joinedSeq(&f)
 			c.mu.Lock()
@@ -125,7 +128,7 @@ func (c *Client) connect(ctx context.Context, u string, first map[string]any) er
 			if failed != nil {
 				c.emit(*failed)
 			}
-			return nil
+			return f.Restored, nil
 		}
 	}
 }
@@ -191,9 +194,11 @@ func (c *Client) run() {
 		c.mu.Unlock()
 		switch {
 		case c.ctx.Err() != nil:
+			c.forgetTicket()
 			c.final(Closed{Code: 1000, Reason: "closed by the client"})
 			return
 		case closecode.Code(code).Final():
+			c.forgetTicket() // replaced, or the room ended: never restore it
 			c.final(Closed{Code: code, Reason: closecode.Code(code).Reason(), Final: true, Err: err})
 			return
 		case code == int(websocket.StatusGoingAway) || code == int(closecode.Restarting):
@@ -243,8 +248,14 @@ func (c *Client) readAll() error {
 		case "message":
 			c.emit(Message{From: f.From, Data: f.Data})
 		case "state":
+			c.keepState(f.Data)
 			c.emit(State{Data: f.Data})
+		case "ticket":
+			c.keepTicket(f.Ticket) // not the game's: no event
 		case "error":
+			if f.Message == answerTicketsOff && !c.opts.NoTickets {
+				continue // asked by default, not by the game: no tickets here, as before
+			}
 			c.emit(Error{f.Message})
 		}
 	}
@@ -252,17 +263,20 @@ func (c *Client) readAll() error {
 
 // reconnect retries with exponential backoff and jitter, rejoining with the
 // same clientId. It gives up after MaxAttempts, or when the room is gone:
-// "Room not found" for longer than RoomWait after the socket ended (a
-// room being handed to another machine is not found for a moment; the
-// client then also drops its pin and rejoins by code).
+// "Room not found" for longer than RoomWait after the first such answer
+// (a room being handed to another machine is not found for a moment; the
+// client then also drops its pin and rejoins by code; while the machine
+// does not answer at all, the wait has not begun). Holding a ticket, it
+// answers "Room not found" with a restore (tickets.go: nextStep).
 func (c *Client) reconnect(cause error) (Closed, bool) {
 	delay := c.opts.MinBackoff
-	lost := time.Now()
+	var lost time.Time // the first answer that the room is not there
 	// Waiting for a moving room: quick first (a hand-off takes
 	// milliseconds), then half as long again each time, up to one try
 	// every 2 s, so a room that is really gone costs the address few
-	// misses.
+	// misses. A restore told "Try again" backs off the same way.
 	roomDelay := min(c.opts.MinBackoff, 500*time.Millisecond)
+	restoring, byOther := false, false // sending a restore; another member restored the room
 	for attempt := 1; c.opts.MaxAttempts < 0 || attempt <= c.opts.MaxAttempts; attempt++ {
 		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1)) // jitter: [d/2, d]
 		c.emit(Reconnecting{Attempt: attempt, Delay: wait, Err: cause})
@@ -271,27 +285,63 @@ func (c *Client) reconnect(cause error) (Closed, bool) {
 			return Closed{Code: 1000, Reason: "closed by the client"}, false
 		case <-time.After(wait):
 		}
-		msg := map[string]any{"type": "join", "clientId": c.opts.ClientID, "room": c.Room()}
-		c.addRecovery(msg)
-		err := c.connect(c.ctx, c.rejoinURL(), msg)
-		if err == nil {
-			return Closed{}, true
+		msg, u := c.rejoinMsg()
+		if restoring {
+			msg, u = c.restoreMsg()
 		}
-		var se *ServerError
-		if errors.As(err, &se) && se.Message == "Room not found" {
-			if time.Since(lost) > c.opts.RoomWait {
-				return Closed{Reason: "room not found", Final: true, Err: err}, false
+		restored, err := c.connect(c.ctx, u, msg)
+		if err == nil {
+			if restoring || byOther {
+				c.emit(Restored{Room: c.Room(), ByOther: !restored})
 			}
-			c.unpin()
-			cause, delay, roomDelay = err, roomDelay, min(roomDelay*3/2, 2*time.Second)
-			attempt-- // waiting for a moving room is not a failed attempt
-			continue
+			return Closed{}, true
 		}
 		if c.ctx.Err() != nil {
 			return Closed{Code: 1000, Reason: "closed by the client"}, false
 		}
-		cause = err
-		delay = min(2*delay, c.opts.MaxBackoff)
+		var se *ServerError
+		if !errors.As(err, &se) {
+			cause, delay = err, min(2*delay, c.opts.MaxBackoff)
+			continue // no answer (the machine is down): the same try again
+		}
+		switch nextStep(se.Message, restoring, c.haveTicket()) {
+		case stepRetry:
+			cause, delay = err, min(2*delay, c.opts.MaxBackoff)
+			continue
+		case stepFinal:
+			c.forgetTicket()
+			c.emit(RestoreFailed{Room: c.Room(), Reason: se.Message})
+			return Closed{Reason: "room not found", Final: true, Err: err}, false
+		case stepNoTickets:
+			c.forgetTicket()
+			c.emit(RestoreFailed{Room: c.Room(), Reason: se.Message})
+			restoring = false
+		case stepJoin:
+			restoring, byOther = false, true
+		case stepRestore:
+			restoring = true
+		case stepWaitRoom:
+		}
+		if lost.IsZero() {
+			lost = time.Now()
+		}
+		if time.Since(lost) > c.opts.RoomWait {
+			return Closed{Reason: "room not found", Final: true, Err: err}, false
+		}
+		c.unpin()
+		cause, delay, roomDelay = err, roomDelay, min(roomDelay*3/2, 2*time.Second)
+		if se.Message == answerRoomExists {
+			delay = 0 // the room is back: join it at once
+		}
+		attempt-- // waiting for a moving or lost room is not a failed attempt
 	}
 	return Closed{Reason: fmt.Sprintf("gave up after %d attempts", c.opts.MaxAttempts), Err: cause}, false
+}
+
+// rejoinMsg is the join of a reconnect, and its URL (pinned when known).
+func (c *Client) rejoinMsg() (map[string]any, string) {
+	msg := map[string]any{"type": "join", "clientId": c.opts.ClientID, "room": c.Room()}
+	c.addRecovery(msg)
+	c.addTickets(msg)
+	return msg, c.rejoinURL()
 }

@@ -66,6 +66,13 @@
 // with a final Closed event, on 4000 (replaced: the same clientId joined
 // elsewhere), 4001 (room closed) or a room that no longer exists.
 //
+// A room whose machine crashed (kill -9) comes back: the client keeps the
+// room's sealed ticket and the last state it saw, and when a rejoin
+// answers "Room not found" it restores the room on a sibling from them,
+// or joins the copy another member restored (a Restored event follows
+// the Joined; RestoreFailed carries the server's answer when it is
+// refused). Options.NoTickets turns this off.
+//
 // A link that dies without ending (a black-holed network: no close, no
 // reset) is noticed by the heartbeat: while nothing comes from the server
 // for Options.Heartbeat (5 s) the client sends {"type":"ping"}, and when
