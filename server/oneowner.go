@@ -139,7 +139,7 @@ func (s *Server) checkOwnership(ctx context.Context) {
 	for range min(4, len(codes)) {
 		wg.Go(func() {
 			for code := range work {
-				ans, _ := s.askSiblings(ctx, code)
+				ans, _ := s.askSiblings(ctx, code, false)
 				if len(ans.holders) > 0 {
 					s.settleCopies(ctx, code, ans.holders)
 				}

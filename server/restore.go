@@ -15,8 +15,8 @@ import (
 // Restore (docs/protocol.md "Crash-proof rooms"): {"type":"restore","clientId",
 // "ticket","state"?} on a socket not in a room. The checks, in order: the
 // seal, the age, that the clientId owns a slot of the ticket; then that no
-// machine holds the code: this one (held, or moved moments ago), then the
-// region's siblings, by signed probe (restore_probe.go). An answer that
+// machine holds the code: this one (held, or moved moments ago), then
+// every other machine of the app, by signed probe (restore_probe.go). An answer that
 // cannot be had (the address's probe allowance, DNS, a timeout) is
 // unknown, never absent: Try again. Restores of one code run one at a
 // time on a machine, and the room is looked for again under that lock.
@@ -69,7 +69,7 @@ func (s *Server) confirmOwner(code string) {
 	if s.cfg.Prober == nil {
 		return
 	}
-	ans, _ := s.askSiblings(s.baseCtx, code)
+	ans, _ := s.askSiblings(s.baseCtx, code, true)
 	if len(ans.holders) > 0 {
 		s.log.Warn("restore: another machine holds the code too; one copy gives way", "room", code)
 		s.settleCopies(s.baseCtx, code, ans.holders)
@@ -151,8 +151,8 @@ func presentedState(raw []byte) []byte {
 }
 
 // mayRebuild checks that no machine holds code and none ended it: this
-// one first, then the region's siblings (one probe round, paid for by the
-// address's probe allowance).
+// one first, then every other machine of the app (one probe round, paid
+// for by the address's probe allowance).
 func (s *Server) mayRebuild(ctx context.Context, code, ip string, counted bool) error {
 	switch {
 	case s.rooms.Ended(code):
@@ -169,7 +169,7 @@ func (s *Server) mayRebuild(ctx context.Context, code, ip string, counted bool) 
 		// restore still works, but two could race (docs/protocol.md "One owner").
 		s.log.Info("restore: this machine is not the code's rendezvous", "room", code, "rendezvous", rv)
 	}
-	ans, err := s.askSiblings(ctx, code)
+	ans, err := s.askSiblings(ctx, code, true)
 	switch {
 	case len(ans.holders) > 1:
 		s.settleCopies(ctx, code, ans.holders) // two copies: one gives way

@@ -61,8 +61,14 @@ type siblingAnswers struct {
 
 // askSiblings asks every started machine of this region and of the code's
 // home region (but this one) about code, within holderWait in all; err
-// when one could not say.
-func (s *Server) askSiblings(ctx context.Context, code string) (siblingAnswers, error) {
+// when one could not say. wide asks every started machine of the app: a
+// restore must not rebuild a room that lives abroad (a region that lost
+// its machines sent its rooms away, and the machines it started since do
+// not know where), or two copies would go on. Restores are rare and
+// bounded (restoreRoundsPerSec, the address's probe allowance), so they
+// may pay for a wide round; the checks of a whole machine's rooms after a
+// freeze stay narrow.
+func (s *Server) askSiblings(ctx context.Context, code string, wide bool) (siblingAnswers, error) {
 	var ans siblingAnswers
 	p := s.cfg.Prober
 	ctx, cancel := context.WithTimeout(ctx, holderWait)
@@ -78,7 +84,7 @@ func (s *Server) askSiblings(ctx context.Context, code string) (siblingAnswers, 
 		wg      sync.WaitGroup
 	)
 	for _, peer := range peers {
-		if (peer.Region != s.cfg.Region && peer.Region != home) || peer.ID == s.cfg.Instance || !routing.MachineID(peer.ID) {
+		if (!wide && peer.Region != s.cfg.Region && peer.Region != home) || peer.ID == s.cfg.Instance || !routing.MachineID(peer.ID) {
 			continue
 		}
 		wg.Go(func() {

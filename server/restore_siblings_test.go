@@ -256,3 +256,31 @@ func waitConfirmed(t *testing.T, m *machineUnderTest, n int64) {
 	t.Helper()
 	testutil.Eventually(t, 5*time.Second, "the check after the rebuild", func() bool { return m.confirmed.Load() >= n })
 }
+
+// TestRestoreAsksAbroad: a room whose region lost its machines lives
+// abroad; a machine its region starts again does not know where. A
+// member's restore there must find the copy abroad (Room exists), not
+// rebuild a second room. Before, a restore asked only its own region and
+// the code's home region: the short drill saw two copies of a room after
+// its region went down and a deploy ran with the DNS down, and 46 states
+// skipped by members of the copy that gave way.
+func TestRestoreAsksAbroad(t *testing.T) {
+	ms := newMachineSet(t)
+	syd, gru := ms.start(2, "syd", ""), ms.start(3, "gru", "")
+	code, tk, _ := siblingRoom(t, syd)
+	syd.Drain()
+	if moved, left := syd.HandOff(t.Context()); moved != 1 || left != 0 {
+		t.Fatalf("HandOff moved %d, left %d", moved, left)
+	}
+	ms.dns.Remove(syd.id)
+	if !gru.rooms.Held(code) {
+		t.Fatal("the room did not go abroad")
+	}
+	fresh := ms.start(4, "syd", "") // syd's new machine knows nothing of it
+	c := testutil.Dial(t, fresh.url)
+	c.Send(restoreMsg("p1", tk, `,"state":{"round":5}`))
+	c.ExpectErr("Room exists")
+	if fresh.rooms.Held(code) {
+		t.Fatal("a second copy was rebuilt while the room lives abroad")
+	}
+}
