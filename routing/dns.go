@@ -149,6 +149,21 @@ func (p *Prober) FreshPeers(ctx context.Context) ([]Peer, error) {
 	return Peers(ctx, p.Resolver, p.App)
 }
 
+// LivePeers is the started machines as DNS answers now, with no stand-in:
+// an error when DNS fails, where FreshPeers would fall back on the last
+// good answer. A restore must not rebuild a room on a list from before
+// an outage: machines started since (a deploy's) are missing from it, and
+// one of them may hold the room (an unknown answer is not an absent one).
+func (p *Prober) LivePeers(ctx context.Context) ([]Peer, error) {
+	r := p.Resolver
+	if cr, ok := r.(*CachingResolver); ok {
+		r = cr.Inner
+	}
+	ctx, cancel := context.WithTimeout(ctx, freshWait)
+	defer cancel()
+	return Peers(ctx, r, p.App)
+}
+
 // freshWait bounds FreshPeers' question; Fly's resolver is on the host
 // and answers in milliseconds.
 const freshWait = time.Second

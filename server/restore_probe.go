@@ -67,13 +67,18 @@ type siblingAnswers struct {
 // not know where), or two copies would go on. Restores are rare and
 // bounded (restoreRoundsPerSec, the address's probe allowance), so they
 // may pay for a wide round; the checks of a whole machine's rooms after a
-// freeze stay narrow.
+// freeze stay narrow. A wide round takes no last good answer for a DNS
+// that fails (Prober.LivePeers): a deploy during the outage started
+// machines that list does not name.
 func (s *Server) askSiblings(ctx context.Context, code string, wide bool) (siblingAnswers, error) {
 	var ans siblingAnswers
 	p := s.cfg.Prober
 	ctx, cancel := context.WithTimeout(ctx, holderWait)
 	defer cancel()
 	peers, err := p.FreshPeers(ctx)
+	if wide {
+		peers, err = p.LivePeers(ctx) // no stand-in for a failing DNS: unknown, Try again
+	}
 	if err != nil {
 		return ans, err
 	}
