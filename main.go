@@ -131,14 +131,19 @@ func run(getenv func(string) string) error {
 		log.Info("draining: no new rooms; exiting when the last room ends", "signal", s.String(), "rooms", srv.Rooms())
 		srv.Drain()
 	}
+	var again func() // a hand-off of what is left, while the rooms drain
 	if cfg.Handoff && prober != nil && srv.Rooms() > 0 {
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.HandoffTimeout)
-		moved, left := srv.HandOff(ctx)
-		cancel()
-		log.Info("hand-off done", "moved", moved, "left", left, "ms", time.Since(start).Milliseconds())
+		handOff := func() {
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.HandoffTimeout)
+			moved, left := srv.HandOff(ctx)
+			cancel()
+			log.Info("hand-off done", "moved", moved, "left", left, "ms", time.Since(start).Milliseconds())
+		}
+		handOff()
+		again = handOff
 	}
-	waitEmpty(srv, sig, log)
+	waitEmpty(srv, sig, log, again)
 	// Close what is left (sockets that never joined) with 1012, and let
 	// every close frame reach its client before the process ends.
 	srv.CloseAll()
@@ -223,15 +228,36 @@ func roomEvents(hooks *webhook.Sender, cfg config, log *slog.Logger) func(rooms.
 
 // waitEmpty returns once no room is left. A second signal closes every
 // session with 1012 so clients reconnect elsewhere at once.
-func waitEmpty(srv *server.Server, sig <-chan os.Signal, log *slog.Logger) {
+//
+// again, when not nil, hands off what is left every handOffAgain: rooms
+// that found no sibling (the DNS down through the whole HANDOFF_TIMEOUT,
+// siblings not yet started) would otherwise drain on a machine the proxy
+// no longer routes to, their members' rejoins answered Room not found;
+// once a sibling answers, they move and their members follow.
+func waitEmpty(srv drainer, sig <-chan os.Signal, log *slog.Logger, again func()) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	next := time.Now().Add(handOffAgain)
 	for srv.Rooms() > 0 {
 		select {
 		case s := <-sig:
 			log.Info("second signal: closing every session", "signal", s.String())
 			srv.CloseAll()
-		case <-tick.C:
+		case now := <-tick.C:
+			if again != nil && now.After(next) {
+				again()
+				next = time.Now().Add(handOffAgain)
+			}
 		}
 	}
+}
+
+// handOffAgain is how often a draining machine tries again to hand off
+// the rooms it still holds.
+var handOffAgain = 2 * time.Second
+
+// drainer is what waitEmpty needs of the server.
+type drainer interface {
+	Rooms() int
+	CloseAll()
 }

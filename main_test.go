@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -274,5 +276,36 @@ func TestWebhooksFlushedAtExit(t *testing.T) {
 	}
 	if !local {
 		t.Errorf("no event names the machine local off Fly: %q", got)
+	}
+}
+
+// fakeDrain is a server whose rooms leave when told.
+type fakeDrain struct{ left atomic.Int64 }
+
+func (f *fakeDrain) Rooms() int { return int(f.left.Load()) }
+func (f *fakeDrain) CloseAll()  {}
+
+// A draining machine whose rooms found no sibling hands them off again
+// every handOffAgain until they are gone, then stops asking.
+func TestWaitEmptyHandsOffAgain(t *testing.T) {
+	defer func(d time.Duration) { handOffAgain = d }(handOffAgain)
+	handOffAgain = 150 * time.Millisecond
+	f := &fakeDrain{}
+	f.left.Store(3)
+	var tries atomic.Int64
+	again := func() {
+		if tries.Add(1) == 3 { // the third try finds a sibling
+			f.left.Store(0)
+		}
+	}
+	done := make(chan struct{})
+	go func() { waitEmpty(f, make(chan os.Signal), slog.New(slog.NewTextHandler(io.Discard, nil)), again); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("waitEmpty did not return once the rooms were gone")
+	}
+	if n := tries.Load(); n != 3 {
+		t.Errorf("handed off again %d times, want 3", n)
 	}
 }
