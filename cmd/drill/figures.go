@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,10 +17,13 @@ type figures struct {
 	Label string `json:"label"`
 
 	RoomsLost       int `json:"rooms_lost"`
-	RoomsLostToKill int `json:"rooms_lost_to_kill"` // their code was on a machine killed -9
-	RoomsLostInDNS  int `json:"rooms_lost_in_dns"`  // lost in a rolling deploy with the DNS down (a known limit)
-	RoomsKept       int `json:"rooms_kept"`         // in the total only
-	NeverJoined     int `json:"never_joined"`       // members whose first create or join failed
+	RoomsLostToKill int `json:"rooms_lost_to_kill"` // their code was on a machine killed -9, lost in the kill's slot
+	// of those, rooms none of whose members held the tickets (old-relay
+	// clients): the README's limit of crash-proof rooms
+	RoomsLostNoTickets int `json:"rooms_lost_no_tickets"`
+	RoomsLostInDNS     int `json:"rooms_lost_in_dns"` // lost in a rolling deploy with the DNS down (a known limit)
+	RoomsKept          int `json:"rooms_kept"`        // in the total only
+	NeverJoined        int `json:"never_joined"`      // members whose first create or join failed
 
 	EndedRecover int `json:"ended_recover"`  // members who opted in to recovery and ended for good
 	EndedOld     int `json:"ended_old"`      // old-relay members who ended for good
@@ -57,6 +61,7 @@ type analysis struct {
 	lastSeen  map[string]time.Time // room code → the last time a machine listed it
 	slots     []*figures           // one per fault, in order
 	endedOut  []string             // recovery members who ended outside a known limit: who, where, why
+	lostOut   []string             // the first messages a recovery member lost outside a recovered: false rejoin, each with its member's history
 	before    *figures             // before the first fault
 	total     *figures
 }
@@ -103,6 +108,17 @@ func analyse(pop *population, faults []*fault, held map[*room]bool, lastSeen map
 	return a
 }
 
+// anyTickets reports whether a member of rm holds the room's tickets:
+// the drill's recovery members, unless -tickets=false.
+func anyTickets(rm *room) bool {
+	for _, m := range rm.members {
+		if m.tickets {
+			return true
+		}
+	}
+	return false
+}
+
 // faultAt is the fault whose slot t is in, nil before the first.
 func (a *analysis) faultAt(t time.Time) *fault {
 	var out *fault
@@ -132,12 +148,21 @@ func (a *analysis) room(rm *room, onKilled bool) {
 				}
 			}
 		}
-		inDNS := !onKilled && a.faultAt(at) != nil && a.faultAt(at).Kind == faultDNSDeploy
-		allowed = (onKilled && a.killLoses) || (inDNS && a.dnsLoses)
+		// Lost to the kill when it went in the kill's slot: a room that
+		// came back from its ticket and was lost later is not the kill's.
+		f := a.faultAt(at)
+		inKill := onKilled && f != nil && f.Kind == faultKill
+		inDNS := !inKill && f != nil && f.Kind == faultDNSDeploy
+		// A room none of whose members holds a ticket (the relay's old
+		// clients) cannot come back from a kill -9: the README's limit.
+		allowed = (inKill && (a.killLoses || !anyTickets(rm))) || (inDNS && a.dnsLoses)
 		a.add(at, func(f *figures) {
 			f.RoomsLost++
-			if onKilled {
+			if inKill {
 				f.RoomsLostToKill++
+				if !anyTickets(rm) {
+					f.RoomsLostNoTickets++
+				}
 			}
 			if inDNS {
 				f.RoomsLostInDNS++
@@ -305,6 +330,9 @@ func (a *analysis) pair(r *member, got []delivery, sent map[int]time.Time, from,
 			continue
 		}
 		failed := r.recover && inFailed(r, at)
+		if r.recover && !failed && len(a.lostOut) < maxLostOut {
+			a.lostOut = append(a.lostOut, describeLoss(r, n, at))
+		}
 		a.add(at, func(f *figures) {
 			count(r.recover, &f.LostRecover, &f.LostOld)
 			if failed {
@@ -312,6 +340,25 @@ func (a *analysis) pair(r *member, got []delivery, sent map[int]time.Time, from,
 			}
 		})
 	}
+}
+
+// maxLostOut bounds the losses report.json describes.
+const maxLostOut = 40
+
+// describeLoss is one message a recovery member lost outside a
+// recovered: false rejoin: the message, when another member got it, and
+// the member's drops and rejoins.
+func describeLoss(r *member, n int, at time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "room %s slot %d lost message %d (first delivered at %s); joined %s",
+		r.room.code, r.index, n, at.Format("15:04:05.000"), r.joined.Format("15:04:05.000"))
+	for _, j := range r.rejoins {
+		fmt.Fprintf(&b, "; dropped %s, back after %v", j.drop.Format("15:04:05.000"), j.took.Round(time.Millisecond))
+	}
+	for _, e := range r.failed {
+		fmt.Fprintf(&b, "; recovered: false for %s-%s", e.from.Format("15:04:05.000"), e.to.Format("15:04:05.000"))
+	}
+	return b.String()
 }
 
 // count adds one to the recovery member's counter or the old client's.

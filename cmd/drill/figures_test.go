@@ -163,3 +163,47 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+// TestKillLossAttribution: with crash-proof rooms, a room on a killed
+// machine lost in the kill's slot is the README's limit only when none of
+// its members holds its tickets (old-relay clients); one that came back
+// and was lost in a later fault is that fault's, not the kill's.
+func TestKillLossAttribution(t *testing.T) {
+	t.Parallel()
+	t0 := time.Now()
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	kill := &fault{Kind: faultKill, Start: at(10), Killed: []string{"OLDONE", "TICKET", "LATERX"}}
+	dnsDeploy := &fault{Kind: faultDNSDeploy, Start: at(20)}
+	mk := func(code string, tickets bool) *room {
+		rm := &room{code: code}
+		for i := range 3 {
+			m := &member{index: i, joined: t0, recvs: map[int][]delivery{}, recover: tickets, tickets: tickets,
+				ended: &ending{at: at(10.6), reason: "room not found", final: true}}
+			m.room = rm
+			rm.members = append(rm.members, m)
+		}
+		return rm
+	}
+	old, tk, later := mk("OLDONE", false), mk("TICKET", true), mk("LATERX", true)
+	pop := &population{rooms: []*room{old, tk, later}}
+	for _, rm := range pop.rooms {
+		pop.members = append(pop.members, rm.members...)
+	}
+	seen := map[string]time.Time{"OLDONE": at(10.5), "TICKET": at(10.5), "LATERX": at(21)}
+	a := analyse(pop, []*fault{kill, dnsDeploy}, map[*room]bool{}, seen, nil, at(30), false, false)
+	if got := a.total; got.RoomsLost != 3 || got.RoomsLostToKill != 2 || got.RoomsLostInDNS != 1 {
+		t.Errorf("lost %d, to the kill %d, in the DNS deploy %d; want 3, 2 (OLDONE, TICKET), 1 (LATERX)",
+			got.RoomsLost, got.RoomsLostToKill, got.RoomsLostInDNS)
+	}
+	if got := a.total.RoomsLostNoTickets; got != 1 {
+		t.Errorf("lost to the kill without a ticket holder: %d, want 1 (OLDONE)", got)
+	}
+	// TICKET and LATERX break the rooms promise, and their members ended
+	// outside any limit; OLDONE is the README's limit.
+	if b := promises(a.total, false, false); len(b) == 0 || !strings.HasPrefix(b[0], "rooms: 2 lost") {
+		t.Errorf("promises = %q, want rooms: 2 lost first", b)
+	}
+	if len(a.endedOut) != 6 {
+		t.Errorf("ended outside a known limit: %d, want TICKET's and LATERX's 6", len(a.endedOut))
+	}
+}

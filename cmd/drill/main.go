@@ -68,11 +68,11 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.freezeFor, "freeze-for", 5*time.Second, "how long a machine stays frozen")
 	fs.DurationVar(&c.cutFor, "cut-for", 5*time.Second, "how long a cut player's network is down")
 	fs.Float64Var(&c.cutShare, "cut-share", 0.1, "share of the live members whose network is cut")
-	fs.BoolVar(&c.killLoses, "kill-loses-rooms", true, "the README's promise today: a kill -9 loses that machine's rooms, "+
-		"and their members end; false holds them to no loss (once crash-proof rooms land)")
+	fs.BoolVar(&c.killLoses, "kill-loses-rooms", false, "allow a kill -9 to lose that machine's rooms (as without tickets); "+
+		"false (the README's promise) holds every room with a member that holds its tickets to no loss")
 	fs.BoolVar(&c.dnsLoses, "dns-deploy-loses-rooms", true, "a known limit (README): a machine that stops while the DNS is down "+
 		"finds no sibling, and its rooms are lost; false holds a deploy in a DNS outage to no loss")
-	fs.BoolVar(&c.tickets, "tickets", false, "members who opt in to recovery also use crash-proof room tickets (not in the client yet)")
+	fs.BoolVar(&c.tickets, "tickets", true, "members who opt in to recovery also hold crash-proof room tickets (the Go client's default)")
 	fs.StringVar(&c.out, "out", "bin/drill", "directory for report.html, report.json and cluster.log")
 	fs.Uint64Var(&c.seed, "seed", 0, "random seed (0: from the clock); the same seed lays out the same night")
 	if err := fs.Parse(args); err != nil {
@@ -114,10 +114,6 @@ func (c *config) check() error {
 		if n < 0 || n > 20 {
 			errs = append(errs, fmt.Errorf("-%s: 0 to 20", k))
 		}
-	}
-	if c.tickets {
-		errs = append(errs, errors.New("-tickets: the Go client does not support crash-proof room tickets yet (issue 23); "+
-			"switch them on in member.options once it does"))
 	}
 	return errors.Join(errs...)
 }

@@ -19,6 +19,7 @@ type member struct {
 	room    *room
 	host    bool
 	recover bool   // opted in to message recovery (our client's default); else an old-relay client
+	tickets bool   // a recovery member that also holds the room's tickets (our client's default; -tickets)
 	edge    string // the region whose edge it connects through
 	net     *phoneNet
 
@@ -66,14 +67,15 @@ type ending struct {
 // client's defaults (recovery on, rooms waited for after a drop); the
 // others behave as clients of the relay we replace (no recovery, and a
 // rejoin that gets "Room not found" gives up at once).
-//
-// Tickets (crash-proof rooms, issue 23) are switched on here once the
-// client supports them: -tickets refuses to run until then (main.go).
+// Recovery members also hold the room's tickets, as the client does by
+// default (-tickets=false: they do not).
 func (m *member) options(url string) client.Options {
 	o := client.Options{URL: url}
 	if !m.recover {
+		// An old-relay client: no recovery, no room wait, no tickets.
 		o.NoRecover, o.RoomWait = true, -1
 	}
+	o.NoTickets = !m.tickets
 	return o
 }
 

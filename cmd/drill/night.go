@@ -68,7 +68,7 @@ func (n *night) play() ([]string, error) {
 		return nil, err
 	}
 	defer f.stop()
-	pop, err := newPopulation(f, n.c.regions, roomSizes(n.c.players, n.c.rooms, n.r), n.c.recoverShare, n.r)
+	pop, err := newPopulation(f, n.c.regions, roomSizes(n.c.players, n.c.rooms, n.r), n.c.recoverShare, n.c.tickets, n.r)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (n *night) run(f *fleet, pop *population, kinds []string, warm time.Duratio
 	a := analyse(pop, n.faults, held, s.seen(), samples, n.end, n.c.killLoses, n.c.dnsLoses)
 	rep := &report{Config: n.describe(), Faults: n.faults, Slots: append([]*figures{a.before}, a.slots...),
 		Total: a.total, Machines: use, Samples: samples, Regions: n.c.regions, Start: n.start, End: n.end,
-		Rejoins: a.total.rejoinSet, LostRooms: lostRooms(pop, held), EndedOutside: a.endedOut}
+		Rejoins: a.total.rejoinSet, LostRooms: lostRooms(pop, held), EndedOutside: a.endedOut, LostOutside: a.lostOut}
 	rep.Broken = promises(a.total, n.c.killLoses, n.c.dnsLoses)
 	rep.print(os.Stdout)
 	for _, e := range a.endedOut {

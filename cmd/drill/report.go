@@ -26,8 +26,11 @@ type report struct {
 	LostRooms []lostRoom `json:"lost_rooms"`
 	// EndedOutside names each recovery member that ended for good outside
 	// a room lost to a known limit (the "members ended" promise).
-	EndedOutside []string        `json:"ended_outside_limits"`
-	Rejoins      []time.Duration `json:"-"`
+	EndedOutside []string `json:"ended_outside_limits"`
+	// LostOutside names the first messages recovery members lost outside
+	// a recovered: false rejoin, with each member's drops and rejoins.
+	LostOutside []string        `json:"lost_outside_recovery_failed"`
+	Rejoins     []time.Duration `json:"-"`
 }
 
 // promises are the README's correctness promises the drill can break
@@ -37,8 +40,11 @@ func promises(t *figures, killLoses, dnsLoses bool) []string {
 	var out []string
 	lost, ended := t.RoomsLost, t.EndedRecover-t.EndedInLimit
 	if killLoses {
-		// docs/deploys.md: kill -9 still loses the rooms of that machine.
 		lost -= t.RoomsLostToKill
+	} else {
+		// docs/protocol.md "Crash-proof rooms": a room whose members hold
+		// no ticket (old-relay clients) is lost to a kill -9.
+		lost -= t.RoomsLostNoTickets
 	}
 	if dnsLoses {
 		// docs/testing.md "The game-night drill": a known limit, with its figure.

@@ -48,7 +48,7 @@ type population struct {
 // code through another region's edge. recoverShare of the rooms' members
 // opt in to recovery. Every member has its own loopback address (srcNet:
 // the first two bytes of 127.a.b.c).
-func newPopulation(f *fleet, regions []string, sizes []int, recoverShare float64, r *rand.Rand) (*population, error) {
+func newPopulation(f *fleet, regions []string, sizes []int, recoverShare float64, tickets bool, r *rand.Rand) (*population, error) {
 	p := &population{}
 	srcA := byte(10 + r.IntN(200))
 	n := 0
@@ -71,6 +71,7 @@ func newPopulation(f *fleet, regions []string, sizes []int, recoverShare float64
 			}
 			m := &member{room: rm, host: j == 0, recover: r.Float64() < recoverShare, edge: region, net: pn,
 				recvs: map[int][]delivery{}}
+			m.tickets = m.recover && tickets
 			rm.members = append(rm.members, m)
 			p.members = append(p.members, m)
 		}
