@@ -64,11 +64,13 @@ func (r *Room) Info() (Info, bool) {
 
 // addLiveLocked changes the room's count of live members by n, and with it
 // the counts read without the room's lock: its own (Info) and the
-// manager's (Counts), and the manager's list of empty rooms (evict.go).
-// r.mu must be held, or r not yet reachable.
+// manager's (Counts), the room's time played and the manager's list of
+// empty rooms (evict.go). r.mu must be held, or r not yet reachable.
 func (r *Room) addLiveLocked(n int) {
+	was := r.live
 	r.live += n
 	r.clients.Store(int64(r.live))
 	r.m.live.Add(int64(n))
+	r.notePlayLocked(was)
 	r.trackEmptyLocked()
 }

@@ -160,3 +160,111 @@ func TestRoomCostCoversItsHeap(t *testing.T) {
 	}
 	runtime.KeepAlive(hosts)
 }
+
+// Issue 20, second review, finding 4: a household whose Wi-Fi dropped had
+// been empty longer than a stranger's fresh rooms, and was evicted first.
+// Empty rooms go by what they cost a stranger to make: rooms only their
+// host was ever in, then rooms another member joined but that were not
+// played (two live together for playedToKeep in all), then games played;
+// each longest empty first. A lone host's state lifts nothing; play adds
+// up over several stretches; a guest who came and went lifts a room only
+// to the middle tier, however long its host stayed.
+func TestEvictionTakesTheCheapestRoomsFirst(t *testing.T) {
+	clk := &testutil.FakeClock{}
+	var closed closedRooms
+	m := NewManager(Config{HostGrace: time.Hour, Clock: clk, Codes: &countCodes{}, MaxRooms: 6, Events: closed.event})
+	// play makes a room whose members are live together for each of
+	// stretches in turn (the last guest leaves and comes back between
+	// two), the host alone for alone after, then everyone blips.
+	play := func(guests int, alone time.Duration, stretches ...time.Duration) *Room {
+		host := &fakeMember{}
+		r := create(t, m, host, 8)
+		mems := []*fakeMember{host}
+		for i := range guests {
+			mems = append(mems, &fakeMember{})
+			join(t, m, r.Code, fmt.Sprintf("guest-%d", i), mems[i+1])
+		}
+		for i, d := range stretches {
+			clk.Advance(d)
+			if i < len(stretches)-1 {
+				last := len(mems) - 1
+				r.Leave(last, mems[last], false)
+				clk.Advance(time.Minute) // not played: one member live
+				mems[last] = &fakeMember{}
+				join(t, m, r.Code, fmt.Sprintf("guest-%d", guests-1), mems[last])
+			}
+		}
+		for i := len(mems) - 1; i >= 0; i-- {
+			r.Leave(i, mems[i], false)
+			if i == 1 {
+				clk.Advance(alone)
+			}
+		}
+		clk.Advance(time.Second)
+		return r
+	}
+	game := play(3, 0, 5*time.Minute)                   // a real game, empty first
+	early := play(1, 0, 10*time.Second)                 // blipped in its first seconds
+	twice := play(1, 0, 20*time.Second, 15*time.Second) // 35 s played in two stretches
+	lonely := play(1, 10*time.Minute, time.Second)      // a guest for a second, the host alone for long
+	alone := play(0, 0)
+	stated := play(0, 0)
+	host := &fakeMember{}
+	if _, _, err := m.Join(stated.Code, "host", host, JoinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stated.PutState(AsMember(0, host), []byte(`{"lobby":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	stated.Leave(0, host, false)
+	for range 6 {
+		create(t, m, &fakeMember{}, 8) // each ends one empty room
+	}
+	if _, err := m.Create(CreateRequest{Member: &fakeMember{}, ClientID: "f", MaxClients: 8}); err != ErrTooManyRooms {
+		t.Fatalf("a create with every room live: %v, want %v", err, ErrTooManyRooms)
+	}
+	var want []string
+	for _, r := range []*Room{alone, stated, early, lonely, game, twice} {
+		want = append(want, r.Code+" evicted")
+	}
+	if got := closed.list(); !slices.Equal(got, want) {
+		t.Fatalf("eviction order\n  %v\nwant (alone, stated, early, lonely, game, twice)\n  %v", got, want)
+	}
+}
+
+// Finding 4, the attacker's side: a stranger who joins its own rooms from
+// a second socket lifts them past rooms only their host was in, but not
+// past a game played: 40 such rooms made after the household blipped are
+// all evicted before it, and so is a played room that went empty later.
+func TestStrangersJoiningTheirOwnRoomsGoBeforeAGame(t *testing.T) {
+	clk := &testutil.FakeClock{}
+	var closed closedRooms
+	m := NewManager(Config{HostGrace: 2 * time.Minute, Clock: clk, Codes: &countCodes{}, MaxRooms: 41, Events: closed.event})
+	host, guest := &fakeMember{}, &fakeMember{}
+	game := create(t, m, host, 8)
+	join(t, m, game.Code, "phone", guest)
+	clk.Advance(playedToKeep)
+	game.Leave(1, guest, false)
+	game.Leave(0, host, false)
+	for i := range 40 {
+		h, g := &fakeMember{}, &fakeMember{}
+		r := create(t, m, h, 8)
+		join(t, m, r.Code, fmt.Sprintf("sock-%d", i), g)
+		clk.Advance(time.Second) // played a little, well under playedToKeep
+		r.Leave(1, g, false)
+		r.Leave(0, h, false)
+	}
+	for i := range 40 {
+		create(t, m, &fakeMember{}, 8)
+		if got := closed.list(); len(got) != i+1 || got[i] == game.Code+" evicted" {
+			t.Fatalf("create %d at the cap: room.closed %v; the game must outlast the strangers' rooms", i, got[max(0, len(got)-1):])
+		}
+	}
+	if m.Room(game.Code) == nil {
+		t.Fatal("the game was evicted while the strangers' rooms were there")
+	}
+	create(t, m, &fakeMember{}, 8) // no other empty room: now it goes
+	if got := closed.list(); got[len(got)-1] != game.Code+" evicted" {
+		t.Fatalf("last eviction %v, want the game's", got[len(got)-1])
+	}
+}

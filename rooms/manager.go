@@ -143,7 +143,7 @@ type Manager struct {
 	reclaimAfter   atomic.Int64                // no reclaimFor pass for a frame before this (clock's Unix ns)
 	staleReclaimer atomic.Pointer[func(int64)] // the server's (SetStaleReclaimer); nil: none
 
-	empties emptyRooms // rooms with no live member, longest empty first (evict.go); its own lock
+	empties emptyRooms // rooms with no live member, by tier, longest empty first (evict.go); its own lock
 
 	reclaimMu sync.Mutex // held by the one machine-wide pass over windows (reclaim.go); takes rooms only by TryLock
 
@@ -209,8 +209,8 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 	}
 	req.MaxClients = min(req.MaxClients, float64(m.cfg.MaxMembers))
 	// The room's and its slot's bytes, before the manager's lock:
-	// reserving may free windows in other rooms, or end the room that has
-	// been empty longest (evict.go). Given back unless the room is made.
+	// reserving may free windows in other rooms, or end an empty room
+	// (evict.go). Given back unless the room is made.
 	if !m.reserveRoom() {
 		return nil, ErrOverBudget
 	}

@@ -81,10 +81,16 @@ type Room struct {
 	ageAt               time.Time
 	ageTurn             int
 	emptied             bool // on the manager's list of empty rooms (evict.go)
+	// Play (evict.go): time two or more members were live together,
+	// before pairedAt; pairedAt, when the second was live, while two are.
+	played   time.Duration
+	pairedAt time.Time
 
-	// Guarded by the manager's empties.mu: the room's neighbours on the
-	// list of empty rooms, while it is on it.
+	// Guarded by the manager's empties.mu, written with mu held too: the
+	// room's tier and neighbours on the list of empty rooms, while it is
+	// on it.
 	emptyPrev, emptyNext *Room
+	emptyTier            int
 	tk                   ticketIssue // the ticket's issue schedule (ticket.go)
 	fromVersion          uint64      // the highest version of fromEpoch's tickets taken in (restore.go)
 }

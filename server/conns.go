@@ -60,7 +60,7 @@ func (s *Server) admitConn(a *addrConns) bool {
 	return true
 }
 
-// evictFor ends rooms nobody is in, longest empty first, until n bytes
+// evictFor ends rooms nobody is in, in rooms' eviction order, until n bytes
 // fit in the budget, and reports whether they do: a budget full of empty
 // rooms (hosts gone, in their grace) must not keep every player out, who
 // could otherwise make a room only by ending one of them (rooms'
