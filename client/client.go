@@ -301,7 +301,7 @@ func (c *Client) addRecovery(msg map[string]any) {
 	msg["recover"] = true
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if msg["type"] == "join" && c.haveSeq {
+	if (msg["type"] == "join" || msg["type"] == "restore") && c.haveSeq {
 		msg["since"] = c.seq
 	}
 }

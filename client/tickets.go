@@ -102,8 +102,6 @@ func (c *Client) restoreMsg() (map[string]any, string) {
 	u := c.opts.URL + "/" + url.PathEscape(c.room)
 	c.mu.Unlock()
 	c.addTickets(msg)
-	if !c.opts.NoRecover {
-		msg["recover"] = true
-	}
+	c.addRecovery(msg) // with since: a room that is here already replays what this client missed
 	return msg, u
 }

@@ -70,11 +70,15 @@ func (m *Manager) Restore(req RestoreRequest) (r *Room, idx int, restored bool, 
 		}
 	}
 	opt := req.Join
-	opt.Restored, opt.Since = restored, nil
+	opt.Restored = restored
 	if opt.Recover && restored {
 		zero := uint64(0)
 		opt.Since = &zero // the rebuilt slot answers recovered: false
 	}
+	// Into a room that was here already (handed off, or another member's
+	// restore), the member's since (when it sent one) recovers as on a
+	// rejoin: the window replays what it missed, or it is told
+	// recovered: false. Without one, it joins as a member that opts in.
 	r.takeTicket(req.Plain, req.State)
 	idx, err = r.join(keyOf(req.ClientID), req.Member, opt)
 	if err != nil {

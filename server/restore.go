@@ -100,7 +100,11 @@ func (se *session) tryRestore(m *wire.Message) (*rooms.Room, int, bool, error) {
 	if !rooms.InTicket(p, clientID) {
 		return nil, 0, false, rooms.ErrNotInTicket
 	}
-	opt := rooms.JoinOptions{Recover: wantsRecovery(m), Tickets: se.ticketOptIn(m)}
+	opt, err := recoveryOptions(m) // a restore into a room that is here already recovers as a rejoin does
+	if err != nil {
+		return nil, 0, false, err
+	}
+	opt.Tickets = se.ticketOptIn(m)
 	release, ok := se.s.restoring.lock(p.Code, restoreLockWait)
 	if !ok {
 		return nil, 0, false, errTryAgain
