@@ -17,7 +17,10 @@ export interface PartySocketOptions {
   url?: string;
   /** The slot's secret; random (or the saved one) when absent. */
   clientId?: string;
-  /** Save { clientId, room, instance } in localStorage so a reload rejoins the same slot. */
+  /**
+   * Save { clientId, room, instance, seq }, the last state and the room's ticket in localStorage, so a reload
+   * rejoins the same slot, recovers, and can restore the room if its machine died.
+   */
   persist?: boolean;
   storageKey?: string;
   /** Reconnect backoff in ms (defaults 250 and 10000) and attempts in a row (20; negative: forever). */
