@@ -160,7 +160,7 @@ export class PartySocket extends EventTarget {
   }
 
   // #restoreNow restores the lost room from the saved ticket, for join and
-  // resume (no one listens for events yet: the outcome is s.restored, or
+  // resume (no one listens for events yet: the outcome is the client, or
   // the rejection): "Try again" is retried for roomWait; it rejects with
   // notFound when the relay has no restore.
   async #restoreNow(notFound) {
