@@ -17,7 +17,10 @@ export interface PartySocketOptions {
   url?: string;
   /** The slot's secret; random (or the saved one) when absent. */
   clientId?: string;
-  /** Save { clientId, room, instance } in localStorage so a reload rejoins the same slot. */
+  /**
+   * Save { clientId, room, instance, seq }, the last state and the room's ticket in localStorage, so a reload
+   * rejoins the same slot, recovers, and can restore the room if its machine died.
+   */
   persist?: boolean;
   storageKey?: string;
   /** Reconnect backoff in ms (defaults 250 and 10000) and attempts in a row (20; negative: forever). */
@@ -39,6 +42,12 @@ export interface PartySocketOptions {
   heartbeat?: number;
   /** Message recovery (default true): missed frames are sent again after a reconnect. */
   recover?: boolean;
+  /**
+   * Crash-proof rooms (default true): keep the room's sealed ticket (with persist, saved as the clientId is) and,
+   * when the room's machine died (the rejoin gets "Room not found"), restore the room from it and the last state
+   * seen or set. false: ask for no ticket, as before.
+   */
+  tickets?: boolean;
   /**
    * The WebSocket class to dial with; default globalThis.WebSocket. Node 20 has none without
    * --experimental-websocket: pass the "ws" package's (import { WebSocket } from "ws").
@@ -64,9 +73,21 @@ export interface PartySocketEventMap {
   state: CustomEvent<{ data: unknown }>;
   error: CustomEvent<{ message: string }>;
   reconnecting: CustomEvent<{ attempt: number; delay: number; code: number }>;
+  /**
+   * The room was lost with its machine and is back, same code, this client in its own slot, after a joined event.
+   * rebuilt: this client restored it; false: it joined the room another member restored. Messages in flight at
+   * the crash are lost (a recovery_failed event came with the joined).
+   */
+  restored: CustomEvent<{ room: string; index: number; rebuilt: boolean }>;
+  /**
+   * A restore was refused: message is the server's answer, one of RESTORE_FAILED, or "Try again" when roomWait
+   * ran out. The client keeps rejoining by code for roomWait (another member may restore the room), then closes;
+   * "Room ended" closes it at once (reason "room ended").
+   */
+  restore_failed: CustomEvent<{ message: string }>;
   /** After a reconnect the server no longer held every frame missed; a state event follows: resync from it. */
   recovery_failed: CustomEvent<{ since: number | null; latest: number }>;
-  /** The last event. final: the server ended this client for good (4000, 4001) or the room is gone. */
+  /** The last event. final: the server ended this client for good (4000, 4001) or the room is gone (or ended). */
   closed: CustomEvent<{ code: number; reason: string; final: boolean }>;
 }
 
@@ -76,6 +97,9 @@ export declare const CLOSE_CODES: Readonly<Record<number, { reason: string; fina
 /** The server's answers to a rejoin on which resume returns null: the saved room is gone for this client. */
 export declare const ROOM_GONE: readonly string[];
 
+/** The server's answers to a restore that no retry changes (the ticket is dropped); resume returns null on them. */
+export declare const RESTORE_FAILED: readonly string[];
+
 export declare class PartySocket extends EventTarget {
   /** A client comes from create, join or resume, which resolve once it is in its room. */
   private constructor();
@@ -83,6 +107,7 @@ export declare class PartySocket extends EventTarget {
   static join(url: string, code: string, opts?: PartySocketOptions): Promise<PartySocket>;
   /**
    * Rejoin the saved room; null when none is saved or the server says it is gone (ROOM_GONE: it is then forgotten).
+   * When the room's machine died, it restores the room from the saved ticket first (RESTORE_FAILED: null too).
    * Rejects on anything else, such as no network.
    */
   static resume(url: string, opts?: PartySocketOptions): Promise<PartySocket | null>;
@@ -99,8 +124,10 @@ export declare class PartySocket extends EventTarget {
   readonly instance: string | null;
   /** The last frame number of this slot seen (recovery), null before joining. */
   readonly seq: number | null;
-  /** The last retained state received. */
+  /** The last retained state received, or set by this client (a restore presents it). */
   readonly state: unknown;
+  /** The room's freshest ticket (opaque), null when none is held: tickets off, or none given yet. */
+  readonly ticket: string | null;
   readonly status: "idle" | "connecting" | "open" | "reconnecting" | "closed";
 
   /** Each returns false when not connected (the message was not sent). */

@@ -20,6 +20,14 @@
 // and takes any frame as proof of life: when a ping has had no answer for
 // a heartbeat it drops the socket and reconnects, as after any drop.
 //
+// Crash-proof rooms (unless { tickets: false }): it asks for the room's
+// sealed ticket, keeps the freshest (with persist, saved as the clientId
+// is) and the last state it saw or set. When its machine dies, the
+// rejoin gets "Room not found": it then restores the room from the
+// ticket and state on another machine ("restored"), joins the one another
+// member restored, or says why it could not ("restore_failed"). Against a
+// relay without tickets it behaves as before.
+//
 // It dials with the runtime's WebSocket (browsers, Node 22 and later), or
 // with the class given as the WebSocket option: on Node 20, which has
 // none without --experimental-websocket, the "ws" package's.
@@ -41,6 +49,13 @@ export const CLOSE_CODES = Object.freeze({
 // rejoining gone rooms too often: waiting would only keep the page stuck.
 // "Room is full": the slot this clientId held was given up.
 export const ROOM_GONE = Object.freeze(["Room not found", "Too many failed joins, try again later", "Room is full"]);
+// The server's answers to a restore that no retry changes: the ticket is
+// dropped. "Room ended" also ends the client; after the others a member
+// may still rebuild the room, so the client keeps rejoining for roomWait.
+export const RESTORE_FAILED = Object.freeze(["Invalid ticket", "Ticket expired", "Not in this ticket", "Room ended", "Tickets are off"]);
+// A ticket is at most 4096 bytes (docs/protocol.md): a longer one is
+// no ticket, and is neither kept nor sent.
+const MAX_TICKET = 4096;
 
 const FINAL = Object.fromEntries(Object.entries(CLOSE_CODES).filter(([, c]) => c.final).map(([k, c]) => [k, c.reason]));
 
@@ -87,7 +102,7 @@ export class PartySocket extends EventTarget {
     this.base = wsBase(url);
     this.opts = {
       minBackoff: 250, maxBackoff: 10000, maxAttempts: 20, persist: false, recover: true,
-      connectTimeout: 10000, roomWait: 10000, heartbeat: 3000, ...opts,
+      connectTimeout: 10000, roomWait: 10000, heartbeat: 3000, tickets: true, ...opts,
     };
     this.storageKey = this.opts.storageKey || "party-sockets:" + this.base;
     const saved = this.opts.persist ? PartySocket.saved(url, this.opts) : null;
@@ -100,6 +115,11 @@ export class PartySocket extends EventTarget {
     this.index = null;
     this.instance = null;
     this.state = same && this.seq !== null ? PartySocket.#savedState(this.storageKey) : undefined;
+    // The room's freshest ticket, kept (with persist) as the clientId is.
+    this.ticket = same && this.opts.tickets ? PartySocket.#savedTicket(this.storageKey) : null;
+    // While the room is lost: "restore" (send the ticket), "join" (another
+    // member restored it), or null (rejoin as usual).
+    this.restoring = null;
     this.status = "idle"; // connecting, open, reconnecting, closed
     this.ws = null;
     this.attempt = 0;
@@ -113,6 +133,7 @@ export class PartySocket extends EventTarget {
     if (opts.url) msg.url = opts.url;
     s.seq = null;
     s.state = undefined;
+    s.#dropTicket();
     await s.#connect(s.base + "/", s.#withRecovery(msg));
     return s;
   }
@@ -125,10 +146,46 @@ export class PartySocket extends EventTarget {
     if (!(saved && saved.room === code)) {
       s.seq = null;
       s.state = undefined;
+      s.#dropTicket();
     }
     s.room = code;
-    await s.#connect(s.#rejoinURL(), s.#withRecovery({ type: "join", clientId: s.clientId, room: code }));
+    try {
+      await s.#connect(s.#rejoinURL(), s.#withRecovery({ type: "join", clientId: s.clientId, room: code }));
+    } catch (err) {
+      // A reloaded page whose room's machine died: restore it.
+      if (err.serverMessage !== "Room not found" || !s.ticket) throw err;
+      await s.#restoreNow(err);
+    }
     return s;
+  }
+
+  // #restoreNow restores the lost room from the saved ticket, for join and
+  // resume (no one listens for events yet: the outcome is the client, or
+  // the rejection): "Try again" is retried for roomWait; it rejects with
+  // notFound when the relay has no restore.
+  async #restoreNow(notFound) {
+    const until = Date.now() + this.opts.roomWait;
+    this.instance = null;
+    this.restoring = "restore";
+    for (let d = Math.min(this.opts.minBackoff, 500); ; d = Math.min(2000, d * 1.5)) {
+      try {
+        return await this.#rejoinOnce();
+      } catch (err) {
+        const why = err.serverMessage;
+        if (why === "Room exists") {
+          this.restoring = "join";
+          continue;
+        }
+        if (why === "Unknown message type") throw notFound; // the old relay: as before tickets
+        if (why !== "Try again" && why !== "Room not found") {
+          if (RESTORE_FAILED.includes(why)) this.#dropTicket();
+          throw err;
+        }
+        if (Date.now() > until) throw err;
+        this.restoring = this.ticket ? "restore" : "join";
+      }
+      await new Promise((r) => setTimeout(r, d));
+    }
   }
 
   /**
@@ -147,7 +204,7 @@ export class PartySocket extends EventTarget {
       try {
         return await PartySocket.join(url, saved.room, again);
       } catch (err) {
-        if (!ROOM_GONE.includes(err.serverMessage)) throw err;
+        if (!ROOM_GONE.includes(err.serverMessage) && !RESTORE_FAILED.includes(err.serverMessage)) throw err;
         // A room in a hand-off is not found for milliseconds: once more.
         if (err.serverMessage === "Room not found" && tries === 0) {
           await new Promise((r) => setTimeout(r, 500));
@@ -159,13 +216,26 @@ export class PartySocket extends EventTarget {
     }
   }
 
-  /** Forget the saved room, clientId and state for this relay. */
+  /** Forget the saved room, clientId, state and ticket for this relay. */
   static forget(url, opts = {}) {
-    const key = opts.storageKey || "party-sockets:" + wsBase(url);
+    PartySocket.#forgetKey(opts.storageKey || "party-sockets:" + wsBase(url));
+  }
+
+  static #forgetKey(key) {
     try {
       localStorage.removeItem(key);
       localStorage.removeItem(key + ":state");
+      localStorage.removeItem(key + ":ticket");
     } catch {}
+  }
+
+  static #savedTicket(key) {
+    try {
+      const t = localStorage.getItem(key + ":ticket");
+      return typeof t === "string" && t.length > 0 && t.length <= MAX_TICKET ? t : null;
+    } catch {
+      return null;
+    }
   }
 
   static #savedState(key) {
@@ -194,7 +264,12 @@ export class PartySocket extends EventTarget {
     return this.#write({ type: "send", data, to: slot });
   }
   setState(data) {
-    return this.#write({ type: "set_state", data });
+    if (!this.#write({ type: "set_state", data })) return false;
+    // The server sends the state to the others only: this is the last
+    // state this client saw, for a restore. A copy, as sent: the game may
+    // change its object afterwards, and the ticket holds the sent one.
+    this.#keepState(data === undefined ? undefined : JSON.parse(JSON.stringify(data)));
+    return true;
   }
   closeRoom() {
     return this.#write({ type: "close_room" });
@@ -203,6 +278,7 @@ export class PartySocket extends EventTarget {
   /** Leave for good (no reconnect). */
   close() {
     this.userClosed = true;
+    this.#dropTicket(); // left: this client restores nothing
     clearInterval(this.beat);
     if (this.ws) this.ws.close(1000);
     this.#finish({ code: 1000, reason: "closed by the client", final: false });
@@ -210,6 +286,7 @@ export class PartySocket extends EventTarget {
 
   /** A create or join asking for recovery, and since the last seq seen. */
   #withRecovery(msg) {
+    if (this.opts.tickets) msg.tickets = true;
     if (!this.opts.recover) return msg;
     msg.recover = true;
     if (msg.type === "join" && this.seq !== null) msg.since = this.seq;
@@ -220,6 +297,31 @@ export class PartySocket extends EventTarget {
     if (!this.ws || this.ws.readyState !== 1) return false; // not sent: the caller knows
     this.ws.send(JSON.stringify(msg));
     return true;
+  }
+
+  #keepState(data) {
+    this.state = data;
+    if (!this.opts.persist) return;
+    try {
+      localStorage.setItem(this.storageKey + ":state", JSON.stringify(data));
+    } catch {}
+  }
+
+  #keepTicket(t) {
+    if (typeof t !== "string" || t.length === 0 || t.length > MAX_TICKET) return;
+    this.ticket = t;
+    if (!this.opts.persist) return;
+    try {
+      localStorage.setItem(this.storageKey + ":ticket", t);
+    } catch {}
+  }
+
+  #dropTicket() {
+    this.ticket = null;
+    if (!this.opts.persist) return;
+    try {
+      localStorage.removeItem(this.storageKey + ":ticket");
+    } catch {}
   }
 
   #emit(type, detail) {
@@ -280,6 +382,9 @@ export class PartySocket extends EventTarget {
           }
           if (m.type !== "created" && m.type !== "joined") return;
           settled = true;
+          // This connect ends a lost room: rebuilt by this client or another.
+          const restored = m.type === "joined" && this.restoring !== null;
+          this.restoring = null;
           clearTimeout(timer);
           if (typeof m.seq === "number") {
             // After a complete recovery the frames that follow carry the
@@ -297,6 +402,9 @@ export class PartySocket extends EventTarget {
           if (m.type === "joined" && !this.instance) this.#learnInstance();
           this.#watch(ws);
           resolve(this);
+          this.#onMessage(m);
+          if (restored) this.#emit("restored", { room: m.room, index: m.index, rebuilt: m.restored === true });
+          return;
         }
         this.#onMessage(m);
       };
@@ -389,15 +497,18 @@ export class PartySocket extends EventTarget {
         this.#emit("message", "data" in m ? { from: m.from, data: m.data } : { from: m.from });
         break;
       case "state":
-        this.state = m.data;
-        if (this.opts.persist) {
-          try {
-            localStorage.setItem(this.storageKey + ":state", JSON.stringify(m.data));
-          } catch {}
-        }
+        this.#keepState(m.data);
         this.#emit("state", { data: m.data });
         break;
+      case "ticket":
+        this.#keepTicket(m.ticket); // the client's business, not the game's
+        break;
       case "error":
+        // The answers to the tickets this client asked for by default: no
+        // ticket now (the relay has no HANDOFF_SECRET, or the room is too
+        // large for one). Neither is the game's business.
+        if (m.message === "Tickets are off") this.#dropTicket();
+        if (m.message === "Tickets are off" || m.message === "Room too large for a ticket") break;
         this.#emit("error", { message: m.message });
         break;
     }
@@ -434,34 +545,76 @@ export class PartySocket extends EventTarget {
     this.#emit("reconnecting", { attempt: this.attempt, delay, code });
     setTimeout(() => {
       if (this.userClosed) return;
-      const msg = this.#withRecovery({ type: "join", clientId: this.clientId, room: this.room });
-      this.#connect(this.#rejoinURL(), msg).catch((err) => {
-        if (err.serverMessage !== "Room not found") return this.#retry(0);
-        // A room being handed to another machine is not found for a
-        // moment: keep trying by code (no pin) for roomWait.
-        if (Date.now() - this.lostAt > this.opts.roomWait) {
-          this.#finish({ code: 0, reason: "room not found", final: true });
-          return;
-        }
-        // Quick first (a hand-off takes milliseconds), then half as long
-        // again each time, up to one try every 2 s: a room that is really
-        // gone costs the address few misses.
-        this.instance = null;
-        this.attempt = 0;
-        this.roomDelay = Math.min(2000, this.roomDelay ? this.roomDelay * 1.5 : Math.min(this.opts.minBackoff, 500));
-        this.#retry(0, this.roomDelay);
-      });
+      this.#rejoinOnce().catch((err) => this.#rejoinFailed(err.serverMessage));
     }, delay);
+  }
+
+  // #rejoinOnce connects again: a join, or while the room is lost and a
+  // ticket is held, a restore with it and the last state, to /<code>.
+  #rejoinOnce() {
+    if (this.restoring !== "restore" || !this.ticket) {
+      return this.#connect(this.#rejoinURL(), this.#withRecovery({ type: "join", clientId: this.clientId, room: this.room }));
+    }
+    const msg = { type: "restore", clientId: this.clientId, ticket: this.ticket };
+    if (this.state !== undefined) msg.state = this.state;
+    return this.#connect(this.#rejoinURL(), this.#withRecovery(msg));
+  }
+
+  // #rejoinFailed decides what follows a rejoin the server refused with
+  // why (undefined: no answer at all).
+  #rejoinFailed(why) {
+    if (this.userClosed || this.status === "closed") return;
+    if (this.restoring === "restore") {
+      if (why === "Room exists") {
+        this.restoring = "join"; // another member restored it: join it, now
+        return this.#retry(0, 0);
+      }
+      if (why === "Unknown message type") {
+        this.restoring = null; // the old relay has no restore: as before tickets
+        this.#dropTicket();
+        return this.#roomMissing(why);
+      }
+      if (RESTORE_FAILED.includes(why)) {
+        this.restoring = null;
+        this.#dropTicket();
+        this.#emit("restore_failed", { message: why });
+        if (why === "Room ended") return this.#finish({ code: 0, reason: "room ended", final: true });
+        return this.#roomMissing(why); // another member may rebuild it
+      }
+      if (why === "Try again") return this.#roomMissing(why);
+    }
+    if (why !== "Room not found") return this.#retry(0);
+    // The room's machine died (a restore follows), or a room being handed
+    // to another machine is not found for a moment. A restore has roomWait
+    // from its first try, however long the link was down before.
+    if (this.ticket && this.restoring !== "restore") this.lostAt = Date.now();
+    this.restoring = this.ticket ? "restore" : this.restoring && "join";
+    this.#roomMissing(why);
+  }
+
+  // #roomMissing tries again by code (no pin) until roomWait has passed.
+  #roomMissing(why) {
+    if (Date.now() - this.lostAt > this.opts.roomWait) {
+      if (this.restoring === "restore") this.#emit("restore_failed", { message: why });
+      this.#finish({ code: 0, reason: "room not found", final: true });
+      return;
+    }
+    // Quick first (a hand-off takes milliseconds), then half as long
+    // again each time, up to one try every 2 s: a room that is really
+    // gone costs the address few misses.
+    this.instance = null;
+    this.attempt = 0;
+    this.roomDelay = Math.min(2000, this.roomDelay ? this.roomDelay * 1.5 : Math.min(this.opts.minBackoff, 500));
+    this.#retry(0, this.roomDelay);
   }
 
   #finish(detail) {
     if (this.status === "closed") return;
     this.status = "closed";
-    if (detail.final && this.opts.persist) {
-      try {
-        localStorage.removeItem(this.storageKey);
-        localStorage.removeItem(this.storageKey + ":state");
-      } catch {}
+    this.restoring = null;
+    if (detail.final) {
+      this.ticket = null; // the room ended: nothing to restore
+      if (this.opts.persist) PartySocket.#forgetKey(this.storageKey);
     }
     this.#emit("closed", detail);
   }

@@ -15,6 +15,7 @@ function endReason(detail) {
   if (detail.code === 4001) return "The host ended the game.";
   if (detail.code === 4000) return "You joined from another tab or device.";
   if (detail.reason === "room not found") return "This room no longer exists.";
+  if (detail.reason === "room ended") return "This game has ended.";
   return "The connection to the room was lost.";
 }
 

@@ -1,7 +1,7 @@
-// Package browser runs the buzzer quiz example, the local cluster's
-// overview and the client package's README in Debian's Chromium through
-// playwright-core (tests/browser/*.test.mjs), against a local cluster
-// started here. .ci/run installs chromium and the npm package; locally the
+// Package browser runs the buzzer quiz example (also through a kill -9 of
+// its machine), the local cluster's overview and the client package's
+// README in Debian's Chromium through playwright-core
+// (tests/browser/*.test.mjs), against a local cluster started here. .ci/run installs chromium and the npm package; locally the
 // test is skipped when they are missing.
 package browser
 
@@ -63,7 +63,7 @@ func TestBuzzerQuizInChromium(t *testing.T) {
 	hostCut := httptest.NewServer(host)
 	t.Cleanup(hostCut.Close)
 	// One file after the other: the overview test suspends a machine.
-	cmd := exec.Command(node, "--test", "--test-concurrency=1", "buzzer.test.mjs", "deadlink.test.mjs", "overview.test.mjs")
+	cmd := exec.Command(node, "--test", "--test-concurrency=1", "buzzer.test.mjs", "deadlink.test.mjs", "overview.test.mjs", "crash.test.mjs")
 	cmd.Env = append(os.Environ(), "GAME_URL=http://"+gameAddr, "HOST_EDGE="+host.URL(), "HOST_CUT="+hostCut.URL,
 		"PLAYER_EDGE="+players.URL(), "NET_CUT="+playersCut.URL, "OUT_DIR="+out, "CHROMIUM="+chromium,
 		"DEPLOY_URL="+cluster.Edges["fra"]+"/.flylocal/deploy", "FLY_EDGE="+cluster.Edges["fra"])

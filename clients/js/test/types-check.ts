@@ -2,9 +2,9 @@
 // uses the client, in a browser and on Node 20 with the "ws" package.
 // Never run.
 import { WebSocket as NodeWebSocket } from "ws";
-import { PartySocket, CLOSE_CODES, ROOM_GONE, type PartySocketOptions } from "../party-sockets.js";
+import { PartySocket, CLOSE_CODES, ROOM_GONE, RESTORE_FAILED, type PartySocketOptions } from "../party-sockets.js";
 
-const opts: PartySocketOptions = { maxClients: 8, persist: true, recover: true, connectTimeout: 5000, heartbeat: 5000 };
+const opts: PartySocketOptions = { maxClients: 8, persist: true, recover: true, connectTimeout: 5000, heartbeat: 5000, tickets: true };
 
 export async function game(): Promise<void> {
   const host: PartySocket = await PartySocket.create("https://relay.example", opts);
@@ -21,6 +21,17 @@ export async function game(): Promise<void> {
     const latest: number = e.detail.latest;
     host.setState({ resyncFrom: latest });
   });
+  // Issue 23, item 7: crash-proof rooms, on by default.
+  host.addEventListener("restored", (e) => {
+    const rebuilt: boolean = e.detail.rebuilt;
+    console.log(e.detail.room, e.detail.index, rebuilt);
+  });
+  host.addEventListener("restore_failed", (e) => {
+    const why: string = e.detail.message;
+    console.log(RESTORE_FAILED.includes(why));
+  });
+  const ticket: string | null = host.ticket;
+  console.log(ticket);
   host.addEventListener("closed", (e) => {
     const final: boolean = e.detail.final || CLOSE_CODES[e.detail.code]?.final === true;
     console.log(room, final);
