@@ -284,12 +284,12 @@ export class PartySocket extends EventTarget {
     this.#finish({ code: 1000, reason: "closed by the client", final: false });
   }
 
-  /** A create or join asking for recovery, and since the last seq seen. */
+  /** A create, join or restore asking for recovery, and since the last seq seen (a restore into a room that is there already replays what was missed). */
   #withRecovery(msg) {
     if (this.opts.tickets) msg.tickets = true;
     if (!this.opts.recover) return msg;
     msg.recover = true;
-    if (msg.type === "join" && this.seq !== null) msg.since = this.seq;
+    if ((msg.type === "join" || msg.type === "restore") && this.seq !== null) msg.since = this.seq;
     return msg;
   }
 
