@@ -67,17 +67,24 @@ type siblingAnswers struct {
 // not know where), or two copies would go on. Restores are rare and
 // bounded (restoreRoundsPerSec, the address's probe allowance), so they
 // may pay for a wide round; the checks of a whole machine's rooms after a
-// freeze stay narrow. A wide round takes no last good answer for a DNS
-// that fails (Prober.LivePeers): a deploy during the outage started
-// machines that list does not name.
+// freeze stay narrow. For a wide round, a DNS that fails makes the answer
+// unknown (Prober.LivePeers): a deploy during the outage started machines
+// the last good answer does not name. It still asks the machines that
+// answer names: a holder found there is an answer (Room exists, and the
+// member's join finds it), none is not.
 func (s *Server) askSiblings(ctx context.Context, code string, wide bool) (siblingAnswers, error) {
 	var ans siblingAnswers
 	p := s.cfg.Prober
 	ctx, cancel := context.WithTimeout(ctx, holderWait)
 	defer cancel()
+	var listed error // the DNS failed: the list is the last good answer, and "no holder" is unknown
 	peers, err := p.FreshPeers(ctx)
 	if wide {
-		peers, err = p.LivePeers(ctx) // no stand-in for a failing DNS: unknown, Try again
+		if live, lerr := p.LivePeers(ctx); lerr == nil {
+			peers = live
+		} else {
+			listed = lerr
+		}
 	}
 	if err != nil {
 		return ans, err
@@ -107,6 +114,9 @@ func (s *Server) askSiblings(ctx context.Context, code string, wide bool) (sibli
 		})
 	}
 	wg.Wait()
+	if unknown == nil {
+		unknown = listed
+	}
 	return ans, unknown
 }
 
