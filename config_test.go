@@ -16,12 +16,18 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.addr() != ":3000" || c.Rooms.HostGrace != 2*time.Minute || c.Server.MaxFrameBytes != 65536 || c.Server.DashboardURL != "" || c.InternalDNS != "" {
+	if c.addr() != ":3000" || c.Rooms.HostGrace != 2*time.Minute || c.Server.MaxFrameBytes != 65536 || c.Server.DashboardURL != "" ||
+		c.InternalDNS != "" {
 		t.Fatalf("defaults = %+v", c)
 	}
 	// A household's rejoin after a deploy fits the probe allowance (README).
 	if c.ProbesPerSec != 20 || c.Server.AddrProbesPerMin != 10 || c.Server.AddrProbeBurst != 60 {
-		t.Fatalf("probe defaults = %v/s, %v/min per address, burst %d", c.ProbesPerSec, c.Server.AddrProbesPerMin, c.Server.AddrProbeBurst)
+		t.Fatalf(
+			"probe defaults = %v/s, %v/min per address, burst %d",
+			c.ProbesPerSec,
+			c.Server.AddrProbesPerMin,
+			c.Server.AddrProbeBurst,
+		)
 	}
 }
 
@@ -93,7 +99,11 @@ func TestLoadConfigBoundsTheNewLimits(t *testing.T) {
 func TestTokenCommand(t *testing.T) {
 	secret := "a-secret-of-at-least-32-bytes-long"
 	var out strings.Builder
-	err := runToken([]string{"-ttl", "2m", "-max-clients", "4", "-sub", "quiz"}, env(map[string]string{"CREATE_TOKEN_SECRET": secret}), &out)
+	err := runToken(
+		[]string{"-ttl", "2m", "-max-clients", "4", "-sub", "quiz"},
+		env(map[string]string{"CREATE_TOKEN_SECRET": secret}),
+		&out,
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,11 +155,14 @@ func TestLoadConfigHandoff(t *testing.T) {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 	for _, v := range []string{"-1s", "0s", "6m", "soon"} {
-		if _, err := loadConfig(env(map[string]string{"HANDOFF_TIMEOUT": v})); err == nil || !strings.Contains(err.Error(), "HANDOFF_TIMEOUT=") {
+		if _, err := loadConfig(env(map[string]string{"HANDOFF_TIMEOUT": v})); err == nil ||
+			!strings.Contains(err.Error(), "HANDOFF_TIMEOUT=") {
 			t.Errorf("HANDOFF_TIMEOUT=%s: %v", v, err)
 		}
 	}
-	c, err = loadConfig(env(map[string]string{"HANDOFF": "off", "HANDOFF_TIMEOUT": "30s", "HANDOFF_SECRET": strings.Repeat("k", 32)}))
+	c, err = loadConfig(
+		env(map[string]string{"HANDOFF": "off", "HANDOFF_TIMEOUT": "30s", "HANDOFF_SECRET": strings.Repeat("k", 32)}),
+	)
 	if err != nil || c.Handoff || c.HandoffTimeout != 30*time.Second || len(c.Server.HandoffSecret) != 32 {
 		t.Fatalf("set: %+v %v", c, err)
 	}
@@ -159,7 +172,9 @@ func TestLoadConfigHandoff(t *testing.T) {
 // secret or key, it would check nothing, so it is refused.
 func TestLoadConfigCreateTokenAudience(t *testing.T) {
 	secret := strings.Repeat("s", 32)
-	c, err := loadConfig(env(map[string]string{"CREATE_TOKEN_SECRET": secret, "CREATE_TOKEN_AUDIENCE": "relay.game.example", "INSTANCE_ID": "m1"}))
+	c, err := loadConfig(
+		env(map[string]string{"CREATE_TOKEN_SECRET": secret, "CREATE_TOKEN_AUDIENCE": "relay.game.example", "INSTANCE_ID": "m1"}),
+	)
 	if err != nil || c.CreateTokenAudience != "relay.game.example" {
 		t.Fatalf("loadConfig = %+v, %v", c, err)
 	}
@@ -244,11 +259,13 @@ func TestLoadConfigRecoverRoomBytes(t *testing.T) {
 	if err != nil || c.Rooms.RecoverRoomBytes != 1<<20 {
 		t.Fatalf("default RECOVER_ROOM_BYTES = %d (%v), want 1 MiB", c.Rooms.RecoverRoomBytes, err)
 	}
-	if c, err = loadConfig(env(map[string]string{"RECOVER_ROOM_BYTES": "4194304"})); err != nil || c.Rooms.RecoverRoomBytes != 4<<20 {
+	if c, err = loadConfig(env(map[string]string{"RECOVER_ROOM_BYTES": "4194304"})); err != nil ||
+		c.Rooms.RecoverRoomBytes != 4<<20 {
 		t.Fatalf("RECOVER_ROOM_BYTES=4194304: %d, %v", c.Rooms.RecoverRoomBytes, err)
 	}
 	for _, v := range []string{"65535", "4194305", "-1", "lots"} {
-		if _, err := loadConfig(env(map[string]string{"RECOVER_ROOM_BYTES": v})); err == nil || !strings.Contains(err.Error(), "RECOVER_ROOM_BYTES=") {
+		if _, err := loadConfig(env(map[string]string{"RECOVER_ROOM_BYTES": v})); err == nil ||
+			!strings.Contains(err.Error(), "RECOVER_ROOM_BYTES=") {
 			t.Errorf("RECOVER_ROOM_BYTES=%s: %v", v, err)
 		}
 	}

@@ -39,7 +39,10 @@ func startServer(t *testing.T, extraEnv ...string) (*exec.Cmd, string) {
 // startMain is startServer with the whole testutil.Server (its log).
 func startMain(t *testing.T, extraEnv ...string) *testutil.Server {
 	t.Helper()
-	return testutil.StartCmd(t, exec.Command(os.Args[0], "-test.run=^$"), append([]string{"PARTY_SOCKETS_RUN_MAIN=1"}, extraEnv...)...)
+	return testutil.StartCmd(
+		t,
+		exec.Command(os.Args[0], "-test.run=^$"),
+		append([]string{"PARTY_SOCKETS_RUN_MAIN=1"}, extraEnv...)...)
 }
 
 // logHas reports whether a line of the server's log so far contains every
@@ -96,7 +99,10 @@ func TestDrainOnSignal(t *testing.T) {
 			if !refused {
 				t.Fatalf("create still answered %s after %v", got, sig)
 			}
-			if got := roundTrip(t, other, fmt.Sprintf(`{"type":"join","clientId":"g","room":%q}`, code)); !strings.HasPrefix(got, `{"type":"joined"`) {
+			if got := roundTrip(t, other, fmt.Sprintf(`{"type":"join","clientId":"g","room":%q}`, code)); !strings.HasPrefix(
+				got,
+				`{"type":"joined"`,
+			) {
 				t.Fatalf("join while draining: %s", got)
 			}
 			// Still serving: the machine has a room, so it must not exit.
@@ -260,7 +266,12 @@ func TestWebhooksFlushedAtExit(t *testing.T) {
 	ws := testutil.Dial(t, srv.URL)
 	code := ws.Create("h", 2)
 	ws.Leave()
-	testutil.Eventually(t, 5*time.Second, "the room's end in the log", func() bool { return logHas(srv, "room ended", "room="+code) })
+	testutil.Eventually(
+		t,
+		5*time.Second,
+		"the room's end in the log",
+		func() bool { return logHas(srv, "room ended", "room="+code) },
+	)
 	srv.Cmd.Process.Signal(syscall.SIGTERM)
 	testutil.ExitsCleanly(t, srv.Cmd, 10*time.Second, "the server")
 	mu.Lock()
@@ -299,7 +310,10 @@ func TestWaitEmptyHandsOffAgain(t *testing.T) {
 		}
 	}
 	done := make(chan struct{})
-	go func() { waitEmpty(f, make(chan os.Signal), slog.New(slog.NewTextHandler(io.Discard, nil)), again); close(done) }()
+	go func() {
+		waitEmpty(f, make(chan os.Signal), slog.New(slog.NewTextHandler(io.Discard, nil)), again)
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):

@@ -106,7 +106,8 @@ func TestRejoinGoneRoomIsErrRoomGone(t *testing.T) {
 	}
 	// On a machine with the default limits: "Room not found" twice.
 	hs2, _ := newServer(t)
-	if _, err = Rejoin(ctx, fast(hs2.URL), room, ""); !errors.As(err, &se) || se.Message != "Room not found" || !errors.Is(err, ErrRoomGone) {
+	if _, err = Rejoin(ctx, fast(hs2.URL), room, ""); !errors.As(err, &se) || se.Message != "Room not found" ||
+		!errors.Is(err, ErrRoomGone) {
 		t.Fatalf("rejoin a room that never was: %v, want Room not found, matching ErrRoomGone", err)
 	}
 	fresh, err := Create(ctx, opts, 4, "")

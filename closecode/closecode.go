@@ -20,7 +20,9 @@ const (
 	Policy     Code = 1008 // over the message rate, or no create/join in time
 	TooBig     Code = 1009 // a frame over MAX_FRAME_BYTES
 	Restarting Code = 1012 // the machine is stopping: its room moved to a sibling, or a drain was cut short
-	TryAgain   Code = 1013 // the memory budget could not take the message being read, or the machine's sockets were full and its address held the most
+	// TryAgain: the memory budget could not take the message being read, or
+	// the machine's sockets were full and its address held the most.
+	TryAgain Code = 1013
 )
 
 // Info is what a client should know of a code.

@@ -19,7 +19,8 @@ func TestJSClientTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := regexp.MustCompile(`(?m)^\s+(\d{4}): \{ reason: "([^"]*)", final: (true|false) \},$`).FindAllStringSubmatch(string(src), -1)
+	rows := regexp.MustCompile(`(?m)^\s+(\d{4}): \{ reason: "([^"]*)", final: (true|false) \},$`).
+		FindAllStringSubmatch(string(src), -1)
 	seen := map[closecode.Code]bool{}
 	for _, r := range rows {
 		n, _ := strconv.Atoi(r[1])

@@ -23,7 +23,7 @@ const (
 	EndDeadPeer                // no pong within a ping interval
 	EndWriteTimeout            // a socket write took longer than WRITE_TIMEOUT
 	EndBusy                    // the memory budget could not take the message being read, or shed it
-	EndCrowded                 // MAX_CONNS was reached, and its address held the most sockets: one of them made room for an address with fewer
+	EndCrowded                 // at MAX_CONNS, its address held the most sockets: it made room for an address with fewer
 )
 
 // Queue is what becomes of the frames queued for a client that is closed.

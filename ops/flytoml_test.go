@@ -84,7 +84,11 @@ func TestFlyTomlAgreesWithServer(t *testing.T) {
 		t.Errorf("kill_timeout %v: want at least HOST_GRACE (%v) so a drained room can outlive its host, and at most 300s", kill, grace)
 	}
 	if h, err := time.ParseDuration(fc.Env["HANDOFF_TIMEOUT"]); err != nil || h <= 0 || h >= kill {
-		t.Errorf("HANDOFF_TIMEOUT %q: want a duration under kill_timeout %v, so a machine hands its rooms off before it is killed", fc.Env["HANDOFF_TIMEOUT"], kill)
+		t.Errorf(
+			"HANDOFF_TIMEOUT %q: want a duration under kill_timeout %v, so a machine hands its rooms off before it is killed",
+			fc.Env["HANDOFF_TIMEOUT"],
+			kill,
+		)
 	}
 	if fc.Deploy.Strategy != "rolling" || fc.Deploy.MaxUnavailable != 1 {
 		t.Errorf("deploy = %+v, want serial rolling deploys (max_unavailable = 1)", fc.Deploy)

@@ -74,7 +74,11 @@ func TestDashboardAgainstLocalCluster(t *testing.T) {
 	// A mistyped code a second: a probe round and "Room not found" each.
 	go every(ctx, time.Second, 120, func() {
 		code := missingFraCode()
-		c, _, err := websocket.Dial(ctx, wsURL(lc.Edges["fra"])+"/"+code, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://quiz.example"}}})
+		c, _, err := websocket.Dial(
+			ctx,
+			wsURL(lc.Edges["fra"])+"/"+code,
+			&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://quiz.example"}}},
+		)
 		if err != nil {
 			return
 		}

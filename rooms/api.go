@@ -22,7 +22,7 @@ const (
 	EndGraceExpired = "grace_expired"
 	EndEmpty        = "empty"
 	EndServerClosed = "server_closed"
-	EndEvicted      = "evicted" // a create needed its place (MAX_ROOMS, the budget), and it was the empty room first in line (evict.go)
+	EndEvicted      = "evicted" // a create needed its place (MAX_ROOMS, the budget): the empty room first in line (evict.go)
 )
 
 // Event is one thing that happened in a room.

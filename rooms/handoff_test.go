@@ -93,7 +93,13 @@ func TestMoveKeepsSlotsStateAndWindows(t *testing.T) {
 	if _, idx, _ := dst.Join(r.Code, "p2", back2, JoinOptions{}); idx != 2 {
 		t.Fatalf("p2 came back as %d", idx)
 	}
-	expectFrames(t, "p2", back2, `{"type":"joined","room":"`+r.Code+`","index":2,"peers":[1]}`, `{"type":"state","data":{"round":3}}`)
+	expectFrames(
+		t,
+		"p2",
+		back2,
+		`{"type":"joined","room":"`+r.Code+`","index":2,"peers":[1]}`,
+		`{"type":"state","data":{"round":3}}`,
+	)
 	fresh := &fakeMember{}
 	if _, idx, _ := dst.Join(r.Code, "p3", fresh, JoinOptions{}); idx != 3 {
 		t.Fatalf("a new player got index %d, want 3", idx)
@@ -186,7 +192,10 @@ func TestImportRefusals(t *testing.T) {
 		},
 		func(s *Snapshot) {
 			for i := 1; i < 100; i++ {
-				s.Slots = append(s.Slots, SlotSnapshot{Index: i, Key: strings.Repeat("0", 62) + string("0123456789abcdef"[i/16]) + string("0123456789abcdef"[i%16])})
+				s.Slots = append(
+					s.Slots,
+					SlotSnapshot{Index: i, Key: strings.Repeat("0", 62) + string("0123456789abcdef"[i/16]) + string("0123456789abcdef"[i%16])},
+				)
 			}
 			s.Next = 100
 		},

@@ -49,7 +49,11 @@ func TestImportTakesOnlyWhatCreateWould(t *testing.T) {
 		{"a frame this server never sends", func(s *Snapshot) { recovering(s, `{}`) }, false},
 		{"a frame of another type", func(s *Snapshot) { recovering(s, `{"type":"joined","seq":1}`) }, false},
 		{"a frame numbered otherwise", func(s *Snapshot) { recovering(s, `{"type":"message","from":1,"seq":2}`) }, false},
-		{"a frame not UTF-8", func(s *Snapshot) { recovering(s, "{\"type\":\"message\",\"from\":1,\"data\":\"\xff\",\"seq\":1}") }, false},
+		{
+			"a frame not UTF-8",
+			func(s *Snapshot) { recovering(s, "{\"type\":\"message\",\"from\":1,\"data\":\"\xff\",\"seq\":1}") },
+			false,
+		},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,9 +197,17 @@ func TestForwardOnlyFromTheSender(t *testing.T) {
 		{"another machine", func() error { _, err := moved.Relay(AsForward("other", 1), nil, msg); return err }, ErrNotFromSender},
 		{"a room made here", func() error { _, err := mine.Relay(AsForward("old", 0), nil, msg); return err }, ErrNotFromSender},
 		{"a slot never remembered", func() error { _, err := moved.Relay(AsForward("old", 5), nil, msg); return err }, ErrNotInRoom},
-		{"the backend's slot", func() error { _, err := moved.Relay(AsForward("old", ServerFrom), nil, msg); return err }, ErrNotInRoom},
+		{
+			"the backend's slot",
+			func() error { _, err := moved.Relay(AsForward("old", ServerFrom), nil, msg); return err },
+			ErrNotInRoom,
+		},
 		{"state from a guest", func() error { return moved.PutState(AsForward("old", 1), []byte(`1`)) }, ErrOnlyHostState},
-		{"state too large", func() error { return moved.PutState(AsForward("old", 0), make([]byte, MaxStateBytes+1)) }, ErrStateTooLarge},
+		{
+			"state too large",
+			func() error { return moved.PutState(AsForward("old", 0), make([]byte, MaxStateBytes+1)) },
+			ErrStateTooLarge,
+		},
 		{"close from a guest", func() error { return moved.End(AsForward("old", 1)) }, ErrOnlyHostClose},
 		{"close from another machine", func() error { return moved.End(AsForward("other", 0)) }, ErrNotFromSender},
 		{"close from the host", func() error { return moved.End(AsForward("old", 0)) }, nil},

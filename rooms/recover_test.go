@@ -78,7 +78,13 @@ func TestRecoveryWindowBounds(t *testing.T) {
 	}
 	back := &fakeMember{}
 	m.Join(r.Code, "p", back, since(0))
-	expectFrames(t, "player", back, `{"type":"joined","room":"AAAA01","index":1,"peers":[0],"seq":5,"recovered":false}`, `{"type":"state","data":"s"}`)
+	expectFrames(
+		t,
+		"player",
+		back,
+		`{"type":"joined","room":"AAAA01","index":1,"peers":[0],"seq":5,"recovered":false}`,
+		`{"type":"state","data":"s"}`,
+	)
 	// Age: away longer than the window's age, the slot lapsed: its frames
 	// are gone and it skipped a seq (7), so it cannot be told recovered.
 	r.Leave(1, back, false)
@@ -88,7 +94,8 @@ func TestRecoveryWindowBounds(t *testing.T) {
 	if _, _, err := m.Join(r.Code, "p", late, since(5)); err != nil {
 		t.Fatal(err)
 	}
-	if got := late.take(); len(got) != 2 || got[0] != `{"type":"joined","room":"AAAA01","index":1,"peers":[0],"seq":7,"recovered":false}` {
+	if got := late.take(); len(got) != 2 ||
+		got[0] != `{"type":"joined","room":"AAAA01","index":1,"peers":[0],"seq":7,"recovered":false}` {
 		t.Fatalf("after the window's age: %q", got)
 	}
 }

@@ -450,7 +450,12 @@ func TestURLResolvedInCreatedAndJoined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expectFrames(t, "host", host, `{"type":"created","room":"AAAA01","instance":"m1","region":"fra","index":0,"url":"https://ctl.example/AAAA01?i=m1"}`)
+	expectFrames(
+		t,
+		"host",
+		host,
+		`{"type":"created","room":"AAAA01","instance":"m1","region":"fra","index":0,"url":"https://ctl.example/AAAA01?i=m1"}`,
+	)
 	join(t, m, r.Code, "a", a)
 	expectFrames(t, "a", a, `{"type":"joined","room":"AAAA01","index":1,"peers":[0],"url":"https://ctl.example/AAAA01?i=m1"}`)
 }

@@ -148,7 +148,13 @@ func TestRestore(t *testing.T) {
 		t.Fatalf("Restore(host) = %d, %v, %v; want 0, false (joined a room another restored), nil", hidx, restored, err)
 	}
 	expectFrames(t, "p1", p1, `{"type":"state","data":{"round":2}}`, `{"type":"peer_joined","index":0}`)
-	expectFrames(t, "host", host, `{"type":"joined","room":"`+p.Code+`","index":0,"peers":[1]}`, `{"type":"state","data":{"round":2}}`)
+	expectFrames(
+		t,
+		"host",
+		host,
+		`{"type":"joined","room":"`+p.Code+`","index":0,"peers":[1]}`,
+		`{"type":"state","data":{"round":2}}`,
+	)
 	if c := join(t, m, r.Code, "p2", &fakeMember{}); c != int(p.Next) {
 		t.Errorf("a new member got index %d, want the ticket's next %d", c, p.Next)
 	}
@@ -164,8 +170,13 @@ func TestRestoreRecovering(t *testing.T) {
 		Join: JoinOptions{Recover: true}}); err != nil {
 		t.Fatal(err)
 	}
-	expectFrames(t, "host", host, `{"type":"joined","room":"`+p.Code+`","index":0,"peers":[],"restored":true,"seq":0,"recovered":false}`,
-		`{"type":"state","data":{"round":2}}`)
+	expectFrames(
+		t,
+		"host",
+		host,
+		`{"type":"joined","room":"`+p.Code+`","index":0,"peers":[],"restored":true,"seq":0,"recovered":false}`,
+		`{"type":"state","data":{"round":2}}`,
+	)
 	p1 := &fakeMember{}
 	since := uint64(42)
 	if _, _, err := m.Join(p.Code, "p1", p1, JoinOptions{Recover: true, Since: &since}); err != nil {

@@ -48,7 +48,15 @@ func checkAccounts(t *testing.T, m *Manager, b *budget.Budget) {
 				}
 			}
 			if cost != s.win.cost || frames != s.win.frames {
-				t.Errorf("room %s slot %d: window counts cost %d, frames %d; holds %d, %d", r.Code, s.index, s.win.cost, s.win.frames, cost, frames)
+				t.Errorf(
+					"room %s slot %d: window counts cost %d, frames %d; holds %d, %d",
+					r.Code,
+					s.index,
+					s.win.cost,
+					s.win.frames,
+					cost,
+					frames,
+				)
 			}
 			win += cost
 			if s.member == nil {
@@ -149,7 +157,10 @@ func TestVacantWindowsGoFirst(t *testing.T) {
 		t.Fatalf("the slot away the shortest lost its window first (lapsed %v)", s.lapsed)
 	}
 	if s := r.slotLocked(1); len(s.win.entries) != 3+3+20 {
-		t.Fatalf("the live slot holds %d frames, want all 26 (3 joins, 3 leaves, 20 messages): vacant windows were to go first", len(s.win.entries))
+		t.Fatalf(
+			"the live slot holds %d frames, want all 26 (3 joins, 3 leaves, 20 messages): vacant windows were to go first",
+			len(s.win.entries),
+		)
 	}
 	to := uint64(2)
 	if _, err := r.Relay(AsMember(0, host), &to, wire.MessageFrame(0, nil)); err != ErrTargetNotFound {
@@ -304,7 +315,12 @@ func TestAgeSweepLapsesVacantSlots(t *testing.T) {
 	lapsed, cost, seq := s.lapsed, s.win.cost, s.seq
 	r.mu.Unlock()
 	if !lapsed || cost != 0 || seq != 3 {
-		t.Fatalf("after the window's age: lapsed %v, window %d bytes, seq %d; want lapsed, empty, seq 3 (one skipped)", lapsed, cost, seq)
+		t.Fatalf(
+			"after the window's age: lapsed %v, window %d bytes, seq %d; want lapsed, empty, seq 3 (one skipped)",
+			lapsed,
+			cost,
+			seq,
+		)
 	}
 	to := uint64(1)
 	if _, err := r.Relay(AsMember(0, host), &to, wire.MessageFrame(0, nil)); err != ErrTargetNotFound {
@@ -312,7 +328,13 @@ func TestAgeSweepLapsesVacantSlots(t *testing.T) {
 	}
 	back := &fakeMember{}
 	m.Join(r.Code, "p", back, since(1))
-	expectFrames(t, "rejoined", back, `{"type":"joined","room":"AAAA01","index":1,"peers":[0],"seq":3,"recovered":false}`, `{"type":"state","data":"s"}`)
+	expectFrames(
+		t,
+		"rejoined",
+		back,
+		`{"type":"joined","room":"AAAA01","index":1,"peers":[0],"seq":3,"recovered":false}`,
+		`{"type":"state","data":"s"}`,
+	)
 	r.Relay(AsMember(0, host), nil, wire.MessageFrame(0, nil))
 	expectFrames(t, "rejoined", back, `{"type":"message","from":0,"seq":4}`)
 	r.End(AsBackend())

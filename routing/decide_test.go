@@ -32,10 +32,22 @@ func TestDecide(t *testing.T) {
 		{"pin other", fly(Input{Path: "/x", RawQuery: "instance=0a1b2c3d4e5f02"}), ReplayInstance{"0a1b2c3d4e5f02"}},
 		{"pin self", fly(Input{Path: "/" + iadCode, RawQuery: "instance=0a1b2c3d4e5f01"}), Serve{}},
 		{"empty pin is no pin", fly(Input{Path: "/", RawQuery: "instance="}), Serve{}},
-		{"pin with src, websocket", fly(Input{Path: "/" + fraCode, RawQuery: "instance=0a1b2c3d4e5f02", ReplaySrc: true, Upgrade: true}), Serve{}},
-		{"pin with src, http", fly(Input{Path: "/room/" + fraCode, RawQuery: "a=1&instance=0a1b2c3d4e5f02&b=2", ReplaySrc: true}), Redirect{"/room/" + fraCode + "?a=1&b=2"}},
+		{
+			"pin with src, websocket",
+			fly(Input{Path: "/" + fraCode, RawQuery: "instance=0a1b2c3d4e5f02", ReplaySrc: true, Upgrade: true}),
+			Serve{},
+		},
+		{
+			"pin with src, http",
+			fly(Input{Path: "/room/" + fraCode, RawQuery: "a=1&instance=0a1b2c3d4e5f02&b=2", ReplaySrc: true}),
+			Redirect{"/room/" + fraCode + "?a=1&b=2"},
+		},
 		{"pin with failed, http", fly(Input{Path: "/p", RawQuery: "instance=0a1b2c3d4e5f02", ReplayFailed: true}), Redirect{"/p"}},
-		{"pin with failed, websocket", fly(Input{Path: "/", RawQuery: "instance=0a1b2c3d4e5f02", ReplayFailed: true, Upgrade: true}), Serve{}},
+		{
+			"pin with failed, websocket",
+			fly(Input{Path: "/", RawQuery: "instance=0a1b2c3d4e5f02", ReplayFailed: true, Upgrade: true}),
+			Serve{},
+		},
 		// Regression (injection): "x;app=other" once went into fly-replay
 		// verbatim, adding fields the proxy obeys. A pin that is not shaped
 		// like a machine id is ignored, as if absent.
@@ -45,8 +57,16 @@ func TestDecide(t *testing.T) {
 		{"bad pin falls through to code routing", fly(Input{Path: "/" + iadCode, RawQuery: "instance=zz"}), ReplayRegion{"iad"}},
 		// Regression (open redirect): "//evil.example/x" once became
 		// "Location: //evil.example/x", another host.
-		{"redirect stays on this host", fly(Input{Path: "//evil.example/x", RawQuery: "instance=0a1b2c3d4e5f02", ReplaySrc: true}), Redirect{"/evil.example/x"}},
-		{"redirect backslash stays on this host", fly(Input{Path: "/\\evil.example/x", RawQuery: "instance=0a1b2c3d4e5f02", ReplaySrc: true}), Redirect{"/evil.example/x"}},
+		{
+			"redirect stays on this host",
+			fly(Input{Path: "//evil.example/x", RawQuery: "instance=0a1b2c3d4e5f02", ReplaySrc: true}),
+			Redirect{"/evil.example/x"},
+		},
+		{
+			"redirect backslash stays on this host",
+			fly(Input{Path: "/\\evil.example/x", RawQuery: "instance=0a1b2c3d4e5f02", ReplaySrc: true}),
+			Redirect{"/evil.example/x"},
+		},
 		{"pin beats code", fly(Input{Path: "/" + iadCode, RawQuery: "instance=0a1b2c3d4e5f02"}), ReplayInstance{"0a1b2c3d4e5f02"}},
 		{"other region", fly(Input{Path: "/" + iadCode}), ReplayRegion{"iad"}},
 		{"other region via /room", fly(Input{Path: "/room/" + iadCode}), ReplayRegion{"iad"}},
@@ -60,27 +80,75 @@ func TestDecide(t *testing.T) {
 		{"metrics never a code", fly(Input{Path: "/metrics"}), Serve{}},
 		{"own region, held", fly(Input{Path: "/" + fraCode, Held: true}), Serve{}},
 		{"own region, not held: probe", fly(Input{Path: "/" + fraCode}), Probe{fraCode}},
-		{"own region, probe found", fly(Input{Path: "/" + fraCode, Probed: true, Holder: "0a1b2c3d4e5f03"}), ReplayInstance{"0a1b2c3d4e5f03"}},
+		{
+			"own region, probe found",
+			fly(Input{Path: "/" + fraCode, Probed: true, Holder: "0a1b2c3d4e5f03"}),
+			ReplayInstance{"0a1b2c3d4e5f03"},
+		},
 		{"own region, probe empty", fly(Input{Path: "/" + fraCode, Probed: true}), Serve{}},
-		{"held nowhere, an upgrade: to the code's rendezvous machine", fly(Input{Path: "/" + fraCode, Upgrade: true, Probed: true, Rendezvous: "0a1b2c3d4e5f04"}), ReplayInstance{"0a1b2c3d4e5f04"}},
-		{"held nowhere, this machine decides", fly(Input{Path: "/" + fraCode, Upgrade: true, Probed: true, Rendezvous: "0a1b2c3d4e5f01"}), Serve{}},
-		{"held nowhere, a lookup: no rendezvous", fly(Input{Path: "/room/" + fraCode, Probed: true, Rendezvous: "0a1b2c3d4e5f04"}), Serve{}},
-		{"replayed to the rendezvous: served, no second probe", fly(Input{Path: "/" + fraCode, Upgrade: true, ReplaySrc: true, SrcState: "rendezvous"}), Serve{}},
+		{
+			"held nowhere, an upgrade: to the code's rendezvous machine",
+			fly(Input{Path: "/" + fraCode, Upgrade: true, Probed: true, Rendezvous: "0a1b2c3d4e5f04"}),
+			ReplayInstance{"0a1b2c3d4e5f04"},
+		},
+		{
+			"held nowhere, this machine decides",
+			fly(Input{Path: "/" + fraCode, Upgrade: true, Probed: true, Rendezvous: "0a1b2c3d4e5f01"}),
+			Serve{},
+		},
+		{
+			"held nowhere, a lookup: no rendezvous",
+			fly(Input{Path: "/room/" + fraCode, Probed: true, Rendezvous: "0a1b2c3d4e5f04"}),
+			Serve{},
+		},
+		{
+			"replayed to the rendezvous: served, no second probe",
+			fly(Input{Path: "/" + fraCode, Upgrade: true, ReplaySrc: true, SrcState: "rendezvous"}),
+			Serve{},
+		},
 		{"own region, replayed: instance hop allowed", fly(Input{Path: "/" + fraCode, ReplaySrc: true}), Probe{fraCode}},
 		{"own region, fallback: no replay", fly(Input{Path: "/" + fraCode, ReplayFailed: true}), Serve{}},
 		// Hand-off: a room that left follows its holder, pinned or not,
 		// unless this is already a fallback delivery.
-		{"moved, pinned here", fly(Input{Path: "/" + fraCode, RawQuery: "instance=0a1b2c3d4e5f01", MovedTo: "0a1b2c3d4e5f09"}), ReplayInstance{"0a1b2c3d4e5f09"}},
-		{"moved, replayed here", fly(Input{Path: "/" + fraCode, ReplaySrc: true, MovedTo: "0a1b2c3d4e5f09"}), ReplayInstance{"0a1b2c3d4e5f09"}},
+		{
+			"moved, pinned here",
+			fly(Input{Path: "/" + fraCode, RawQuery: "instance=0a1b2c3d4e5f01", MovedTo: "0a1b2c3d4e5f09"}),
+			ReplayInstance{"0a1b2c3d4e5f09"},
+		},
+		{
+			"moved, replayed here",
+			fly(Input{Path: "/" + fraCode, ReplaySrc: true, MovedTo: "0a1b2c3d4e5f09"}),
+			ReplayInstance{"0a1b2c3d4e5f09"},
+		},
 		{"moved, fallback: no replay", fly(Input{Path: "/" + fraCode, ReplayFailed: true, MovedTo: "0a1b2c3d4e5f09"}), Serve{}},
-		{"pin to a machine that is gone: the code routes", fly(Input{Path: "/" + iadCode, RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true}), ReplayRegion{"iad"}},
-		{"pin gone, on the fallback itself: redirect without the pin", fly(Input{Path: "/room/" + iadCode, RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true, ReplayFailed: true}), Redirect{"/room/" + iadCode}},
-		{"pin gone, no code: the pin is all there is", fly(Input{Path: "/", RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true}), ReplayInstance{"0a1b2c3d4e5f02"}},
+		{
+			"pin to a machine that is gone: the code routes",
+			fly(Input{Path: "/" + iadCode, RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true}),
+			ReplayRegion{"iad"},
+		},
+		{
+			"pin gone, on the fallback itself: redirect without the pin",
+			fly(Input{Path: "/room/" + iadCode, RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true, ReplayFailed: true}),
+			Redirect{"/room/" + iadCode},
+		},
+		{
+			"pin gone, no code: the pin is all there is",
+			fly(Input{Path: "/", RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true}),
+			ReplayInstance{"0a1b2c3d4e5f02"},
+		},
 		{"pin gone, own region", fly(Input{Path: "/" + fraCode, RawQuery: "instance=0a1b2c3d4e5f02", PinGone: true}), Probe{fraCode}},
-		{"moved twice: not followed again", fly(Input{Path: "/" + fraCode, ReplaySrc: true, SrcState: "moved", MovedTo: "0a1b2c3d4e5f09"}), Serve{}},
+		{
+			"moved twice: not followed again",
+			fly(Input{Path: "/" + fraCode, ReplaySrc: true, SrcState: "moved", MovedTo: "0a1b2c3d4e5f09"}),
+			Serve{},
+		},
 		{"replayed after a probe: no second probe", fly(Input{Path: "/" + fraCode, ReplaySrc: true, SrcState: "probe"}), Serve{}},
 		{"home region empty: probe everywhere", fly(Input{Path: "/" + iadCode, HomeEmpty: true}), Probe{iadCode}},
-		{"home region empty: holder found", fly(Input{Path: "/" + iadCode, HomeEmpty: true, Probed: true, Holder: "0a1b2c3d4e5f03"}), ReplayInstance{"0a1b2c3d4e5f03"}},
+		{
+			"home region empty: holder found",
+			fly(Input{Path: "/" + iadCode, HomeEmpty: true, Probed: true, Holder: "0a1b2c3d4e5f03"}),
+			ReplayInstance{"0a1b2c3d4e5f03"},
+		},
 		{"home region empty, held here", fly(Input{Path: "/" + iadCode, HomeEmpty: true, Held: true}), Serve{}},
 		{"home region empty, replayed: no loop", fly(Input{Path: "/" + iadCode, HomeEmpty: true, ReplaySrc: true}), Serve{}},
 		{"room path percent-decoded", fly(Input{Path: "/room/" + "%" + "31" + fraCode[1:]}), decodedProbe()},

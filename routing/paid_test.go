@@ -35,7 +35,8 @@ func TestEveryRoundIsPaidFor(t *testing.T) {
 	f := startFly(t, self+" fra", "aaaa0041 fra 127.0.8.41")
 	p := &Prober{App: "app", Self: self, Port: port, Resolver: DNSResolver{Server: f.Addr}}
 	a := &fakeAllowance{left: 2, light: true}
-	if holder, outcome := p.FindFor(t.Context(), "HELD12", "fra", a); holder != "aaaa0041" || outcome != OutcomeFound || a.left != 1 {
+	if holder, outcome := p.FindFor(t.Context(), "HELD12", "fra", a); holder != "aaaa0041" || outcome != OutcomeFound ||
+		a.left != 1 {
 		t.Fatalf("FindFor = %q %s, %d rounds left; want found, 1 left", holder, outcome, a.left)
 	}
 	for range 20 {

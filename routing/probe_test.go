@@ -139,7 +139,13 @@ func TestProberDNSFailureIsNotFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	p := &Prober{App: "app", Self: self, Port: 1, Resolver: DNSResolver{Server: pc.LocalAddr().String()}, Limit: 300 * time.Millisecond}
+	p := &Prober{
+		App:      "app",
+		Self:     self,
+		Port:     1,
+		Resolver: DNSResolver{Server: pc.LocalAddr().String()},
+		Limit:    300 * time.Millisecond,
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	if holder, outcome := p.Find(ctx, "ROOM12", "fra"); holder != "" || outcome != OutcomeDNSError {

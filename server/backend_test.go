@@ -108,7 +108,8 @@ func TestServerAPI(t *testing.T) {
 	p.Expect(`{"type":"message","from":-1,"data":"psst"}`)
 	h.Expect(`{"type":"state","data":{"phase":2}}`)
 	p.Expect(`{"type":"state","data":{"phase":2}}`)
-	if status, body := apiCall(t, ts.URL+"/room/NOROOM/send", key, `{"data":1}`); status != 404 || body != `{"error":"Room not found"}` {
+	if status, body := apiCall(t, ts.URL+"/room/NOROOM/send", key, `{"data":1}`); status != 404 ||
+		body != `{"error":"Room not found"}` {
 		t.Fatalf("unknown room: %d %s", status, body)
 	}
 	if status, _ := apiCall(t, u+"/close", key, ""); status != 200 {
@@ -116,7 +117,8 @@ func TestServerAPI(t *testing.T) {
 	}
 	p.ExpectClose(4001, "room closed")
 	off := newTestServer(t, Config{})
-	if status, body := apiCall(t, off.URL+"/room/"+code+"/send", key, `{"data":1}`); status != 404 || body != `{"error":"Server API is off"}` {
+	if status, body := apiCall(t, off.URL+"/room/"+code+"/send", key, `{"data":1}`); status != 404 ||
+		body != `{"error":"Server API is off"}` {
 		t.Fatalf("API off: %d %s", status, body)
 	}
 }
@@ -254,7 +256,8 @@ func TestHangingWebhookReceiverDoesNotSlowTheRelay(t *testing.T) {
 	if dropped == 0 {
 		t.Fatal("nothing dropped: the queue is not bounded")
 	}
-	if status, _, body := getJSON(t, ts.URL+"/metrics"); status != 200 || !strings.Contains(body, `party_sockets_webhooks_total{instance="local",region="LOCAL",result="dropped",version="dev"}`) {
+	if status, _, body := getJSON(t, ts.URL+"/metrics"); status != 200 ||
+		!strings.Contains(body, `party_sockets_webhooks_total{instance="local",region="LOCAL",result="dropped",version="dev"}`) {
 		t.Fatalf("/metrics lacks the dropped webhooks: %d", status)
 	}
 }

@@ -20,7 +20,9 @@ func BenchmarkDecodeSend(b *testing.B) {
 }
 
 func BenchmarkDecodeCreate(b *testing.B) {
-	frame := []byte(`{"type":"create","clientId":"3f1c9a7e-5b2d-4e8f-9a6b-1c2d3e4f5a6b","maxClients":8,"url":"https://game.example/play/{room}"}`)
+	frame := []byte(
+		`{"type":"create","clientId":"3f1c9a7e-5b2d-4e8f-9a6b-1c2d3e4f5a6b","maxClients":8,"url":"https://game.example/play/{room}"}`,
+	)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := wire.Decode(frame); err != nil {

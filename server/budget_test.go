@@ -27,7 +27,12 @@ func TestSpentBudgetRefusesCreate(t *testing.T) {
 	c.Send(`{"type":"join","clientId":"c","room":"` + code + `"}`)
 	c.ExpectErr("Over memory budget")
 	h.Drop()
-	testutil.Eventually(t, 5*time.Second, "the host to be away", func() bool { in, _ := ts.rooms.Lookup(code); return in.Clients == 0 })
+	testutil.Eventually(
+		t,
+		5*time.Second,
+		"the host to be away",
+		func() bool { in, _ := ts.rooms.Lookup(code); return in.Clients == 0 },
+	)
 	c.Join(code, "h")
 	c.Expect(`{"type":"joined","room":"` + code + `","index":0,"peers":[]}`)
 }

@@ -22,7 +22,11 @@ func TestClientIPIsTheProxys(t *testing.T) {
 	}{
 		{"replaced", http.Header{"Fly-Region": {"fra"}, "Fly-Client-Ip": {"198.51.100.9"}}, "198.51.100.9"},
 		{"client's first", http.Header{"Fly-Region": {"zzz", "fra"}, "Fly-Client-Ip": {"203.0.113.7", "198.51.100.9"}}, "198.51.100.9"},
-		{"empty Fly-Region first", http.Header{"Fly-Region": {"", "fra"}, "Fly-Client-Ip": {"203.0.113.7", "198.51.100.9"}}, "198.51.100.9"},
+		{
+			"empty Fly-Region first",
+			http.Header{"Fly-Region": {"", "fra"}, "Fly-Client-Ip": {"203.0.113.7", "198.51.100.9"}},
+			"198.51.100.9",
+		},
 		{"not proxied", http.Header{}, "10.0.0.1"},
 	}
 	for _, tt := range tests {

@@ -97,7 +97,9 @@ func (ms *machineSet) start(n int, region, secret string) *machineUnderTest {
 	if err != nil {
 		t.Skipf("port %d on %s is taken: %v", ms.port, ip, err)
 	}
-	mgr := rooms.NewManager(rooms.Config{Instance: id, Region: region, HostGrace: time.Minute, Codes: regions.NewGenerator(region, nil)})
+	mgr := rooms.NewManager(
+		rooms.Config{Instance: id, Region: region, HostGrace: time.Minute, Codes: regions.NewGenerator(region, nil)},
+	)
 	reg := prometheus.NewRegistry()
 	s := New(Config{Instance: id, Region: region, AppName: "app", HandoffSecret: secret, ScrapeTTL: -1,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -174,7 +176,8 @@ func TestHandOffToTheRegionFirstThenAnywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if want := "instance=" + b.id + ";timeout=5s;fallback=force_self;state=moved"; resp.StatusCode != 409 || resp.Header.Get("Fly-Replay") != want {
+	if want := "instance=" + b.id + ";timeout=5s;fallback=force_self;state=moved"; resp.StatusCode != 409 ||
+		resp.Header.Get("Fly-Replay") != want {
 		t.Fatalf("a request for the moved room: %d %q, want 409 %q", resp.StatusCode, resp.Header.Get("Fly-Replay"), want)
 	}
 	back := testutil.Dial(t, b.url)
@@ -279,7 +282,12 @@ func TestHandOffWithoutAnAnswerKeepsOneOwner(t *testing.T) {
 	// Once b has answered the snapshot of every try (each after a gave up
 	// on it, the first before a's abort, the others after), it holds no
 	// copy.
-	testutil.Eventually(t, 5*time.Second, "b to answer each of "+strconv.Itoa(handoffTries)+" tries", func() bool { return ms.served.Load() == handoffTries })
+	testutil.Eventually(
+		t,
+		5*time.Second,
+		"b to answer each of "+strconv.Itoa(handoffTries)+" tries",
+		func() bool { return ms.served.Load() == handoffTries },
+	)
 	if b.rooms.Held(code) {
 		t.Fatal("b kept a copy of a room that a still serves")
 	}

@@ -54,7 +54,8 @@ func TestInternalNotServedWithoutASecret(t *testing.T) {
 		from := signer(t, "0000000300000a")
 		for _, path := range []string{loadPath, handoffPath, relayPath, abortPath, roomsPath, internalPrefix + "nope"} {
 			for _, method := range []string{http.MethodGet, http.MethodPost} {
-				if status, answer := signedCall(t, from, ts.URL, method, path, []byte(`{}`), nil); status != 404 || answer != `{"error":"Not found"}` {
+				if status, answer := signedCall(t, from, ts.URL, method, path, []byte(`{}`), nil); status != 404 ||
+					answer != `{"error":"Not found"}` {
 					t.Errorf("AppName %q: %s %s: %d %s, want 404", cfg.AppName, method, path, status, answer)
 				}
 			}
@@ -84,14 +85,36 @@ func TestInternalCallsAreSignedFreshAndOnce(t *testing.T) {
 	}
 	replayed := signed(http.MethodGet, loadPath, nil)
 	doCall(t, replayed.Clone(t.Context()))
-	stale := req(http.MethodGet, loadPath, nil, map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "0000000200000a", "GET", loadPath, nil, time.Now().Add(-time.Minute))})
-	otherPath := req(http.MethodGet, roomsPath, nil, map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "0000000200000a", "GET", loadPath, nil, time.Now())})
+	stale := req(
+		http.MethodGet,
+		loadPath,
+		nil,
+		map[string]string{
+			peerauth.Header: peerauth.Sign(key, "0000000300000a", "0000000200000a", "GET", loadPath, nil, time.Now().Add(-time.Minute)),
+		},
+	)
+	otherPath := req(
+		http.MethodGet,
+		roomsPath,
+		nil,
+		map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "0000000200000a", "GET", loadPath, nil, time.Now())},
+	)
 	otherBody := signed(http.MethodPost, abortPath, []byte(`{"code":"A","transfer":"t"}`))
 	otherBody.Body, otherBody.ContentLength = io.NopCloser(strings.NewReader(`{"code":"B","transfer":"t"}`)), 27
-	escaped := req(http.MethodGet, "/%2Einternal/load", nil, map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "0000000200000a", "GET", loadPath, nil, time.Now())})
+	escaped := req(
+		http.MethodGet,
+		"/%2Einternal/load",
+		nil,
+		map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "0000000200000a", "GET", loadPath, nil, time.Now())},
+	)
 	// A call captured on its way to another machine: each machine keeps
 	// its own nonces, so only the "to" it names stops it here.
-	elsewhere := req(http.MethodGet, loadPath, nil, map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "0000000400000a", "GET", loadPath, nil, time.Now())})
+	elsewhere := req(
+		http.MethodGet,
+		loadPath,
+		nil,
+		map[string]string{peerauth.Header: peerauth.Sign(key, "0000000300000a", "0000000400000a", "GET", loadPath, nil, time.Now())},
+	)
 	proxied := signed(http.MethodGet, loadPath, nil)
 	proxied.Header["Fly-Region"] = []string{"", "fra"}
 	forwarded := signed(http.MethodGet, loadPath, nil)
@@ -114,7 +137,11 @@ func TestInternalCallsAreSignedFreshAndOnce(t *testing.T) {
 		{"an empty Fly-Region before a real one", proxied, 403},
 		{"an empty X-Forwarded-For", forwarded, 403},
 		{"the previous release's bearer", req(http.MethodGet, loadPath, nil, bearer), 200},
-		{"a wrong bearer", req(http.MethodGet, loadPath, nil, map[string]string{"Authorization": "Bearer " + strings.Repeat("x", 32)}), 401},
+		{
+			"a wrong bearer",
+			req(http.MethodGet, loadPath, nil, map[string]string{"Authorization": "Bearer " + strings.Repeat("x", 32)}),
+			401,
+		},
 		{"a bearer for the room list", req(http.MethodGet, roomsPath, nil, bearer), 401},
 		{"a GET with a body", signed(http.MethodGet, loadPath, []byte("x")), 413},
 		{"a signed hand-off over its bound", signed(http.MethodPost, handoffPath, make([]byte, MaxHandoffBytes+1)), 413},
@@ -173,16 +200,41 @@ func TestRelayHeldToTheClientsRules(t *testing.T) {
 		{"too many keys", sender, relay("MOVED1", `"from":0,"kind":"send"`+keys), 400, `{"error":"Message too complex"}`},
 		{"another kind", sender, relay("MOVED1", `"from":0,"kind":"join"`), 400, `{"error":"Unknown message type"}`},
 		{"a slot the room never had", sender, relay("MOVED1", `"from":7,"kind":"send","data":1`), 400, `{"error":"Not in a room"}`},
-		{"state from a guest", sender, relay("MOVED1", `"from":1,"kind":"state","data":1`), 400, `{"error":"Only the host can set state"}`},
+		{
+			"state from a guest",
+			sender,
+			relay("MOVED1", `"from":1,"kind":"state","data":1`),
+			400,
+			`{"error":"Only the host can set state"}`,
+		},
 		{"close from a guest", sender, relay("MOVED1", `"from":1,"kind":"close"`), 400, `{"error":"Only the host can close the room"}`},
-		{"state too large", sender, relay("MOVED1", `"from":0,"kind":"state","data":"`+strings.Repeat("x", 16384)+`"`), 400, `{"error":"State too large"}`},
-		{"from another machine", other, relay("MOVED1", `"from":0,"kind":"send","data":"forged"`), 403, `{"error":"Room not handed over by this machine"}`},
-		{"into a room made here", sender, relay(mine, `"from":0,"kind":"send","data":"forged"`), 403, `{"error":"Room not handed over by this machine"}`},
+		{
+			"state too large",
+			sender,
+			relay("MOVED1", `"from":0,"kind":"state","data":"`+strings.Repeat("x", 16384)+`"`),
+			400,
+			`{"error":"State too large"}`,
+		},
+		{
+			"from another machine",
+			other,
+			relay("MOVED1", `"from":0,"kind":"send","data":"forged"`),
+			403,
+			`{"error":"Room not handed over by this machine"}`,
+		},
+		{
+			"into a room made here",
+			sender,
+			relay(mine, `"from":0,"kind":"send","data":"forged"`),
+			403,
+			`{"error":"Room not handed over by this machine"}`,
+		},
 		{"a room not here", sender, relay("NOPE00", `"from":0,"kind":"send"`), 404, `{"error":"Room not found"}`},
 		{"the sender, as the host", sender, relay("MOVED1", `"from":0,"kind":"send","data":"late"`), 200, `{"ok":true}`},
 	}
 	for _, tt := range tests {
-		if status, answer := signedCall(t, tt.from, ts.URL, http.MethodPost, relayPath, tt.body, nil); status != tt.status || answer != tt.answer {
+		if status, answer := signedCall(t, tt.from, ts.URL, http.MethodPost, relayPath, tt.body, nil); status != tt.status ||
+			answer != tt.answer {
 			t.Errorf("%s: %d %s, want %d %s", tt.name, status, answer, tt.status, tt.answer)
 		}
 	}

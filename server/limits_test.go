@@ -220,7 +220,10 @@ func TestClientIDNeverLeaves(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
 	var mu sync.Mutex
-	ts := newTestServer(t, Config{Logger: slog.New(slog.NewTextHandler(lockedWriter{&logs, &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	ts := newTestServer(
+		t,
+		Config{Logger: slog.New(slog.NewTextHandler(lockedWriter{&logs, &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))},
+	)
 	const secret = "SeCrEt-7f3a9c"
 	var frames []string
 	record := func(c *testutil.Client, n int) {

@@ -47,8 +47,16 @@ func TestLookupCaller(t *testing.T) {
 		{"signed with another secret", signed(stranger, lookupRequest("GET", "/room/abc", "[fdaa:0:1::3]:5000")), callerPeer},
 		{"a signature for another path", moved, callerPeer},
 		{"a malformed signature", lookupRequest("GET", "/room/abc", "[fdaa:0:1::3]:5000", "X-Party-Auth", "v1;nope"), callerPeer},
-		{"signed, through the proxy", signed(sib, lookupRequest("GET", "/room/abc", "[fdaa:0:1::3]:5000", "Fly-Region", "fra")), callerClient},
-		{"signed, an empty proxy header", signed(sib, lookupRequest("GET", "/room/abc", "[fdaa:0:1::3]:5000", "Via", "")), callerClient},
+		{
+			"signed, through the proxy",
+			signed(sib, lookupRequest("GET", "/room/abc", "[fdaa:0:1::3]:5000", "Fly-Region", "fra")),
+			callerClient,
+		},
+		{
+			"signed, an empty proxy header",
+			signed(sib, lookupRequest("GET", "/room/abc", "[fdaa:0:1::3]:5000", "Via", "")),
+			callerClient,
+		},
 		{"a public address", lookupRequest("GET", "/room/abc", "203.0.113.9:5000"), callerClient},
 		{"a POST is no lookup", signed(sib, lookupRequest("POST", "/room/abc", "[fdaa:0:1::3]:5000")), callerClient},
 		{"an upgrade's path is no lookup", signed(sib, lookupRequest("GET", "/abcdef", "[fdaa:0:1::3]:5000")), callerClient},
@@ -88,7 +96,11 @@ func TestClientIPCountsTheLastValue(t *testing.T) {
 		{"one value", []string{"Fly-Region", "fra", "Fly-Client-IP", "203.0.113.7"}, "203.0.113.7"},
 		{"twice", []string{"Fly-Region", "fra", "Fly-Client-IP", "198.51.100.1", "Fly-Client-IP", "203.0.113.7"}, "203.0.113.7"},
 		{"a list", []string{"Fly-Region", "fra", "Fly-Client-IP", "198.51.100.1, 203.0.113.7"}, "203.0.113.7"},
-		{"a list, twice", []string{"Fly-Region", "fra", "Fly-Client-IP", "198.51.100.1", "Fly-Client-IP", "10.0.0.1,203.0.113.7 "}, "203.0.113.7"},
+		{
+			"a list, twice",
+			[]string{"Fly-Region", "fra", "Fly-Client-IP", "198.51.100.1", "Fly-Client-IP", "10.0.0.1,203.0.113.7 "},
+			"203.0.113.7",
+		},
 		{"a bad last value: the socket", []string{"Fly-Region", "fra", "Fly-Client-IP", "203.0.113.7, nope"}, "192.0.2.1"},
 		{"IPv6: its /64", []string{"Via", "2 fly.io", "Fly-Client-IP", "2001:db8:1:2::9"}, "2001:db8:1:2::/64"},
 		{"any proxy header, empty too", []string{"Fly-Region", "", "Fly-Client-IP", "203.0.113.8"}, "203.0.113.8"},
@@ -147,8 +159,15 @@ func TestUnsignedLookupsHeldToAPeersRate(t *testing.T) {
 // signed call only.
 func TestCodesListing(t *testing.T) {
 	t.Parallel()
-	mgr := rooms.NewManager(rooms.Config{Instance: "0a1b2c3d4e5f01", Region: "iad", HostGrace: time.Minute, Codes: regions.NewGenerator("iad", nil)})
-	ts := newTestServerWithManager(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f01", Region: "iad", HandoffSecret: testSecret}, mgr, nil)
+	mgr := rooms.NewManager(
+		rooms.Config{Instance: "0a1b2c3d4e5f01", Region: "iad", HostGrace: time.Minute, Codes: regions.NewGenerator("iad", nil)},
+	)
+	ts := newTestServerWithManager(
+		t,
+		Config{AppName: "app", Instance: "0a1b2c3d4e5f01", Region: "iad", HandoffSecret: testSecret},
+		mgr,
+		nil,
+	)
 	sib := newTestServer(t, Config{AppName: "app", Instance: "0a1b2c3d4e5f02", HandoffSecret: testSecret}).Server
 	for i := range 3 {
 		testutil.Dial(t, ts.URL).Create("h"+itoa(i), 4)

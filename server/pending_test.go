@@ -21,7 +21,13 @@ func (c *fakeAddrConn) RemoteAddr() net.Addr {
 // the newest let 1000 half-open requests starve every honest one).
 func TestPendingPerAddressAndEviction(t *testing.T) {
 	p := newPending(3, 2)
-	a1, a2, a3 := &fakeAddrConn{addr: "[2001:db8::1]:1"}, &fakeAddrConn{addr: "[2001:db8::2]:1"}, &fakeAddrConn{addr: "[2001:db8::3]:1"}
+	a1, a2, a3 := &fakeAddrConn{
+		addr: "[2001:db8::1]:1",
+	}, &fakeAddrConn{
+		addr: "[2001:db8::2]:1",
+	}, &fakeAddrConn{
+		addr: "[2001:db8::3]:1",
+	}
 	b1, b2, b3 := &fakeAddrConn{addr: "10.0.0.1:1"}, &fakeAddrConn{addr: "10.0.0.2:1"}, &fakeAddrConn{addr: "10.0.0.3:1"}
 	admit := func(c net.Conn, wantOK bool, wantEvicted net.Conn) {
 		t.Helper()

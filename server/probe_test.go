@@ -37,7 +37,9 @@ func machineAt(t *testing.T, fly *flydns.Server, id, ip string, port int, cfg Co
 	cfg.JoinMissesPerMin, cfg.MachineMissesPerMin = or(cfg.JoinMissesPerMin, 60), or(cfg.MachineMissesPerMin, 1200)
 	cfg.AddrProbesPerMin, cfg.AddrProbeBurst = or(cfg.AddrProbesPerMin, 10), or(cfg.AddrProbeBurst, 60)
 	cfg.CreatesPerMin, cfg.CreateBurst, cfg.MaxConnsPerIP = 30, 30, 200
-	mgr := rooms.NewManager(rooms.Config{Instance: id, Region: "fra", HostGrace: time.Minute, Codes: regions.NewGenerator("fra", nil)})
+	mgr := rooms.NewManager(
+		rooms.Config{Instance: id, Region: "fra", HostGrace: time.Minute, Codes: regions.NewGenerator("fra", nil)},
+	)
 	reg := prometheus.NewRegistry()
 	s := New(cfg, mgr, reg, reg)
 	hs := &http.Server{Handler: s}
@@ -80,7 +82,8 @@ func TestProbeAllowancePerAddress(t *testing.T) {
 	held := testutil.Dial(t, bURL).Create("host", 4)
 	absent := func(i int) string { return regions.Encode(regions.Pack(6, uint32(9000+i))) }
 	player := asPlayer("203.0.113.1")
-	if status, replay := lookupStatus(t, aURL+"/room/"+held, player); status != 409 || !strings.Contains(replay, "instance=0a1b2c3d4e5fb2") {
+	if status, replay := lookupStatus(t, aURL+"/room/"+held, player); status != 409 ||
+		!strings.Contains(replay, "instance=0a1b2c3d4e5fb2") {
 		t.Fatalf("a lookup of a room on the sibling: %d %q", status, replay)
 	}
 	for range 5 {
@@ -125,7 +128,8 @@ func TestForgedReplayFailedKeepsPins(t *testing.T) {
 	}
 	fail(running)
 	for range 5 {
-		if status, replay := lookupStatus(t, aURL+"/room/"+code+"?instance="+running, asPlayer("203.0.113.6")); status != 409 || !strings.Contains(replay, "instance="+running) {
+		if status, replay := lookupStatus(t, aURL+"/room/"+code+"?instance="+running, asPlayer("203.0.113.6")); status != 409 ||
+			!strings.Contains(replay, "instance="+running) {
 			t.Fatalf("a pin to a running machine after a forged fly-replay-failed: %d %q, want the pin honoured", status, replay)
 		}
 	}
@@ -134,7 +138,8 @@ func TestForgedReplayFailedKeepsPins(t *testing.T) {
 	}
 	// A machine DNS does not list: the pin is ignored, the code routes it.
 	fail(stopped)
-	if status, _ := lookupStatus(t, aURL+"/room/"+code+"?instance="+stopped, asPlayer("203.0.113.6")); status != 404 || asks.Load() != 1 {
+	if status, _ := lookupStatus(t, aURL+"/room/"+code+"?instance="+stopped, asPlayer("203.0.113.6")); status != 404 ||
+		asks.Load() != 1 {
 		t.Fatalf("a pin to a gone machine: %d after %d asks, want 404 after one round", status, asks.Load())
 	}
 }

@@ -20,7 +20,11 @@ import (
 // slots slots (all vacant).
 func snapshotBody(code, transfer, from string, slots int) []byte {
 	var b strings.Builder
-	b.WriteString(`{"v":1,"transfer":"` + transfer + `","from":"` + from + `","code":"` + code + `","maxClients":1000,"next":` + itoa(slots) + `,"graceMs":-1,"slots":[`)
+	b.WriteString(
+		`{"v":1,"transfer":"` + transfer + `","from":"` + from + `","code":"` + code + `","maxClients":1000,"next":` + itoa(
+			slots,
+		) + `,"graceMs":-1,"slots":[`,
+	)
 	for i := range slots {
 		if i > 0 {
 			b.WriteByte(',')
@@ -52,7 +56,11 @@ func TestHandOffCountedBeforeItIsDecoded(t *testing.T) {
 		{"upper case", slots("SLOTS", 21), errTooManySlots},
 		{"a long s", slots("ſlots", 21), errTooManySlots},
 		{"escaped", slots(`\u0073lots`, 21), errTooManySlots},
-		{"the key twice", []byte(`{"slots":[` + strings.Repeat(`{},`, 10) + `{}],"slots":[` + strings.Repeat(`{},`, 9) + `{}]}`), errTooManySlots},
+		{
+			"the key twice",
+			[]byte(`{"slots":[` + strings.Repeat(`{},`, 10) + `{}],"slots":[` + strings.Repeat(`{},`, 9) + `{}]}`),
+			errTooManySlots,
+		},
 		{"a window at the bound", window(4), nil},
 		{"a window too long", window(5), errWindowTooLong},
 		{"not JSON", []byte(`{"slots":[`), wire.ErrInvalidJSON},
@@ -88,7 +96,8 @@ func TestHandOffReservedInTheBudget(t *testing.T) {
 	if decodePerByteX2*len(body)/2 < 1<<20 {
 		t.Fatalf("the body is only %d bytes", len(body))
 	}
-	if status, answer := signedCall(t, from, ts.URL, http.MethodPost, handoffPath, body, nil); status != 503 || answer != `{"error":"Over memory budget"}` {
+	if status, answer := signedCall(t, from, ts.URL, http.MethodPost, handoffPath, body, nil); status != 503 ||
+		answer != `{"error":"Over memory budget"}` {
 		t.Fatalf("a hand-off the budget cannot take: %d %s", status, answer)
 	}
 	if b.Used() != 0 {
@@ -113,7 +122,8 @@ func TestHandOffOneDecodeAtATime(t *testing.T) {
 	from := signer(t, "0000000300000a")
 	ts.decoding <- struct{}{} // a decode under way
 	body := snapshotBody("WAIT01", "t1", "0000000300000a", 2)
-	if status, answer := signedCall(t, from, ts.URL, http.MethodPost, handoffPath, body, nil); status != 503 || answer != `{"error":"Too many hand-offs at once"}` {
+	if status, answer := signedCall(t, from, ts.URL, http.MethodPost, handoffPath, body, nil); status != 503 ||
+		answer != `{"error":"Too many hand-offs at once"}` {
 		t.Fatalf("a hand-off while another decodes: %d %s", status, answer)
 	}
 	<-ts.decoding
@@ -165,7 +175,8 @@ func TestHandOffAsksTheOtherSiblings(t *testing.T) {
 	askedSender, askedMute := blackHole(t, "127.0.0.4", ms.port), blackHole(t, "127.0.0.5", ms.port)
 
 	body := snapshotBody(held, "t1", "0000000400000a", 2)
-	if status, answer := signedCall(t, sender, a.url, http.MethodPost, handoffPath, body, nil); status != 409 || answer != `{"error":"Room code taken"}` {
+	if status, answer := signedCall(t, sender, a.url, http.MethodPost, handoffPath, body, nil); status != 409 ||
+		answer != `{"error":"Room code taken"}` {
 		t.Fatalf("a hand-off of a code b holds: %d %s", status, answer)
 	}
 	if a.rooms.Held(held) {
@@ -204,7 +215,8 @@ func TestSenderFallsBackToBearerForAnOldSibling(t *testing.T) {
 	})
 	s := signer(t, "0000000300000a")
 	var load loadInfo
-	if err := s.internalCall(t.Context(), http.MethodGet, "0000000400000a", old, loadPath, nil, &load); err != nil || load.Rooms != 3 {
+	if err := s.internalCall(t.Context(), http.MethodGet, "0000000400000a", old, loadPath, nil, &load); err != nil ||
+		load.Rooms != 3 {
 		t.Fatalf("a call to a sibling of the previous release: %+v %v", load, err)
 	}
 	if signed.Load() != 1 || bearer.Load() != 1 {
@@ -218,7 +230,8 @@ func TestSenderFallsBackToBearerForAnOldSibling(t *testing.T) {
 		}
 		other.ServeHTTP(w, r)
 	})
-	if err := s.internalCall(t.Context(), http.MethodGet, "0000000400000a", spy, loadPath, nil, &load); err == nil || leaked.Load() != 0 {
+	if err := s.internalCall(t.Context(), http.MethodGet, "0000000400000a", spy, loadPath, nil, &load); err == nil ||
+		leaked.Load() != 0 {
 		t.Fatalf("a sibling of this release with another secret: %v, %d bearer calls", err, leaked.Load())
 	}
 }
@@ -242,12 +255,32 @@ func newTestHTTP(t *testing.T, h http.HandlerFunc) string {
 // panic, and a room it makes is a room this machine could serve (its
 // code is held, its members' count is zero).
 func FuzzHandoffSnapshot(f *testing.F) {
-	good, _ := json.Marshal(rooms.Snapshot{Version: 1, Transfer: "t", Code: "ABC123", MaxClients: 4, Next: 3, GraceMs: 500, State: json.RawMessage(`{"a":[1,2]}`),
-		Slots: []rooms.SlotSnapshot{{Index: 0, Key: strings.Repeat("ab", 32), Recover: true, Seq: 2,
-			Window: []rooms.FrameSnapshot{{Seq: 1, Frame: `{"type":"peer_joined","index":2,"seq":1}`}, {Seq: 2, AgeMs: 10, Frame: `{"type":"message","from":2,"seq":2}`}}},
-			{Index: 2, Key: strings.Repeat("cd", 32), Live: true}}})
+	good, _ := json.Marshal(
+		rooms.Snapshot{
+			Version:    1,
+			Transfer:   "t",
+			Code:       "ABC123",
+			MaxClients: 4,
+			Next:       3,
+			GraceMs:    500,
+			State:      json.RawMessage(`{"a":[1,2]}`),
+			Slots: []rooms.SlotSnapshot{{Index: 0, Key: strings.Repeat("ab", 32), Recover: true, Seq: 2,
+				Window: []rooms.FrameSnapshot{
+					{Seq: 1, Frame: `{"type":"peer_joined","index":2,"seq":1}`},
+					{Seq: 2, AgeMs: 10, Frame: `{"type":"message","from":2,"seq":2}`},
+				}},
+				{Index: 2, Key: strings.Repeat("cd", 32), Live: true}},
+		},
+	)
 	f.Add(good)
-	f.Add([]byte(`{"v":1,"transfer":"x","code":"A","maxClients":1e308,"next":1,"graceMs":-1,"slots":[{"index":0,"key":"` + strings.Repeat("0", 64) + `"}]}`))
+	f.Add(
+		[]byte(
+			`{"v":1,"transfer":"x","code":"A","maxClients":1e308,"next":1,"graceMs":-1,"slots":[{"index":0,"key":"` + strings.Repeat(
+				"0",
+				64,
+			) + `"}]}`,
+		),
+	)
 	f.Add([]byte(`{"v":1,"slots":[{"window":[{"frame":"{"}]}]}`))
 	f.Add([]byte(`{"SLOTS":[{}],"ſlots":[{"WINDOW":[{},{}]}],"\u0073lots":[{"wındow":[]}]}`))
 	f.Add([]byte(`{"slots":[{"window":[{}],"window":[{},{}]}],"slots":[{}]}`))
@@ -267,7 +300,14 @@ func FuzzHandoffSnapshot(f *testing.F) {
 			}
 		}
 		if len(snap.Slots) > c.slots || len(snap.Slots) > maxSlots || frames > c.frames {
-			t.Fatalf("built %d slots and %d frames; counted %d and %d (bound %d slots)", len(snap.Slots), frames, c.slots, c.frames, maxSlots)
+			t.Fatalf(
+				"built %d slots and %d frames; counted %d and %d (bound %d slots)",
+				len(snap.Slots),
+				frames,
+				c.slots,
+				c.frames,
+				maxSlots,
+			)
 		}
 		if err := mgr.Import(snap); err != nil {
 			if mgr.Len() != 0 {

@@ -52,7 +52,8 @@ func TestEmptyRoomKeptForTheHostGraceAfterABlip(t *testing.T) {
 		in, ok := ts.rooms.Lookup(code)
 		return ok && in.Clients == 0
 	})
-	if status, _, body := getJSON(t, ts.URL+"/room/"+code); status != 200 || body != `{"clients":0,"maxClients":4,"origin":"unknown"}`+"\n" {
+	if status, _, body := getJSON(t, ts.URL+"/room/"+code); status != 200 ||
+		body != `{"clients":0,"maxClients":4,"origin":"unknown"}`+"\n" {
 		t.Fatalf("GET /room after a blip: %d %s", status, body)
 	}
 	back := testutil.Dial(t, ts.URL)

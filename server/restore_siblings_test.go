@@ -164,7 +164,12 @@ func TestThawedHolderYields(t *testing.T) {
 		t.Fatalf("the old copy's host closed with %d, want 1012", got)
 	}
 	if a.rooms.Held(code) || !b.rooms.Held(code) || a.rooms.Ended(code) {
-		t.Fatalf("after the thaw: a holds %v (ended %v), b holds %v; want only b", a.rooms.Held(code), a.rooms.Ended(code), b.rooms.Held(code))
+		t.Fatalf(
+			"after the thaw: a holds %v (ended %v), b holds %v; want only b",
+			a.rooms.Held(code),
+			a.rooms.Ended(code),
+			b.rooms.Held(code),
+		)
 	}
 }
 
@@ -213,7 +218,12 @@ func TestRestoreRoundsBounded(t *testing.T) {
 	}
 	refill := int(time.Since(start).Seconds()*restoreRoundsPerSec) + 1
 	if again == 0 || exists > 2*restoreRoundsPerSec+refill {
-		t.Errorf("80 restores: %d rounds (Room exists), %d Try again; want at most %d rounds", exists, again, 2*restoreRoundsPerSec+refill)
+		t.Errorf(
+			"80 restores: %d rounds (Room exists), %d Try again; want at most %d rounds",
+			exists,
+			again,
+			2*restoreRoundsPerSec+refill,
+		)
 	}
 }
 

@@ -20,10 +20,31 @@ func TestRoutingAnswers(t *testing.T) {
 		replay   string
 		location string
 	}{
-		{"pin", "/health?instance=0a1b2c3d4e5f02", map[string]string{"Fly-Region": "fra"}, 409, "instance=0a1b2c3d4e5f02;timeout=5s;fallback=force_self", ""},
-		{"pin fallback http", "/room/x?instance=0a1b2c3d4e5f02&a=b", map[string]string{"Fly-Region": "fra", "Fly-Replay-Src": "instance=0a1b2c3d4e5f02"}, 302, "", "/room/x?a=b"},
+		{
+			"pin",
+			"/health?instance=0a1b2c3d4e5f02",
+			map[string]string{"Fly-Region": "fra"},
+			409,
+			"instance=0a1b2c3d4e5f02;timeout=5s;fallback=force_self",
+			"",
+		},
+		{
+			"pin fallback http",
+			"/room/x?instance=0a1b2c3d4e5f02&a=b",
+			map[string]string{"Fly-Region": "fra", "Fly-Replay-Src": "instance=0a1b2c3d4e5f02"},
+			302,
+			"",
+			"/room/x?a=b",
+		},
 		{"region", "/room/" + iad, map[string]string{"Fly-Region": "fra"}, 409, "region=iad;timeout=5s;fallback=force_self", ""},
-		{"region after replay", "/room/" + iad, map[string]string{"Fly-Region": "fra", "Fly-Replay-Src": "instance=m9;region=iad"}, 404, "", ""},
+		{
+			"region after replay",
+			"/room/" + iad,
+			map[string]string{"Fly-Region": "fra", "Fly-Replay-Src": "instance=m9;region=iad"},
+			404,
+			"",
+			"",
+		},
 		{"direct (no Fly-Region) is served here", "/room/" + iad, nil, 404, "", ""},
 		{"health", "/health", map[string]string{"Fly-Region": "fra"}, 200, "", ""},
 	}

@@ -8,8 +8,9 @@ import (
 	"github.com/party-sockets/party-sockets/closecode"
 )
 
-// The memory budget's two ways to stay within its limit (docs/limits.md). What can be refused is reserved (claim): a new socket, the
-// message being read as it grows, and in rooms a slot, a room, a state, a
+// The memory budget's two ways to stay within its limit (docs/limits.md).
+// What can be refused is reserved (claim): a new socket, the message being
+// read as it grows, and in rooms a slot, a room, a state, a
 // recovery frame. When a reservation would be refused, the caches go
 // first (recovery windows: vacant, then the machine's oldest live
 // frames), then what has gone stale (shedStale); only then is it refused.

@@ -191,7 +191,12 @@ func TestShedClosesOnlyStaleQueuesAtTheCeiling(t *testing.T) {
 	releaseBusy := hold(t, bc)
 	big := `{"type":"send","to":%d,"data":"` + strings.Repeat("q", 50_000) + `"}`
 	h.Send(strings.Replace(big, "%d", "1", 1))
-	testutil.Eventually(t, 5*time.Second, "the stuck member's frame to be in flight", func() bool { n, _ := sc.held(); return n > 0 })
+	testutil.Eventually(
+		t,
+		5*time.Second,
+		"the stuck member's frame to be in flight",
+		func() bool { n, _ := sc.held(); return n > 0 },
+	)
 	sc.mu.Lock()
 	since := sc.batchSince // set by the writer, under the lock
 	sc.mu.Unlock()

@@ -78,7 +78,15 @@ func TestTrustCheckOnlyAnswersTheOperatorsSignedCall(t *testing.T) {
 		{"unsigned", "GET", TrustCheckPath, ""},
 		{"the siblings' key", "GET", TrustCheckPath, trustSign(peerauth.LabelInternal, "GET", TrustCheckPath, now)},
 		{"another secret", "GET", TrustCheckPath,
-			peerauth.Sign(peerauth.DeriveKey([]byte("another-secret-0123456789abcdefghij"), peerauth.LabelDebug), "x", peerauth.AnyTarget, "GET", TrustCheckPath, nil, now)},
+			peerauth.Sign(
+				peerauth.DeriveKey([]byte("another-secret-0123456789abcdefghij"), peerauth.LabelDebug),
+				"x",
+				peerauth.AnyTarget,
+				"GET",
+				TrustCheckPath,
+				nil,
+				now,
+			)},
 		{"signed for another query", "GET", TrustCheckPath, trustSign(peerauth.LabelDebug, "GET", TrustCheckPath+"?a=1", now)},
 		{"signed for POST", "POST", TrustCheckPath, trustSign(peerauth.LabelDebug, "POST", TrustCheckPath, now)},
 		{"stale", "GET", TrustCheckPath, trustSign(peerauth.LabelDebug, "GET", TrustCheckPath, now.Add(-time.Minute))},
@@ -104,7 +112,10 @@ func TestTrustCheckOnlyAnswersTheOperatorsSignedCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	if e.Instance != "m1" || !strings.HasPrefix(e.Remote, "127.0.0.1:") || !e.ViaProxy || e.Truncated ||
-		strings.Join(e.Headers["Fly-Region"], ",") != "zzz,fra" || strings.Join(e.Headers["Fly-Replay-Src"], ",") != "instance=forged" ||
+		strings.Join(
+			e.Headers["Fly-Region"],
+			",",
+		) != "zzz,fra" || strings.Join(e.Headers["Fly-Replay-Src"], ",") != "instance=forged" ||
 		strings.Contains(body, "not-echoed") {
 		t.Errorf("echo %s", body)
 	}

@@ -27,7 +27,8 @@ func mustMint(t *testing.T, ttl time.Duration, c Claims) string {
 // another machine's verifier remembers its own.
 func TestTokenIsSpentOnce(t *testing.T) {
 	t.Parallel()
-	noJTI, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"exp": time.Now().Add(time.Minute).Unix()}).SignedString(testSecret)
+	noJTI, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"exp": time.Now().Add(time.Minute).Unix()}).
+		SignedString(testSecret)
 	sameJTI := mustMint(t, 2*time.Minute, Claims{MaxClients: 8, RegisteredClaims: jwt.RegisteredClaims{ID: "game-42"}})
 	tests := []struct {
 		name         string
@@ -35,7 +36,11 @@ func TestTokenIsSpentOnce(t *testing.T) {
 	}{
 		{"minted, with a fresh jti", mustMint(t, time.Minute, Claims{}), ""},
 		{"no jti: the token itself", noJTI, ""},
-		{"another token with a spent jti", mustMint(t, time.Minute, Claims{RegisteredClaims: jwt.RegisteredClaims{ID: "game-42"}}), sameJTI},
+		{
+			"another token with a spent jti",
+			mustMint(t, time.Minute, Claims{RegisteredClaims: jwt.RegisteredClaims{ID: "game-42"}}),
+			sameJTI,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

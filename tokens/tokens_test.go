@@ -21,8 +21,10 @@ func TestCheckEveryFailure(t *testing.T) {
 	expired, _ := Mint(secret, -time.Minute, Claims{})
 	tooLong, _ := Mint(secret, 48*time.Hour, Claims{})
 	noExp, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "x"}).SignedString(secret)
-	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"exp": time.Now().Add(time.Minute).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	hs512, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{"exp": time.Now().Add(time.Minute).Unix()}).SignedString(secret)
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"exp": time.Now().Add(time.Minute).Unix()}).
+		SignedString(jwt.UnsafeAllowNoneSignatureType)
+	hs512, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{"exp": time.Now().Add(time.Minute).Unix()}).
+		SignedString(secret)
 	tests := []struct {
 		name, token, origin string
 		max                 float64

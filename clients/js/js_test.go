@@ -102,7 +102,8 @@ func TestWithoutGoTheTestsSayWhatTheyNeed(t *testing.T) {
 		}
 	}
 	out, err := start(".", []string{"PATH=" + onlyNode}, n, args[1:]...).CombinedOutput()
-	if err == nil || strings.Count(string(out), "Error: PARTY_SOCKETS_BIN is not set and Go is not installed") != files || !strings.Contains(string(out), "PARTY_SOCKETS_BIN") ||
+	if err == nil || strings.Count(string(out), "Error: PARTY_SOCKETS_BIN is not set and Go is not installed") != files ||
+		!strings.Contains(string(out), "PARTY_SOCKETS_BIN") ||
 		!strings.Contains(string(out), "https://go.dev/dl/") {
 		t.Fatalf("%s with no go on PATH: %v\n%s", strings.Join(args, " "), err, out)
 	}

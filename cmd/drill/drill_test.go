@@ -109,8 +109,11 @@ func TestReportHTMLIsSelfContained(t *testing.T) {
 	start := time.Now()
 	rep := &report{Config: map[string]any{}, Regions: []string{"fra", "iad"}, Start: start, End: start.Add(time.Minute),
 		Total: &figures{Label: "total"}, Rejoins: []time.Duration{time.Second},
-		Samples: []sample{{At: start, Clients: map[string]int{"fra": 3}}, {At: start.Add(time.Minute), Clients: map[string]int{"iad": 2}}},
-		Faults:  []*fault{{Label: "kill -9 <fra>", Start: start.Add(10 * time.Second), End: start.Add(12 * time.Second)}}}
+		Samples: []sample{
+			{At: start, Clients: map[string]int{"fra": 3}},
+			{At: start.Add(time.Minute), Clients: map[string]int{"iad": 2}},
+		},
+		Faults: []*fault{{Label: "kill -9 <fra>", Start: start.Add(10 * time.Second), End: start.Add(12 * time.Second)}}}
 	var b strings.Builder
 	if err := rep.html(&b); err != nil {
 		t.Fatal(err)

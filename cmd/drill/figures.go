@@ -61,7 +61,7 @@ type analysis struct {
 	lastSeen  map[string]time.Time // room code → the last time a machine listed it
 	slots     []*figures           // one per fault, in order
 	endedOut  []string             // recovery members who ended outside a known limit: who, where, why
-	lostOut   []string             // the first messages a recovery member lost outside a recovered: false rejoin, each with its member's history
+	lostOut   []string             // first messages recovery members lost outside recovered: false, with their history
 	before    *figures             // before the first fault
 	total     *figures
 }
@@ -80,8 +80,15 @@ func (a *analysis) slot(t time.Time) *figures {
 // add applies fn to the moment's slot and to the total.
 func (a *analysis) add(t time.Time, fn func(*figures)) { fn(a.slot(t)); fn(a.total) }
 
-func analyse(pop *population, faults []*fault, held map[*room]bool, lastSeen map[string]time.Time, samples []sample, end time.Time,
-	killLoses, dnsLoses bool) *analysis {
+func analyse(
+	pop *population,
+	faults []*fault,
+	held map[*room]bool,
+	lastSeen map[string]time.Time,
+	samples []sample,
+	end time.Time,
+	killLoses, dnsLoses bool,
+) *analysis {
 	a := &analysis{faults: faults, end: end, killLoses: killLoses, dnsLoses: dnsLoses, held: held, lastSeen: lastSeen,
 		before: &figures{Label: "before the first fault"}, total: &figures{Label: "total"}}
 	for _, f := range faults {

@@ -185,7 +185,10 @@ func rejoinBars(ds []time.Duration) []svgBar {
 			label = "> " + rejoinBuckets[i-1].String()
 		}
 		bx := 40 + float64(i)*w
-		out = append(out, svgBar{X: bx + 4, Y: 190 - h, Width: w - 8, Height: h, Mid: bx + w/2, CountY: 186 - h, Count: c, Label: label})
+		out = append(
+			out,
+			svgBar{X: bx + 4, Y: 190 - h, Width: w - 8, Height: h, Mid: bx + w/2, CountY: 186 - h, Count: c, Label: label},
+		)
 	}
 	return out
 }

@@ -52,8 +52,18 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.rooms, "rooms", 60, "rooms (3 to 10 players each)")
 	fs.DurationVar(&c.duration, "duration", 5*time.Minute, "how long the night plays (faults included; the settle comes after)")
 	fs.BoolVar(&c.short, "short", false, "a one-minute night for CI: -duration 1m and a DNS outage that fits its slot")
-	fs.Float64Var(&c.recoverShare, "recover-share", 0.5, "share of members who opt in to recovery; the rest behave like old-relay clients")
-	fs.DurationVar(&c.msgEvery, "msg-every", 2*time.Second, "a player sends once every this on average (uniform over half to one and a half times it)")
+	fs.Float64Var(
+		&c.recoverShare,
+		"recover-share",
+		0.5,
+		"share of members who opt in to recovery; the rest behave like old-relay clients",
+	)
+	fs.DurationVar(
+		&c.msgEvery,
+		"msg-every",
+		2*time.Second,
+		"a player sends once every this on average (uniform over half to one and a half times it)",
+	)
 	help := map[string]string{
 		faultDeploy: "rolling deploys of every machine", faultCut: "network cuts of a set of players",
 		faultDNS: "DNS outages on their own", faultKill: "kill -9 of two machines (restarted after a quarter of the slot)",
@@ -72,7 +82,12 @@ func parseFlags(args []string) (config, error) {
 		"false (the README's promise) holds every room with a member that holds its tickets to no loss")
 	fs.BoolVar(&c.dnsLoses, "dns-deploy-loses-rooms", true, "a known limit (README): a machine that stops while the DNS is down "+
 		"finds no sibling, and its rooms are lost; false holds a deploy in a DNS outage to no loss")
-	fs.BoolVar(&c.tickets, "tickets", true, "members who opt in to recovery also hold crash-proof room tickets (the Go client's default)")
+	fs.BoolVar(
+		&c.tickets,
+		"tickets",
+		true,
+		"members who opt in to recovery also hold crash-proof room tickets (the Go client's default)",
+	)
 	fs.StringVar(&c.out, "out", "bin/drill", "directory for report.html, report.json and cluster.log")
 	fs.Uint64Var(&c.seed, "seed", 0, "random seed (0: from the clock); the same seed lays out the same night")
 	if err := fs.Parse(args); err != nil {

@@ -124,8 +124,17 @@ func (n *night) run(f *fleet, pop *population, kinds []string, warm time.Duratio
 // faultsUntil runs the schedule, one fault at the start of each slot,
 // then lets the night play on until its end.
 func (n *night) faultsUntil(ctx context.Context, f *fleet, pop *population, kinds []string, end time.Time) {
-	fr := &faultRunner{f: f, pop: pop, regions: n.c.regions, slot: n.slot, dnsDown: n.c.dnsDown, cutFor: min(n.c.cutFor, n.slot/2).Round(100 * time.Millisecond),
-		cutShare: n.c.cutShare, freezeFor: min(n.c.freezeFor, n.slot/2).Round(100 * time.Millisecond), r: n.r}
+	fr := &faultRunner{
+		f:         f,
+		pop:       pop,
+		regions:   n.c.regions,
+		slot:      n.slot,
+		dnsDown:   n.c.dnsDown,
+		cutFor:    min(n.c.cutFor, n.slot/2).Round(100 * time.Millisecond),
+		cutShare:  n.c.cutShare,
+		freezeFor: min(n.c.freezeFor, n.slot/2).Round(100 * time.Millisecond),
+		r:         n.r,
+	}
 	warm := n.c.duration / 12
 	for i, kind := range kinds {
 		at := n.start.Add(warm + time.Duration(i)*n.slot)
@@ -220,7 +229,10 @@ func (n *night) describe() map[string]any {
 		"msg_every": n.c.msgEvery.String(), "faults": n.c.counts, "dns_down": n.c.dnsDown.String(),
 		"slot": n.slot.Round(time.Millisecond).String(), "boot_delay": n.timing.boot.String(),
 		"health_grace": n.timing.grace.String(), "health_interval": n.timing.interval.String(),
-		"kill_timeout": killTimeout(n.env).String(), "kill_loses_rooms": n.c.killLoses, "dns_deploy_loses_rooms": n.c.dnsLoses, "seed": n.seed, "cpus": cpuModel(),
+		"kill_timeout": killTimeout(
+			n.env,
+		).String(),
+		"kill_loses_rooms": n.c.killLoses, "dns_deploy_loses_rooms": n.c.dnsLoses, "seed": n.seed, "cpus": cpuModel(),
 	}
 }
 

@@ -48,7 +48,14 @@ type population struct {
 // code through another region's edge. recoverShare of the rooms' members
 // opt in to recovery. Every member has its own loopback address (srcNet:
 // the first two bytes of 127.a.b.c).
-func newPopulation(f *fleet, regions []string, sizes []int, recoverShare float64, tickets bool, r *rand.Rand) (*population, error) {
+func newPopulation(
+	f *fleet,
+	regions []string,
+	sizes []int,
+	recoverShare float64,
+	tickets bool,
+	r *rand.Rand,
+) (*population, error) {
 	p := &population{}
 	srcA := byte(10 + r.IntN(200))
 	n := 0

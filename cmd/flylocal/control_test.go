@@ -161,10 +161,12 @@ func TestControlPostNeedsTheFlylocalHeader(t *testing.T) {
 
 	// With the header, as the overview and the tests send it, it works.
 	ok := map[string]string{"X-Flylocal": "1"}
-	if status, body, _ := call(t, port, "POST", "/.flylocal/settings?stopping_replays=1", host, ok); status != 200 || !c.stoppingReplays.Load() {
+	if status, body, _ := call(t, port, "POST", "/.flylocal/settings?stopping_replays=1", host, ok); status != 200 ||
+		!c.stoppingReplays.Load() {
 		t.Fatalf("POST settings with X-Flylocal: 1 = %d %q, stopping_replays=%v", status, body, c.stoppingReplays.Load())
 	}
-	if status, _, _ := call(t, port, "POST", "/.flylocal/shutdown", "localhost:"+strconv.Itoa(port), ok); status != 200 || !quitting(c) {
+	if status, _, _ := call(t, port, "POST", "/.flylocal/shutdown", "localhost:"+strconv.Itoa(port), ok); status != 200 ||
+		!quitting(c) {
 		t.Fatalf("POST shutdown with X-Flylocal: 1 = %d, quit=%v", status, quitting(c))
 	}
 }

@@ -51,10 +51,29 @@ type timing struct {
 func timingFlags(fs *flag.FlagSet) func() (timing, error) {
 	tm := timing{timeout: flyCheckTimeout}
 	fs.DurationVar(&tm.boot, "boot-delay", defaultBootDelay, "a start: wait this long before the process runs (the machine's boot)")
-	fs.DurationVar(&tm.grace, "health-grace", flyGracePeriod, "first health check this long after the process starts (fly.toml grace_period); not routed before one passes")
-	fs.DurationVar(&tm.interval, "health-interval", flyCheckInterval, "then a check every interval until one passes (fly.toml interval)")
-	fs.DurationVar(&tm.wait, "wait-timeout", flyWaitTimeout, "a start fails when no check passed this long after the process started (fly.toml wait_timeout)")
-	fast := fs.Bool("fast", false, "start machines at once: -boot-delay 0 -health-grace 0 -health-interval 20ms (what the tests use)")
+	fs.DurationVar(
+		&tm.grace,
+		"health-grace",
+		flyGracePeriod,
+		"first health check this long after the process starts (fly.toml grace_period); not routed before one passes",
+	)
+	fs.DurationVar(
+		&tm.interval,
+		"health-interval",
+		flyCheckInterval,
+		"then a check every interval until one passes (fly.toml interval)",
+	)
+	fs.DurationVar(
+		&tm.wait,
+		"wait-timeout",
+		flyWaitTimeout,
+		"a start fails when no check passed this long after the process started (fly.toml wait_timeout)",
+	)
+	fast := fs.Bool(
+		"fast",
+		false,
+		"start machines at once: -boot-delay 0 -health-grace 0 -health-interval 20ms (what the tests use)",
+	)
 	return func() (timing, error) {
 		if *fast {
 			var clash []string
@@ -64,7 +83,10 @@ func timingFlags(fs *flag.FlagSet) func() (timing, error) {
 				}
 			})
 			if len(clash) > 0 {
-				return timing{}, fmt.Errorf("-fast sets -boot-delay, -health-grace and -health-interval: leave out %s", strings.Join(clash, ", "))
+				return timing{}, fmt.Errorf(
+					"-fast sets -boot-delay, -health-grace and -health-interval: leave out %s",
+					strings.Join(clash, ", "),
+				)
 			}
 			tm.boot, tm.grace, tm.interval = 0, 0, fastCheckInterval
 		}
@@ -87,7 +109,10 @@ func (tm timing) check() error {
 		}
 	}
 	if tm.grace >= tm.wait {
-		errs = append(errs, fmt.Errorf("-health-grace %v is not below -wait-timeout %v: no machine would ever be healthy", tm.grace, tm.wait))
+		errs = append(
+			errs,
+			fmt.Errorf("-health-grace %v is not below -wait-timeout %v: no machine would ever be healthy", tm.grace, tm.wait),
+		)
 	}
 	return errors.Join(errs...)
 }

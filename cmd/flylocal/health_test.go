@@ -158,7 +158,11 @@ func TestDeployWaitsForBootAndChecks(t *testing.T) {
 	var cs clusterState
 	getJSON(t, edge+"/.flylocal/state", &cs)
 	if !slices.Contains(cs.History.Deploying, true) || len(cs.History.Deploying) != len(cs.History.Times) {
-		t.Errorf("the chart's history does not show the deploy: deploying %v over %d samples", cs.History.Deploying, len(cs.History.Times))
+		t.Errorf(
+			"the chart's history does not show the deploy: deploying %v over %d samples",
+			cs.History.Deploying,
+			len(cs.History.Times),
+		)
 	}
 	// Once checked, a machine is routed again: its edge's requests reach it.
 	for _, m := range info.Machines {
@@ -169,11 +173,22 @@ func TestDeployWaitsForBootAndChecks(t *testing.T) {
 		}
 		resp.Body.Close()
 		if v := machinesByID(t, edge)[m.ID]; v.Routed != before+1 || v.Checks != checksPassing {
-			t.Errorf("after the deploy, machine %s: checks %q, routed %d → %d; want passing and its edge's request", m.ID, v.Checks, before, v.Routed)
+			t.Errorf(
+				"after the deploy, machine %s: checks %q, routed %d → %d; want passing and its edge's request",
+				m.ID,
+				v.Checks,
+				before,
+				v.Routed,
+			)
 		}
 	}
-	t.Logf("deploy of 2 machines with boot %v and grace %v: %.2f s; requests through an edge while its machine answered in grace: %v",
-		boot, grace, st.Seconds, seenInGrace)
+	t.Logf(
+		"deploy of 2 machines with boot %v and grace %v: %.2f s; requests through an edge while its machine answered in grace: %v",
+		boot,
+		grace,
+		st.Seconds,
+		seenInGrace,
+	)
 	if !strings.Contains(strings.Join(st.Log, "\n"), "checks passing") {
 		t.Errorf("the deploy log does not say when the checks passed:\n%s", strings.Join(st.Log, "\n"))
 	}

@@ -70,11 +70,23 @@ func run() error {
 		proxyHdrs   = flag.String("client-proxy-headers", proxyHeadersReplace, helpProxyHeaders)
 		replayHdrs  = flag.String("client-replay-headers", replayHeadersStrip, helpReplayHeaders)
 		quiet       = flag.Bool("quiet", false, "do not copy machine logs to stderr")
-		withParent  = flag.Bool("exit-with-parent", true, "stop every machine and exit when the process that started flylocal ends (go run killed by kill %1)")
-		promURL     = flag.String("prometheus", "http://127.0.0.1:9090", "the local Prometheus that /.flylocal/dashboard draws from (ops/prometheus.yml)")
-		dashboard   = flag.String("dashboard", "", "Grafana dashboard whose panels /.flylocal/dashboard draws (default: this module's ops/grafana-dashboard.json)")
-		readTiming  = timingFlags(flag.CommandLine)
-		env         envList
+		withParent  = flag.Bool(
+			"exit-with-parent",
+			true,
+			"stop every machine and exit when the process that started flylocal ends (go run killed by kill %1)",
+		)
+		promURL = flag.String(
+			"prometheus",
+			"http://127.0.0.1:9090",
+			"the local Prometheus that /.flylocal/dashboard draws from (ops/prometheus.yml)",
+		)
+		dashboard = flag.String(
+			"dashboard",
+			"",
+			"Grafana dashboard whose panels /.flylocal/dashboard draws (default: this module's ops/grafana-dashboard.json)",
+		)
+		readTiming = timingFlags(flag.CommandLine)
+		env        envList
 	)
 	flag.Var(&env, "env", "KEY=VALUE for every machine (repeatable)")
 	flag.Parse()

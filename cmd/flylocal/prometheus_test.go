@@ -18,7 +18,10 @@ func TestPrometheusTargets(t *testing.T) {
 	c, port := controlEdge(t)
 	c.app = "my-app"
 	for i, st := range []string{stateStarted, stateStopping, stateStopped, stateSuspended, stateStarting} {
-		c.machines = append(c.machines, &machine{ID: "m" + strconv.Itoa(i), Region: "FRA", IP: "127.0.9." + strconv.Itoa(i+2), Port: 3000, c: c, state: st})
+		c.machines = append(
+			c.machines,
+			&machine{ID: "m" + strconv.Itoa(i), Region: "FRA", IP: "127.0.9." + strconv.Itoa(i+2), Port: 3000, c: c, state: st},
+		)
 	}
 	host := "127.0.0.1:" + strconv.Itoa(port)
 	status, body, h := call(t, port, "GET", "/.flylocal/prometheus/targets", host, nil)
@@ -62,7 +65,14 @@ func TestDashboardPanels(t *testing.T) {
 	}
 	for i, p := range panels {
 		if p.Title != raw.Panels[i].Title || len(p.Queries) != len(raw.Panels[i].Targets) || len(p.Queries) == 0 {
-			t.Errorf("panel %d: %q with %d queries, want %q with %d", i, p.Title, len(p.Queries), raw.Panels[i].Title, len(raw.Panels[i].Targets))
+			t.Errorf(
+				"panel %d: %q with %d queries, want %q with %d",
+				i,
+				p.Title,
+				len(p.Queries),
+				raw.Panels[i].Title,
+				len(raw.Panels[i].Targets),
+			)
 			continue
 		}
 		for _, q := range p.Queries {

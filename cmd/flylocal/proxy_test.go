@@ -35,7 +35,11 @@ func (f *fakeMachine) seen() http.Header {
 
 // newFakeCluster starts one fake machine per spec "id:region" on its own
 // loopback address; handler decides each answer.
-func newFakeCluster(t *testing.T, handler func(f *fakeMachine, w http.ResponseWriter, r *http.Request), specs ...string) (*cluster, map[string]*fakeMachine) {
+func newFakeCluster(
+	t *testing.T,
+	handler func(f *fakeMachine, w http.ResponseWriter, r *http.Request),
+	specs ...string,
+) (*cluster, map[string]*fakeMachine) {
 	t.Helper()
 	c := &cluster{app: "app", killSignal: syscall.SIGINT, killTimeout: time.Second, fallbackSrc: true}
 	fakes := map[string]*fakeMachine{}
@@ -48,7 +52,9 @@ func newFakeCluster(t *testing.T, handler func(f *fakeMachine, w http.ResponseWr
 			t.Fatal(err)
 		}
 		port = ln.Addr().(*net.TCPAddr).Port
-		f := &fakeMachine{machine: &machine{ID: id, Region: region, IP: ip, Port: port, c: c, state: stateStarted, checks: checksPassing}}
+		f := &fakeMachine{
+			machine: &machine{ID: id, Region: region, IP: ip, Port: port, c: c, state: stateStarted, checks: checksPassing},
+		}
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			f.hits.Add(1)
 			f.mu.Lock()
@@ -195,7 +201,17 @@ func TestDNSNames(t *testing.T) {
 		if i%2 == 1 {
 			region = "iad"
 		}
-		c.machines = append(c.machines, &machine{ID: fmt.Sprintf("%014x", i+1), Region: region, IP: fmt.Sprintf("127.0.66.%d", i+2), c: c, state: stateStarted, checks: checksPassing})
+		c.machines = append(
+			c.machines,
+			&machine{
+				ID:     fmt.Sprintf("%014x", i+1),
+				Region: region,
+				IP:     fmt.Sprintf("127.0.66.%d", i+2),
+				c:      c,
+				state:  stateStarted,
+				checks: checksPassing,
+			},
+		)
 	}
 	c.machines[0].state = stateStopped
 	stop, err := c.serveDNS()

@@ -67,7 +67,8 @@ func TestSettingsSwitchTheModes(t *testing.T) {
 		}
 	}
 	if status, _, _ := call(t, port, "POST", "/.flylocal/settings?client_proxy_headers=replace&client_replay_headers=strip", host, ok); status != 200 ||
-		c.appendProxyHeaders.Load() || c.keepReplayHeaders.Load() {
+		c.appendProxyHeaders.Load() ||
+		c.keepReplayHeaders.Load() {
 		t.Fatalf("back to replace, strip: %d", status)
 	}
 }

@@ -139,7 +139,12 @@ type history struct {
 func (w *watch) snapshot() ([]replayEvent, history) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	h := history{Times: append([]string{}, w.times...), Deploying: append([]bool{}, w.deploy...), Clients: map[string][]float64{}, Msgs: map[string][]float64{}}
+	h := history{
+		Times:     append([]string{}, w.times...),
+		Deploying: append([]bool{}, w.deploy...),
+		Clients:   map[string][]float64{},
+		Msgs:      map[string][]float64{},
+	}
 	for r, v := range w.clients {
 		h.Clients[r] = append([]float64{}, v...)
 	}

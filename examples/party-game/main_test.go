@@ -49,8 +49,16 @@ func TestGameFilesAreServed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		resp, body := get(t, hs.URL+tt.path)
-		if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Type"), tt.contentType) || !strings.Contains(body, tt.contains) {
-			t.Errorf("GET %s = %d %s, want 200 %s with %q", tt.path, resp.StatusCode, resp.Header.Get("Content-Type"), tt.contentType, tt.contains)
+		if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Type"), tt.contentType) ||
+			!strings.Contains(body, tt.contains) {
+			t.Errorf(
+				"GET %s = %d %s, want 200 %s with %q",
+				tt.path,
+				resp.StatusCode,
+				resp.Header.Get("Content-Type"),
+				tt.contentType,
+				tt.contains,
+			)
 		}
 	}
 }

@@ -59,7 +59,8 @@ func TestSummarize(t *testing.T) {
 	}
 	// One line past maxLine is an error, not a hang or an unbounded buffer.
 	out.Reset()
-	if code := summarize(strings.NewReader(strings.Repeat("x", maxLine+1)), &out); code != 1 || !strings.Contains(out.String(), "too long") {
+	if code := summarize(strings.NewReader(strings.Repeat("x", maxLine+1)), &out); code != 1 ||
+		!strings.Contains(out.String(), "too long") {
 		t.Errorf("an overlong line: exit %d\n%.200s", code, out.String())
 	}
 }

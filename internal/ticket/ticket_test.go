@@ -14,7 +14,10 @@ func sample(slots int) *Plain {
 		Holder: "e2865014a64e18", MaxClients: 8, Epoch: 0x1234567890abcdef, Version: 7, IssuedAt: 1_780_000_000_000,
 		Next: uint64(slots) + 2, HasDigest: true, Digest: DigestOf([]byte(`{"round":3}`))}
 	for i := range slots {
-		p.Slots = append(p.Slots, Slot{Index: uint64(i), Vacant: i%2 == 1, Key: KeyOf("client-" + string(rune('a'+i%26)) + strings.Repeat("x", i))})
+		p.Slots = append(
+			p.Slots,
+			Slot{Index: uint64(i), Vacant: i%2 == 1, Key: KeyOf("client-" + string(rune('a'+i%26)) + strings.Repeat("x", i))},
+		)
 	}
 	return p
 }

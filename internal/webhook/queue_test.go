@@ -153,7 +153,9 @@ func TestRetriesHoldBackOnlyTheirRoom(t *testing.T) {
 	}
 	send(s, "A", "room.closed", 1)
 	testutil.Eventually(t, 5*time.Second, "B's events", func() bool { return len(rc.delivered()) == 5 })
-	if want := "B player.joined 0, B player.joined 1, B player.joined 2, B player.joined 3, B player.joined 4"; join(rc.delivered()) != want {
+	if want := "B player.joined 0, B player.joined 1, B player.joined 2, B player.joined 3, B player.joined 4"; join(
+		rc.delivered(),
+	) != want {
 		t.Fatalf("delivered %s, want %s", join(rc.delivered()), want)
 	}
 	failing.Delete("A")

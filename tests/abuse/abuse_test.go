@@ -108,10 +108,17 @@ func TestPinInjectionAndOpenRedirect(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Fly-Replay") != "" {
 		t.Fatalf("pin x;app=other: %d fly-replay %q; want it ignored", resp.StatusCode, resp.Header.Get("Fly-Replay"))
 	}
-	got := rawRequest(t, srv.Addr, "GET //evil.example/x?instance=0a1b2c3d4e5f99 HTTP/1.1\r\nHost: x\r\nFly-Region: fra\r\nFly-Replay-Src: instance=0a1b2c3d4e5f99\r\n\r\n")
+	got := rawRequest(
+		t,
+		srv.Addr,
+		"GET //evil.example/x?instance=0a1b2c3d4e5f99 HTTP/1.1\r\nHost: x\r\nFly-Region: fra\r\nFly-Replay-Src: instance=0a1b2c3d4e5f99\r\n\r\n",
+	)
 	c, _ := net.Dial("tcp", srv.Addr)
 	defer c.Close()
-	fmt.Fprintf(c, "GET //evil.example/x?instance=0a1b2c3d4e5f99 HTTP/1.1\r\nHost: x\r\nFly-Region: fra\r\nFly-Replay-Src: instance=0a1b2c3d4e5f99\r\n\r\n")
+	fmt.Fprintf(
+		c,
+		"GET //evil.example/x?instance=0a1b2c3d4e5f99 HTTP/1.1\r\nHost: x\r\nFly-Region: fra\r\nFly-Replay-Src: instance=0a1b2c3d4e5f99\r\n\r\n",
+	)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	r, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {

@@ -85,8 +85,18 @@ func TestStalledReadersDoNotRefuseTheMachine(t *testing.T) {
 	}
 	ended, how := pl.finish()
 	memoryBounds(t, srv, seen)
-	t.Logf("honest creates %d/%d, joins %d/%d %s; bystander sockets ended %d (%s); closed: too slow %v, shed %v",
-		created, rounds*tries, joined, rounds*tries, why, ended, how, closedBy(t, srv, "slow_consumer"), closedBy(t, srv, "memory_budget"))
+	t.Logf(
+		"honest creates %d/%d, joins %d/%d %s; bystander sockets ended %d (%s); closed: too slow %v, shed %v",
+		created,
+		rounds*tries,
+		joined,
+		rounds*tries,
+		why,
+		ended,
+		how,
+		closedBy(t, srv, "slow_consumer"),
+		closedBy(t, srv, "memory_budget"),
+	)
 	if created < rounds*tries || joined < rounds*tries {
 		t.Errorf("honest creates %d/%d, joins %d/%d: %s", created, rounds*tries, joined, rounds*tries, why)
 	}

@@ -118,7 +118,10 @@ func fullRoom(code, frame string) map[string]any {
 			window = append(window, map[string]any{"seq": seq, "ageMs": 0, "frame": f})
 			size += len(f) + 40
 		}
-		slots = append(slots, map[string]any{"index": i, "key": keyOf(code + strconv.Itoa(i)), "recover": true, "seq": 256, "window": window})
+		slots = append(
+			slots,
+			map[string]any{"index": i, "key": keyOf(code + strconv.Itoa(i)), "recover": true, "seq": 256, "window": window},
+		)
 	}
 	return map[string]any{"v": 1, "transfer": "t-" + code, "from": siblingID(9), "code": code, "maxClients": 1000,
 		"origin": "https://game.example", "next": len(slots), "graceMs": -1, "slots": slots}

@@ -171,7 +171,12 @@ func strangerAttacks(t *testing.T, srv *testutil.Server) {
 
 	walked := map[int]int{}
 	for i := range 100 {
-		status, _ := stranger.post(t, srv.URL, "/.internal/abort", map[string]string{"code": fmt.Sprintf("WALK%02d", i), "transfer": "t"})
+		status, _ := stranger.post(
+			t,
+			srv.URL,
+			"/.internal/abort",
+			map[string]string{"code": fmt.Sprintf("WALK%02d", i), "transfer": "t"},
+		)
 		walked[status]++
 	}
 	t.Logf("walk 100 codes through /.internal/abort: statuses %v", walked)
@@ -268,7 +273,8 @@ func TestForgedHandOffOfASiblingsCode(t *testing.T) {
 			a, b := rg.start(2, "", tc.env...), rg.start(3, "", tc.env...)
 			host := testutil.Dial(t, b.URL)
 			code := host.Create("real-host", 8)
-			status, answer := tc.forger.at(siblingID(2)).post(t, a.URL, "/.internal/handoff", forgedRoom(code, "t-squat", siblingID(9), "", "attacker"))
+			status, answer := tc.forger.at(siblingID(2)).
+				post(t, a.URL, "/.internal/handoff", forgedRoom(code, "t-squat", siblingID(9), "", "attacker"))
 			t.Logf("a forged hand-off of %s (held by the other machine): %d %s", code, status, answer)
 			if status != tc.want {
 				t.Errorf("the forged hand-off: %d %s, want %d", status, answer, tc.want)

@@ -139,8 +139,15 @@ func TestProbeBucketCannotBeSpentForFree(t *testing.T) {
 	})
 	const n = 40
 	found := joins(n, 200*time.Millisecond)
-	t.Logf("players' joins by code during the attack: %d of %d found their room (%.0f%%); attackers' lookups: %d, %d replayed to their rooms, %d refused (429)",
-		found, n, 100*float64(found)/n, looked.Load(), replayed.Load(), refused.Load())
+	t.Logf(
+		"players' joins by code during the attack: %d of %d found their room (%.0f%%); attackers' lookups: %d, %d replayed to their rooms, %d refused (429)",
+		found,
+		n,
+		100*float64(found)/n,
+		looked.Load(),
+		replayed.Load(),
+		refused.Load(),
+	)
 	if found < n*95/100 {
 		t.Fatalf("%d of %d joins by code found their room under the attack, want at least 95%%", found, n)
 	}
@@ -222,7 +229,24 @@ func startListingPeer(t *testing.T, p *listingPeer, ip, port string) {
 // listed once at start (and again rarely), and a region with no machine
 // running is listed the same way, not probed per code.
 func TestMistypedCodeProbesItsOwnRegionOnly(t *testing.T) {
-	abroad := []string{"ams", "arn", "bom", "cdg", "dfw", "ewr", "gru", "iad", "jnb", "lax", "lhr", "nrt", "ord", "sin", "sjc", "syd"}
+	abroad := []string{
+		"ams",
+		"arn",
+		"bom",
+		"cdg",
+		"dfw",
+		"ewr",
+		"gru",
+		"iad",
+		"jnb",
+		"lax",
+		"lhr",
+		"nrt",
+		"ord",
+		"sin",
+		"sjc",
+		"syd",
+	}
 	moved := regions.Encode(regions.Pack(6, 424242)) // a fra room a hand-off took to iad
 	for _, handoff := range []string{"on", "off"} {
 		t.Run("HANDOFF="+handoff, func(t *testing.T) {
@@ -241,7 +265,17 @@ func TestMistypedCodeProbesItsOwnRegionOnly(t *testing.T) {
 			}
 			fly.Add(selfID, "fra", "127.0.0.1")
 			// The machine's rate of rounds is not what this test counts.
-			srv := flyMachine(t, fly, selfID, "fra", "127.0.0.1", port, "HANDOFF="+handoff, "HANDOFF_SECRET="+secret32, "PROBES_PER_SEC=1000")
+			srv := flyMachine(
+				t,
+				fly,
+				selfID,
+				"fra",
+				"127.0.0.1",
+				port,
+				"HANDOFF="+handoff,
+				"HANDOFF_SECRET="+secret32,
+				"PROBES_PER_SEC=1000",
+			)
 			asks := func() (rooms, lists, signed int64) {
 				for _, p := range peers {
 					rooms, lists, signed = rooms+p.rooms.Load(), lists+p.lists.Load(), signed+p.signed.Load()
@@ -268,8 +302,16 @@ func TestMistypedCodeProbesItsOwnRegionOnly(t *testing.T) {
 			r2, l2, signed := asks()
 			emptyPerMiss := float64(r2-r1) / n
 			status, replay := lookup(srv.URL+"/room/"+moved, via("203.0.115.1"))
-			t.Logf("HANDOFF=%s, 17 peers: %.1f probe asks per mistyped fra code, %.1f per mistyped code of a region with no machine; %d listing calls (%d signed); the fra room that went to iad: %d %q",
-				handoff, perMiss, emptyPerMiss, l2, signed, status, replay)
+			t.Logf(
+				"HANDOFF=%s, 17 peers: %.1f probe asks per mistyped fra code, %.1f per mistyped code of a region with no machine; %d listing calls (%d signed); the fra room that went to iad: %d %q",
+				handoff,
+				perMiss,
+				emptyPerMiss,
+				l2,
+				signed,
+				status,
+				replay,
+			)
 			if perMiss != 1 {
 				t.Errorf("%.1f probe asks per mistyped fra code, want 1 (fra's other machine)", perMiss)
 			}
@@ -336,8 +378,13 @@ func TestUnsignedPeerLookupsHeldToAPeersRate(t *testing.T) {
 			}
 			wg.Wait()
 			took := time.Since(start).Seconds()
-			t.Logf("unsigned prober at 15/s: 60 of 60 answered; a flood from 127.0.0.1: %d answered, %d refused in %.1f s (%.0f lookups/s)",
-				ok.Load(), refused.Load(), took, float64(ok.Load()+refused.Load())/took)
+			t.Logf(
+				"unsigned prober at 15/s: 60 of 60 answered; a flood from 127.0.0.1: %d answered, %d refused in %.1f s (%.0f lookups/s)",
+				ok.Load(),
+				refused.Load(),
+				took,
+				float64(ok.Load()+refused.Load())/took,
+			)
 			if limit := 40 + 20*took + 5; float64(ok.Load()) > limit {
 				t.Fatalf("the flood got %d answers in %.1f s, want at most a peer's burst and rate (%.0f)", ok.Load(), took, limit)
 			}

@@ -151,7 +151,10 @@ func spoofedProbeFlood(t *testing.T, env []string, warm bool) []bool {
 // most 1,000).
 func spoofLookups(ctx context.Context, wg *sync.WaitGroup, url string, sent, refused *atomic.Int64) {
 	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.9")}}
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 64}}
+	client := &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 64},
+	}
 	gen := regions.NewGenerator("fra", nil)
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()

@@ -20,7 +20,9 @@ func createWith(t *testing.T, url, src, token string, n int) (created int, errs 
 	errs = map[string]int{}
 	m := testutil.Dialer{LocalAddr: src}.Dial(t, url)
 	for i := range n {
-		msg, _ := json.Marshal(map[string]any{"type": "create", "clientId": src + "-" + string(rune('a'+i%26)), "maxClients": 4, "token": token})
+		msg, _ := json.Marshal(
+			map[string]any{"type": "create", "clientId": src + "-" + string(rune('a'+i%26)), "maxClients": 4, "token": token},
+		)
 		m.Send(string(msg))
 		v, err := m.Next()
 		if err != nil {
@@ -49,7 +51,8 @@ func TestCreateTokenIsSingleUse(t *testing.T) {
 	}
 	// A backend that sets no jti (jsonwebtoken does not by default): the
 	// token itself is remembered.
-	noJTI, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"exp": time.Now().Add(time.Minute).Unix()}).SignedString([]byte(createSecret))
+	noJTI, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"exp": time.Now().Add(time.Minute).Unix()}).
+		SignedString([]byte(createSecret))
 	if err != nil {
 		t.Fatal(err)
 	}

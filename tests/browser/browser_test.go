@@ -63,7 +63,15 @@ func TestBuzzerQuizInChromium(t *testing.T) {
 	hostCut := httptest.NewServer(host)
 	t.Cleanup(hostCut.Close)
 	// One file after the other: the overview test suspends a machine.
-	cmd := exec.Command(node, "--test", "--test-concurrency=1", "buzzer.test.mjs", "deadlink.test.mjs", "overview.test.mjs", "crash.test.mjs")
+	cmd := exec.Command(
+		node,
+		"--test",
+		"--test-concurrency=1",
+		"buzzer.test.mjs",
+		"deadlink.test.mjs",
+		"overview.test.mjs",
+		"crash.test.mjs",
+	)
 	cmd.Env = append(os.Environ(), "GAME_URL=http://"+gameAddr, "HOST_EDGE="+host.URL(), "HOST_CUT="+hostCut.URL,
 		"PLAYER_EDGE="+players.URL(), "NET_CUT="+playersCut.URL, "OUT_DIR="+out, "CHROMIUM="+chromium,
 		"DEPLOY_URL="+cluster.Edges["fra"]+"/.flylocal/deploy", "FLY_EDGE="+cluster.Edges["fra"])

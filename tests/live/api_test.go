@@ -52,7 +52,8 @@ func TestServerAPIAcrossRegions(t *testing.T) {
 			t.Fatalf("member got %+v", m)
 		}
 	}
-	if status, body := post("/room/"+code+"/send", `{"data":"just you","to":1}`, key); status != 200 || strings.TrimSpace(body) != `{"delivered":1}` {
+	if status, body := post("/room/"+code+"/send", `{"data":"just you","to":1}`, key); status != 200 ||
+		strings.TrimSpace(body) != `{"delivered":1}` {
 		t.Fatalf("send to slot 1: %d %s", status, body)
 	}
 	if m := guest.ExpectType("message"); string(m.Data) != `"just you"` {

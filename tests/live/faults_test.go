@@ -195,7 +195,10 @@ func TestRollingDeploy(t *testing.T) {
 	polled := make(chan struct{})
 	go func() {
 		defer close(polled)
-		client := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		client := &http.Client{
+			Timeout:       20 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 		for i := 0; ; i++ {
 			select {
 			case <-stopPoll:

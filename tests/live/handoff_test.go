@@ -191,8 +191,15 @@ func TestRollingDeployMidGame(t *testing.T) {
 	}
 	slices.Sort(rejoins)
 	pct := func(p float64) time.Duration { return rejoins[int(p*float64(len(rejoins)-1))] }
-	t.Logf("%d rejoins, from close to joined again: p50 %v, p99 %v, max %v (aim: p99 under 3 s)",
-		len(rejoins), pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), rejoins[len(rejoins)-1].Round(time.Millisecond))
+	t.Logf(
+		"%d rejoins, from close to joined again: p50 %v, p99 %v, max %v (aim: p99 under 3 s)",
+		len(
+			rejoins,
+		),
+		pct(0.5).Round(time.Millisecond),
+		pct(0.99).Round(time.Millisecond),
+		rejoins[len(rejoins)-1].Round(time.Millisecond),
+	)
 	sent := 0.0
 	for _, m := range cluster.Machines {
 		sent += machineMetric(t, m, "party_sockets_handoff_rooms_total") // sent + received + failed, since each restart
@@ -238,7 +245,13 @@ func waitDeploy(t *testing.T, during func()) []string {
 		return st.Finished
 	})
 	if st.Error != "" || len(st.Done) != len(cluster.Machines) {
-		t.Fatalf("deploy: error %q, replaced %v of %d machines\n%s", st.Error, st.Done, len(cluster.Machines), strings.Join(st.Log, "\n"))
+		t.Fatalf(
+			"deploy: error %q, replaced %v of %d machines\n%s",
+			st.Error,
+			st.Done,
+			len(cluster.Machines),
+			strings.Join(st.Log, "\n"),
+		)
 	}
 	return st.Log
 }

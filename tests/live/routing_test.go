@@ -34,7 +34,10 @@ func codeFor(region string) string {
 }
 
 func noRedirect() *http.Client {
-	return &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &http.Client{
+		Timeout:       20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 func do(t *testing.T, c *http.Client, req *http.Request) (*http.Response, string) {
@@ -114,7 +117,11 @@ func TestCrossRegionJoinByCode(t *testing.T) {
 	if !cluster.live {
 		time.Sleep(metricsTTL) // /metrics is rendered at most once a second
 		if got := machineMetric(t, other, "party_sockets_probes_total"); got != probesBefore+1 {
-			t.Errorf("the non-holder in %s ran %v probe rounds, want 1 (the path was not region → probe → instance)", home, got-probesBefore)
+			t.Errorf(
+				"the non-holder in %s ran %v probe rounds, want 1 (the path was not region → probe → instance)",
+				home,
+				got-probesBefore,
+			)
 		}
 	}
 

@@ -96,7 +96,11 @@ func trustCheck(t *testing.T, secret string) facts {
 		t.Errorf("counted against %s, want the test's own address 127.0.0.1", counted)
 	}
 	host, _, _ := net.SplitHostPort(base.Remote)
-	t.Logf("FACT: the proxy writes Fly-Client-IP %q and Fly-Region %q for this client", base.Headers["Fly-Client-Ip"], base.Headers["Fly-Region"])
+	t.Logf(
+		"FACT: the proxy writes Fly-Client-IP %q and Fly-Region %q for this client",
+		base.Headers["Fly-Client-Ip"],
+		base.Headers["Fly-Region"],
+	)
 	trustedProxiesFacts(t, secret, base)
 
 	forged := trustCall(t, secret, region, http.Header{"Fly-Region": {forgedRegion}, "Fly-Client-Ip": {forgedIP},
@@ -112,8 +116,16 @@ func trustCheck(t *testing.T, secret string) facts {
 		fate(f.appendsRegion, "kept, the proxy's value after it", "replaced"), forged.Headers["Fly-Region"])
 	t.Logf("FACT: a client's own Fly-Client-IP is %s: the machine sees %q",
 		fate(f.appendsClientIP, "kept, the proxy's value after it", "replaced"), forged.Headers["Fly-Client-Ip"])
-	t.Logf("FACT: a client's own fly-replay-src is %s: the machine sees %q", fate(f.keepsSrc, "kept", "stripped"), forged.Headers["Fly-Replay-Src"])
-	t.Logf("FACT: a client's own fly-replay-failed is %s: the machine sees %q", fate(f.keepsFailed, "kept", "stripped"), forged.Headers["Fly-Replay-Failed"])
+	t.Logf(
+		"FACT: a client's own fly-replay-src is %s: the machine sees %q",
+		fate(f.keepsSrc, "kept", "stripped"),
+		forged.Headers["Fly-Replay-Src"],
+	)
+	t.Logf(
+		"FACT: a client's own fly-replay-failed is %s: the machine sees %q",
+		fate(f.keepsFailed, "kept", "stripped"),
+		forged.Headers["Fly-Replay-Failed"],
+	)
 
 	// Empty values, alone and first: what issue 20 found got past a check
 	// of the first Fly-Region.
@@ -185,7 +197,18 @@ func directTrustCall(t *testing.T, secret, addr string, hdr http.Header) trustEc
 	for k, vs := range hdr {
 		req.Header[k] = vs
 	}
-	req.Header.Set(peerauth.Header, peerauth.Sign(peerauth.DeriveKey([]byte(secret), peerauth.LabelDebug), "trust-check", peerauth.AnyTarget, "GET", uri, nil, time.Now()))
+	req.Header.Set(
+		peerauth.Header,
+		peerauth.Sign(
+			peerauth.DeriveKey([]byte(secret), peerauth.LabelDebug),
+			"trust-check",
+			peerauth.AnyTarget,
+			"GET",
+			uri,
+			nil,
+			time.Now(),
+		),
+	)
 	resp, body := do(t, noRedirect(), req)
 	var e trustEcho
 	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &e) != nil {
@@ -204,7 +227,15 @@ func trustRefusals(t *testing.T, secret, region, instance string) {
 		t.Errorf("an unsigned trust check through the proxy = %d %q, want 404", resp.StatusCode, body)
 	}
 	uri := trustCheckURI + "?n=" + nonce()
-	sig := peerauth.Sign(peerauth.DeriveKey([]byte(secret), peerauth.LabelDebug), "trust-check", peerauth.AnyTarget, "GET", uri, nil, time.Now())
+	sig := peerauth.Sign(
+		peerauth.DeriveKey([]byte(secret), peerauth.LabelDebug),
+		"trust-check",
+		peerauth.AnyTarget,
+		"GET",
+		uri,
+		nil,
+		time.Now(),
+	)
 	for i, want := range []int{200, 404} {
 		req := cluster.edgeRequest(t, "GET", region, uri)
 		req.Header.Set(peerauth.Header, sig)
@@ -224,7 +255,18 @@ func trustCall(t *testing.T, secret, region string, hdr http.Header) trustEcho {
 	for k, vs := range hdr {
 		req.Header[k] = vs
 	}
-	req.Header.Set(peerauth.Header, peerauth.Sign(peerauth.DeriveKey([]byte(secret), peerauth.LabelDebug), "trust-check", peerauth.AnyTarget, "GET", uri, nil, time.Now()))
+	req.Header.Set(
+		peerauth.Header,
+		peerauth.Sign(
+			peerauth.DeriveKey([]byte(secret), peerauth.LabelDebug),
+			"trust-check",
+			peerauth.AnyTarget,
+			"GET",
+			uri,
+			nil,
+			time.Now(),
+		),
+	)
 	resp, body := do(t, noRedirect(), req)
 	var e trustEcho
 	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &e) != nil {
