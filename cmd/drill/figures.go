@@ -18,8 +18,8 @@ type figures struct {
 
 	RoomsLost       int `json:"rooms_lost"`
 	RoomsLostToKill int `json:"rooms_lost_to_kill"` // their code was on a machine killed -9, lost in the kill's slot
-	// of those, rooms none of whose members held the tickets (old-relay
-	// clients): the README's limit of crash-proof rooms
+	// of those, rooms none of whose members held the tickets, or whose
+	// host held none (old-relay clients): the README's limit
 	RoomsLostNoTickets int `json:"rooms_lost_no_tickets"`
 	RoomsLostInDNS     int `json:"rooms_lost_in_dns"` // lost in a rolling deploy with the DNS down (a known limit)
 	RoomsKept          int `json:"rooms_kept"`        // in the total only
@@ -156,18 +156,21 @@ func (a *analysis) room(rm *room, onKilled bool) {
 			}
 		}
 		// Lost to the kill when it went in the kill's slot: a room that
-		// came back from its ticket and was lost later is not the kill's.
+		// came back from its ticket and was lost later is not the kill's,
+		// unless its host held no ticket (an old-relay client does not
+		// come back: the rebuilt room ends with the host's grace).
 		f := a.faultAt(at)
-		inKill := onKilled && f != nil && f.Kind == faultKill
+		inKill := onKilled && (f != nil && f.Kind == faultKill || !rm.members[0].tickets)
 		inDNS := !inKill && f != nil && f.Kind == faultDNSDeploy
 		// A room none of whose members holds a ticket (the relay's old
-		// clients) cannot come back from a kill -9: the README's limit.
-		allowed = (inKill && (a.killLoses || !anyTickets(rm))) || (inDNS && a.dnsLoses)
+		// clients), or whose host holds none, cannot come back from a
+		// kill -9: the README's limit.
+		allowed = (inKill && (a.killLoses || !anyTickets(rm) || !rm.members[0].tickets)) || (inDNS && a.dnsLoses)
 		a.add(at, func(f *figures) {
 			f.RoomsLost++
 			if inKill {
 				f.RoomsLostToKill++
-				if !anyTickets(rm) {
+				if !anyTickets(rm) || !rm.members[0].tickets {
 					f.RoomsLostNoTickets++
 				}
 			}

@@ -172,7 +172,7 @@ func TestKillLossAttribution(t *testing.T) {
 	t.Parallel()
 	t0 := time.Now()
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	kill := &fault{Kind: faultKill, Start: at(10), Killed: []string{"OLDONE", "TICKET", "LATERX"}}
+	kill := &fault{Kind: faultKill, Start: at(10), Killed: []string{"OLDONE", "TICKET", "LATERX", "HOSTLS"}}
 	dnsDeploy := &fault{Kind: faultDNSDeploy, Start: at(20)}
 	mk := func(code string, tickets bool) *room {
 		rm := &room{code: code}
@@ -185,18 +185,22 @@ func TestKillLossAttribution(t *testing.T) {
 		return rm
 	}
 	old, tk, later := mk("OLDONE", false), mk("TICKET", true), mk("LATERX", true)
-	pop := &population{rooms: []*room{old, tk, later}}
+	// HOSTLS: its guests hold tickets, its host does not; rebuilt by a
+	// guest, it ended with the host's grace in the DNS deploy's slot.
+	hostless := mk("HOSTLS", true)
+	hostless.members[0].tickets, hostless.members[0].recover = false, false
+	pop := &population{rooms: []*room{old, tk, later, hostless}}
 	for _, rm := range pop.rooms {
 		pop.members = append(pop.members, rm.members...)
 	}
-	seen := map[string]time.Time{"OLDONE": at(10.5), "TICKET": at(10.5), "LATERX": at(21)}
+	seen := map[string]time.Time{"OLDONE": at(10.5), "TICKET": at(10.5), "LATERX": at(21), "HOSTLS": at(22)}
 	a := analyse(pop, []*fault{kill, dnsDeploy}, map[*room]bool{}, seen, nil, at(30), false, false)
-	if got := a.total; got.RoomsLost != 3 || got.RoomsLostToKill != 2 || got.RoomsLostInDNS != 1 {
-		t.Errorf("lost %d, to the kill %d, in the DNS deploy %d; want 3, 2 (OLDONE, TICKET), 1 (LATERX)",
+	if got := a.total; got.RoomsLost != 4 || got.RoomsLostToKill != 3 || got.RoomsLostInDNS != 1 {
+		t.Errorf("lost %d, to the kill %d, in the DNS deploy %d; want 4, 3 (OLDONE, TICKET, HOSTLS), 1 (LATERX)",
 			got.RoomsLost, got.RoomsLostToKill, got.RoomsLostInDNS)
 	}
-	if got := a.total.RoomsLostNoTickets; got != 1 {
-		t.Errorf("lost to the kill without a ticket holder: %d, want 1 (OLDONE)", got)
+	if got := a.total.RoomsLostNoTickets; got != 2 {
+		t.Errorf("lost to the kill without a ticket holder: %d, want 2 (OLDONE, HOSTLS)", got)
 	}
 	// TICKET and LATERX break the rooms promise, and their members ended
 	// outside any limit; OLDONE is the README's limit.
