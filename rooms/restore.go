@@ -21,6 +21,14 @@ import (
 // ticket's slots.
 var ErrNotInTicket = wire.Define("Not in this ticket")
 
+// ErrRoomEnded: the code's room ended here within the ticket window; it
+// is not rebuilt (the server answers Room ended).
+var ErrRoomEnded = errors.New("rooms: the code's room ended here")
+
+// ErrRestoreAgain: the room the caller found here is gone (a JoinOnly
+// restore): the caller checks again (the server answers Try again).
+var ErrRestoreAgain = errors.New("rooms: the room is gone since the restore looked")
+
 // ErrOtherRoom: a room with the ticket's code lives here, but it is not
 // the ticket's room nor one restored from it (the server answers Room
 // exists: the client may join it as anyone may).
@@ -39,6 +47,10 @@ type RestoreRequest struct {
 	Member   Member
 	Join     JoinOptions
 	State    []byte // the compact state the presenter last saw; nil for none
+	// JoinOnly: the caller checked no machine for the code (the room was
+	// here): if it is gone meanwhile (ended, handed off, yielded),
+	// ErrRestoreAgain rather than a rebuild nothing checked.
+	JoinOnly bool
 }
 
 // InTicket reports whether clientID owns one of p's slots.
@@ -60,6 +72,9 @@ func (m *Manager) Restore(req RestoreRequest) (r *Room, idx int, restored bool, 
 	r = m.get(req.Plain.Code)
 	if r != nil && !r.sameRoom(req.Plain) {
 		return nil, 0, false, ErrOtherRoom
+	}
+	if r == nil && req.JoinOnly {
+		return nil, 0, false, ErrRestoreAgain
 	}
 	if r == nil {
 		if r, restored, err = m.rebuild(req.Plain); err != nil {
@@ -93,7 +108,7 @@ func (m *Manager) Restore(req RestoreRequest) (r *Room, idx int, restored bool, 
 // rebuild makes the ticket's room and puts it in the map (made), or
 // returns the room that took its code meanwhile.
 func (m *Manager) rebuild(p *ticket.Plain) (r *Room, made bool, err error) {
-	cost := int64(len(p.Slots) * SlotBytes)
+	cost := int64(RoomBytes + len(p.Slots)*SlotBytes) // what releaseLocked gives back
 	if !m.reserve(cost) {
 		return nil, false, ErrOverBudget
 	}
@@ -116,6 +131,11 @@ func (m *Manager) rebuild(p *ticket.Plain) (r *Room, made bool, err error) {
 		m.mu.Unlock()
 		m.cfg.Budget.Add(-cost)
 		return old, false, nil
+	}
+	if m.ended.hasLocked(p.Code, now) { // it ended here since the restore's checks
+		m.mu.Unlock()
+		m.cfg.Budget.Add(-cost)
+		return nil, false, ErrRoomEnded
 	}
 	if m.cfg.MaxRooms > 0 && len(m.rooms) >= m.cfg.MaxRooms {
 		m.mu.Unlock()

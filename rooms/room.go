@@ -367,8 +367,8 @@ func (r *Room) endLocked(why string) {
 			mem.Close(closecode.EndRoomClosed)
 		}
 	}
+	r.m.noteEnded(r.Code) // before the code is given back: never neither held nor ended
 	r.releaseLocked()
-	r.m.noteEnded(r.Code)
 }
 
 // releaseLocked closes the room and gives back what it held: its grace

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/party-sockets/party-sockets/internal/budget"
 	"github.com/party-sockets/party-sockets/internal/testutil"
 	"github.com/party-sockets/party-sockets/internal/ticket"
 )
@@ -311,4 +312,38 @@ func TestRestoreIntoLiveRoomWithSince(t *testing.T) {
 	}
 	expectFrames(t, "p1", again, `{"type":"joined","room":"`+r.Code+`","index":1,"peers":[0],"seq":2,"recovered":true}`,
 		`{"type":"message","from":0,"data":2,"seq":2}`)
+}
+
+// TestRestoredRoomCostsWhatItGivesBack: a rebuilt room reserves its own
+// cost and its slots', as a created one does, and gives back exactly that
+// when it ends. Before, it reserved only its slots and gave back 2 KiB
+// more at its end: the budget drifted down for good with every restore.
+func TestRestoredRoomCostsWhatItGivesBack(t *testing.T) {
+	t.Parallel()
+	_, p := restoredManager(t)
+	b := budget.New(1 << 20)
+	clk := &testutil.FakeClock{}
+	m := NewManager(Config{Instance: "m2", Region: "fra", HostGrace: 2 * time.Minute, Clock: clk, Codes: &seqCodes{}, Budget: b})
+	host := &fakeMember{}
+	r, idx, restored, err := m.Restore(RestoreRequest{Plain: p, ClientID: "host", Member: host})
+	if err != nil || !restored || idx != 0 {
+		t.Fatalf("restore: %d, %v, %v", idx, restored, err)
+	}
+	if got, want := b.Used(), int64(RoomBytes+len(p.Slots)*SlotBytes); got < want {
+		t.Fatalf("a rebuilt room holds %d of the budget, want at least %d (its own cost and its slots')", got, want)
+	}
+	if err := r.End(AsMember(0, host)); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Used(); got != 0 {
+		t.Fatalf("after the rebuilt room ended the budget holds %d, want 0", got)
+	}
+	// Ended here: a late restore of its ticket does not rebuild it, even
+	// one that looked before the end (JoinOnly: its room was here).
+	if _, _, _, err := m.Restore(RestoreRequest{Plain: p, ClientID: "p1", Member: &fakeMember{}}); err != ErrRoomEnded {
+		t.Errorf("a restore after the end: %v, want %v", err, ErrRoomEnded)
+	}
+	if _, _, _, err := m.Restore(RestoreRequest{Plain: p, ClientID: "p1", Member: &fakeMember{}, JoinOnly: true}); err != ErrRestoreAgain {
+		t.Errorf("a JoinOnly restore of a room gone since: %v, want %v", err, ErrRestoreAgain)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -149,19 +150,33 @@ func (p *Prober) FreshPeers(ctx context.Context) ([]Peer, error) {
 	return Peers(ctx, p.Resolver, p.App)
 }
 
-// LivePeers is the started machines as DNS answers now, with no stand-in:
-// an error when DNS fails, where FreshPeers would fall back on the last
-// good answer. A restore must not rebuild a room on a list from before
-// an outage: machines started since (a deploy's) are missing from it, and
-// one of them may hold the room (an unknown answer is not an absent one).
-func (p *Prober) LivePeers(ctx context.Context) ([]Peer, error) {
-	r := p.Resolver
-	if cr, ok := r.(*CachingResolver); ok {
-		r = cr.Inner
+// ErrStandIn: the DNS failed, and the answer is the last good one
+// (CachingResolver): it may miss machines started since.
+var ErrStandIn = errors.New("routing: the DNS failed; the last good answer stands in")
+
+// standInKey marks a context whose lookups report a stand-in answer.
+type standInKey struct{}
+
+// markStandIn records, on a context LivePeers made, that a lookup was
+// answered by a stand-in.
+func markStandIn(ctx context.Context) {
+	if f, ok := ctx.Value(standInKey{}).(*atomic.Bool); ok {
+		f.Store(true)
 	}
-	ctx, cancel := context.WithTimeout(ctx, freshWait)
-	defer cancel()
-	return Peers(ctx, r, p.App)
+}
+
+// LivePeers is FreshPeers, and ErrStandIn with the list when the DNS
+// failed and the last good answer stood in. A restore must not rebuild a
+// room on such a list: machines started since (a deploy's) are missing
+// from it, and one of them may hold the room (an unknown answer is not an
+// absent one); it may still ask the machines the list names.
+func (p *Prober) LivePeers(ctx context.Context) ([]Peer, error) {
+	var standIn atomic.Bool
+	peers, err := p.FreshPeers(context.WithValue(ctx, standInKey{}, &standIn))
+	if err == nil && standIn.Load() {
+		err = ErrStandIn
+	}
+	return peers, err
 }
 
 // freshWait bounds FreshPeers' question; Fly's resolver is on the host
@@ -285,12 +300,17 @@ func (c *CachingResolver) Lookup(ctx context.Context, name string, qtype uint16)
 	}
 	if e, ok := c.standInLocked(key, now); ok && c.failingLocked(now) {
 		c.mu.Unlock()
+		markStandIn(ctx)
 		return e.rrs, e.err
 	}
 	c.mu.Unlock()
 	rrs, err := c.Inner.Lookup(ctx, name, qtype)
 	if err != nil && !errors.Is(err, ErrNXDomain) {
-		return c.failed(key, err)
+		rrs, err := c.failed(key, err)
+		if err == nil {
+			markStandIn(ctx)
+		}
+		return rrs, err
 	}
 	ttl := c.MaxTTL
 	if ttl <= 0 {

@@ -98,7 +98,15 @@ func (se *session) tryRestore(m *wire.Message) (*rooms.Room, int, bool, error) {
 		return nil, 0, false, err
 	}
 	if !rooms.InTicket(p, clientID) {
+		// An honest client never gets this: a member guessing the others'
+		// clientIds with its own ticket pays for each guess as a miss.
+		if se.counted {
+			se.s.perAddr.miss(se.ip)
+		}
 		return nil, 0, false, rooms.ErrNotInTicket
+	}
+	if se.s.draining.Load() {
+		return nil, 0, false, errTryAgain // a stopping machine rebuilds nothing: its rooms are leaving
 	}
 	opt, err := recoveryOptions(m) // a restore into a room that is here already recovers as a rejoin does
 	if err != nil {
@@ -110,15 +118,21 @@ func (se *session) tryRestore(m *wire.Message) (*rooms.Room, int, bool, error) {
 		return nil, 0, false, errTryAgain
 	}
 	defer release()
-	if !se.s.rooms.Held(p.Code) {
+	held := se.s.rooms.Held(p.Code)
+	if !held {
 		if err := se.s.mayRebuild(se.s.baseCtx, p.Code, se.ip, se.counted); err != nil {
 			return nil, 0, false, err
 		}
 	}
 	r, idx, restored, err := se.s.rooms.Restore(rooms.RestoreRequest{Plain: p, ClientID: clientID, Member: se.c,
-		Join: opt, State: presentedState(m.State)})
-	if err == rooms.ErrOtherRoom {
+		Join: opt, State: presentedState(m.State), JoinOnly: held})
+	switch err {
+	case rooms.ErrOtherRoom:
 		err = errRoomExists
+	case rooms.ErrRoomEnded:
+		err = errRoomEnded
+	case rooms.ErrRestoreAgain:
+		err = errTryAgain
 	}
 	return r, idx, restored, err
 }
@@ -178,7 +192,7 @@ func (s *Server) mayRebuild(ctx context.Context, code, ip string, counted bool) 
 	case len(ans.holders) > 1:
 		s.settleCopies(ctx, code, ans.holders) // two copies: one gives way
 		return errRoomExists
-	case len(ans.holders) > 0:
+	case len(ans.holders) > 0, ans.moved:
 		return errRoomExists
 	case ans.ended:
 		return errRoomEnded

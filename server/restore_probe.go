@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,13 +17,15 @@ import (
 // What a sibling's signed probe (GET /room/<code>) is told beyond the
 // public answer (docs/protocol.md "One owner"): a 200 carries the room's
 // X-Room-Version: <epoch>.<version> (and X-Room-From: <epoch> when it was
-// restored from a ticket), and a code whose room ended here within the
-// ticket window answers 410 with X-Room-Ended: 1. A client's lookup sees
-// neither.
+// restored from a ticket), a code handed off moments ago answers 200 with
+// X-Room-Moved: <id> (the room lives on elsewhere: not absent), and a code
+// whose room ended here within the ticket window answers 410 with
+// X-Room-Ended: 1. A client's lookup sees none of these.
 const (
 	headerRoomVersion = "X-Room-Version"
 	headerRoomFrom    = "X-Room-From"
 	headerRoomEnded   = "X-Room-Ended"
+	headerRoomMoved   = "X-Room-Moved"
 )
 
 // siblingLookup adds what a signed probe is told; it reports whether it
@@ -38,6 +41,14 @@ func (s *Server) siblingLookup(w http.ResponseWriter, code string, found bool) b
 		}
 		return false
 	}
+	if to := s.movedTo(code); to != "" {
+		// Handed off moments ago: the room lives on, on to (a machine the
+		// asker's DNS may not list yet). Not absent: a restore must not
+		// rebuild it.
+		w.Header().Set(headerRoomMoved, to)
+		writeJSON(w, http.StatusOK, map[string]string{"moved": to})
+		return true
+	}
 	if !s.rooms.Ended(code) {
 		return false
 	}
@@ -51,16 +62,19 @@ type heldCopy struct {
 	id                   string
 	epoch, version, from uint64
 	versioned            bool // the answer had X-Room-Version (a machine of this release)
+	moved                bool // the sibling handed the room off moments ago (X-Room-Moved): no copy of its own
 }
 
 // siblingAnswers is what a round of signed probes learned of a code.
 type siblingAnswers struct {
 	holders []heldCopy
 	ended   bool
+	moved   bool // a sibling handed the room off moments ago: it lives on elsewhere
 }
 
 // askSiblings asks every started machine of this region and of the code's
-// home region (but this one) about code, within holderWait in all; err
+// home region (but this one) about code, within holderWait once it has
+// the list (FreshPeers: within a second); err
 // when one could not say. wide asks every started machine of the app: a
 // restore must not rebuild a room that lives abroad (a region that lost
 // its machines sent its rooms away, and the machines it started since do
@@ -75,20 +89,21 @@ type siblingAnswers struct {
 func (s *Server) askSiblings(ctx context.Context, code string, wide bool) (siblingAnswers, error) {
 	var ans siblingAnswers
 	p := s.cfg.Prober
-	ctx, cancel := context.WithTimeout(ctx, holderWait)
-	defer cancel()
 	var listed error // the DNS failed: the list is the last good answer, and "no holder" is unknown
-	peers, err := p.FreshPeers(ctx)
-	if wide {
-		if live, lerr := p.LivePeers(ctx); lerr == nil {
-			peers = live
-		} else {
-			listed = lerr
-		}
+	var peers []routing.Peer
+	var err error
+	if !wide {
+		peers, err = p.FreshPeers(ctx)
+	} else if peers, err = p.LivePeers(ctx); errors.Is(err, routing.ErrStandIn) {
+		listed, err = err, nil
 	}
 	if err != nil {
 		return ans, err
 	}
+	// The list took at most freshWait (a failing DNS: all of it); the
+	// siblings have holderWait of their own.
+	ctx, cancel := context.WithTimeout(ctx, holderWait)
+	defer cancel()
 	home, _ := regions.HomeOf(code)
 	var (
 		mu      sync.Mutex // guards ans, unknown
@@ -108,6 +123,8 @@ func (s *Server) askSiblings(ctx context.Context, code string, wide bool) (sibli
 				unknown = err
 			case ended:
 				ans.ended = true
+			case c.moved:
+				ans.moved = true
 			case c.id != "":
 				ans.holders = append(ans.holders, c)
 			}
@@ -139,6 +156,8 @@ func (s *Server) askSibling(ctx context.Context, id, code string) (c heldCopy, e
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	resp.Body.Close()
 	switch {
+	case resp.StatusCode == http.StatusOK && resp.Header.Get(headerRoomMoved) != "":
+		return heldCopy{moved: true}, false, nil
 	case resp.StatusCode == http.StatusOK:
 		c = heldCopy{id: id}
 		c.epoch, c.version, c.versioned = parseRoomVersion(resp.Header.Get(headerRoomVersion))

@@ -316,9 +316,19 @@ func TestRestoreWaitsOutTheDNS(t *testing.T) {
 	c.Send(restoreMsg("p1", tk, `,"state":{"round":5}`))
 	c.ExpectErr("Try again")
 	ms.dns.SetDown(false)
-	d := testutil.Dial(t, b.url)
-	d.Send(restoreMsg("p1", tk, `,"state":{"round":5}`))
-	d.Expect(`{"type":"joined","room":"` + code + `","index":1,"peers":[],"restored":true}`)
+	// The resolver's cache asks again once its pause after a failure is
+	// over (routing.DefaultFailPause); the client, told Try again, retries.
+	var got string
+	testutil.Eventually(t, 3*routing.DefaultFailPause, "a restore once the DNS answers", func() bool {
+		d := testutil.Dial(t, b.url)
+		d.Send(restoreMsg("p1", tk, `,"state":{"round":5}`))
+		f, _ := d.Next()
+		got = f.Raw
+		return f.Type == "joined"
+	})
+	if want := `{"type":"joined","room":"` + code + `","index":1,"peers":[],"restored":true}`; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
 }
 
 // TestRestoreFindsTheHolderWhileTheDNSIsDown: while the DNS fails, a
@@ -337,4 +347,31 @@ func TestRestoreFindsTheHolderWhileTheDNSIsDown(t *testing.T) {
 	c := testutil.Dial(t, b.url)
 	c.Send(restoreMsg("p1", tk, ""))
 	c.ExpectErr("Room exists")
+}
+
+// TestRestoreOfAMovedRoom: a machine that handed a room off moments ago
+// answers a signed probe for its code "moved" (X-Room-Moved), so a
+// restore elsewhere, whose DNS does not list the new holder yet, is Room
+// exists, never a second copy. And a stopping machine rebuilds nothing
+// (Try again). Before, the old holder answered 404 and the restore
+// rebuilt the room (an attack review of crash-proof rooms, finding 2).
+func TestRestoreOfAMovedRoom(t *testing.T) {
+	ms := newMachineSet(t)
+	a, b := ms.start(2, "fra", ""), ms.start(3, "fra", "")
+	code, tk, _ := siblingRoom(t, a)
+	a.Drain()
+	if moved, left := a.HandOff(t.Context()); moved != 1 || left != 0 {
+		t.Fatalf("HandOff moved %d, left %d", moved, left)
+	}
+	ms.dns.Remove(b.id) // the new holder, not listed yet
+	c := ms.start(4, "fra", "")
+	r := testutil.Dial(t, c.url)
+	r.Send(restoreMsg("p1", tk, `,"state":{"round":5}`))
+	r.ExpectErr("Room exists")
+	if c.rooms.Held(code) {
+		t.Fatal("a second copy was rebuilt of a room handed off moments ago")
+	}
+	d := testutil.Dial(t, a.url) // the stopping machine itself
+	d.Send(restoreMsg("p1", tk, ""))
+	d.ExpectErr("Try again")
 }

@@ -316,3 +316,20 @@ func TestJoinOnItsWayIsNotAMiss(t *testing.T) {
 	c.Join("MOVED0", "p1")
 	c.ExpectErr("Too many failed joins, try again later")
 }
+
+// TestNotInTicketIsAMiss: a member guessing the others' clientIds with its
+// own valid ticket pays for each guess as a failed join (an honest client
+// never gets "Not in this ticket"). Before, the guesses were free (an
+// attack review of crash-proof rooms, finding 5).
+func TestNotInTicketIsAMiss(t *testing.T) {
+	t.Parallel()
+	a := newTestServer(t, Config{HandoffSecret: testSecret, JoinMissesPerMin: 3})
+	_, tk, _, _ := roomWithTicket(t, a)
+	c := testutil.Dial(t, a.URL)
+	for _, guess := range []string{"player-2", "player-3", "bob"} {
+		c.Send(restoreMsg(guess, tk, ""))
+		c.ExpectErr("Not in this ticket")
+	}
+	c.Send(restoreMsg("p1", tk, ""))
+	c.ExpectErr("Too many failed joins, try again later")
+}
