@@ -343,5 +343,12 @@ func (c *Client) rejoinMsg() (map[string]any, string) {
 	msg := map[string]any{"type": "join", "clientId": c.opts.ClientID, "room": c.Room()}
 	c.addRecovery(msg)
 	c.addTickets(msg)
+	c.mu.Lock()
+	if c.ticket != "" {
+		// A room rebuilt from another member's older ticket moves up to
+		// ours first: we take back our own slot, not a fresh index.
+		msg["ticket"] = c.ticket
+	}
+	c.mu.Unlock()
 	return msg, c.rejoinURL()
 }

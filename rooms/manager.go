@@ -287,6 +287,9 @@ func (m *Manager) Join(code, clientID string, mem Member, opt JoinOptions) (*Roo
 	if r == nil {
 		return nil, 0, ErrRoomNotFound
 	}
+	if opt.Ticket != nil && opt.Ticket.Code == code && InTicket(opt.Ticket, clientID) {
+		r.takeTicket(opt.Ticket, nil)
+	}
 	idx, err := r.join(keyOf(clientID), mem, opt)
 	if err != nil {
 		return nil, 0, err

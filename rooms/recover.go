@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/ticket"
 	"github.com/party-sockets/party-sockets/internal/wire"
 )
 
@@ -38,6 +39,12 @@ type JoinOptions struct {
 	// Tickets: the member opted in to tickets (ticket.go). Restored: the
 	// join rebuilt the room from a ticket ("restored": true in joined).
 	Tickets, Restored bool
+	// Ticket: the member's own newest ticket of this room, checked by the
+	// caller (seal, age, the member's slot). A room rebuilt from an older
+	// ticket of its epoch moves up to it before the join (takeTicket):
+	// the member takes back its own slot, never a fresh index that an
+	// older ticket would give out twice.
+	Ticket *ticket.Plain
 }
 
 // deliverLocked sends frame to slot s: as it is to a member that did not

@@ -347,3 +347,36 @@ func TestRestoredRoomCostsWhatItGivesBack(t *testing.T) {
 		t.Errorf("a JoinOnly restore of a room gone since: %v, want %v", err, ErrRestoreAgain)
 	}
 }
+
+// TestRejoinWithItsTicketTakesItsSlot: a room rebuilt from an early
+// ticket does not know the members who joined after it; their rejoins
+// carry their own newer ticket, which moves the room up first, so each
+// takes back its own index. Before, the room gave them fresh indices in
+// the order they came back, swapping two members' slots (an attack
+// review of crash-proof rooms, finding 1).
+func TestRejoinWithItsTicketTakesItsSlot(t *testing.T) {
+	t.Parallel()
+	m, clk, is := ticketManager(t)
+	r, _ := m.Create(CreateRequest{Member: &fakeMember{}, ClientID: "host", MaxClients: 8, Origin: "o", Tickets: true})
+	m.Join(r.Code, "p1", &fakeMember{}, JoinOptions{Tickets: true})
+	clk.Advance(TicketGap)
+	early := is.last() // host and p1
+	m.Join(r.Code, "p2", &fakeMember{}, JoinOptions{Tickets: true})
+	m.Join(r.Code, "p3", &fakeMember{}, JoinOptions{Tickets: true})
+	clk.Advance(TicketGap)
+	newer := is.last() // p2 at 2, p3 at 3
+	m2, _, _ := ticketManager(t)
+	if _, _, _, err := m2.Restore(RestoreRequest{Plain: early, ClientID: "p1", Member: &fakeMember{}}); err != nil {
+		t.Fatal(err)
+	}
+	// p3 is back first, then p2: each with its ticket.
+	for _, c := range []struct {
+		id   string
+		want int
+	}{{"p3", 3}, {"p2", 2}} {
+		_, idx, err := m2.Join(r.Code, c.id, &fakeMember{}, JoinOptions{Tickets: true, Ticket: newer})
+		if err != nil || idx != c.want {
+			t.Errorf("%s rejoined with its ticket: slot %d, %v; want its own, %d", c.id, idx, err, c.want)
+		}
+	}
+}

@@ -333,3 +333,21 @@ func TestNotInTicketIsAMiss(t *testing.T) {
 	c.Send(restoreMsg("p1", tk, ""))
 	c.ExpectErr("Too many failed joins, try again later")
 }
+
+// TestRejoinCarriesItsTicket: a join may carry the member's ticket; a
+// forged or altered one is ignored (the join goes on), and a valid one is
+// taken (rooms' TestRejoinWithItsTicketTakesItsSlot shows the move up).
+func TestRejoinCarriesItsTicket(t *testing.T) {
+	t.Parallel()
+	a := newTestServer(t, Config{HandoffSecret: testSecret})
+	code, tk, _, p1 := roomWithTicket(t, a)
+	p1.Drop()
+	for _, ticket := range []string{`"forged"`, `42`, `"` + tk + `"`} {
+		c := testutil.Dial(t, a.URL)
+		c.Send(`{"type":"join","room":"` + code + `","clientId":"p1","ticket":` + ticket + `}`)
+		if f := c.ExpectType("joined"); f.Index != 1 {
+			t.Errorf("a rejoin with ticket %.12s: slot %d, want its own, 1", ticket, f.Index)
+		}
+		c.Drop()
+	}
+}

@@ -553,7 +553,11 @@ export class PartySocket extends EventTarget {
   // ticket is held, a restore with it and the last state, to /<code>.
   #rejoinOnce() {
     if (this.restoring !== "restore" || !this.ticket) {
-      return this.#connect(this.#rejoinURL(), this.#withRecovery({ type: "join", clientId: this.clientId, room: this.room }));
+      const join = { type: "join", clientId: this.clientId, room: this.room };
+      // A room rebuilt from another member's older ticket moves up to
+      // ours first: we take back our own slot, not a fresh index.
+      if (this.ticket) join.ticket = this.ticket;
+      return this.#connect(this.#rejoinURL(), this.#withRecovery(join));
     }
     const msg = { type: "restore", clientId: this.clientId, ticket: this.ticket };
     if (this.state !== undefined) msg.state = this.state;
