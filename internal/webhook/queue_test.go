@@ -321,7 +321,8 @@ func TestOwnerWithTheMostPlayerEventsDropsFirst(t *testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.owners) != 0 || len(s.hogs) != 0 || len(s.rooms) != 0 {
-		t.Fatalf("with the queue empty, %d owners, %d hogs and %d rooms are kept", len(s.owners), len(s.hogs), len(s.rooms))
+		t.Fatalf("with the queue empty, %d owners, %d hogs and %d rooms are kept",
+			len(s.owners), len(s.hogs), len(s.rooms))
 	}
 }
 
