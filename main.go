@@ -222,7 +222,7 @@ func roomEvents(hooks *webhook.Sender, cfg config, log *slog.Logger) func(rooms.
 		if e.Type == rooms.EventPlayerJoined || e.Type == rooms.EventPlayerLeft || e.Type == rooms.EventRoomRestored {
 			d.Index = &e.Index
 		}
-		hooks.Send(e.Room, e.Type, d)
+		hooks.Send(e.Room, e.Owner, e.Type, d)
 	}
 }
 

@@ -32,6 +32,10 @@ type Event struct {
 	Index  int    // the slot, for player events
 	Reason string // for room.closed
 	To     string // for room.moved: the machine that took the room
+	// Owner is who caused the event: the Owned member that created,
+	// joined, left or restored the room; "" for room.closed and
+	// room.moved. Webhooks count only player events against their owner.
+	Owner string
 }
 
 func (m *Manager) event(e Event) {

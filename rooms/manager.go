@@ -41,6 +41,22 @@ type Member interface {
 	Close(end closecode.End)
 }
 
+// Owned is a Member that says who caused what it does: an opaque key that
+// rooms never reads and only copies into the events the member causes
+// (Event.Owner). The server gives its client's address, so webhooks can
+// be fair between addresses; rooms knows none.
+type Owned interface {
+	Owner() string
+}
+
+// ownerOf is mem's Owner, or "" when it has none.
+func ownerOf(mem Member) string {
+	if o, ok := mem.(Owned); ok {
+		return o.Owner()
+	}
+	return ""
+}
+
 // SharedSender is a Member whose queue can hold a broadcast's frame as
 // one of its holders: it holds sh (budget.Shared.Hold) while the frame is
 // queued and releases it once the frame is written or dropped, so the
@@ -248,8 +264,9 @@ func (m *Manager) Create(req CreateRequest) (*Room, error) {
 		epoch:   newEpoch(),
 	}
 	r.addLiveLocked(1) // r is not in the map yet: nobody else can reach it
-	m.event(Event{Type: EventRoomCreated, Room: code})
-	m.event(Event{Type: EventPlayerJoined, Room: code, Index: 0})
+	who := ownerOf(req.Member)
+	m.event(Event{Type: EventRoomCreated, Room: code, Owner: who})
+	m.event(Event{Type: EventPlayerJoined, Room: code, Index: 0, Owner: who})
 	created := wire.CreatedFrame(code, m.cfg.Instance, m.cfg.Region, 0, resolved)
 	if req.Recover {
 		created = wire.WithRecovery(created, 0, nil)

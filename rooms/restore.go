@@ -100,7 +100,7 @@ func (m *Manager) Restore(req RestoreRequest) (r *Room, idx int, restored bool, 
 		return nil, 0, false, err
 	}
 	if restored {
-		m.event(Event{Type: EventRoomRestored, Room: r.Code, Index: idx})
+		m.event(Event{Type: EventRoomRestored, Room: r.Code, Index: idx, Owner: ownerOf(req.Member)})
 	}
 	return r, idx, restored, nil
 }

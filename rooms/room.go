@@ -163,7 +163,7 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		if idx == 0 {
 			r.cancelGraceLocked()
 		}
-		r.m.event(Event{Type: EventPlayerJoined, Room: r.Code, Index: idx})
+		r.m.event(Event{Type: EventPlayerJoined, Room: r.Code, Index: idx, Owner: ownerOf(mem)})
 		r.broadcastLocked(idx, wire.PeerFrame(wire.PeerJoined, idx))
 	default:
 		if r.full() {
@@ -181,7 +181,7 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 		s.member = mem
 		r.byKey[key] = idx
 		r.addLiveLocked(1)
-		r.m.event(Event{Type: EventPlayerJoined, Room: r.Code, Index: idx})
+		r.m.event(Event{Type: EventPlayerJoined, Room: r.Code, Index: idx, Owner: ownerOf(mem)})
 		r.broadcastLocked(idx, wire.PeerFrame(wire.PeerJoined, idx))
 	}
 	if s.recover && !opt.Recover {
@@ -308,7 +308,7 @@ func (r *Room) Leave(idx int, mem Member, clean bool) {
 	r.vacateLocked(s)
 	r.addLiveLocked(-1)
 	r.changedLocked()
-	r.m.event(Event{Type: EventPlayerLeft, Room: r.Code, Index: idx})
+	r.m.event(Event{Type: EventPlayerLeft, Room: r.Code, Index: idx, Owner: ownerOf(mem)})
 	if r.live == 0 && clean {
 		r.endLocked(EndEmpty)
 		return

@@ -203,7 +203,7 @@ func webhookServer(t *testing.T, h *hook, opts webhook.Options) *testServer {
 	clk := &testutil.FakeClock{}
 	mgr := rooms.NewManager(rooms.Config{HostGrace: time.Minute, Clock: clk, Codes: &seq{},
 		Events: func(e rooms.Event) {
-			sender.Send(e.Room, e.Type, map[string]any{"room": e.Room, "index": e.Index, "reason": e.Reason})
+			sender.Send(e.Room, e.Owner, e.Type, map[string]any{"room": e.Room, "index": e.Index, "reason": e.Reason})
 		}})
 	return newTestServerWithManager(t, Config{Webhooks: sender}, mgr, clk)
 }

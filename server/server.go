@@ -356,6 +356,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	se := &session{s: s, c: newConn(ws, hw.conn, s), origin: origin, ip: ip, counted: counted,
 		msgs: newMsgLimit(s.cfg.MsgRate, s.cfg.MsgBurst)}
 	se.c.addr = addr
+	if counted {
+		se.c.owner = ip
+	}
 	s.conns.add(se.c)
 	go se.serve()
 }

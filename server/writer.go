@@ -35,6 +35,7 @@ type conn struct {
 	ping                *time.Timer
 	opened              int64      // the server's tick when the socket opened
 	addr                *addrConns // its address's sockets together; nil when not counted (exempt)
+	owner               string     // its address when counted, "" when exempt: who caused its rooms' events
 
 	// Guarded by mu.
 	mu             sync.Mutex
@@ -82,6 +83,10 @@ func newConn(ws *websocket.Conn, raw *corkConn, s *Server) *conn {
 	c.ping = time.AfterFunc(c.pingEvery, c.heartbeat)
 	return c
 }
+
+// Owner is the socket's address (rooms' Owned): the webhooks' queue is
+// shared fairly between the addresses that cause the events.
+func (c *conn) Owner() string { return c.owner }
 
 // Send queues a frame of this queue's own (a targeted send: nobody else
 // holds it) without blocking. On overflow we close the player rather than

@@ -8,9 +8,16 @@
 // its webhook-id, while the other rooms' events go on. A bounded number of
 // workers serve the rooms in turn (run.go), so one busy room cannot starve
 // the rest. Enqueueing never blocks: past a room's bound or the machine's,
-// player events are dropped before room events, and the room with the
-// most player events waiting loses one first (counted). A slow receiver
-// never slows the relay.
+// player events are dropped before room events (counted). At the
+// machine's bound the owner (an opaque key the caller gives with each
+// event: the server gives the client's address) with the most player
+// events waiting, in all its rooms together, loses one first, the newest
+// of its room with the most: one address that churns a few events in each
+// of many rooms pays for them itself, not the busiest game. A slow
+// receiver never slows the relay.
+//
+// Sender.mu is the package's only lock, and never held across a network
+// call.
 package webhook
 
 import (
@@ -72,7 +79,8 @@ type Sender struct {
 	// Guarded by mu, which is never held across a network call.
 	mu     sync.Mutex
 	rooms  map[string]*roomQueue // rooms with events queued, in flight or waiting to retry
-	hogs   hogHeap               // every room of rooms, most droppable player events first
+	owners map[string]*owner     // owners with player events that may be dropped
+	hogs   hogHeap[*owner]       // every owner of owners, most droppable player events first
 	ready  []*roomQueue          // rooms whose head may be sent now, served in turn
 	queued int                   // events of every room, heads included
 
@@ -99,7 +107,8 @@ func New(url, secret string, opts Options) (*Sender, error) {
 		return nil, err
 	}
 	opts = withDefaults(opts)
-	return &Sender{url: url, key: key, opts: opts, wake: make(chan struct{}, 1), rooms: map[string]*roomQueue{}}, nil
+	return &Sender{url: url, key: key, opts: opts, wake: make(chan struct{}, 1), rooms: map[string]*roomQueue{},
+		owners: map[string]*owner{}}, nil
 }
 
 func withDefaults(opts Options) Options {
@@ -139,9 +148,11 @@ func withDefaults(opts Options) Options {
 
 // Send queues an event of room without blocking: {"type", "timestamp",
 // "data"}. Types that start with "player." are player events, the first
-// to go when the queue is full; every other type is a room event. It
-// reports false when the event was dropped.
-func (s *Sender) Send(room, eventType string, data any) bool {
+// to go when the queue is full; every other type is a room event. owner
+// is who caused the event, an opaque key ("" is one owner too): when the
+// machine's queue is full, the owner with the most player events waiting
+// loses one. It reports false when the event was dropped.
+func (s *Sender) Send(room, owner, eventType string, data any) bool {
 	body, err := json.Marshal(struct {
 		Type      string `json:"type"`
 		Timestamp string `json:"timestamp"`
@@ -155,7 +166,7 @@ func (s *Sender) Send(room, eventType string, data any) bool {
 	s.opts.RandomBytes(id)
 	j := &job{id: "msg_" + hex.EncodeToString(id), body: body, player: strings.HasPrefix(eventType, "player."),
 		wait: s.opts.FirstRetry}
-	return s.enqueue(room, j)
+	return s.enqueue(room, owner, j)
 }
 
 // Flush waits until every queued event has been delivered or given up on,

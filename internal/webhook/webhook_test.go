@@ -36,7 +36,7 @@ func TestFlushWaitsForTheQueue(t *testing.T) {
 	t.Cleanup(cancel)
 	go s.Run(ctx)
 	for range 3 {
-		s.Send("ABC123", "room.moved", map[string]string{"room": "ABC123", "to": "m2"})
+		s.Send("ABC123", "", "room.moved", map[string]string{"room": "ABC123", "to": "m2"})
 	}
 	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer fcancel()
@@ -44,8 +44,8 @@ func TestFlushWaitsForTheQueue(t *testing.T) {
 		t.Fatalf("Flush left %d, receiver got %d of 3", left, got.Load())
 	}
 	hanging.Store(true)
-	s.Send("ABC123", "room.closed", map[string]string{"room": "ABC123"})
-	s.Send("DEF456", "room.closed", map[string]string{"room": "DEF456"})
+	s.Send("ABC123", "", "room.closed", map[string]string{"room": "ABC123"})
+	s.Send("DEF456", "", "room.closed", map[string]string{"room": "DEF456"})
 	short, scancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer scancel()
 	start := time.Now()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -209,5 +210,116 @@ func TestWebhooksKeepTheGamesEvents(t *testing.T) {
 				t.Errorf("%d deliveries failed the receiver's signature check", rc.forged)
 			}
 		})
+	}
+}
+
+// Issue 20, webhooks: one address's churn cannot starve the rest. A full
+// queue dropped the newest player event of the room with the most waiting:
+// fair between rooms, not between the addresses that cause the events. One
+// address makes 200 rooms and joins and leaves them in turn, so each holds
+// a few player events; a game of a host and 6 guests, each from an address
+// of its own, then has more waiting than any one attacker room, and its
+// newest player.joined are the ones to go. Its events must all arrive, in
+// order, while the attacker's churn goes on.
+//
+// On the code before the fix: 3 of the game's 7 player.joined arrived
+// (9,240 joins and leaves, 17,921 events dropped). After it: all 7, its
+// room.closed 6.5 s after the close (the queue ahead of it drains at 160
+// events a second).
+//
+// The per-address rates are off (UPGRADES_PER_SEC=0, CREATES_PER_MIN=0):
+// they only set how fast one address fills the queue. A receiver that is
+// down for a minute lets the default rates fill it too; the test would
+// take that minute.
+func TestOneAddressCannotStarveTheGamesWebhooks(t *testing.T) {
+	rc, url := newReceiver(t, 50*time.Millisecond)
+	srv := testutil.Start(t, "WEBHOOK_URL="+url, "WEBHOOK_SECRET="+hookSecret, "UPGRADES_PER_SEC=0", "CREATES_PER_MIN=0")
+	attacker := addr16(20, 0)
+	codes := make([]string, 200)
+	parallel(len(codes), 20, func(i int) {
+		p, code, err := peerCreate(srv.Addr, attacker, fmt.Sprintf("attacker-%d", i), 100)
+		if err != nil {
+			t.Errorf("the attacker's room %d: %v", i, err)
+			return
+		}
+		p.reset() // not a clean close: the room waits for its host through the grace
+		codes[i] = code
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	stop := make(chan struct{})
+	var churned atomic.Int64
+	churning := make(chan struct{})
+	go func() {
+		defer close(churning)
+		deadline := time.Now().Add(60 * time.Second)
+		for i := 0; i < 100_000 && time.Now().Before(deadline); i += 20 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			parallel(20, 20, func(k int) {
+				n := i + k
+				p, err := peerJoin(srv.Addr, attacker, codes[n%len(codes)], fmt.Sprintf("churn-%d", n/len(codes)%3), 0)
+				if err == nil {
+					p.reset()
+					churned.Add(1)
+				}
+			})
+		}
+	}()
+	stopChurn := sync.OnceFunc(func() { close(stop); <-churning })
+	defer stopChurn()
+	full := testutil.Poll(20*time.Second, func() bool {
+		return srv.Metric(t, "party_sockets_webhooks_total", `result="dropped"`) > 0
+	})
+	if !full {
+		t.Fatalf("the queue never filled: %d joins and leaves", churned.Load())
+	}
+	host, game, err := peerCreate(srv.Addr, addr16(21, 0), "game-host", 8)
+	if err != nil {
+		t.Fatalf("the game's create: %v", err)
+	}
+	defer host.close()
+	want := []string{"room.created", "player.joined 0"}
+	var guests []*peer
+	for i := 1; i <= 6; i++ {
+		g, err := peerJoin(srv.Addr, addr16(21, i), game, fmt.Sprintf("game-guest-%d", i), 0)
+		if err != nil {
+			t.Fatalf("guest %d's join: %v", i, err)
+		}
+		defer g.close()
+		guests = append(guests, g)
+		want = append(want, fmt.Sprintf("player.joined %d", i))
+	}
+	host.send(`{"type":"close_room"}`)
+	for i, g := range guests {
+		// No frame has type "closing": expect reads on to the close.
+		if _, err := g.expect("closing", 5*time.Second); err == nil || err.Error() != "closed with 4001" {
+			t.Fatalf("guest %d: %v, want closed with 4001", i+1, err)
+		}
+	}
+	want = append(want, "room.closed")
+	churnedAtClose := churned.Load()
+	// The churn goes on while the game's events wait: more of the
+	// attacker's events come to the full queue after the game's.
+	testutil.Poll(5*time.Second, func() bool { return churned.Load() >= churnedAtClose+200 })
+	stopChurn()
+	closed := time.Now()
+	// room.closed is the last of the game's events, and room events are
+	// dropped only when no player event is left: once it is in, every
+	// event of the game that was kept is in.
+	testutil.Poll(20*time.Second, func() bool { return slices.Contains(rc.events(game), "room.closed") })
+	dropped := srv.Metric(t, "party_sockets_webhooks_total", `result="dropped"`)
+	t.Logf("%d joins and leaves from one address in %d rooms (%d after the game closed): %v events dropped; "+
+		"the game's events %.2f s after its close: %q", churned.Load(), len(codes), churned.Load()-churnedAtClose, dropped,
+		time.Since(closed).Seconds(), rc.events(game))
+	if got := strings.Join(rc.events(game), "|"); got != strings.Join(want, "|") {
+		t.Fatalf("the game's webhooks: %q, want %q (%v events dropped)", got, strings.Join(want, "|"), dropped)
+	}
+	if bad := rc.inOrder(); bad != "" {
+		t.Errorf("a room's events out of order: %s", bad)
 	}
 }

@@ -177,6 +177,13 @@ func (p *peer) readAll(frames *atomic.Int64, closed func(code int)) {
 
 func (p *peer) close() { p.c.Close() }
 
+// reset ends p's socket with a TCP reset: no TIME_WAIT is left, so
+// thousands of short sockets do not use up the loopback's ports.
+func (p *peer) reset() {
+	p.c.(*net.TCPConn).SetLinger(0)
+	p.c.Close()
+}
+
 // patiently calls f until it succeeds or is refused for anything but
 // the per-address upgrade rate (429), within 40 tries.
 func patiently(f func() error) error {
