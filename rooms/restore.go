@@ -105,6 +105,18 @@ func (m *Manager) Restore(req RestoreRequest) (r *Room, idx int, restored bool, 
 	return r, idx, restored, nil
 }
 
+// restoreIndexGap is how far past the ticket's next index a rebuilt room
+// hands out fresh ones. The ticket may be older than the room was (a
+// member restores with the one it has, up to ticket.Window old): the
+// members who joined since hold indices from the ticket's next on, and
+// come back with their newer tickets (which move the room up). A stranger
+// joining the rebuilt room first must not take one of their indices (an
+// attack review of crash-proof rooms). 64 covers more joins than a party
+// room sees between two tickets it is issued (one at most every 500 ms,
+// and every change); past that the room still never gives out one index
+// twice to members it knows.
+const restoreIndexGap = 64
+
 // rebuild makes the ticket's room and puts it in the map (made), or
 // returns the room that took its code meanwhile.
 func (m *Manager) rebuild(p *ticket.Plain) (r *Room, made bool, err error) {
@@ -114,7 +126,7 @@ func (m *Manager) rebuild(p *ticket.Plain) (r *Room, made bool, err error) {
 	}
 	now := m.cfg.Clock.Now()
 	r = &Room{m: m, Code: p.Code, MaxClients: min(p.MaxClients, float64(m.cfg.MaxMembers)), Origin: p.Origin,
-		URL: p.URL, next: int(p.Next), epoch: newEpoch(), fromEpoch: p.Epoch, fromVersion: p.Version,
+		URL: p.URL, next: int(p.Next) + restoreIndexGap, epoch: newEpoch(), fromEpoch: p.Epoch, fromVersion: p.Version,
 		byKey: make(map[clientKey]int, len(p.Slots)), slots: make([]slot, 0, len(p.Slots))}
 	r.history = slotHistory(r.MaxClients)
 	for _, ts := range p.Slots {

@@ -156,8 +156,8 @@ func TestRestore(t *testing.T) {
 		`{"type":"joined","room":"`+p.Code+`","index":0,"peers":[1]}`,
 		`{"type":"state","data":{"round":2}}`,
 	)
-	if c := join(t, m, r.Code, "p2", &fakeMember{}); c != int(p.Next) {
-		t.Errorf("a new member got index %d, want the ticket's next %d", c, p.Next)
+	if c := join(t, m, r.Code, "p2", &fakeMember{}); c != int(p.Next)+restoreIndexGap {
+		t.Errorf("a new member got index %d, want the ticket's next %d past the gap %d", c, p.Next, restoreIndexGap)
 	}
 }
 
@@ -215,13 +215,13 @@ func TestRestoreMovesUp(t *testing.T) {
 	if err != nil || idx != 1 || restored {
 		t.Fatalf("p1 with the newer ticket: %d, %v, %v; want its own slot 1, joined, nil", idx, restored, err)
 	}
-	if got := join(t, m2, r2.Code, "p2", &fakeMember{}); got != 2 {
-		t.Errorf("a new member got index %d after the move up, want 2", got)
+	if got := join(t, m2, r2.Code, "p2", &fakeMember{}); got != 1+restoreIndexGap {
+		t.Errorf("a new member got index %d after the move up, want %d (the first ticket's next past the gap)", got, 1+restoreIndexGap)
 	}
 	// An older ticket never lowers next.
 	m2.Restore(RestoreRequest{Plain: old, ClientID: "host", Member: &fakeMember{}})
-	if r2.next != 3 {
-		t.Errorf("next is %d after an older ticket, want 3", r2.next)
+	if r2.next != 2+restoreIndexGap {
+		t.Errorf("next is %d after an older ticket, want %d", r2.next, 2+restoreIndexGap)
 	}
 }
 
@@ -368,6 +368,11 @@ func TestRejoinWithItsTicketTakesItsSlot(t *testing.T) {
 	m2, _, _ := ticketManager(t)
 	if _, _, _, err := m2.Restore(RestoreRequest{Plain: early, ClientID: "p1", Member: &fakeMember{}}); err != nil {
 		t.Fatal(err)
+	}
+	// A stranger joins the rebuilt room first: it takes none of the
+	// indices the members who joined since hold.
+	if _, idx, err := m2.Join(r.Code, "stranger", &fakeMember{}, JoinOptions{}); err != nil || idx < int(newer.Next) {
+		t.Errorf("a stranger's join into the rebuilt room: slot %d, %v; want one past %d", idx, err, newer.Next)
 	}
 	// p3 is back first, then p2: each with its ticket.
 	for _, c := range []struct {

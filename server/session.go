@@ -370,6 +370,13 @@ func (se *session) joinTicket(m *wire.Message, code string) *ticket.Plain {
 	if len(m.Ticket) == 0 || se.s.sealer == nil {
 		return nil
 	}
+	// Only a room rebuilt here from a ticket moves up: any other join pays
+	// no decode for the ticket it carries.
+	if r := se.s.rooms.Room(code); r == nil {
+		return nil
+	} else if _, _, from := r.Epoch(); from == 0 {
+		return nil
+	}
 	p, err := se.s.openTicket(m.Ticket, se.s.rooms.Now())
 	if err != nil || p.Code != code {
 		return nil
