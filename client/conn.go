@@ -41,6 +41,7 @@ type frame struct {
 	Seq       *uint64         `json:"seq"`
 	Recovered *bool           `json:"recovered"`
 	Restored  bool            `json:"restored"`
+	Rebuilt   bool            `json:"rebuilt"`
 	Ticket    string          `json:"ticket"`
 }
 
@@ -79,26 +80,26 @@ func (c *Client) joinedSeq(f *frame) *RecoveryFailed {
 	return failed
 }
 
-// connect dials u, sends first and waits for created or joined; restored
-// is the joined frame's "restored" (a restore rebuilt the room).
-func (c *Client) connect(ctx context.Context, u string, first map[string]any) (restored bool, err error) {
+// connect dials u, sends first and waits for created or joined; how says
+// what the joined frame said of a room rebuilt from a ticket.
+func (c *Client) connect(ctx context.Context, u string, first map[string]any) (how rebuiltBy, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: c.opts.Header})
 	if err != nil {
-		return false, err
+		return notRebuilt, err
 	}
 	ws.SetReadLimit(1 << 20)
 	b, _ := json.Marshal(first)
 	if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
 		ws.CloseNow()
-		return false, err
+		return notRebuilt, err
 	}
 	for {
 		_, raw, err := ws.Read(ctx)
 		if err != nil {
 			ws.CloseNow()
-			return false, err
+			return notRebuilt, err
 		}
 		var f frame
 		if err := json.Unmarshal(raw, &f); err != nil {
@@ -107,14 +108,14 @@ func (c *Client) connect(ctx context.Context, u string, first map[string]any) (r
 		switch f.Type {
 		case "error":
 			ws.CloseNow()
-			return false, &ServerError{f.Message}
+			return notRebuilt, &ServerError{f.Message}
 		case "created":
 			c.joinedSeq(&f)
 			c.mu.Lock()
 			c.ws, c.room, c.index, c.instance = ws, f.Room, 0, f.Instance
 			c.mu.Unlock()
 			c.emit(Created{Room: f.Room, Instance: f.Instance, Region: f.Region, URL: f.URL})
-			return false, nil
+			return notRebuilt, nil
 		case "joined":
 			failed := c.joinedSeq(&f)
 			c.mu.Lock()
@@ -128,7 +129,13 @@ func (c *Client) connect(ctx context.Context, u string, first map[string]any) (r
 			if failed != nil {
 				c.emit(*failed)
 			}
-			return f.Restored, nil
+			switch {
+			case f.Restored:
+				return rebuiltByUs, nil
+			case f.Rebuilt:
+				return rebuiltByOther, nil
+			}
+			return notRebuilt, nil
 		}
 	}
 }
@@ -261,6 +268,15 @@ func (c *Client) readAll() error {
 	}
 }
 
+// rebuiltBy is what a joined frame says of a room rebuilt from a ticket.
+type rebuiltBy uint8
+
+const (
+	notRebuilt     rebuiltBy = iota
+	rebuiltByUs              // "restored": true: this client's restore rebuilt it
+	rebuiltByOther           // "rebuilt": true: back in a room another member rebuilt
+)
+
 // reconnect retries with exponential backoff and jitter, rejoining with the
 // same clientId. It gives up after MaxAttempts, or when the room is gone:
 // "Room not found" for longer than RoomWait after the first such answer
@@ -289,10 +305,12 @@ func (c *Client) reconnect(cause error) (Closed, bool) {
 		if restoring {
 			msg, u = c.restoreMsg()
 		}
-		restored, err := c.connect(c.ctx, u, msg)
+		how, err := c.connect(c.ctx, u, msg)
 		if err == nil {
-			if restoring || byOther {
-				c.emit(Restored{Room: c.Room(), ByOther: !restored})
+			// A plain rejoin may land in a room another member rebuilt
+			// meanwhile ("rebuilt": true): reported as when told Room exists.
+			if restoring || byOther || how == rebuiltByOther {
+				c.emit(Restored{Room: c.Room(), ByOther: how != rebuiltByUs})
 			}
 			return Closed{}, true
 		}

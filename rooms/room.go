@@ -136,6 +136,7 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 	// A slot restored from a ticket has no window: a recovering member
 	// resyncs from the state.
 	resync := s != nil && s.restored && opt.Recover
+	rebuilt := s != nil && s.restored && !opt.Restored // back in a room another member rebuilt
 	if s != nil && s.restored {
 		s.restored, since = false, nil
 	}
@@ -192,8 +193,11 @@ func (r *Room) join(key clientKey, mem Member, opt JoinOptions) (int, error) {
 	s.tickets = opt.Tickets
 	defer r.changedLocked()
 	joined := wire.JoinedFrame(r.Code, idx, r.peersLocked(idx), r.URL)
-	if opt.Restored {
+	switch {
+	case opt.Restored:
 		joined = wire.WithRestored(joined)
+	case rebuilt:
+		joined = wire.WithRebuilt(joined)
 	}
 	if !opt.Recover {
 		mem.Send(joined)

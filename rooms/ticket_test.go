@@ -153,7 +153,7 @@ func TestRestore(t *testing.T) {
 		t,
 		"host",
 		host,
-		`{"type":"joined","room":"`+p.Code+`","index":0,"peers":[1]}`,
+		`{"type":"joined","room":"`+p.Code+`","index":0,"peers":[1],"rebuilt":true}`,
 		`{"type":"state","data":{"round":2}}`,
 	)
 	if c := join(t, m, r.Code, "p2", &fakeMember{}); c != int(p.Next)+restoreIndexGap {
@@ -183,7 +183,7 @@ func TestRestoreRecovering(t *testing.T) {
 	if _, _, err := m.Join(p.Code, "p1", p1, JoinOptions{Recover: true, Since: &since}); err != nil {
 		t.Fatalf("p1's recovering rejoin: %v", err)
 	}
-	expectFrames(t, "p1", p1, `{"type":"joined","room":"`+p.Code+`","index":1,"peers":[0],"seq":0,"recovered":false}`,
+	expectFrames(t, "p1", p1, `{"type":"joined","room":"`+p.Code+`","index":1,"peers":[0],"rebuilt":true,"seq":0,"recovered":false}`,
 		`{"type":"state","data":{"round":2}}`)
 }
 

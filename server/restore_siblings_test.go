@@ -66,7 +66,7 @@ func TestRestoreOnSiblingAfterHolderGone(t *testing.T) {
 	e.Expect(`{"type":"state","data":{"round":5}}`)
 	host := testutil.Dial(t, b.url)
 	host.Join(code, "host")
-	host.Expect(`{"type":"joined","room":"` + code + `","index":0,"peers":[1]}`)
+	host.Expect(`{"type":"joined","room":"` + code + `","index":0,"peers":[1],"rebuilt":true}`)
 	host.Expect(`{"type":"state","data":{"round":5}}`)
 }
 

@@ -383,7 +383,7 @@ export class PartySocket extends EventTarget {
           if (m.type !== "created" && m.type !== "joined") return;
           settled = true;
           // This connect ends a lost room: rebuilt by this client or another.
-          const restored = m.type === "joined" && this.restoring !== null;
+          const restored = m.type === "joined" && (this.restoring !== null || m.rebuilt === true); // rebuilt: back in a room another member rebuilt
           this.restoring = null;
           clearTimeout(timer);
           if (typeof m.seq === "number") {

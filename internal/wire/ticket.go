@@ -11,8 +11,16 @@ func TicketFrame(ticket string) []byte {
 
 // WithRestored is a joined frame (a JSON object) with "restored": true:
 // this join rebuilt the room from a ticket.
-func WithRestored(frame []byte) []byte {
-	b := make([]byte, 0, len(frame)+16)
+func WithRestored(frame []byte) []byte { return withField(frame, `,"restored":true}`) }
+
+// WithRebuilt is a joined frame with "rebuilt": true: the member is back,
+// for the first time, in its slot of a room another member rebuilt from a
+// ticket (its recovery window is gone; a client reports it).
+func WithRebuilt(frame []byte) []byte { return withField(frame, `,"rebuilt":true}`) }
+
+// withField is frame (a JSON object) with field (`,"name":value}`) last.
+func withField(frame []byte, field string) []byte {
+	b := make([]byte, 0, len(frame)+len(field))
 	b = append(b, frame[:len(frame)-1]...)
-	return append(b, `,"restored":true}`...)
+	return append(b, field...)
 }
