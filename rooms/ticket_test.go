@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -265,25 +266,34 @@ func TestRestoredRoomMoves(t *testing.T) {
 	}
 }
 
+// restoreIntoLive makes a live room of host and p1 (recovering), relays
+// messages 1 to n from the host, and restores p1 into it with its newest
+// ticket and join; it returns what p1's new socket got.
+func restoreIntoLive(t *testing.T, n int, join JoinOptions) (*Room, *fakeMember) {
+	t.Helper()
+	m, clk, is := ticketManager(t)
+	r, _ := m.Create(CreateRequest{Member: &fakeMember{}, ClientID: "host", MaxClients: 8, Origin: "o", Tickets: true})
+	m.Join(r.Code, "p1", &fakeMember{}, JoinOptions{Tickets: true, Recover: true})
+	r.mu.Lock()
+	for i := 1; i <= n; i++ {
+		r.relayLocked(0, nil, []byte(`{"type":"message","from":0,"data":`+strconv.Itoa(i)+`}`))
+	}
+	r.mu.Unlock()
+	clk.Advance(TicketGap)
+	again := &fakeMember{}
+	if _, _, restored, err := m.Restore(RestoreRequest{Plain: is.last(), ClientID: "p1", Member: again, Join: join}); err != nil ||
+		restored {
+		t.Fatalf("restore into the live room: %v, %v", restored, err)
+	}
+	return r, again
+}
+
 // TestRestoreIntoLiveRoomRecovering: a restore with recover into the live
 // room is a join with recover: no frames replayed from 0, no
 // "recovered" field.
 func TestRestoreIntoLiveRoomRecovering(t *testing.T) {
 	t.Parallel()
-	m, clk, is := ticketManager(t)
-	host := &fakeMember{}
-	r, _ := m.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 8, Origin: "o", Tickets: true})
-	p1 := &fakeMember{}
-	m.Join(r.Code, "p1", p1, JoinOptions{Tickets: true, Recover: true})
-	r.mu.Lock()
-	r.relayLocked(0, nil, []byte(`{"type":"message","from":0,"data":1}`))
-	r.mu.Unlock()
-	clk.Advance(TicketGap)
-	again := &fakeMember{}
-	if _, _, restored, err := m.Restore(RestoreRequest{Plain: is.last(), ClientID: "p1", Member: again,
-		Join: JoinOptions{Recover: true}}); err != nil || restored {
-		t.Fatalf("restore into the live room: %v, %v", restored, err)
-	}
+	r, again := restoreIntoLive(t, 1, JoinOptions{Recover: true})
 	expectFrames(t, "p1", again, `{"type":"joined","room":"`+r.Code+`","index":1,"peers":[0],"seq":1}`)
 }
 
@@ -294,22 +304,8 @@ func TestRestoreIntoLiveRoomRecovering(t *testing.T) {
 // messages lost in a deploy with the DNS down).
 func TestRestoreIntoLiveRoomWithSince(t *testing.T) {
 	t.Parallel()
-	m, clk, is := ticketManager(t)
-	host := &fakeMember{}
-	r, _ := m.Create(CreateRequest{Member: host, ClientID: "host", MaxClients: 8, Origin: "o", Tickets: true})
-	p1 := &fakeMember{}
-	m.Join(r.Code, "p1", p1, JoinOptions{Tickets: true, Recover: true})
-	r.mu.Lock()
-	r.relayLocked(0, nil, []byte(`{"type":"message","from":0,"data":1}`))
-	r.relayLocked(0, nil, []byte(`{"type":"message","from":0,"data":2}`))
-	r.mu.Unlock()
-	clk.Advance(TicketGap)
-	again := &fakeMember{}
 	since := uint64(1)
-	if _, _, restored, err := m.Restore(RestoreRequest{Plain: is.last(), ClientID: "p1", Member: again,
-		Join: JoinOptions{Recover: true, Since: &since}}); err != nil || restored {
-		t.Fatalf("restore into the live room: %v, %v", restored, err)
-	}
+	r, again := restoreIntoLive(t, 2, JoinOptions{Recover: true, Since: &since})
 	expectFrames(t, "p1", again, `{"type":"joined","room":"`+r.Code+`","index":1,"peers":[0],"seq":2,"recovered":true}`,
 		`{"type":"message","from":0,"data":2,"seq":2}`)
 }
