@@ -182,11 +182,6 @@ func (s *Server) mayRebuild(ctx context.Context, code, ip string, counted bool) 
 	case counted && !s.probes.take(ip, time.Now()), !s.restores.take(machineKey, time.Now()):
 		return errTryAgain
 	}
-	if rv := s.rendezvous(ctx, code); rv != "" && rv != s.cfg.Instance {
-		// DNS views differ, or the client came around the proxy: the
-		// restore still works, but two could race (docs/protocol.md "One owner").
-		s.log.Info("restore: this machine is not the code's rendezvous", "room", code, "rendezvous", rv)
-	}
 	ans, err := s.askSiblings(ctx, code, true)
 	switch {
 	case len(ans.holders) > 1:
@@ -198,6 +193,17 @@ func (s *Server) mayRebuild(ctx context.Context, code, ip string, counted bool) 
 		return errRoomEnded
 	case err != nil:
 		s.log.Info("restore: not every sibling said whether it holds the code", "room", code, "error", err)
+		return errTryAgain
+	}
+	if rv := s.rendezvous(ctx, code); rv != "" && rv != s.cfg.Instance {
+		// One machine decides a code: another rebuilds nothing (it still
+		// answers Room exists or Room ended, above), and the
+		// client's next try (through the proxy, to /<code>) is replayed to
+		// the rendezvous. Two views of the DNS that differ agree again
+		// within its TTL. Before, this machine rebuilt too, and two
+		// members restoring at once on two machines made two copies
+		// (tests/live TestRestoreTwoAtOnce, under load).
+		s.log.Info("restore: this machine is not the code's rendezvous: Try again", "room", code, "rendezvous", rv)
 		return errTryAgain
 	}
 	return nil

@@ -145,13 +145,7 @@ func TestKillMidGameGoClient(t *testing.T) {
 	}
 	lost := held[victim]
 	t.Logf("rooms per machine: %v; killing %s (%d rooms)", counts(held), victim, len(lost))
-	t.Cleanup(func() {
-		cluster.restore(t, "machines/"+victim+"/start")
-		// The others' DNS answers (kept up to 5 s) still say it is stopped:
-		// a room the next test makes on it would not be found by code
-		// through them until they ask again.
-		time.Sleep(6 * time.Second)
-	})
+	t.Cleanup(func() { cluster.restore(t, "machines/"+victim+"/start") })
 	everyMember(t, lost, 15*time.Second, "every player to see three states", func(m *goMember) bool {
 		return m.slot == 0 || m.states >= 3
 	})
