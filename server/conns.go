@@ -111,10 +111,16 @@ func (s *Server) makeRoomFor(a *addrConns) bool {
 			victim = c
 		}
 	}
-	if victim == nil || !victim.crowdOut() {
+	if victim == nil {
 		return false
 	}
+	// Counted as leaving before it is closed: its session may end (and
+	// give the count back) before crowdOut returns.
 	s.perAddr.evicting(top, 1)
+	if !victim.crowdOut() {
+		s.perAddr.evicting(top, -1)
+		return false
+	}
 	if now := time.Now().UnixNano(); now >= s.crowdLogAfter.Load() {
 		s.crowdLogAfter.Store(now + int64(time.Second))
 		s.log.Warn(

@@ -197,11 +197,12 @@ func (l *addrLimits) mostHeld(mine *addrConns) (top *addrConns, most, minen int)
 	return top, most, minen
 }
 
-// evicting counts n more of a's sockets as on their way out.
+// evicting counts n more (or, negative, fewer) of a's sockets as on
+// their way out.
 func (l *addrLimits) evicting(a *addrConns, n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	a.leaving += n
+	a.leaving = max(0, a.leaving+n)
 }
 
 // getOrAdd returns the cache's value for key, adding a new zero V when
