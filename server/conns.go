@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/party-sockets/party-sockets/closecode"
+	"github.com/party-sockets/party-sockets/internal/rate"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
 )
@@ -97,6 +98,12 @@ func crowdedSlack(maxConns int64) int64 { return max(1, maxConns/16) }
 func (s *Server) makeRoomFor(a *addrConns) bool {
 	s.crowdMu.Lock() // one pass at a time: two must not pick the same socket
 	defer s.crowdMu.Unlock()
+	if s.crowdPasses.Unlimited() {
+		s.crowdPasses = rate.NewBucket(crowdPassesPerSec, crowdPassesPerSec)
+	}
+	if !s.crowdPasses.Take(time.Now()) {
+		return false // a pass walks every socket: at most crowdPassesPerSec of them
+	}
 	top, most, mine := s.perAddr.mostHeld(a)
 	if top == nil {
 		return false
@@ -161,6 +168,12 @@ func (c *conn) crowdOut() bool {
 	}()
 	return true
 }
+
+// crowdPassesPerSec bounds makeRoomFor's passes, each a walk of every
+// live socket: many addresses upgrading at the cap cannot make the machine
+// walk its sockets for each; past it an upgrade is refused (503), as it was
+// before the sockets were shared.
+const crowdPassesPerSec = 200
 
 // crowdCut bounds how long a socket closed to make room holds its slot
 // when the close frame cannot be written at once.

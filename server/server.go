@@ -63,6 +63,7 @@ import (
 
 	"github.com/party-sockets/party-sockets/closecode"
 	"github.com/party-sockets/party-sockets/internal/budget"
+	"github.com/party-sockets/party-sockets/internal/rate"
 	"github.com/party-sockets/party-sockets/internal/ticket"
 	"github.com/party-sockets/party-sockets/internal/wire"
 	"github.com/party-sockets/party-sockets/rooms"
@@ -209,6 +210,7 @@ type Server struct {
 	crowdMu   sync.Mutex   // held by the one MAX_CONNS fairness pass at a time (makeRoomFor)
 	// crowdLogAfter: makeRoomFor logs at most one line a second (unix ns).
 	crowdLogAfter atomic.Int64
+	crowdPasses   rate.Bucket // guarded by crowdMu: makeRoomFor's passes a second (crowdPassesPerSec)
 }
 
 // New returns a server for the rooms in mgr, registering its metrics in reg.
