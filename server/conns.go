@@ -130,15 +130,8 @@ func (s *Server) makeRoomFor(a *addrConns) bool {
 	}
 	if now := time.Now().UnixNano(); now >= s.crowdLogAfter.Load() {
 		s.crowdLogAfter.Store(now + int64(time.Second))
-		s.log.Warn(
-			"machine at MAX_CONNS: closed a socket of the address holding the most for one holding fewer (one line a second at most)",
-			"max_conns",
-			s.maxConns,
-			"its_sockets",
-			most,
-			"newcomers_sockets",
-			mine,
-		)
+		s.log.Warn("machine at MAX_CONNS: closed a socket of the address holding the most for one holding fewer "+
+			"(one line a second at most)", "max_conns", s.maxConns, "its_sockets", most, "newcomers_sockets", mine)
 	}
 	return true
 }

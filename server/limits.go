@@ -184,17 +184,17 @@ func (l *addrLimits) release(ip string, crowded bool) {
 // mostHeld is the address other than mine holding the most live
 // sockets (less those on their way out), when that is more than mine
 // will hold with one more; with both counts.
-func (l *addrLimits) mostHeld(mine *addrConns) (top *addrConns, most, minen int) {
+func (l *addrLimits) mostHeld(mine *addrConns) (top *addrConns, most, mineHeld int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	minen = mine.n - mine.leaving // mine.n counts the new socket already (acquire)
-	most = minen
+	mineHeld = mine.n - mine.leaving // mine.n counts the new socket already (acquire)
+	most = mineHeld
 	for _, a := range l.conns {
 		if n := a.n - a.leaving; a != mine && n > most {
 			top, most = a, n
 		}
 	}
-	return top, most, minen
+	return top, most, mineHeld
 }
 
 // evicting counts n more (or, negative, fewer) of a's sockets as on

@@ -60,27 +60,24 @@ func newNewcomers(machineMissesPerMin int) *newcomers {
 
 // take spends one of the bucket's tokens for ip, within ip's share.
 func (n *newcomers) take(ip string, now time.Time) bool {
-	if n.perIP.level(ip, now) < 1 {
+	if !n.perIP.take(ip, now) {
 		return false
 	}
 	n.mu.Lock()
 	ok := n.bucket.Take(now)
 	n.mu.Unlock()
-	if ok && !n.perIP.take(ip, now) {
-		n.give(ip, now, false) // spent meanwhile by ip's other lookups
-		return false
+	if !ok {
+		n.perIP.give(ip, now) // the machine's bucket is empty: ip spent nothing
 	}
 	return ok
 }
 
-// give puts back a token taken for ip (and, with mine, ip's share of it).
-func (n *newcomers) give(ip string, now time.Time, mine bool) {
+// give puts back a token taken for ip, and ip's share of it.
+func (n *newcomers) give(ip string, now time.Time) {
 	n.mu.Lock()
 	n.bucket.Give(now)
 	n.mu.Unlock()
-	if mine {
-		n.perIP.give(ip, now)
-	}
+	n.perIP.give(ip, now)
 }
 
 // A newcomer is an admitted lookup or join that took a newcomer's token:
@@ -116,7 +113,7 @@ func (l *addrLimits) admit(ip, code string) (ok bool, took newcomer) {
 // ip's took, when its room exists: only guesses that miss spend one.
 func (l *addrLimits) found(ip string, took newcomer) {
 	if took {
-		l.newcomers.give(ip, l.now(), true)
+		l.newcomers.give(ip, l.now())
 	}
 }
 
